@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs (Debian packages) everything the build, the tests and the demo need, and
+# nothing that is already there. Safe to run again.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have containerd || need+=(containerd)
+have docker-registry || need+=(docker-registry)
+have skopeo || need+=(skopeo)
+have umoci || need+=(umoci)
+have protoc || need+=(protobuf-compiler)
+have cmake || need+=(cmake)
+have pkg-config || need+=(pkg-config)
+have clang || need+=(clang)
+have ld.lld || need+=(lld)
+have python3 || need+=(python3)
+dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need[*]}" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: run as root to install packages" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! have cargo; then
+  echo "install-deps: cargo is missing; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi

@@ -1,0 +1,1 @@
+//! Admin API on the second unix socket, and the metrics endpoint.

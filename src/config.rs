@@ -1,0 +1,888 @@
+//! Configuration in two stages: `RawConfig` mirrors the TOML file (plain serde, every
+//! field optional with a default), `Config::try_from(RawConfig)` validates it into typed
+//! values (globs compiled, durations parsed, cross-field rules checked). Errors name the
+//! key; `Config::load` adds the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::report::Severity;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullwarden/config.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} does not parse: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {source}")]
+    InFile {
+        path: PathBuf,
+        source: Box<ConfigError>,
+    },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------- raw (TOML) form
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub registry: RawRegistry,
+    #[serde(default)]
+    pub scan: RawScanLimits,
+    #[serde(default)]
+    pub policy: Vec<RawPolicy>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<PathBuf>,
+    pub upstream: Option<PathBuf>,
+    pub admin: Option<PathBuf>,
+    pub metrics: Option<String>,
+    pub containerd_namespace: Option<String>,
+    /// containerd's root directory (holds `io.containerd.content.v1.content`). When
+    /// unset it is asked from containerd's introspection API.
+    pub containerd_root: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub socket_group: Option<String>,
+    /// How long a draining daemon waits for calls in flight on SIGTERM.
+    pub drain_timeout: Option<String>,
+    /// Log format: "text" (default on a terminal) or "json".
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    pub plain_http: Option<Vec<String>>,
+    pub timeout: Option<String>,
+    /// A docker `config.json` with credentials used when a pull carries none.
+    pub auth_file: Option<PathBuf>,
+    /// Largest manifest/index/signature document fetched, in bytes.
+    pub max_manifest_bytes: Option<u64>,
+    /// Largest blob (signature layer, bundle, attestation) fetched, in bytes.
+    pub max_blob_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScanLimits {
+    pub max_layer_bytes: Option<u64>,
+    pub max_layer_entries: Option<u64>,
+    pub max_path_bytes: Option<u64>,
+    pub max_secret_file_bytes: Option<u64>,
+    pub layer_cache_entries: Option<u64>,
+    pub parallel_layers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub name: Option<String>,
+    pub images: Option<Vec<String>>,
+    pub namespaces: Option<Vec<String>>,
+    pub mode: Option<String>,
+    pub on_error: Option<String>,
+    pub signatures: Option<RawSignatures>,
+    pub scan: Option<RawScanPolicy>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignatures {
+    pub keys: Option<Vec<PathBuf>>,
+    pub threshold: Option<usize>,
+    pub trusted_root: Option<PathBuf>,
+    pub keyless: Option<Vec<RawKeyless>>,
+    /// Where a signature must sit for a multi-platform image: "any" (index or platform
+    /// manifest, the default), "platform" (the platform manifest's own digest).
+    pub require_on: Option<String>,
+    /// Require a transparency-log proof (Rekor SET or inclusion proof) for key-signed
+    /// signatures too. Keyless signatures always need one.
+    pub require_tlog: Option<bool>,
+    /// Repositories a signature's `docker-reference` may name besides the image's own
+    /// (globs), e.g. when images are signed before being copied to a mirror.
+    pub allowed_references: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyless {
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    pub subject_regex: Option<String>,
+    /// Fulcio certificate extensions that must match exactly, by name
+    /// (e.g. `github_workflow_repository = "acme/app"`) or dotted OID.
+    pub extensions: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScanPolicy {
+    pub enabled: Option<bool>,
+    pub secrets: Option<String>,
+    pub max_severity: Option<String>,
+    pub ignore_unfixed: Option<bool>,
+    pub allow: Option<Vec<RawVulnException>>,
+    pub deny_setuid: Option<bool>,
+    pub deny_world_writable: Option<bool>,
+    pub deny_devices: Option<bool>,
+    pub denylist: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVulnException {
+    pub id: Option<String>,
+    pub until: Option<String>,
+    pub reason: Option<String>,
+}
+
+// ---------------------------------------------------------------- validated form
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: Server,
+    pub registry: Registry,
+    pub scan: ScanLimits,
+    pub policies: Vec<Policy>,
+    /// Where the config came from (None when built in memory).
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub listen: PathBuf,
+    pub upstream: PathBuf,
+    pub admin: PathBuf,
+    pub metrics: Option<String>,
+    pub containerd_namespace: String,
+    pub containerd_root: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub socket_group: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registry {
+    pub plain_http: Vec<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub auth_file: Option<PathBuf>,
+    pub max_manifest_bytes: u64,
+    pub max_blob_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanLimits {
+    /// Uncompressed bytes per layer; past this the layer is a decompression bomb.
+    pub max_layer_bytes: u64,
+    pub max_layer_entries: u64,
+    pub max_path_bytes: u64,
+    /// Files larger than this are not searched for secrets (reported as skipped).
+    pub max_secret_file_bytes: u64,
+    /// Layer results kept in the cache (least recently used go first).
+    pub layer_cache_entries: u64,
+    pub parallel_layers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Audit,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingAction {
+    Deny,
+    Warn,
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureLocation {
+    /// The index digest or the platform manifest digest.
+    Any,
+    /// Only the platform manifest digest.
+    Platform,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub images: Vec<String>,
+    pub namespaces: Vec<String>,
+    pub mode: Mode,
+    pub on_error: OnError,
+    pub signatures: Option<SignaturePolicy>,
+    pub scan: ScanPolicy,
+    #[serde(skip)]
+    image_globs: GlobSet,
+    #[serde(skip)]
+    namespace_globs: GlobSet,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignaturePolicy {
+    pub keys: Vec<PathBuf>,
+    pub threshold: usize,
+    pub trusted_root: Option<PathBuf>,
+    pub keyless: Vec<KeylessIdentity>,
+    pub require_on: SignatureLocation,
+    pub require_tlog: bool,
+    pub allowed_references: Vec<String>,
+    #[serde(skip)]
+    pub allowed_reference_globs: GlobSet,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeylessIdentity {
+    pub issuer: String,
+    pub subject: Option<String>,
+    #[serde(serialize_with = "ser_regex")]
+    pub subject_regex: Option<Regex>,
+    pub extensions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanPolicy {
+    pub enabled: bool,
+    pub secrets: FindingAction,
+    pub max_severity: Severity,
+    pub ignore_unfixed: bool,
+    pub allow: Vec<VulnException>,
+    pub deny_setuid: bool,
+    pub deny_world_writable: bool,
+    pub deny_devices: bool,
+    pub denylist: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VulnException {
+    pub id: String,
+    /// Last day (UTC, inclusive) the exception applies; None = no expiry.
+    #[serde(serialize_with = "ser_date")]
+    pub until: Option<time::Date>,
+    pub reason: String,
+}
+
+fn ser_regex<S: serde::Serializer>(r: &Option<Regex>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.serialize_some(r.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_date<S: serde::Serializer>(d: &Option<time::Date>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+mod humantime_serde_compat {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+}
+
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        ScanPolicy {
+            enabled: true,
+            secrets: FindingAction::Deny,
+            max_severity: Severity::High,
+            ignore_unfixed: false,
+            allow: Vec::new(),
+            deny_setuid: false,
+            deny_world_writable: false,
+            deny_devices: false,
+            denylist: None,
+        }
+    }
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        ScanLimits {
+            max_layer_bytes: 8 << 30,
+            max_layer_entries: 2_000_000,
+            max_path_bytes: 4096,
+            max_secret_file_bytes: 4 << 20,
+            layer_cache_entries: 20_000,
+            parallel_layers: 2,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::try_from(RawConfig::default()).expect("defaults are valid")
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. A missing file at the default path means
+    /// "all defaults"; a missing file named explicitly is an error.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let mut cfg = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => ConfigError::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(other),
+            },
+        })?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<memory>"),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Config::try_from(raw)
+    }
+
+    /// The first policy whose image globs match `reference` and whose namespace globs
+    /// match `namespace` (an empty namespace — a pull without a pod — matches `*`).
+    pub fn policy_for(&self, reference: &str, namespace: &str) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .find(|p| p.matches_image(reference) && p.matches_namespace(namespace))
+    }
+}
+
+impl Policy {
+    /// `reference` should be normalized (`docker.io/library/nginx:latest`). Matches when
+    /// either the whole reference or the bare repository (tag/digest cut) matches.
+    pub fn matches_image(&self, reference: &str) -> bool {
+        self.image_globs.is_match(reference)
+            || self.image_globs.is_match(crate::reference::repository_of(reference))
+    }
+
+    pub fn matches_namespace(&self, namespace: &str) -> bool {
+        self.namespace_globs.is_match(namespace)
+    }
+}
+
+/// `*` stays within one path segment, `**` crosses segments (globset with
+/// `literal_separator`), matching how operators write registry paths.
+fn compile_globs(key: &str, patterns: &[String]) -> Result<GlobSet, ConfigError> {
+    let mut b = GlobSetBuilder::new();
+    for (i, p) in patterns.iter().enumerate() {
+        if p.is_empty() {
+            return Err(invalid(format!("{key}[{i}]"), "empty pattern"));
+        }
+        let g = GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| invalid(format!("{key}[{i}]"), format!("bad glob {p:?}: {e}")))?;
+        b.add(g);
+    }
+    b.build().map_err(|e| invalid(key, e.to_string()))
+}
+
+fn parse_duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s)
+        .map_err(|e| invalid(key, format!("{s:?} is not a duration like \"10s\": {e}")))
+}
+
+fn parse_enum<T: Copy>(key: &str, value: &str, options: &[(&str, T)]) -> Result<T, ConfigError> {
+    options
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            invalid(key, format!("{value:?} is not one of {}", names.join(", ")))
+        })
+}
+
+impl TryFrom<RawConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
+        let s = raw.server;
+        let log_format = match s.log_format.as_deref() {
+            None => LogFormat::Text,
+            Some(v) => parse_enum(
+                "server.log_format",
+                v,
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )?,
+        };
+        let server = Server {
+            listen: s.listen.unwrap_or_else(|| "/run/pullwarden/cri.sock".into()),
+            upstream: s
+                .upstream
+                .unwrap_or_else(|| "/run/containerd/containerd.sock".into()),
+            admin: s.admin.unwrap_or_else(|| "/run/pullwarden/admin.sock".into()),
+            metrics: match s.metrics {
+                None => Some("127.0.0.1:9469".into()),
+                Some(m) if m.is_empty() => None,
+                Some(m) => {
+                    m.parse::<std::net::SocketAddr>().map_err(|e| {
+                        invalid("server.metrics", format!("{m:?} is not HOST:PORT: {e}"))
+                    })?;
+                    Some(m)
+                }
+            },
+            containerd_namespace: s.containerd_namespace.unwrap_or_else(|| "k8s.io".into()),
+            containerd_root: s.containerd_root,
+            state_dir: s.state_dir.unwrap_or_else(|| "/var/lib/pullwarden".into()),
+            socket_group: s.socket_group.unwrap_or_else(|| "root".into()),
+            drain_timeout: match s.drain_timeout {
+                None => Duration::from_secs(30),
+                Some(d) => parse_duration("server.drain_timeout", &d)?,
+            },
+            log_format,
+        };
+        for (key, p) in [
+            ("server.listen", &server.listen),
+            ("server.upstream", &server.upstream),
+            ("server.admin", &server.admin),
+            ("server.state_dir", &server.state_dir),
+        ] {
+            if !p.is_absolute() {
+                return Err(invalid(key, format!("{} is not an absolute path", p.display())));
+            }
+        }
+        if server.listen == server.upstream {
+            return Err(invalid(
+                "server.listen",
+                "must differ from server.upstream (pullwarden would call itself)",
+            ));
+        }
+        if server.listen == server.admin {
+            return Err(invalid("server.admin", "must differ from server.listen"));
+        }
+        if server.containerd_namespace.is_empty() {
+            return Err(invalid("server.containerd_namespace", "must not be empty"));
+        }
+
+        let r = raw.registry;
+        let registry = Registry {
+            plain_http: r.plain_http.unwrap_or_default(),
+            timeout: match r.timeout {
+                None => Duration::from_secs(10),
+                Some(t) => parse_duration("registry.timeout", &t)?,
+            },
+            auth_file: r.auth_file,
+            max_manifest_bytes: r.max_manifest_bytes.unwrap_or(4 << 20),
+            max_blob_bytes: r.max_blob_bytes.unwrap_or(16 << 20),
+        };
+        if registry.timeout.is_zero() {
+            return Err(invalid("registry.timeout", "must be greater than zero"));
+        }
+
+        let d = ScanLimits::default();
+        let sl = raw.scan;
+        let scan = ScanLimits {
+            max_layer_bytes: sl.max_layer_bytes.unwrap_or(d.max_layer_bytes),
+            max_layer_entries: sl.max_layer_entries.unwrap_or(d.max_layer_entries),
+            max_path_bytes: sl.max_path_bytes.unwrap_or(d.max_path_bytes),
+            max_secret_file_bytes: sl.max_secret_file_bytes.unwrap_or(d.max_secret_file_bytes),
+            layer_cache_entries: sl.layer_cache_entries.unwrap_or(d.layer_cache_entries),
+            parallel_layers: sl.parallel_layers.unwrap_or(d.parallel_layers),
+        };
+        if scan.parallel_layers == 0 {
+            return Err(invalid("scan.parallel_layers", "must be at least 1"));
+        }
+
+        let mut policies = Vec::with_capacity(raw.policy.len());
+        for (i, p) in raw.policy.into_iter().enumerate() {
+            let policy = validate_policy(i, p)?;
+            if policies.iter().any(|q: &Policy| q.name == policy.name) {
+                return Err(invalid(
+                    format!("policy[{i}].name"),
+                    format!("duplicate policy name {:?}", policy.name),
+                ));
+            }
+            policies.push(policy);
+        }
+
+        Ok(Config {
+            server,
+            registry,
+            scan,
+            policies,
+            source: None,
+        })
+    }
+}
+
+fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigError> {
+    let key = |k: &str| format!("policy[{i}].{k}");
+    let name = p
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| invalid(key("name"), "every policy needs a name"))?;
+    let images = p
+        .images
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| invalid(key("images"), "list at least one image glob (\"**\" for all)"))?;
+    let namespaces = p.namespaces.unwrap_or_else(|| vec!["*".into()]);
+    let mode = match p.mode.as_deref() {
+        None => Mode::Enforce,
+        Some(m) => parse_enum(
+            &key("mode"),
+            m,
+            &[("enforce", Mode::Enforce), ("audit", Mode::Audit), ("off", Mode::Off)],
+        )?,
+    };
+    let on_error = match p.on_error.as_deref() {
+        None => OnError::Deny,
+        Some(m) => parse_enum(
+            &key("on_error"),
+            m,
+            &[("deny", OnError::Deny), ("allow", OnError::Allow)],
+        )?,
+    };
+    let image_globs = compile_globs(&key("images"), &images)?;
+    let namespace_globs = compile_globs(&key("namespaces"), &namespaces)?;
+    let signatures = p
+        .signatures
+        .map(|s| validate_signatures(&key("signatures"), s))
+        .transpose()?;
+    let scan = validate_scan_policy(&key("scan"), p.scan.unwrap_or_default())?;
+    Ok(Policy {
+        name,
+        images,
+        namespaces,
+        mode,
+        on_error,
+        signatures,
+        scan,
+        image_globs,
+        namespace_globs,
+    })
+}
+
+fn validate_signatures(key: &str, s: RawSignatures) -> Result<SignaturePolicy, ConfigError> {
+    let keys = s.keys.unwrap_or_default();
+    let mut keyless = Vec::new();
+    for (j, k) in s.keyless.unwrap_or_default().into_iter().enumerate() {
+        let kk = format!("{key}.keyless[{j}]");
+        let issuer = k
+            .issuer
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid(format!("{kk}.issuer"), "keyless identities need an issuer"))?;
+        if k.subject.is_none() && k.subject_regex.is_none() {
+            return Err(invalid(
+                kk,
+                "set subject or subject_regex (an identity that trusts any subject of an issuer is refused)",
+            ));
+        }
+        let subject_regex = k
+            .subject_regex
+            .map(|r| {
+                Regex::new(&r).map_err(|e| invalid(format!("{kk}.subject_regex"), e.to_string()))
+            })
+            .transpose()?;
+        keyless.push(KeylessIdentity {
+            issuer,
+            subject: k.subject,
+            subject_regex,
+            extensions: k.extensions.unwrap_or_default(),
+        });
+    }
+    if keys.is_empty() && keyless.is_empty() {
+        return Err(invalid(
+            key,
+            "a signatures section needs at least one key or keyless identity",
+        ));
+    }
+    if !keyless.is_empty() && s.trusted_root.is_none() {
+        return Err(invalid(
+            format!("{key}.trusted_root"),
+            "keyless identities need a trusted_root (sigstore trusted_root.json)",
+        ));
+    }
+    let threshold = s.threshold.unwrap_or(1);
+    let signers = keys.len() + keyless.len();
+    if threshold == 0 || threshold > signers {
+        return Err(invalid(
+            format!("{key}.threshold"),
+            format!("must be between 1 and the number of keys and identities ({signers})"),
+        ));
+    }
+    let require_on = match s.require_on.as_deref() {
+        None => SignatureLocation::Any,
+        Some(v) => parse_enum(
+            &format!("{key}.require_on"),
+            v,
+            &[("any", SignatureLocation::Any), ("platform", SignatureLocation::Platform)],
+        )?,
+    };
+    let allowed_references = s.allowed_references.unwrap_or_default();
+    let allowed_reference_globs =
+        compile_globs(&format!("{key}.allowed_references"), &allowed_references)?;
+    Ok(SignaturePolicy {
+        keys,
+        threshold,
+        trusted_root: s.trusted_root,
+        keyless,
+        require_on,
+        require_tlog: s.require_tlog.unwrap_or(false),
+        allowed_references,
+        allowed_reference_globs,
+    })
+}
+
+fn validate_scan_policy(key: &str, s: RawScanPolicy) -> Result<ScanPolicy, ConfigError> {
+    let d = ScanPolicy::default();
+    let secrets = match s.secrets.as_deref() {
+        None => d.secrets,
+        Some(v) => parse_enum(
+            &format!("{key}.secrets"),
+            v,
+            &[
+                ("deny", FindingAction::Deny),
+                ("warn", FindingAction::Warn),
+                ("ignore", FindingAction::Ignore),
+            ],
+        )?,
+    };
+    let max_severity = match s.max_severity.as_deref() {
+        None => d.max_severity,
+        Some(v) => v
+            .parse::<Severity>()
+            .map_err(|e| invalid(format!("{key}.max_severity"), e))?,
+    };
+    let mut allow = Vec::new();
+    for (j, a) in s.allow.unwrap_or_default().into_iter().enumerate() {
+        let ak = format!("{key}.allow[{j}]");
+        let id = a
+            .id
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid(format!("{ak}.id"), "an exception needs a vulnerability id"))?;
+        let until = a
+            .until
+            .map(|u| {
+                time::Date::parse(&u, time::macros::format_description!("[year]-[month]-[day]"))
+                    .map_err(|e| invalid(format!("{ak}.until"), format!("{u:?} is not YYYY-MM-DD: {e}")))
+            })
+            .transpose()?;
+        allow.push(VulnException {
+            id,
+            until,
+            reason: a.reason.unwrap_or_default(),
+        });
+    }
+    Ok(ScanPolicy {
+        enabled: s.enabled.unwrap_or(true),
+        secrets,
+        max_severity,
+        ignore_unfixed: s.ignore_unfixed.unwrap_or(d.ignore_unfixed),
+        allow,
+        deny_setuid: s.deny_setuid.unwrap_or(d.deny_setuid),
+        deny_world_writable: s.deny_world_writable.unwrap_or(d.deny_world_writable),
+        deny_devices: s.deny_devices.unwrap_or(d.deny_devices),
+        denylist: s.denylist,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DESIGN_EXAMPLE: &str = r#"
+[server]
+listen = "/run/pullwarden/cri.sock"
+upstream = "/run/containerd/containerd.sock"
+admin = "/run/pullwarden/admin.sock"
+metrics = "127.0.0.1:9469"
+containerd_namespace = "k8s.io"
+state_dir = "/var/lib/pullwarden"
+socket_group = "root"
+
+[registry]
+plain_http = ["127.0.0.1:5000"]
+timeout = "10s"
+
+[[policy]]
+name = "prod"
+images = ["registry.example.com/prod/**"]
+namespaces = ["*"]
+mode = "enforce"
+on_error = "deny"
+
+[policy.signatures]
+keys = ["/etc/pullwarden/keys/release-2026q4.pub", "/etc/pullwarden/keys/release-2027q1.pub"]
+threshold = 1
+trusted_root = "/etc/pullwarden/trusted_root.json"
+[[policy.signatures.keyless]]
+issuer = "https://token.actions.githubusercontent.com"
+subject_regex = "^https://github.com/acme/"
+
+[policy.scan]
+secrets = "deny"
+max_severity = "high"
+ignore_unfixed = false
+allow = [{ id = "CVE-2024-0001", until = "2027-01-01", reason = "not reachable" }]
+deny_setuid = false
+denylist = "/etc/pullwarden/denylist.txt"
+"#;
+
+    #[test]
+    fn design_example_parses() {
+        let c = Config::parse(DESIGN_EXAMPLE).unwrap();
+        assert_eq!(c.registry.plain_http, vec!["127.0.0.1:5000"]);
+        assert_eq!(c.registry.timeout, Duration::from_secs(10));
+        let p = &c.policies[0];
+        assert_eq!(p.mode, Mode::Enforce);
+        let s = p.signatures.as_ref().unwrap();
+        assert_eq!(s.keys.len(), 2);
+        assert_eq!(s.keyless.len(), 1);
+        assert_eq!(p.scan.max_severity, Severity::High);
+        assert_eq!(p.scan.allow[0].until.unwrap().year(), 2027);
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.listen, PathBuf::from("/run/pullwarden/cri.sock"));
+        assert_eq!(c.server.containerd_namespace, "k8s.io");
+        assert!(c.policies.is_empty());
+    }
+
+    #[test]
+    fn globs_and_namespaces() {
+        let c = Config::parse(
+            r#"
+[[policy]]
+name = "kube-system"
+images = ["**"]
+namespaces = ["kube-system"]
+mode = "off"
+[[policy]]
+name = "prod"
+images = ["registry.example.com/prod/*"]
+[[policy]]
+name = "rest"
+images = ["**"]
+mode = "audit"
+"#,
+        )
+        .unwrap();
+        let pick = |r: &str, ns: &str| c.policy_for(r, ns).map(|p| p.name.as_str());
+        assert_eq!(pick("registry.example.com/prod/app:v1", "default"), Some("prod"));
+        assert_eq!(pick("registry.example.com/prod/app@sha256:abc", "x"), Some("prod"));
+        // `*` does not cross a path segment.
+        assert_eq!(pick("registry.example.com/prod/team/app:v1", "x"), Some("rest"));
+        assert_eq!(pick("registry.example.com/prod/app:v1", "kube-system"), Some("kube-system"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[server]\nlisten = \"relative.sock\"", "server.listen"),
+            ("[registry]\ntimeout = \"soon\"", "registry.timeout"),
+            ("[[policy]]\nimages=[\"**\"]", "policy[0].name"),
+            ("[[policy]]\nname=\"a\"", "policy[0].images"),
+            ("[[policy]]\nname=\"a\"\nimages=[\"**\"]\nmode=\"strict\"", "policy[0].mode"),
+            (
+                "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[policy.signatures]\nkeys=[\"/k\"]\nthreshold=2",
+                "policy[0].signatures.threshold",
+            ),
+            (
+                "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[policy.signatures]\n[[policy.signatures.keyless]]\nissuer=\"i\"\nsubject=\"s\"",
+                "policy[0].signatures.trusted_root",
+            ),
+            (
+                "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[policy.scan]\nmax_severity=\"severe\"",
+                "policy[0].scan.max_severity",
+            ),
+            (
+                "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[policy.scan]\nallow=[{id=\"X\",until=\"next year\"}]",
+                "policy[0].scan.allow[0].until",
+            ),
+            ("[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[[policy]]\nname=\"a\"\nimages=[\"**\"]", "policy[1].name"),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{text:?}: {err}");
+        }
+        assert!(matches!(
+            Config::parse("[server]\nlisten = 3"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::parse("[server]\nunknown_field = 1"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(Config::parse("[[[").is_err());
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[registry]\ntimeout = \"x\"").unwrap();
+        let e = Config::load(&p, true).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("registry.timeout"), "{e}");
+        let missing = dir.path().join("nope.toml");
+        assert!(Config::load(&missing, true).is_err());
+        assert!(Config::load(&missing, false).is_ok());
+    }
+}

@@ -1,0 +1,1 @@
+//! containerd API access: images, leases, content info and paths, delete.

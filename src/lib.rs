@@ -1,0 +1,18 @@
+//! pullwarden: a node daemon on the CRI image service socket. Every image pull passes
+//! through it; before a pull may complete, the image's signatures are verified and its
+//! layers scanned, and the verdict is recorded by digest. See DESIGN.md for the data flow.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod containerd;
+pub mod cri;
+pub mod digest;
+pub mod policy;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod scan;
+pub mod store;
+pub mod verify;
+pub mod vulndb;

@@ -1,0 +1,1 @@
+//! Pure policy evaluation: (image, signature outcome, scan report) → verdict. No I/O.

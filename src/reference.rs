@@ -1,0 +1,219 @@
+//! Image references as the kubelet and containerd spell them, normalized the way
+//! containerd does (`nginx` → `docker.io/library/nginx:latest`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reference {
+    /// Registry host with optional port (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// Repository path (`library/nginx`).
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReferenceError {
+    #[error("image reference is empty")]
+    Empty,
+    #[error("image reference {0:?} is longer than 4096 bytes")]
+    TooLong(String),
+    #[error("image reference {0:?}: {1}")]
+    Invalid(String, &'static str),
+    #[error("image reference {0:?}: {1}")]
+    BadDigest(String, crate::digest::DigestError),
+}
+
+const DOCKER_HUB: &str = "docker.io";
+
+impl FromStr for Reference {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        if s.len() > 4096 {
+            return Err(ReferenceError::TooLong(s[..64].to_string()));
+        }
+        let bad = |why| ReferenceError::Invalid(s.to_string(), why);
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => (
+                r,
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|e| ReferenceError::BadDigest(s.to_string(), e))?,
+                ),
+            ),
+            None => (s, None),
+        };
+        // A tag is after the last ':' that follows the last '/'.
+        let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(t) = tag {
+            let ok = !t.is_empty()
+                && t.len() <= 128
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                && !t.starts_with(['.', '-']);
+            if !ok {
+                return Err(bad("invalid tag"));
+            }
+        }
+        if name.is_empty() {
+            return Err(bad("missing repository name"));
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), path.to_string())
+            }
+            _ => (DOCKER_HUB.to_string(), name.to_string()),
+        };
+        let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
+            DOCKER_HUB.to_string()
+        } else {
+            registry
+        };
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        if !registry
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        {
+            return Err(bad("invalid registry host"));
+        }
+        for comp in repository.split('/') {
+            let ok = !comp.is_empty()
+                && comp.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                })
+                && comp.as_bytes()[0].is_ascii_alphanumeric();
+            if !ok {
+                return Err(bad("invalid repository path (lowercase letters, digits, . _ -)"));
+            }
+        }
+        let tag = match (tag, &digest) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, None) => Some("latest".to_string()),
+            (None, Some(_)) => None,
+        };
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+}
+
+impl Reference {
+    /// `registry/repository` without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same repository at another digest.
+    pub fn with_digest(&self, digest: Digest) -> Reference {
+        Reference {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: None,
+            digest: Some(digest),
+        }
+    }
+
+    /// What to ask the registry's manifest endpoint for: the digest when pinned, else the tag.
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The repository part of a normalized reference string (tag and digest cut off).
+pub fn repository_of(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap_or(reference);
+    let last_slash = no_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match no_digest[last_slash..].rfind(':') {
+        Some(i) => &no_digest[..last_slash + i],
+        None => no_digest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_containerd() {
+        let cases = [
+            ("nginx", "docker.io/library/nginx:latest"),
+            ("nginx:1.27", "docker.io/library/nginx:1.27"),
+            ("acme/app", "docker.io/acme/app:latest"),
+            ("index.docker.io/acme/app:v1", "docker.io/acme/app:v1"),
+            ("127.0.0.1:5000/demo/signed:v1", "127.0.0.1:5000/demo/signed:v1"),
+            ("localhost/app", "localhost/app:latest"),
+            ("ghcr.io/a/b/c:1.0-rc.1", "ghcr.io/a/b/c:1.0-rc.1"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(input.parse::<Reference>().unwrap().to_string(), want);
+        }
+        let d = format!("sha256:{}", "b".repeat(64));
+        let r: Reference = format!("127.0.0.1:5000/x@{d}").parse().unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.manifest_ref(), d);
+        assert_eq!(r.registry, "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn rejects_hostile() {
+        for bad in [
+            "",
+            "UPPER/case",
+            "a//b",
+            "a:",
+            "a@sha256:zz",
+            "reg.io/../etc",
+            "a:tag with space",
+            "reg.io/a/b:-x",
+            "/x",
+            "x/",
+        ] {
+            assert!(bad.parse::<Reference>().is_err(), "{bad:?} accepted");
+        }
+        assert!("a".repeat(5000).parse::<Reference>().is_err());
+    }
+
+    #[test]
+    fn repository_of_cuts_tag_and_digest() {
+        assert_eq!(repository_of("127.0.0.1:5000/a/b:v1"), "127.0.0.1:5000/a/b");
+        assert_eq!(repository_of("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
+        assert_eq!(repository_of("docker.io/library/x@sha256:00"), "docker.io/library/x");
+    }
+}

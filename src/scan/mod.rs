@@ -1,0 +1,1 @@
+//! Layer scanning: blob access (mmap), decompression, tar walk, analyzers.

@@ -1,0 +1,1 @@
+//! Verdicts, layer results and history in an embedded, crash-safe database.

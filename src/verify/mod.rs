@@ -1,0 +1,1 @@
+//! cosign/sigstore signature verification: keys, keyless, bundles. No policy decisions.

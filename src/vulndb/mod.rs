@@ -1,0 +1,1 @@
+//! Offline OSV vulnerability database: import, per-ecosystem version ordering, matching.
