@@ -210,3 +210,35 @@ pub struct ScanReport {
     pub vulnerabilities: Vec<Vulnerability>,
     pub layers: Vec<LayerSummary>,
 }
+
+/// One signature (or signature location) examined for an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureCheck {
+    /// The digest the signature was looked up for: the index or the platform manifest.
+    pub subject: String,
+    /// Where it was found: `referrers`, `referrers-tag` (`sha256-<hex>`),
+    /// `legacy-tag` (`sha256-<hex>.sig`), or `none` for a location with nothing in it.
+    pub source: String,
+    /// Digest of the signature manifest, layer or bundle, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// The trusted key (file and fingerprint) or keyless identity it was tried against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    pub verified: bool,
+    /// `verified`, or why not (bad signature, other digest, untrusted CA, expired,
+    /// identity mismatch, missing transparency proof, …).
+    pub reason: String,
+}
+
+/// The outcome of signature verification for one image under one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SignatureReport {
+    /// False when the policy has no `[policy.signatures]` section.
+    pub required: bool,
+    pub satisfied: bool,
+    pub threshold: usize,
+    /// Distinct trusted signers that verified.
+    pub verified_signers: Vec<String>,
+    pub checks: Vec<SignatureCheck>,
+}

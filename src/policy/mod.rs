@@ -1,1 +1,5 @@
 //! Pure policy evaluation: (image, signature outcome, scan report) → verdict. No I/O.
+
+pub mod verdict;
+
+pub use verdict::{Decision, DenyKind, Findings, Verdict};

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# THE test command (README, .ci/run): installs what is missing, starts a real registry
+# and a real containerd on loopback with temp dirs, runs every test (unit, integration,
+# doc), then stops what it started. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash integration/install-deps.sh
+
+dir=$(mktemp -d /tmp/pullwarden-it.XXXXXX)
+cleanup() {
+  status=$?
+  bash integration/services.sh stop "$dir" || true
+  if [ $status -ne 0 ]; then
+    for log in "$dir"/registry/log "$dir"/containerd/log; do
+      [ -f "$log" ] && { echo "--- tail of $log"; tail -n 20 "$log"; }
+    done
+  fi
+  rm -rf "$dir"
+  exit $status
+}
+trap cleanup EXIT
+bash integration/services.sh start "$dir"
+# shellcheck disable=SC1091
+source "$dir/env"
+
+cargo test --locked "$@"

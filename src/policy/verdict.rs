@@ -1,0 +1,67 @@
+//! The verdict: the one record a pull produces, stored by digest and shown by the CLI.
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{FileFinding, SecretFinding, SignatureReport, Vulnerability};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// Why a deny happened, which decides the error shape the kubelet gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DenyKind {
+    /// Signature requirement not met → `UNKNOWN` + `SignatureValidationFailed:`.
+    Signature,
+    /// Secrets, files, vulnerabilities, integrity → `PERMISSION_DENIED`.
+    Scan,
+    /// The registry could not be reached or answered badly → `RegistryUnavailable:`.
+    Registry,
+    /// containerd or another local part failed → `UNAVAILABLE`.
+    Infrastructure,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Findings {
+    pub secrets: Vec<SecretFinding>,
+    pub vulnerabilities: Vec<Vulnerability>,
+    pub files: Vec<FileFinding>,
+}
+
+/// Verdict JSON: the fields named in DESIGN.md are fixed; others may be added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Manifest digest (the index digest for a multi-platform image).
+    pub digest: String,
+    /// Platform manifest digest when `digest` is an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_digest: Option<String>,
+    pub reference: String,
+    pub decision: Decision,
+    /// `enforce` | `audit` | `off`.
+    pub mode: String,
+    pub policy: String,
+    /// Every reason for the decision, most important first; empty for a clean allow.
+    pub reasons: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_kind: Option<DenyKind>,
+    /// True when `enforce` would have denied but the mode is `audit`.
+    #[serde(default)]
+    pub would_deny: bool,
+    pub signatures: SignatureReport,
+    pub findings: Findings,
+    /// Findings the policy reported but did not deny for (warn, allow-listed, expired exceptions).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Number of packages in the inventory.
+    #[serde(default)]
+    pub packages: usize,
+    /// RFC 3339.
+    pub decided_at: String,
+    pub policy_fingerprint: String,
+    pub db_version: String,
+}
