@@ -324,7 +324,10 @@ fn ser_date<S: serde::Serializer>(d: &Option<time::Date>, s: S) -> Result<S::Ok,
 }
 
 mod humantime_serde_compat {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(*d))
     }
 }
@@ -417,7 +420,9 @@ impl Policy {
     /// either the whole reference or the bare repository (tag/digest cut) matches.
     pub fn matches_image(&self, reference: &str) -> bool {
         self.image_globs.is_match(reference)
-            || self.image_globs.is_match(crate::reference::repository_of(reference))
+            || self
+                .image_globs
+                .is_match(crate::reference::repository_of(reference))
     }
 
     pub fn matches_namespace(&self, namespace: &str) -> bool {
@@ -472,11 +477,15 @@ impl TryFrom<RawConfig> for Config {
             )?,
         };
         let server = Server {
-            listen: s.listen.unwrap_or_else(|| "/run/pullwarden/cri.sock".into()),
+            listen: s
+                .listen
+                .unwrap_or_else(|| "/run/pullwarden/cri.sock".into()),
             upstream: s
                 .upstream
                 .unwrap_or_else(|| "/run/containerd/containerd.sock".into()),
-            admin: s.admin.unwrap_or_else(|| "/run/pullwarden/admin.sock".into()),
+            admin: s
+                .admin
+                .unwrap_or_else(|| "/run/pullwarden/admin.sock".into()),
             metrics: match s.metrics {
                 None => Some("127.0.0.1:9469".into()),
                 Some(m) if m.is_empty() => None,
@@ -504,7 +513,10 @@ impl TryFrom<RawConfig> for Config {
             ("server.state_dir", &server.state_dir),
         ] {
             if !p.is_absolute() {
-                return Err(invalid(key, format!("{} is not an absolute path", p.display())));
+                return Err(invalid(
+                    key,
+                    format!("{} is not an absolute path", p.display()),
+                ));
             }
         }
         if server.listen == server.upstream {
@@ -577,17 +589,23 @@ fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigError> {
         .name
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| invalid(key("name"), "every policy needs a name"))?;
-    let images = p
-        .images
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| invalid(key("images"), "list at least one image glob (\"**\" for all)"))?;
+    let images = p.images.filter(|v| !v.is_empty()).ok_or_else(|| {
+        invalid(
+            key("images"),
+            "list at least one image glob (\"**\" for all)",
+        )
+    })?;
     let namespaces = p.namespaces.unwrap_or_else(|| vec!["*".into()]);
     let mode = match p.mode.as_deref() {
         None => Mode::Enforce,
         Some(m) => parse_enum(
             &key("mode"),
             m,
-            &[("enforce", Mode::Enforce), ("audit", Mode::Audit), ("off", Mode::Off)],
+            &[
+                ("enforce", Mode::Enforce),
+                ("audit", Mode::Audit),
+                ("off", Mode::Off),
+            ],
         )?,
     };
     let on_error = match p.on_error.as_deref() {
@@ -671,7 +689,10 @@ fn validate_signatures(key: &str, s: RawSignatures) -> Result<SignaturePolicy, C
         Some(v) => parse_enum(
             &format!("{key}.require_on"),
             v,
-            &[("any", SignatureLocation::Any), ("platform", SignatureLocation::Platform)],
+            &[
+                ("any", SignatureLocation::Any),
+                ("platform", SignatureLocation::Platform),
+            ],
         )?,
     };
     let allowed_references = s.allowed_references.unwrap_or_default();
@@ -719,8 +740,16 @@ fn validate_scan_policy(key: &str, s: RawScanPolicy) -> Result<ScanPolicy, Confi
         let until = a
             .until
             .map(|u| {
-                time::Date::parse(&u, time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|e| invalid(format!("{ak}.until"), format!("{u:?} is not YYYY-MM-DD: {e}")))
+                time::Date::parse(
+                    &u,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .map_err(|e| {
+                    invalid(
+                        format!("{ak}.until"),
+                        format!("{u:?} is not YYYY-MM-DD: {e}"),
+                    )
+                })
             })
             .transpose()?;
         allow.push(VulnException {
@@ -826,11 +855,23 @@ mode = "audit"
         )
         .unwrap();
         let pick = |r: &str, ns: &str| c.policy_for(r, ns).map(|p| p.name.as_str());
-        assert_eq!(pick("registry.example.com/prod/app:v1", "default"), Some("prod"));
-        assert_eq!(pick("registry.example.com/prod/app@sha256:abc", "x"), Some("prod"));
+        assert_eq!(
+            pick("registry.example.com/prod/app:v1", "default"),
+            Some("prod")
+        );
+        assert_eq!(
+            pick("registry.example.com/prod/app@sha256:abc", "x"),
+            Some("prod")
+        );
         // `*` does not cross a path segment.
-        assert_eq!(pick("registry.example.com/prod/team/app:v1", "x"), Some("rest"));
-        assert_eq!(pick("registry.example.com/prod/app:v1", "kube-system"), Some("kube-system"));
+        assert_eq!(
+            pick("registry.example.com/prod/team/app:v1", "x"),
+            Some("rest")
+        );
+        assert_eq!(
+            pick("registry.example.com/prod/app:v1", "kube-system"),
+            Some("kube-system")
+        );
     }
 
     #[test]
@@ -840,7 +881,10 @@ mode = "audit"
             ("[registry]\ntimeout = \"soon\"", "registry.timeout"),
             ("[[policy]]\nimages=[\"**\"]", "policy[0].name"),
             ("[[policy]]\nname=\"a\"", "policy[0].images"),
-            ("[[policy]]\nname=\"a\"\nimages=[\"**\"]\nmode=\"strict\"", "policy[0].mode"),
+            (
+                "[[policy]]\nname=\"a\"\nimages=[\"**\"]\nmode=\"strict\"",
+                "policy[0].mode",
+            ),
             (
                 "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[policy.signatures]\nkeys=[\"/k\"]\nthreshold=2",
                 "policy[0].signatures.threshold",
@@ -857,7 +901,10 @@ mode = "audit"
                 "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[policy.scan]\nallow=[{id=\"X\",until=\"next year\"}]",
                 "policy[0].scan.allow[0].until",
             ),
-            ("[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[[policy]]\nname=\"a\"\nimages=[\"**\"]", "policy[1].name"),
+            (
+                "[[policy]]\nname=\"a\"\nimages=[\"**\"]\n[[policy]]\nname=\"a\"\nimages=[\"**\"]",
+                "policy[1].name",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::parse(text).unwrap_err().to_string();
@@ -880,9 +927,32 @@ mode = "audit"
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[registry]\ntimeout = \"x\"").unwrap();
         let e = Config::load(&p, true).unwrap_err().to_string();
-        assert!(e.contains("c.toml") && e.contains("registry.timeout"), "{e}");
+        assert!(
+            e.contains("c.toml") && e.contains("registry.timeout"),
+            "{e}"
+        );
         let missing = dir.path().join("nope.toml");
         assert!(Config::load(&missing, true).is_err());
         assert!(Config::load(&missing, false).is_ok());
+    }
+}
+
+/// The effective configuration as printed by `policy check`: every default filled in.
+#[derive(Debug, Serialize)]
+pub struct Effective<'a> {
+    pub server: &'a Server,
+    pub registry: &'a Registry,
+    pub scan: &'a ScanLimits,
+    pub policy: &'a [Policy],
+}
+
+impl<'a> From<&'a Config> for Effective<'a> {
+    fn from(c: &'a Config) -> Self {
+        Effective {
+            server: &c.server,
+            registry: &c.registry,
+            scan: &c.scan,
+            policy: &c.policies,
+        }
     }
 }

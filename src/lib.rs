@@ -3,6 +3,7 @@
 //! layers scanned, and the verdict is recorded by digest. See DESIGN.md for the data flow.
 
 pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod containerd;

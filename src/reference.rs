@@ -60,7 +60,8 @@ impl FromStr for Reference {
         if let Some(t) = tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
                 && !t.starts_with(['.', '-']);
             if !ok {
                 return Err(bad("invalid tag"));
@@ -95,12 +96,14 @@ impl FromStr for Reference {
         }
         for comp in repository.split('/') {
             let ok = !comp.is_empty()
-                && comp.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
-                })
+                && comp
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && comp.as_bytes()[0].is_ascii_alphanumeric();
             if !ok {
-                return Err(bad("invalid repository path (lowercase letters, digits, . _ -)"));
+                return Err(bad(
+                    "invalid repository path (lowercase letters, digits, . _ -)",
+                ));
             }
         }
         let tag = match (tag, &digest) {
@@ -177,7 +180,10 @@ mod tests {
             ("nginx:1.27", "docker.io/library/nginx:1.27"),
             ("acme/app", "docker.io/acme/app:latest"),
             ("index.docker.io/acme/app:v1", "docker.io/acme/app:v1"),
-            ("127.0.0.1:5000/demo/signed:v1", "127.0.0.1:5000/demo/signed:v1"),
+            (
+                "127.0.0.1:5000/demo/signed:v1",
+                "127.0.0.1:5000/demo/signed:v1",
+            ),
             ("localhost/app", "localhost/app:latest"),
             ("ghcr.io/a/b/c:1.0-rc.1", "ghcr.io/a/b/c:1.0-rc.1"),
         ];
@@ -214,6 +220,9 @@ mod tests {
     fn repository_of_cuts_tag_and_digest() {
         assert_eq!(repository_of("127.0.0.1:5000/a/b:v1"), "127.0.0.1:5000/a/b");
         assert_eq!(repository_of("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b");
-        assert_eq!(repository_of("docker.io/library/x@sha256:00"), "docker.io/library/x");
+        assert_eq!(
+            repository_of("docker.io/library/x@sha256:00"),
+            "docker.io/library/x"
+        );
     }
 }

@@ -1,6 +1,102 @@
-//! `pullwarden` subcommands, one file each.
+//! `pullwarden` subcommands, one file each. `main` parses arguments, loads config where
+//! a command needs it and maps failures to exit codes: 64 for bad usage or config
+//! (EX_USAGE), 1 for failure, and command-specific codes documented per command.
+
+pub mod cri;
+pub mod policy;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+
+/// Exit code for a config or usage error (sysexits EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pullwarden",
+    version,
+    about = "Verify signatures and scan layers of every image pull on a Kubernetes node",
+    long_about = "pullwarden sits on the CRI image service socket between the kubelet and \
+containerd. Before a pull completes it verifies the image's cosign/sigstore signatures and \
+scans its layers (packages, vulnerabilities, secrets, risky files), then records a verdict \
+keyed by the image digest. The CLI queries and explains verdicts and scans images offline."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (CRI proxy, admin socket, metrics).
+    Serve(serve::ServeArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// A small CRI client (like crictl) for operators and the demo.
+    #[command(subcommand)]
+    Cri(cri::CriCommand),
+}
+
+/// `--config FILE` shared by commands that read the config.
+#[derive(Debug, clap::Args, Clone)]
+pub struct ConfigArg {
+    /// Config file (TOML). Default: /etc/pullwarden/config.toml; a missing default file
+    /// means built-in defaults.
+    #[arg(long, short = 'c', value_name = "FILE", env = "PULLWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match &self.config {
+            Some(p) => Config::load(p, true),
+            None => Config::load(std::path::Path::new(DEFAULT_CONFIG_PATH), false),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+}
 
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Policy(c) => policy::run(c),
+        Command::Cri(c) => cri::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pullwarden: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                EXIT_CONFIG
+            } else {
+                1
+            }
+        }
+    }
+}
+
+/// A current-thread tokio runtime for client commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }

@@ -1,1 +1,220 @@
-//! CRI gRPC server on the unix socket: byte-level forwarding of every method, and the two intercepted calls (PullImage, ImageStatus).
+//! CRI gRPC server on the unix socket. Every call of `runtime.v1.ImageService` and
+//! `runtime.v1.RuntimeService` (and anything else a newer kubelet sends) is forwarded
+//! to containerd as HTTP/2 frames, without decoding: status codes, messages, metadata
+//! and unknown fields arrive unchanged. `PullImage` and `ImageStatus` are handed to an
+//! [`ImageGate`], which decodes a copy of the request and decides.
+
+pub mod grpc;
+pub mod server;
+pub mod upstream;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::BodyExt;
+use prost::Message;
+
+pub use server::{BindError, bind_socket};
+pub use upstream::Upstream;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
+pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream containerd socket {} is unreachable: {reason}", socket.display())]
+    UpstreamUnreachable { socket: PathBuf, reason: String },
+    #[error("upstream containerd socket {} failed mid-call: {reason}", socket.display())]
+    UpstreamFailed { socket: PathBuf, reason: String },
+    #[error("malformed gRPC frame: {0}")]
+    BadFrame(&'static str),
+    #[error("malformed {method} request: {reason}")]
+    BadRequest {
+        method: &'static str,
+        reason: String,
+    },
+    #[error("reading the call body failed: {0}")]
+    Body(String),
+}
+
+impl ProxyError {
+    /// The one mapping from proxy failures to gRPC status codes (no `_` arm on purpose).
+    pub fn to_status(&self) -> tonic::Status {
+        let code = match self {
+            ProxyError::UpstreamUnreachable { .. } => tonic::Code::Unavailable,
+            ProxyError::UpstreamFailed { .. } => tonic::Code::Unavailable,
+            ProxyError::BadFrame(_) => tonic::Code::InvalidArgument,
+            ProxyError::BadRequest { .. } => tonic::Code::InvalidArgument,
+            ProxyError::Body(_) => tonic::Code::Cancelled,
+        };
+        tonic::Status::new(code, format!("pullwarden: {self}"))
+    }
+}
+
+/// An intercepted unary call: the request head and its complete, still-encoded body.
+pub struct InterceptedCall {
+    pub parts: http::request::Parts,
+    /// The framed request exactly as the kubelet sent it.
+    pub body: Bytes,
+}
+
+impl InterceptedCall {
+    /// Decodes a copy of the message (the original bytes stay what is forwarded).
+    pub fn decode<M: Message + Default>(&self, method: &'static str) -> Result<M, ProxyError> {
+        let msg = grpc::single_message(&self.body)?;
+        M::decode(msg).map_err(|e| ProxyError::BadRequest {
+            method,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The request to send upstream: same head, same bytes.
+    pub fn into_request(self) -> http::Request<BoxBody> {
+        http::Request::from_parts(self.parts, grpc::full_body(self.body, None))
+    }
+
+    pub fn clone_request(&self) -> http::Request<BoxBody> {
+        let mut builder = http::Request::builder()
+            .method(self.parts.method.clone())
+            .uri(self.parts.uri.clone())
+            .version(self.parts.version);
+        if let Some(h) = builder.headers_mut() {
+            *h = self.parts.headers.clone();
+        }
+        builder
+            .body(grpc::full_body(self.body.clone(), None))
+            .unwrap_or_else(|_| http::Request::new(grpc::full_body(Bytes::new(), None)))
+    }
+}
+
+/// Decides intercepted calls. The daemon's gate verifies and scans; the passthrough
+/// gate only decodes, logs and forwards.
+pub trait ImageGate: Send + Sync + 'static {
+    fn pull_image(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> BoxFuture<'static, http::Response<BoxBody>>;
+
+    fn image_status(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> BoxFuture<'static, http::Response<BoxBody>>;
+}
+
+/// Logs the decoded request and forwards the original bytes.
+pub struct Passthrough;
+
+impl ImageGate for Passthrough {
+    fn pull_image(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> BoxFuture<'static, http::Response<BoxBody>> {
+        Box::pin(async move {
+            match call.decode::<k8s_cri::v1::PullImageRequest>("PullImage") {
+                Ok(req) => tracing::info!(
+                    image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
+                    namespace = req
+                        .sandbox_config
+                        .as_ref()
+                        .and_then(|s| s.metadata.as_ref())
+                        .map(|m| m.namespace.as_str())
+                        .unwrap_or(""),
+                    "PullImage"
+                ),
+                Err(e) => tracing::warn!(error = %e, "PullImage request not decodable; forwarded"),
+            }
+            forward(&upstream, call.into_request()).await
+        })
+    }
+
+    fn image_status(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> BoxFuture<'static, http::Response<BoxBody>> {
+        Box::pin(async move {
+            if let Ok(req) = call.decode::<k8s_cri::v1::ImageStatusRequest>("ImageStatus") {
+                tracing::debug!(
+                    image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
+                    "ImageStatus"
+                );
+            }
+            forward(&upstream, call.into_request()).await
+        })
+    }
+}
+
+/// Forwards one request upstream; upstream failures become gRPC `UNAVAILABLE`.
+pub async fn forward(upstream: &Upstream, req: http::Request<BoxBody>) -> http::Response<BoxBody> {
+    match upstream.send(absolute(req)).await {
+        Ok(resp) => resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream call failed");
+            grpc::status_response(e.to_status())
+        }
+    }
+}
+
+/// HTTP/2 needs `:scheme` and `:authority`; a request that came without them gets the
+/// same defaults grpc clients use for unix sockets.
+fn absolute(mut req: http::Request<BoxBody>) -> http::Request<BoxBody> {
+    if req.uri().scheme().is_none() || req.uri().authority().is_none() {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        if let Ok(uri) = format!("http://localhost{pq}").parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// The proxy service: routes intercepted methods to the gate, streams the rest.
+#[derive(Clone)]
+pub struct Proxy {
+    upstream: Arc<Upstream>,
+    gate: Arc<dyn ImageGate>,
+}
+
+impl Proxy {
+    pub fn new(upstream: Arc<Upstream>, gate: Arc<dyn ImageGate>) -> Proxy {
+        Proxy { upstream, gate }
+    }
+
+    pub async fn handle(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> http::Response<BoxBody> {
+        let path = req.uri().path();
+        let intercepted = path == PULL_IMAGE || path == IMAGE_STATUS;
+        if !intercepted {
+            let (parts, body) = req.into_parts();
+            let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
+            return forward(&self.upstream, http::Request::from_parts(parts, body)).await;
+        }
+        let is_pull = path == PULL_IMAGE;
+        let (parts, body) = req.into_parts();
+        let body = match grpc::collect_limited(body, grpc::MAX_INSPECTED_MESSAGE).await {
+            Ok((data, _)) => data,
+            Err(e) => return grpc::status_response(e.to_status()),
+        };
+        let call = InterceptedCall { parts, body };
+        let gate = self.gate.clone();
+        let upstream = self.upstream.clone();
+        if is_pull {
+            gate.pull_image(call, upstream).await
+        } else {
+            gate.image_status(call, upstream).await
+        }
+    }
+}

@@ -14,29 +14,60 @@ pub enum Compression {
 
 #[derive(Clone, Debug)]
 pub enum Entry {
-    File { path: String, data: Vec<u8>, mode: u32 },
-    Dir { path: String, mode: u32 },
-    Symlink { path: String, target: String },
-    Hardlink { path: String, target: String },
+    File {
+        path: String,
+        data: Vec<u8>,
+        mode: u32,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Hardlink {
+        path: String,
+        target: String,
+    },
 }
 
 impl Entry {
     pub fn file(path: &str, data: impl Into<Vec<u8>>) -> Entry {
-        Entry::File { path: path.into(), data: data.into(), mode: 0o644 }
+        Entry::File {
+            path: path.into(),
+            data: data.into(),
+            mode: 0o644,
+        }
     }
     pub fn file_mode(path: &str, data: impl Into<Vec<u8>>, mode: u32) -> Entry {
-        Entry::File { path: path.into(), data: data.into(), mode }
+        Entry::File {
+            path: path.into(),
+            data: data.into(),
+            mode,
+        }
     }
     pub fn dir(path: &str) -> Entry {
-        Entry::Dir { path: path.into(), mode: 0o755 }
+        Entry::Dir {
+            path: path.into(),
+            mode: 0o755,
+        }
     }
     pub fn symlink(path: &str, target: &str) -> Entry {
-        Entry::Symlink { path: path.into(), target: target.into() }
+        Entry::Symlink {
+            path: path.into(),
+            target: target.into(),
+        }
     }
     /// An OCI whiteout deleting `path` in lower layers.
     pub fn whiteout(path: &str) -> Entry {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let p = if dir.is_empty() { format!(".wh.{name}") } else { format!("{dir}/.wh.{name}") };
+        let p = if dir.is_empty() {
+            format!(".wh.{name}")
+        } else {
+            format!("{dir}/.wh.{name}")
+        };
         Entry::file(&p, Vec::new())
     }
 }
@@ -157,7 +188,13 @@ impl Image {
             "layers": layers.iter().map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.blob.len()})).collect::<Vec<_>>(),
         }))
         .unwrap();
-        Image { digest: sha256(&manifest), layers, config, config_digest, manifest }
+        Image {
+            digest: sha256(&manifest),
+            layers,
+            config,
+            config_digest,
+            manifest,
+        }
     }
 
     /// Writes an OCI image layout at `dir` with `tag` in index.json (`org.opencontainers.image.ref.name`).
@@ -190,7 +227,14 @@ impl Image {
             push_blob(registry, repo, &l.blob).await;
         }
         push_blob(registry, repo, &self.config).await;
-        push_manifest(registry, repo, tag, "application/vnd.oci.image.manifest.v1+json", &self.manifest).await;
+        push_manifest(
+            registry,
+            repo,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &self.manifest,
+        )
+        .await;
     }
 }
 
@@ -216,7 +260,11 @@ impl Index {
             }).collect::<Vec<_>>(),
         }))
         .unwrap();
-        Index { digest: sha256(&index), images, index }
+        Index {
+            digest: sha256(&index),
+            images,
+            index,
+        }
     }
 
     pub async fn push(&self, registry: &str, repo: &str, tag: &str) {
@@ -225,9 +273,23 @@ impl Index {
                 push_blob(registry, repo, &l.blob).await;
             }
             push_blob(registry, repo, &i.config).await;
-            push_manifest(registry, repo, &i.digest, "application/vnd.oci.image.manifest.v1+json", &i.manifest).await;
+            push_manifest(
+                registry,
+                repo,
+                &i.digest,
+                "application/vnd.oci.image.manifest.v1+json",
+                &i.manifest,
+            )
+            .await;
         }
-        push_manifest(registry, repo, tag, "application/vnd.oci.image.index.v1+json", &self.index).await;
+        push_manifest(
+            registry,
+            repo,
+            tag,
+            "application/vnd.oci.image.index.v1+json",
+            &self.index,
+        )
+        .await;
     }
 }
 
@@ -248,9 +310,18 @@ pub async fn push_blob(registry: &str, repo: &str, blob: &[u8]) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 202, "upload start: {:?}", r.text().await);
+    assert_eq!(
+        r.status().as_u16(),
+        202,
+        "upload start: {:?}",
+        r.text().await
+    );
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let url = if loc.starts_with("http") { loc } else { format!("http://{registry}{loc}") };
+    let url = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("http://{registry}{loc}")
+    };
     let sep = if url.contains('?') { '&' } else { '?' };
     let r = http
         .put(format!("{url}{sep}digest={digest}"))
@@ -259,12 +330,23 @@ pub async fn push_blob(registry: &str, repo: &str, blob: &[u8]) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "upload finish: {:?}", r.text().await);
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "upload finish: {:?}",
+        r.text().await
+    );
     digest
 }
 
 /// PUT a manifest (or index) under a tag or digest reference.
-pub async fn push_manifest(registry: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
+pub async fn push_manifest(
+    registry: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) {
     let r = reqwest::Client::new()
         .put(format!("http://{registry}/v2/{repo}/manifests/{reference}"))
         .header("content-type", media_type)
@@ -272,5 +354,10 @@ pub async fn push_manifest(registry: &str, repo: &str, reference: &str, media_ty
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "manifest put: {:?}", r.text().await);
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "manifest put: {:?}",
+        r.text().await
+    );
 }

@@ -1,0 +1,48 @@
+//! `pullwarden policy check`: validate the config and print the effective policy.
+
+use clap::Subcommand;
+
+use super::ConfigArg;
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the config file and print the effective configuration (every default
+    /// filled in). Exit 0 when valid, 64 with the offending key and file when not.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
+    match cmd {
+        PolicyCommand::Check { config, json } => {
+            let cfg = config.load()?;
+            let effective = crate::config::Effective::from(&cfg);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&effective)?);
+            } else {
+                let source = cfg
+                    .source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "built-in defaults".into());
+                println!("# effective configuration ({source}); config is valid");
+                print!("{}", toml::to_string_pretty(&effective)?);
+                if !cfg
+                    .policies
+                    .iter()
+                    .any(|p| p.images.iter().any(|g| g == "**"))
+                {
+                    eprintln!(
+                        "note: no policy matches every image (images = [\"**\"]); pulls that match no policy pass unchecked"
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `pullwarden serve`: load and validate the config before touching any socket, set up
+//! logging, then run the daemon until SIGTERM/SIGINT.
+
+use super::ConfigArg;
+use crate::config::LogFormat;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    let cfg = args.config.load()?;
+    init_logging(cfg.server.log_format);
+    let path = args.config.path();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pullwarden")
+        .build()?;
+    rt.block_on(crate::app::run(cfg, path))?;
+    Ok(0)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PULLWARDEN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

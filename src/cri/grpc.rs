@@ -1,0 +1,170 @@
+//! The bits of gRPC-over-HTTP/2 the proxy needs by hand: length-prefixed message
+//! frames and trailers-only error responses. Hand-written because forwarding must not
+//! decode and re-encode messages (prost drops fields it does not know, see CRATES.md),
+//! so tonic's codec layer cannot sit on the forwarding path.
+
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
+
+use super::{BoxBody, ProxyError};
+
+/// Largest unary request we buffer to inspect (the gRPC default message limit).
+pub const MAX_INSPECTED_MESSAGE: usize = 4 << 20;
+
+/// Splits a buffered unary gRPC body into its single message.
+/// Compressed messages (flag 1) are refused: the kubelet never compresses CRI calls
+/// and an intercepted call must be readable to be judged.
+pub fn single_message(body: &Bytes) -> Result<&[u8], ProxyError> {
+    if body.len() < 5 {
+        return Err(ProxyError::BadFrame(
+            "message shorter than the 5-byte gRPC prefix",
+        ));
+    }
+    if body[0] != 0 {
+        return Err(ProxyError::BadFrame(
+            "compressed or unknown-flag gRPC message on an intercepted call",
+        ));
+    }
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    if len > MAX_INSPECTED_MESSAGE {
+        return Err(ProxyError::BadFrame("gRPC message exceeds 4 MiB"));
+    }
+    if body.len() != 5 + len {
+        return Err(ProxyError::BadFrame(
+            "gRPC length prefix does not match the body (truncated or several messages)",
+        ));
+    }
+    Ok(&body[5..])
+}
+
+/// Frames one message (uncompressed).
+pub fn frame(message: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(message.len() + 5);
+    out.push(0);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out.into()
+}
+
+/// Reads a request or response body to the end, refusing more than `limit` bytes.
+/// Returns the data and the trailers (grpc-status lives there on responses).
+pub async fn collect_limited<B>(
+    body: B,
+    limit: usize,
+) -> Result<(Bytes, Option<http::HeaderMap>), ProxyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut data = bytes::BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::Body(e.to_string()))?;
+        match frame.into_data() {
+            Ok(mut chunk) => {
+                if data.len() + chunk.remaining() > limit + 5 {
+                    return Err(ProxyError::BadFrame("gRPC message exceeds 4 MiB"));
+                }
+                data.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+            }
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    trailers = Some(t);
+                }
+            }
+        }
+    }
+    Ok((data.freeze(), trailers))
+}
+
+/// A trailers-only gRPC error response (what tonic and grpc-go send for an error
+/// before any message): HTTP 200 with `grpc-status` and `grpc-message` as headers.
+pub fn status_response(status: tonic::Status) -> http::Response<BoxBody> {
+    status.into_http::<BoxBody>()
+}
+
+/// The `grpc-status` of a response, from trailers or (trailers-only) headers.
+pub fn grpc_code(headers: &http::HeaderMap, trailers: Option<&http::HeaderMap>) -> tonic::Code {
+    let read = |h: &http::HeaderMap| {
+        h.get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .map(tonic::Code::from_i32)
+    };
+    trailers
+        .and_then(read)
+        .or_else(|| read(headers))
+        .unwrap_or(tonic::Code::Unknown)
+}
+
+/// The decoded `grpc-message` of a response, for logs and error wrapping.
+pub fn grpc_message(headers: &http::HeaderMap, trailers: Option<&http::HeaderMap>) -> String {
+    let read = |h: &http::HeaderMap| h.get("grpc-message").map(|v| percent_decode(v.as_bytes()));
+    trailers
+        .and_then(read)
+        .or_else(|| read(headers))
+        .unwrap_or_default()
+}
+
+fn percent_decode(v: &[u8]) -> String {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' && i + 2 < v.len() {
+            let hex = std::str::from_utf8(&v[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A body holding one buffered payload and optional trailers.
+pub fn full_body(data: Bytes, trailers: Option<http::HeaderMap>) -> BoxBody {
+    use http_body::Frame;
+    let mut frames: Vec<Result<Frame<Bytes>, super::BoxError>> = Vec::with_capacity(2);
+    if !data.is_empty() {
+        frames.push(Ok(Frame::data(data)));
+    }
+    if let Some(t) = trailers {
+        frames.push(Ok(Frame::trailers(t)));
+    }
+    http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_hostile_prefixes_fail() {
+        let f = frame(b"hello");
+        assert_eq!(single_message(&f).unwrap(), b"hello");
+        let empty = frame(b"");
+        assert_eq!(single_message(&empty).unwrap(), b"");
+        let hostile: Vec<Bytes> = vec![
+            Bytes::new(),
+            Bytes::from_static(&[0, 0, 0]),
+            Bytes::from_static(&[1, 0, 0, 0, 1, 7]), // compressed
+            Bytes::from_static(&[0, 0, 0, 0, 9, 1, 2]), // truncated
+            Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]), // absurd length
+            Bytes::from_static(&[0, 0, 0, 0, 1, 7, 0, 0, 0, 0, 0]), // trailing second frame
+        ];
+        for h in hostile {
+            assert!(single_message(&h).is_err(), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding_is_total() {
+        assert_eq!(percent_decode(b"a%20b"), "a b");
+        assert_eq!(percent_decode(b"100%"), "100%");
+        assert_eq!(percent_decode(b"%zz%4"), "%zz%4");
+    }
+}

@@ -1,0 +1,116 @@
+//! Unix socket binding (stale-socket handling, group and mode) and the HTTP/2 accept
+//! loop with graceful drain.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixListener;
+
+use super::Proxy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("socket directory {} does not exist (the systemd unit's RuntimeDirectory= creates /run/pullwarden; create it or change the path)", .0.display())]
+    MissingDirectory(PathBuf),
+    #[error("{} exists and is not a socket; refusing to replace it", .0.display())]
+    NotASocket(PathBuf),
+    #[error("{} is in use by a running process (another pullwarden?)", .0.display())]
+    InUse(PathBuf),
+    #[error("socket group {0:?} does not exist")]
+    UnknownGroup(String),
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Binds a unix socket at `path`, replacing a stale socket file left by a crashed run
+/// (but never a live socket or a non-socket file), then sets group `group` and mode 0660.
+pub fn bind_socket(path: &Path, group: &str) -> Result<UnixListener, BindError> {
+    let io = |action: &'static str| {
+        let path = path.to_path_buf();
+        move |source| BindError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.as_os_str().is_empty() && !dir.is_dir() {
+        return Err(BindError::MissingDirectory(dir.to_path_buf()));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(BindError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(io("removing stale socket"))?;
+        }
+        Ok(_) => return Err(BindError::NotASocket(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("inspecting")(e)),
+    }
+    let gid = nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .ok_or_else(|| BindError::UnknownGroup(group.to_string()))?
+        .gid;
+    let listener = UnixListener::bind(path).map_err(io("binding"))?;
+    nix::unistd::chown(path, None, Some(gid))
+        .map_err(|e| io("setting the group of")(std::io::Error::from(e)))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(io("setting the mode of"))?;
+    Ok(listener)
+}
+
+/// Serves HTTP/2 (gRPC) on `listener` until `shutdown` resolves, then stops accepting,
+/// lets calls in flight finish for up to `drain`, and returns.
+pub async fn serve<S>(listener: UnixListener, proxy: Proxy, shutdown: S, drain: Duration)
+where
+    S: std::future::Future<Output = ()>,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let proxy = Arc::new(proxy);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and friends: keep serving, back off a little.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let proxy = proxy.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
+        });
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(4 << 20)
+            .initial_connection_window_size(8 << 20)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "CRI client connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("draining calls in flight");
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(?drain, "drain timeout: closing remaining connections");
+    }
+}
