@@ -118,19 +118,22 @@ impl ImageGate for Passthrough {
         upstream: Arc<Upstream>,
     ) -> BoxFuture<'static, http::Response<BoxBody>> {
         Box::pin(async move {
-            match call.decode::<k8s_cri::v1::PullImageRequest>("PullImage") {
-                Ok(req) => tracing::info!(
-                    image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
-                    namespace = req
-                        .sandbox_config
-                        .as_ref()
-                        .and_then(|s| s.metadata.as_ref())
-                        .map(|m| m.namespace.as_str())
-                        .unwrap_or(""),
-                    "PullImage"
-                ),
-                Err(e) => tracing::warn!(error = %e, "PullImage request not decodable; forwarded"),
-            }
+            // An intercepted call must be readable to be judged: a malformed one is
+            // refused here rather than passed on unexamined.
+            let req = match call.decode::<k8s_cri::v1::PullImageRequest>("PullImage") {
+                Ok(req) => req,
+                Err(e) => return grpc::status_response(e.to_status()),
+            };
+            tracing::info!(
+                image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
+                namespace = req
+                    .sandbox_config
+                    .as_ref()
+                    .and_then(|s| s.metadata.as_ref())
+                    .map(|m| m.namespace.as_str())
+                    .unwrap_or(""),
+                "PullImage"
+            );
             forward(&upstream, call.into_request()).await
         })
     }
@@ -141,11 +144,12 @@ impl ImageGate for Passthrough {
         upstream: Arc<Upstream>,
     ) -> BoxFuture<'static, http::Response<BoxBody>> {
         Box::pin(async move {
-            if let Ok(req) = call.decode::<k8s_cri::v1::ImageStatusRequest>("ImageStatus") {
-                tracing::debug!(
+            match call.decode::<k8s_cri::v1::ImageStatusRequest>("ImageStatus") {
+                Ok(req) => tracing::debug!(
                     image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
                     "ImageStatus"
-                );
+                ),
+                Err(e) => return grpc::status_response(e.to_status()),
             }
             forward(&upstream, call.into_request()).await
         })

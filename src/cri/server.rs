@@ -32,6 +32,21 @@ pub enum BindError {
 /// Binds a unix socket at `path`, replacing a stale socket file left by a crashed run
 /// (but never a live socket or a non-socket file), then sets group `group` and mode 0660.
 pub fn bind_socket(path: &Path, group: &str) -> Result<UnixListener, BindError> {
+    let std_listener = bind_socket_std(path, group)?;
+    let io = |source| BindError::Io {
+        action: "registering",
+        path: path.to_path_buf(),
+        source,
+    };
+    std_listener.set_nonblocking(true).map_err(io)?;
+    UnixListener::from_std(std_listener).map_err(io)
+}
+
+/// [`bind_socket`] without a runtime: a blocking std listener.
+pub fn bind_socket_std(
+    path: &Path,
+    group: &str,
+) -> Result<std::os::unix::net::UnixListener, BindError> {
     let io = |action: &'static str| {
         let path = path.to_path_buf();
         move |source| BindError::Io {
@@ -60,7 +75,7 @@ pub fn bind_socket(path: &Path, group: &str) -> Result<UnixListener, BindError> 
         .flatten()
         .ok_or_else(|| BindError::UnknownGroup(group.to_string()))?
         .gid;
-    let listener = UnixListener::bind(path).map_err(io("binding"))?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io("binding"))?;
     nix::unistd::chown(path, None, Some(gid))
         .map_err(|e| io("setting the group of")(std::io::Error::from(e)))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))

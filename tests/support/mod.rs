@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cri;
+pub mod daemon;
 pub mod image;
 
 use std::path::PathBuf;
@@ -19,23 +21,27 @@ pub struct ItEnv {
 }
 
 pub fn it_env() -> &'static ItEnv {
-    static ENV: OnceLock<ItEnv> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let var = |k: &str| {
-            std::env::var(k).unwrap_or_else(|_| {
-                panic!(
-                    "{k} is not set: integration tests need the real registry and containerd; \
-                     run them with `bash integration/test.sh` (it starts both)"
-                )
-            })
-        };
-        ItEnv {
-            dir: var("PW_IT_DIR").into(),
-            registry: var("PW_IT_REGISTRY"),
-            containerd_sock: var("PW_IT_CONTAINERD_SOCK").into(),
-            containerd_root: var("PW_IT_CONTAINERD_ROOT").into(),
-        }
+    it_env_opt().unwrap_or_else(|| {
+        panic!(
+            "PW_IT_* is not set: integration tests need the real registry and containerd; \
+             run them with `bash integration/test.sh` (it starts both)"
+        )
     })
+}
+
+/// The harness environment when the tests run under `integration/test.sh`.
+pub fn it_env_opt() -> Option<&'static ItEnv> {
+    static ENV: OnceLock<Option<ItEnv>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok();
+        Some(ItEnv {
+            dir: var("PW_IT_DIR")?.into(),
+            registry: var("PW_IT_REGISTRY")?,
+            containerd_sock: var("PW_IT_CONTAINERD_SOCK")?.into(),
+            containerd_root: var("PW_IT_CONTAINERD_ROOT")?.into(),
+        })
+    })
+    .as_ref()
 }
 
 /// A repository name unique to this test run, so tests never share images by accident.

@@ -1,0 +1,472 @@
+//! Issue 2: the proxy is invisible. Every call through pullwarden answers exactly as
+//! containerd answers directly (real containerd, real registry), and faults (bad frames,
+//! upstream down, client gone, bad config) get clear errors while the daemon stays up.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use k8s_cri::v1::{
+    ImageFsInfoRequest, ImageStatusRequest, ListImagesRequest, RemoveImageRequest, StatusRequest,
+    VersionRequest,
+};
+
+use crate::support::cri::{images, pull_request, runtime, spec};
+use crate::support::daemon::Daemon;
+use crate::support::image::{Compression, Entry, Image, Layer};
+use crate::support::{it_env, unique_repo};
+
+async fn push_small_image(tag_salt: &str) -> (String, Image) {
+    let env = it_env();
+    let repo = unique_repo("proxy");
+    let img = Image::with_platform(
+        vec![
+            Layer::from_entries(
+                &[Entry::dir("etc"), Entry::file("etc/hello", "hi\n")],
+                Compression::Gzip,
+            ),
+            Layer::from_entries(
+                &[Entry::file("app/run.sh", "#!/bin/sh\necho run\n")],
+                Compression::Zstd,
+            ),
+        ],
+        "amd64",
+        tag_salt,
+    );
+    img.push(&env.registry, &repo, "v1").await;
+    (format!("{}/{repo}:v1", env.registry), img)
+}
+
+/// A raw unary gRPC call (framed bytes in, status + body out) through pullwarden's own
+/// HTTP/2 upstream client, so tests can send what no generated client would.
+async fn raw_call(
+    socket: &std::path::Path,
+    path: &str,
+    body: Bytes,
+) -> (tonic::Code, String, Bytes) {
+    use pullwarden::cri::{Upstream, grpc};
+    let up = Upstream::new(socket);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(grpc::full_body(body, None))
+        .unwrap();
+    let resp = up.send(req).await.expect("transport");
+    let (parts, body) = resp.into_parts();
+    let (data, trailers) = grpc::collect_limited(body, 1 << 20).await.unwrap();
+    (
+        grpc::grpc_code(&parts.headers, trailers.as_ref()),
+        grpc::grpc_message(&parts.headers, trailers.as_ref()),
+        data,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_service_answers_like_containerd() {
+    let env = it_env();
+    let (image, pushed) = push_small_image("image-service").await;
+    let d = Daemon::start("");
+    let mut proxy = images(&d.listen).await;
+    let mut direct = images(&env.containerd_sock).await;
+
+    // PullImage through the proxy stores the image in containerd.
+    let pulled = proxy
+        .pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(pulled.image_ref.starts_with("sha256:"), "{pulled:?}");
+    assert_eq!(pulled.image_ref, pushed.config_digest);
+
+    // ImageStatus: same answer both ways, and it names the manifest digest we pushed.
+    let status_req = ImageStatusRequest {
+        image: spec(&image),
+        verbose: true,
+    };
+    let via = proxy
+        .image_status(status_req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = direct.image_status(status_req).await.unwrap().into_inner();
+    assert_eq!(via, dir);
+    let img = via.image.expect("image present");
+    assert!(
+        img.repo_digests.iter().any(|d| d.ends_with(&pushed.digest)),
+        "{:?}",
+        img.repo_digests
+    );
+
+    // ListImages and ImageFsInfo.
+    let via = proxy
+        .list_images(ListImagesRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let dir = direct
+        .list_images(ListImagesRequest { filter: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(via, dir);
+    assert!(via.images.iter().any(|i| i.repo_tags.contains(&image)));
+    let strip = |mut r: k8s_cri::v1::ImageFsInfoResponse| {
+        for fs in r
+            .image_filesystems
+            .iter_mut()
+            .chain(r.container_filesystems.iter_mut())
+        {
+            fs.timestamp = 0;
+        }
+        r
+    };
+    let via = strip(
+        proxy
+            .image_fs_info(ImageFsInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let dir = strip(
+        direct
+            .image_fs_info(ImageFsInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(via, dir);
+
+    // Errors pass through with the same code and message.
+    let missing = format!("{}/{}:nope", env.registry, unique_repo("missing"));
+    let e1 = proxy
+        .pull_image(pull_request(&missing, "default"))
+        .await
+        .unwrap_err();
+    let e2 = direct
+        .pull_image(pull_request(&missing, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(e1.code(), e2.code());
+    assert_eq!(e1.message(), e2.message());
+
+    // RemoveImage through the proxy removes it in containerd.
+    proxy
+        .remove_image(RemoveImageRequest {
+            image: spec(&image),
+        })
+        .await
+        .unwrap();
+    let after = direct
+        .image_status(ImageStatusRequest {
+            image: spec(&image),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(after.image.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_service_and_unknown_methods_pass_through() {
+    let env = it_env();
+    let d = Daemon::start("");
+    let mut proxy = runtime(&d.listen).await;
+    let mut direct = runtime(&env.containerd_sock).await;
+    let v = VersionRequest {
+        version: "v1".into(),
+    };
+    assert_eq!(
+        proxy.version(v.clone()).await.unwrap().into_inner(),
+        direct.version(v).await.unwrap().into_inner()
+    );
+    let s = StatusRequest { verbose: false };
+    let via = proxy.status(s.clone()).await.unwrap().into_inner();
+    let dir = direct.status(s).await.unwrap().into_inner();
+    assert_eq!(via, dir);
+
+    // A method this build of the CRI protos does not know (a newer kubelet's) is still
+    // forwarded: containerd's own answer comes back, not one of ours.
+    let path = "/runtime.v1.ImageService/StreamImagesFromTheFuture";
+    let empty = pullwarden::cri::grpc::frame(b"");
+    let via = raw_call(&d.listen, path, empty.clone()).await;
+    let dir = raw_call(&env.containerd_sock, path, empty).await;
+    assert_eq!(via.0, tonic::Code::Unimplemented);
+    assert_eq!(via, dir);
+
+    // Unknown protobuf fields reach containerd untouched: a PullImage-shaped message is
+    // not needed; ImageStatus with an extra field 99 decodes the same on both sides.
+    let mut msg = prost::Message::encode_to_vec(&ImageStatusRequest {
+        image: spec("docker.io/library/never-pulled:latest"),
+        verbose: false,
+    });
+    msg.extend_from_slice(&[0x9a, 0x06, 0x03, b'x', b'y', b'z']); // field 99, bytes "xyz"
+    let framed = pullwarden::cri::grpc::frame(&msg);
+    let via = raw_call(&d.listen, pullwarden::cri::IMAGE_STATUS, framed.clone()).await;
+    let dir = raw_call(&env.containerd_sock, pullwarden::cri::IMAGE_STATUS, framed).await;
+    assert_eq!(via, dir);
+    assert_eq!(via.0, tonic::Code::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_frames_get_invalid_argument_and_the_daemon_stays_up() {
+    let d = Daemon::start("");
+    let cases: Vec<Bytes> = vec![
+        Bytes::from_static(&[0, 0, 0]),
+        Bytes::from_static(&[0, 0, 0, 0, 50, 1, 2]),
+        Bytes::from_static(&[1, 0, 0, 0, 1, 7]),
+        Bytes::from_static(&[0, 0x7f, 0xff, 0xff, 0xff]),
+        // A valid frame whose protobuf is garbage.
+        pullwarden::cri::grpc::frame(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+    ];
+    for body in cases {
+        let (code, msg, _) = raw_call(&d.listen, pullwarden::cri::PULL_IMAGE, body.clone()).await;
+        assert_eq!(code, tonic::Code::InvalidArgument, "{body:?}: {msg}");
+        assert!(msg.starts_with("pullwarden: malformed"), "{msg}");
+    }
+    let mut rt = runtime(&d.listen).await;
+    rt.version(VersionRequest {
+        version: "v1".into(),
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_down_is_unavailable_and_the_proxy_reconnects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = tmp.path().join("later.sock");
+    let d = Daemon::start_with_upstream(&upstream, "");
+    let mut rt = runtime(&d.listen).await;
+    let err = rt
+        .version(VersionRequest {
+            version: "v1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert!(
+        err.message().contains(&upstream.display().to_string()),
+        "{}",
+        err.message()
+    );
+
+    // Bring an upstream up at that path (a second pullwarden in front of containerd)
+    // and the first one heals without a restart.
+    let mut second = Daemon::start("");
+    std::os::unix::fs::symlink(&second.listen, &upstream).unwrap();
+    let v = rt
+        .version(VersionRequest {
+            version: "v1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!v.runtime_name.is_empty());
+
+    // Kill the upstream: UNAVAILABLE again, never a hang or a crash.
+    second.stop();
+    let err = rt
+        .version(VersionRequest {
+            version: "v1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    second.spawn();
+    let mut ok = false;
+    for _ in 0..50 {
+        if rt
+            .version(VersionRequest {
+                version: "v1".into(),
+            })
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "proxy did not reconnect: {}", d.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_gone_mid_pull_leaves_the_daemon_serving() {
+    let (image, _) = push_small_image("disconnect").await;
+    let d = Daemon::start("");
+    {
+        let mut proxy = images(&d.listen).await;
+        let mut req = tonic::Request::new(pull_request(&image, "default"));
+        req.set_timeout(Duration::from_millis(1));
+        let _ = proxy.pull_image(req).await; // cancelled (deadline) mid-call, or done: either is fine
+    }
+    let mut rt = runtime(&d.listen).await;
+    rt.version(VersionRequest {
+        version: "v1".into(),
+    })
+    .await
+    .unwrap();
+    let mut proxy = images(&d.listen).await;
+    proxy
+        .pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_drains() {
+    use nix::sys::signal::Signal;
+    let mut d = Daemon::start("");
+    let good = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, "[server\nbroken").unwrap();
+    d.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut rt = runtime(&d.listen).await;
+    rt.version(VersionRequest {
+        version: "v1".into(),
+    })
+    .await
+    .unwrap();
+    assert!(d.log().contains("reload rejected"), "{}", d.log());
+
+    std::fs::write(&d.config, good).unwrap();
+    d.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.log().contains("configuration reloaded"), "{}", d.log());
+
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(!d.listen.exists(), "socket left behind");
+}
+
+#[test]
+fn sockets_stale_busy_and_foreign_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    // Stale socket file: replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let l = pullwarden::cri::server::bind_socket_std(&path, "root").unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    // Live socket: refused.
+    let e = pullwarden::cri::server::bind_socket_std(&path, "root").unwrap_err();
+    assert!(e.to_string().contains("in use"), "{e}");
+    drop(l);
+    // A regular file: never deleted.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "keep me").unwrap();
+    let e = pullwarden::cri::server::bind_socket_std(&file, "root").unwrap_err();
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // Missing directory and unknown group: clear errors.
+    let e = pullwarden::cri::server::bind_socket_std(&dir.path().join("no/such/x.sock"), "root")
+        .unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    let e =
+        pullwarden::cri::server::bind_socket_std(&dir.path().join("g.sock"), "no-such-group-pw")
+            .unwrap_err();
+    assert!(e.to_string().contains("no-such-group-pw"), "{e}");
+}
+
+#[test]
+fn bad_config_exits_64_naming_key_and_file_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    let sock = dir.path().join("cri.sock");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"{}\"\n[registry]\ntimeout = \"forever\"\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec!["serve", "--config"],
+        vec!["policy", "check", "--config"],
+    ] {
+        let out = std::process::Command::new(crate::support::bin())
+            .args(&args)
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("bad.toml") && err.contains("registry.timeout"),
+            "{err}"
+        );
+        assert!(!sock.exists());
+    }
+    std::fs::write(&cfg, "[server\n").unwrap();
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["policy", "check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not parse"));
+
+    // A valid config prints the effective configuration with defaults filled in.
+    std::fs::write(
+        &cfg,
+        "[[policy]]\nname = \"all\"\nimages = [\"**\"]\nmode = \"audit\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["policy", "check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "listen = \"/run/pullwarden/cri.sock\"",
+        "containerd_namespace = \"k8s.io\"",
+        "mode = \"audit\"",
+        "max_severity = \"high\"",
+    ] {
+        assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
+}
+
+#[test]
+fn notifies_systemd_when_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("notify.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        Daemon::server_section(dir.path(), &dir.path().join("nothing.sock")),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &notify)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = rx.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    // Ready only once the socket accepts connections.
+    assert!(msg.contains("READY=1"), "{msg}");
+    assert!(std::os::unix::net::UnixStream::connect(dir.path().join("cri.sock")).is_ok());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+}
