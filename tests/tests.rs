@@ -4,3 +4,4 @@
 
 mod cri_proxy;
 mod support;
+mod config_files;

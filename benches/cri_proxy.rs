@@ -1,0 +1,130 @@
+//! ImageStatus latency through pullwarden vs straight to containerd, measured in the
+//! same run with interleaved calls (so machine noise hits both alike). Needs the real
+//! services: `bash integration/bench.sh cri_proxy`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::{ImageSpec, ImageStatusRequest, PodSandboxConfig, PullImageRequest};
+
+fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run via integration/bench.sh"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let registry = env("PW_IT_REGISTRY");
+    let containerd = PathBuf::from(env("PW_IT_CONTAINERD_SOCK"));
+    let dir = tempfile::tempdir().unwrap();
+    let listen = dir.path().join("cri.sock");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"{}\"\nupstream = \"{}\"\nadmin = \"{}\"\nmetrics = \"\"\nstate_dir = \"{}\"\n",
+            listen.display(),
+            containerd.display(),
+            dir.path().join("admin.sock").display(),
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("PULLWARDEN_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    while std::os::unix::net::UnixStream::connect(&listen).is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let image = pullwarden_bench_image(&registry).await;
+    let mut direct = ImageServiceClient::new(pullwarden::cli::cri::channel(&containerd).await.unwrap());
+    let mut proxy = ImageServiceClient::new(pullwarden::cli::cri::channel(&listen).await.unwrap());
+    direct
+        .pull_image(PullImageRequest {
+            image: Some(ImageSpec { image: image.clone(), ..Default::default() }),
+            auth: None,
+            sandbox_config: Some(PodSandboxConfig::default()),
+        })
+        .await
+        .expect("pull");
+    let req = ImageStatusRequest {
+        image: Some(ImageSpec { image: image.clone(), ..Default::default() }),
+        verbose: false,
+    };
+
+    let n = 3000;
+    let (mut d, mut p) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n + 200 {
+        let t = Instant::now();
+        direct.image_status(req.clone()).await.unwrap();
+        let td = t.elapsed();
+        let t = Instant::now();
+        proxy.image_status(req.clone()).await.unwrap();
+        let tp = t.elapsed();
+        if i >= 200 {
+            d.push(td);
+            p.push(tp);
+        }
+    }
+    d.sort();
+    p.sort();
+    let (d50, d99, p50, p99) = (percentile(&d, 0.5), percentile(&d, 0.99), percentile(&p, 0.5), percentile(&p, 0.99));
+    println!("ImageStatus, {n} calls each, interleaved");
+    println!("  direct to containerd: p50 {:>8.1} µs   p99 {:>8.1} µs", us(d50), us(d99));
+    println!("  through pullwarden:   p50 {:>8.1} µs   p99 {:>8.1} µs", us(p50), us(p99));
+    println!(
+        "  added latency:        p50 {:>8.1} µs   p99 {:>8.1} µs   (ratio p50 {:.2}x; target: <= 100 µs added at p50)",
+        us(p50) - us(d50),
+        us(p99) - us(d99),
+        us(p50) / us(d50)
+    );
+    let _ = daemon.kill();
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Pushes a small two-layer image with the registry API and returns its reference.
+async fn pullwarden_bench_image(registry: &str) -> String {
+    use sha2::Digest as _;
+    let http = reqwest::Client::new();
+    let repo = format!("bench/status-{}", std::process::id());
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "hello", &b"hi\n"[..]).unwrap();
+    let layer = tar.into_inner().unwrap();
+    let sha = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
+    let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha(&layer)]}}).to_string();
+    for blob in [layer.as_slice(), config.as_bytes()] {
+        let r = http.post(format!("http://{registry}/v2/{repo}/blobs/uploads/")).send().await.unwrap();
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let url = if loc.starts_with("http") { loc } else { format!("http://{registry}{loc}") };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        http.put(format!("{url}{sep}digest={}", sha(blob))).body(blob.to_vec()).send().await.unwrap();
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config.as_bytes()), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(&layer), "size": layer.len()}]
+    });
+    http.put(format!("http://{registry}/v2/{repo}/manifests/v1"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    format!("{registry}/{repo}:v1")
+}
