@@ -5,3 +5,4 @@
 mod cri_proxy;
 mod support;
 mod config_files;
+mod containerd_api;
