@@ -47,18 +47,25 @@ async fn main() {
     }
 
     let image = pullwarden_bench_image(&registry).await;
-    let mut direct = ImageServiceClient::new(pullwarden::cli::cri::channel(&containerd).await.unwrap());
+    let mut direct =
+        ImageServiceClient::new(pullwarden::cli::cri::channel(&containerd).await.unwrap());
     let mut proxy = ImageServiceClient::new(pullwarden::cli::cri::channel(&listen).await.unwrap());
     direct
         .pull_image(PullImageRequest {
-            image: Some(ImageSpec { image: image.clone(), ..Default::default() }),
+            image: Some(ImageSpec {
+                image: image.clone(),
+                ..Default::default()
+            }),
             auth: None,
             sandbox_config: Some(PodSandboxConfig::default()),
         })
         .await
         .expect("pull");
     let req = ImageStatusRequest {
-        image: Some(ImageSpec { image: image.clone(), ..Default::default() }),
+        image: Some(ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        }),
         verbose: false,
     };
 
@@ -78,10 +85,23 @@ async fn main() {
     }
     d.sort();
     p.sort();
-    let (d50, d99, p50, p99) = (percentile(&d, 0.5), percentile(&d, 0.99), percentile(&p, 0.5), percentile(&p, 0.99));
+    let (d50, d99, p50, p99) = (
+        percentile(&d, 0.5),
+        percentile(&d, 0.99),
+        percentile(&p, 0.5),
+        percentile(&p, 0.99),
+    );
     println!("ImageStatus, {n} calls each, interleaved");
-    println!("  direct to containerd: p50 {:>8.1} µs   p99 {:>8.1} µs", us(d50), us(d99));
-    println!("  through pullwarden:   p50 {:>8.1} µs   p99 {:>8.1} µs", us(p50), us(p99));
+    println!(
+        "  direct to containerd: p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(d50),
+        us(d99)
+    );
+    println!(
+        "  through pullwarden:   p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(p50),
+        us(p99)
+    );
     println!(
         "  added latency:        p50 {:>8.1} µs   p99 {:>8.1} µs   (ratio p50 {:.2}x; target: <= 100 µs added at p50)",
         us(p50) - us(d50),
@@ -89,6 +109,7 @@ async fn main() {
         us(p50) / us(d50)
     );
     let _ = daemon.kill();
+    let _ = daemon.wait();
 }
 
 fn us(d: Duration) -> f64 {
@@ -109,11 +130,23 @@ async fn pullwarden_bench_image(registry: &str) -> String {
     let sha = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
     let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha(&layer)]}}).to_string();
     for blob in [layer.as_slice(), config.as_bytes()] {
-        let r = http.post(format!("http://{registry}/v2/{repo}/blobs/uploads/")).send().await.unwrap();
+        let r = http
+            .post(format!("http://{registry}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
         let loc = r.headers()["location"].to_str().unwrap().to_string();
-        let url = if loc.starts_with("http") { loc } else { format!("http://{registry}{loc}") };
+        let url = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("http://{registry}{loc}")
+        };
         let sep = if url.contains('?') { '&' } else { '?' };
-        http.put(format!("{url}{sep}digest={}", sha(blob))).body(blob.to_vec()).send().await.unwrap();
+        http.put(format!("{url}{sep}digest={}", sha(blob)))
+            .body(blob.to_vec())
+            .send()
+            .await
+            .unwrap();
     }
     let manifest = serde_json::json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -9,6 +9,7 @@ pub mod config;
 pub mod containerd;
 pub mod cri;
 pub mod digest;
+pub mod gate;
 pub mod policy;
 pub mod reference;
 pub mod registry;

@@ -12,26 +12,52 @@ use crate::support::{it_env, unique_repo};
 async fn targets_content_and_leases() {
     let env = it_env();
     let repo = unique_repo("ctrd");
-    let img = Image::new(vec![Layer::from_entries(&[Entry::file("a", "b")], Compression::Gzip)]);
+    let img = Image::new(vec![Layer::from_entries(
+        &[Entry::file("a", "b")],
+        Compression::Gzip,
+    )]);
     img.push(&env.registry, &repo, "v1").await;
     let name = format!("{}/{repo}:v1", env.registry);
     let c = Containerd::new(&env.containerd_sock, "k8s.io").unwrap();
     assert_eq!(c.image_target(&name).await.unwrap(), None);
 
-    images(&env.containerd_sock).await.pull_image(pull_request(&name, "default")).await.unwrap();
-    let target = c.image_target(&name).await.unwrap().expect("present after pull");
+    images(&env.containerd_sock)
+        .await
+        .pull_image(pull_request(&name, "default"))
+        .await
+        .unwrap();
+    let target = c
+        .image_target(&name)
+        .await
+        .unwrap()
+        .expect("present after pull");
     assert_eq!(target.digest.to_string(), img.digest);
-    assert_eq!(target.media_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        target.media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+    );
 
     let root = c.content_root().await.unwrap();
     assert!(root.starts_with(&env.containerd_root), "{}", root.display());
     let manifest_path = blob_path(&root, &target.digest);
     assert_eq!(std::fs::read(&manifest_path).unwrap(), img.manifest);
-    assert_eq!(c.read_blob(&target.digest, 1 << 20).await.unwrap(), img.manifest);
-    assert!(c.read_blob(&target.digest, 10).await.is_err(), "limit not enforced");
+    assert_eq!(
+        c.read_blob(&target.digest, 1 << 20).await.unwrap(),
+        img.manifest
+    );
+    assert!(
+        c.read_blob(&target.digest, 10).await.is_err(),
+        "limit not enforced"
+    );
 
     let layer: Digest = img.layers[0].digest.parse().unwrap();
-    let lease = c.lease(&[target.digest.clone(), layer], std::time::Duration::from_secs(60)).await.unwrap();
+    let lease = c
+        .lease(
+            &[target.digest.clone(), layer],
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
     assert!(lease.id().starts_with("pullwarden-"));
     lease.release().await;
 
@@ -42,7 +68,17 @@ async fn targets_content_and_leases() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_containerd_is_a_clear_error() {
-    let c = Containerd::new(std::path::Path::new("/nonexistent/containerd.sock"), "k8s.io").unwrap();
-    let e = c.image_target("docker.io/library/x:latest").await.unwrap_err();
-    assert!(e.to_string().contains("/nonexistent/containerd.sock"), "{e}");
+    let c = Containerd::new(
+        std::path::Path::new("/nonexistent/containerd.sock"),
+        "k8s.io",
+    )
+    .unwrap();
+    let e = c
+        .image_target("docker.io/library/x:latest")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("/nonexistent/containerd.sock"),
+        "{e}"
+    );
 }

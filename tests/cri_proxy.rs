@@ -182,7 +182,7 @@ async fn runtime_service_and_unknown_methods_pass_through() {
         direct.version(v).await.unwrap().into_inner()
     );
     let s = StatusRequest { verbose: false };
-    let via = proxy.status(s.clone()).await.unwrap().into_inner();
+    let via = proxy.status(s).await.unwrap().into_inner();
     let dir = direct.status(s).await.unwrap().into_inner();
     assert_eq!(via, dir);
 

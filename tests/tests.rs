@@ -2,7 +2,8 @@
 //! Tests that need the real registry and containerd read them from the environment
 //! that `integration/test.sh` sets up.
 
-mod cri_proxy;
-mod support;
 mod config_files;
 mod containerd_api;
+mod cri_proxy;
+mod gate_flow;
+mod support;

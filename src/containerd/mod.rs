@@ -7,13 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::{
-    GetImageRequest, PluginsRequest, ReadContentRequest,
-    images_client::ImagesClient,
-    introspection_client::IntrospectionClient,
-    content_client::ContentClient,
-    leases_client::LeasesClient,
     AddResourceRequest, CreateRequest as CreateLeaseRequest, DeleteRequest as DeleteLeaseRequest,
-    Resource,
+    GetImageRequest, PluginsRequest, ReadContentRequest, Resource, content_client::ContentClient,
+    images_client::ImagesClient, introspection_client::IntrospectionClient,
+    leases_client::LeasesClient,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -113,12 +110,13 @@ impl Containerd {
         let Some(target) = image.and_then(|i| i.target) else {
             return Ok(None);
         };
-        let digest = target.digest.parse().map_err(|e: crate::digest::DigestError| {
-            ContainerdError::Malformed {
+        let digest = target
+            .digest
+            .parse()
+            .map_err(|e: crate::digest::DigestError| ContainerdError::Malformed {
                 what: "image target digest",
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Some(Target {
             digest,
             media_type: target.media_type,
@@ -246,4 +244,13 @@ pub fn blob_path(content_root: &Path, digest: &Digest) -> PathBuf {
         .join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex())
+}
+
+#[async_trait::async_trait]
+impl crate::gate::ImageStore for Containerd {
+    async fn target(&self, name: &str) -> Result<Option<Target>, crate::gate::GateError> {
+        self.image_target(name)
+            .await
+            .map_err(|e| crate::gate::GateError::Containerd(e.to_string()))
+    }
 }

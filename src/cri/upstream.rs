@@ -34,10 +34,10 @@ impl Upstream {
 
     async fn sender(&self) -> Result<SendRequest<BoxBody>, ProxyError> {
         let mut guard = self.sender.lock().await;
-        if let Some(s) = guard.as_ref() {
-            if !s.is_closed() {
-                return Ok(s.clone());
-            }
+        if let Some(s) = guard.as_ref()
+            && !s.is_closed()
+        {
+            return Ok(s.clone());
         }
         *guard = None;
         let unreachable = |reason: String| ProxyError::UpstreamUnreachable {

@@ -3,3 +3,4 @@
 pub mod verdict;
 
 pub use verdict::{Decision, DenyKind, Findings, Verdict};
+pub mod evaluate;

@@ -1,0 +1,704 @@
+//! The gate: the PullImage and ImageStatus flows of DESIGN.md. Resolve → cached
+//! verdict → verify signatures before any layer is pulled → pull → bind by digest →
+//! scan → verdict, one evaluation per digest at a time, denied images removed again.
+
+pub mod flight;
+pub mod messages;
+pub mod seams;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures::future::BoxFuture;
+use k8s_cri::v1::{ImageStatusRequest, ImageStatusResponse, PullImageRequest, RemoveImageRequest};
+use prost::Message;
+use time::OffsetDateTime;
+
+use crate::config::{Config, Mode, OnError, Policy};
+use crate::cri::{self, BoxBody, ImageGate, InterceptedCall, Upstream, grpc};
+use crate::policy::evaluate::{self, Keys, Subject};
+use crate::policy::{Decision, Verdict};
+use crate::reference::Reference;
+use crate::report::SignatureReport;
+
+pub use seams::{
+    BufferedResponse, DecisionEvent, ImageScanner, ImageStore, ResolvedImage, SignatureSource,
+    VerdictCache, VerdictKey,
+};
+
+/// Failures of the parts around the decision. None of them is ever cached as allow.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GateError {
+    /// The registry could not be reached or answered unusably (→ `RegistryUnavailable:`).
+    #[error("{0}")]
+    Registry(String),
+    /// containerd failed (→ `UNAVAILABLE`).
+    #[error("containerd: {0}")]
+    Containerd(String),
+    /// The verdict store failed.
+    #[error("verdict store: {0}")]
+    Store(String),
+    /// Reading the image's own content failed (a blob missing from the store, …).
+    #[error("scan: {0}")]
+    Scan(String),
+    /// The policy's key files or trust root could not be loaded.
+    #[error("policy: {0}")]
+    Policy(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The policies in force with their fingerprints; replaced whole on reload.
+pub struct PolicyState {
+    pub config: Arc<Config>,
+    fingerprints: HashMap<String, Result<String, String>>,
+}
+
+impl PolicyState {
+    /// Fingerprints every policy now (reading key files), so a pull never pays for it.
+    pub fn new<E: std::fmt::Display>(
+        config: Arc<Config>,
+        fingerprint: impl Fn(&Policy) -> Result<String, E>,
+    ) -> PolicyState {
+        let fingerprints = config
+            .policies
+            .iter()
+            .map(|p| (p.name.clone(), fingerprint(p).map_err(|e| e.to_string())))
+            .collect();
+        PolicyState {
+            config,
+            fingerprints,
+        }
+    }
+
+    pub fn fingerprint(&self, policy: &str) -> Result<&str, GateError> {
+        match self.fingerprints.get(policy) {
+            Some(Ok(f)) => Ok(f),
+            Some(Err(e)) => Err(GateError::Policy(e.clone())),
+            None => Err(GateError::Policy(format!(
+                "policy {policy:?} is not loaded"
+            ))),
+        }
+    }
+}
+
+/// What an evaluation ends in, shared by every caller that joined it.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Pass containerd's answer on (allowed, audited, or containerd's own error).
+    Forward(BufferedResponse),
+    /// Answer with this status.
+    Refuse(tonic::Code, String),
+}
+
+pub struct Gate {
+    policies: RwLock<Arc<PolicyState>>,
+    signatures: Arc<dyn SignatureSource>,
+    scanner: Arc<dyn ImageScanner>,
+    verdicts: Arc<dyn VerdictCache>,
+    images: Arc<dyn ImageStore>,
+    flights: flight::Group<VerdictKey, Result<Outcome, GateError>>,
+    clock: fn() -> OffsetDateTime,
+}
+
+struct PullCtx {
+    reference: Reference,
+    /// The image string exactly as the kubelet sent it (used in messages).
+    requested: String,
+    auth: Option<k8s_cri::v1::AuthConfig>,
+    policy: Policy,
+    fingerprint: String,
+    call: Arc<InterceptedCall>,
+    upstream: Arc<Upstream>,
+}
+
+impl Gate {
+    pub fn new(
+        policies: PolicyState,
+        signatures: Arc<dyn SignatureSource>,
+        scanner: Arc<dyn ImageScanner>,
+        verdicts: Arc<dyn VerdictCache>,
+        images: Arc<dyn ImageStore>,
+    ) -> Gate {
+        Gate {
+            policies: RwLock::new(Arc::new(policies)),
+            signatures,
+            scanner,
+            verdicts,
+            images,
+            flights: flight::Group::default(),
+            clock: OffsetDateTime::now_utc,
+        }
+    }
+
+    pub fn policies(&self) -> Arc<PolicyState> {
+        self.policies
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn set_policies(&self, state: PolicyState) {
+        let state = Arc::new(state);
+        match self.policies.write() {
+            Ok(mut w) => *w = state,
+            Err(p) => *p.into_inner() = state,
+        }
+    }
+
+    async fn pull(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> http::Response<BoxBody> {
+        let req = match call.decode::<PullImageRequest>("PullImage") {
+            Ok(r) => r,
+            Err(e) => return grpc::status_response(e.to_status()),
+        };
+        let requested = req
+            .image
+            .as_ref()
+            .map(|i| i.image.clone())
+            .unwrap_or_default();
+        let namespace = req
+            .sandbox_config
+            .as_ref()
+            .and_then(|s| s.metadata.as_ref())
+            .map(|m| m.namespace.clone())
+            .unwrap_or_default();
+        let reference: Reference = match requested.parse() {
+            Ok(r) => r,
+            Err(e) => {
+                return grpc::status_response(tonic::Status::invalid_argument(format!(
+                    "pullwarden: {e}"
+                )));
+            }
+        };
+        let state = self.policies();
+        let policy = match state.config.policy_for(&reference.to_string(), &namespace) {
+            Some(p) if p.mode != Mode::Off => p.clone(),
+            _ => return cri::forward(&upstream, call.into_request()).await,
+        };
+        let fingerprint = state.fingerprint(&policy.name).map(str::to_string);
+        let ctx = Arc::new(PullCtx {
+            reference,
+            requested,
+            auth: req.auth,
+            policy,
+            fingerprint: fingerprint.clone().unwrap_or_default(),
+            call: Arc::new(call),
+            upstream,
+        });
+        let outcome = match fingerprint {
+            Ok(_) => self.clone().decide(ctx.clone()).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => self.error_outcome(&ctx, e, false).await,
+        };
+        match outcome {
+            Outcome::Forward(resp) => resp.to_response(),
+            Outcome::Refuse(code, msg) => grpc::status_response(tonic::Status::new(code, msg)),
+        }
+    }
+
+    async fn decide(self: Arc<Self>, ctx: Arc<PullCtx>) -> Result<Outcome, GateError> {
+        let name = ctx.reference.to_string();
+        let db_version = self.scanner.db_version();
+        let key_for = |digest: &crate::digest::Digest| VerdictKey {
+            digest: digest.to_string(),
+            policy_fingerprint: ctx.fingerprint.clone(),
+            db_version: db_version.clone(),
+        };
+        // Already in containerd with a verdict: answer without asking the registry.
+        if let Some(present) = self.images.target(&name).await?
+            && let Some(v) = self.lookup(&key_for(&present.digest)).await?
+            && let Some(o) = self.answer_from_verdict(&ctx, &v, &present.digest).await?
+        {
+            self.record(&ctx, &v, "cached");
+            return Ok(o);
+        }
+        let resolved = self
+            .signatures
+            .resolve(&ctx.reference, ctx.auth.as_ref())
+            .await?;
+        let key = key_for(&resolved.digest);
+        if let Some(v) = self.lookup(&key).await?
+            && let Some(o) = self.answer_from_verdict(&ctx, &v, &resolved.digest).await?
+        {
+            self.record(&ctx, &v, "cached");
+            return Ok(o);
+        }
+        let this = self.clone();
+        let c = ctx.clone();
+        let (result, role) = self
+            .flights
+            .run(
+                key.clone(),
+                move || async move { this.evaluate(c, resolved, key).await },
+                |panic| Err(GateError::Internal(panic)),
+            )
+            .await;
+        if role == flight::Role::Joined {
+            tracing::debug!(image = %ctx.requested, "joined an evaluation in flight");
+            self.verdicts.record(&DecisionEvent {
+                at: evaluate::rfc3339((self.clock)()),
+                reference: ctx.reference.to_string(),
+                digest: String::new(),
+                policy: ctx.policy.name.clone(),
+                mode: evaluate::mode_name(ctx.policy.mode).into(),
+                decision: match &result {
+                    Ok(Outcome::Forward(_)) => "allow".into(),
+                    Ok(Outcome::Refuse(..)) => "deny".into(),
+                    Err(_) => "error".into(),
+                },
+                how: "shared".into(),
+                reasons: Vec::new(),
+            });
+        }
+        result
+    }
+
+    /// A stored verdict answers the pull: a deny at once (nothing is pulled), an allow
+    /// by letting containerd pull and checking it stored the digest the verdict is for.
+    /// `None` means the tag moved under us: evaluate afresh.
+    async fn answer_from_verdict(
+        &self,
+        ctx: &PullCtx,
+        v: &Verdict,
+        digest: &crate::digest::Digest,
+    ) -> Result<Option<Outcome>, GateError> {
+        if v.decision == Decision::Deny && ctx.policy.mode == Mode::Enforce {
+            self.remove_if_present(ctx).await?;
+            let (code, msg) = messages::deny(&ctx.requested, v);
+            return Ok(Some(Outcome::Refuse(code, msg)));
+        }
+        let resp = self.forward_buffered(ctx).await?;
+        if resp.code() != tonic::Code::Ok {
+            return Ok(Some(Outcome::Forward(resp)));
+        }
+        match self.images.target(&ctx.reference.to_string()).await? {
+            Some(t) if &t.digest == digest => Ok(Some(Outcome::Forward(resp))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn evaluate(
+        self: Arc<Self>,
+        ctx: Arc<PullCtx>,
+        resolved: ResolvedImage,
+        key: VerdictKey,
+    ) -> Result<Outcome, GateError> {
+        let policy = &ctx.policy;
+        let name = ctx.reference.to_string();
+        let digest = resolved.digest.to_string();
+        let platform = resolved.platform_digest.as_ref().map(|d| d.to_string());
+        let subject = Subject {
+            reference: &name,
+            digest: &digest,
+            platform_digest: platform.as_deref(),
+        };
+        let keys = Keys {
+            policy_fingerprint: &key.policy_fingerprint,
+            db_version: &key.db_version,
+        };
+        // Signatures first: an image nobody trusted signed costs no download.
+        let signatures = match &policy.signatures {
+            Some(_) => {
+                self.signatures
+                    .verify(policy, &ctx.reference, &resolved, ctx.auth.as_ref())
+                    .await?
+            }
+            None => SignatureReport {
+                required: false,
+                satisfied: true,
+                ..Default::default()
+            },
+        };
+        if signatures.required && !signatures.satisfied && policy.mode == Mode::Enforce {
+            let v = evaluate::evaluate(policy, &subject, signatures, None, &keys, (self.clock)());
+            self.store(&key, &v).await?;
+            self.record(&ctx, &v, "evaluated");
+            // Nothing was pulled for this verdict, but the name may already point
+            // somewhere in containerd (side-loaded, or a tag that moved): take it out.
+            self.remove_if_present(&ctx).await?;
+            let (code, msg) = messages::deny(&ctx.requested, &v);
+            return Ok(Outcome::Refuse(code, msg));
+        }
+
+        let resp = self.forward_buffered(&ctx).await?;
+        if resp.code() != tonic::Code::Ok {
+            // containerd's own failure (not found, auth, …): its answer, nothing judged.
+            return Ok(Outcome::Forward(resp));
+        }
+        // From here the image is in containerd: whatever goes wrong, an enforcing
+        // policy takes it out again.
+        match self
+            .judge_pulled(&ctx, &resolved, &subject, signatures, &keys, &key)
+            .await
+        {
+            Ok(v) => {
+                if v.decision == Decision::Deny && policy.mode == Mode::Enforce {
+                    self.remove(&ctx).await?;
+                    let (code, msg) = messages::deny(&ctx.requested, &v);
+                    Ok(Outcome::Refuse(code, msg))
+                } else {
+                    Ok(Outcome::Forward(resp))
+                }
+            }
+            Err(Moved(stored)) => {
+                if policy.mode == Mode::Enforce {
+                    self.remove(&ctx).await?;
+                }
+                let (code, msg) = messages::moved(&ctx.requested, &resolved.digest, &stored);
+                Ok(Outcome::Refuse(code, msg))
+            }
+            Err(Failed(e)) => Err(self.after_pull_failure(&ctx, e).await),
+        }
+    }
+
+    async fn judge_pulled(
+        &self,
+        ctx: &PullCtx,
+        resolved: &ResolvedImage,
+        subject: &Subject<'_>,
+        signatures: SignatureReport,
+        keys: &Keys<'_>,
+        key: &VerdictKey,
+    ) -> Result<Verdict, PostPull> {
+        let target = self
+            .images
+            .target(&ctx.reference.to_string())
+            .await
+            .map_err(Failed)?
+            .ok_or_else(|| {
+                Failed(GateError::Containerd(
+                    "image missing right after its pull".into(),
+                ))
+            })?;
+        // Bind by digest: what containerd stored must be what was verified.
+        if target.digest != resolved.digest {
+            return Err(Moved(target.digest));
+        }
+        let judged = if ctx.policy.scan.enabled {
+            Some(
+                self.scanner
+                    .scan(&ctx.policy, &target)
+                    .await
+                    .map_err(Failed)?,
+            )
+        } else {
+            None
+        };
+        let v = evaluate::evaluate(
+            &ctx.policy,
+            subject,
+            signatures,
+            judged,
+            keys,
+            (self.clock)(),
+        );
+        self.store(key, &v).await.map_err(Failed)?;
+        self.record(ctx, &v, "evaluated");
+        Ok(v)
+    }
+
+    /// A failure after containerd stored the image: under an enforcing, fail-closed
+    /// policy the unjudged image must not stay behind.
+    async fn after_pull_failure(&self, ctx: &PullCtx, e: GateError) -> GateError {
+        if ctx.policy.mode == Mode::Enforce
+            && ctx.policy.on_error == OnError::Deny
+            && let Err(re) = self.remove(ctx).await
+        {
+            tracing::error!(image = %ctx.requested, error = %re, "could not remove an unjudged image");
+        }
+        e
+    }
+
+    async fn error_outcome(&self, ctx: &PullCtx, e: GateError, _pulled: bool) -> Outcome {
+        tracing::error!(
+            target: "pullwarden::audit",
+            reference = %ctx.reference,
+            policy = %ctx.policy.name,
+            error = %e,
+            on_error = ?ctx.policy.on_error,
+            "evaluation failed"
+        );
+        self.verdicts.record(&DecisionEvent {
+            at: evaluate::rfc3339((self.clock)()),
+            reference: ctx.reference.to_string(),
+            digest: String::new(),
+            policy: ctx.policy.name.clone(),
+            mode: evaluate::mode_name(ctx.policy.mode).into(),
+            decision: "error".into(),
+            how: "error".into(),
+            reasons: vec![e.to_string()],
+        });
+        if ctx.policy.on_error == OnError::Allow || ctx.policy.mode == Mode::Audit {
+            // Fail open, as configured. Nothing is cached.
+            return match self.forward_buffered(ctx).await {
+                Ok(r) => Outcome::Forward(r),
+                Err(e2) => {
+                    let (code, msg) = messages::infrastructure(&ctx.requested, &e2);
+                    Outcome::Refuse(code, msg)
+                }
+            };
+        }
+        let (code, msg) = messages::infrastructure(&ctx.requested, &e);
+        Outcome::Refuse(code, msg)
+    }
+
+    async fn forward_buffered(&self, ctx: &PullCtx) -> Result<BufferedResponse, GateError> {
+        buffered(&ctx.upstream, ctx.call.clone_request()).await
+    }
+
+    /// Removes the image through containerd's CRI (so the CRI plugin's own image
+    /// index stays in step), by the name it was pulled as.
+    async fn remove(&self, ctx: &PullCtx) -> Result<(), GateError> {
+        let msg = RemoveImageRequest {
+            image: Some(k8s_cri::v1::ImageSpec {
+                image: ctx.reference.to_string(),
+                ..Default::default()
+            }),
+        };
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://localhost/runtime.v1.ImageService/RemoveImage")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(grpc::full_body(grpc::frame(&msg.encode_to_vec()), None))
+            .map_err(|e| GateError::Internal(e.to_string()))?;
+        let resp = buffered(&ctx.upstream, req).await?;
+        match resp.code() {
+            tonic::Code::Ok | tonic::Code::NotFound => Ok(()),
+            code => Err(GateError::Containerd(format!(
+                "RemoveImage {}: {code:?} {}",
+                ctx.reference,
+                grpc::grpc_message(&resp.headers, resp.trailers.as_ref())
+            ))),
+        }
+    }
+
+    async fn remove_if_present(&self, ctx: &PullCtx) -> Result<(), GateError> {
+        if self
+            .images
+            .target(&ctx.reference.to_string())
+            .await?
+            .is_some()
+        {
+            self.remove(ctx).await?;
+        }
+        Ok(())
+    }
+
+    async fn lookup(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
+        let store = self.verdicts.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || store.get(&key))
+            .await
+            .map_err(|e| GateError::Internal(e.to_string()))?
+    }
+
+    async fn store(&self, key: &VerdictKey, v: &Verdict) -> Result<(), GateError> {
+        let store = self.verdicts.clone();
+        let (key, v) = (key.clone(), v.clone());
+        tokio::task::spawn_blocking(move || store.put(&key, &v))
+            .await
+            .map_err(|e| GateError::Internal(e.to_string()))?
+    }
+
+    /// History event plus one JSON-friendly audit log line per decision.
+    fn record(&self, ctx: &PullCtx, v: &Verdict, how: &str) {
+        let decision = match v.decision {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        };
+        tracing::info!(
+            target: "pullwarden::audit",
+            reference = %ctx.requested,
+            digest = %v.digest,
+            policy = %v.policy,
+            mode = %v.mode,
+            decision,
+            how,
+            reasons = ?v.reasons,
+            "pull decision"
+        );
+        self.verdicts.record(&DecisionEvent {
+            at: evaluate::rfc3339((self.clock)()),
+            reference: ctx.reference.to_string(),
+            digest: v.digest.clone(),
+            policy: v.policy.clone(),
+            mode: v.mode.clone(),
+            decision: decision.into(),
+            how: how.into(),
+            reasons: v.reasons.clone(),
+        });
+    }
+
+    async fn status(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> http::Response<BoxBody> {
+        let req = match call.decode::<ImageStatusRequest>("ImageStatus") {
+            Ok(r) => r,
+            Err(e) => return grpc::status_response(e.to_status()),
+        };
+        let resp = match buffered(&upstream, call.into_request()).await {
+            Ok(r) => r,
+            Err(e) => {
+                let (code, msg) = messages::infrastructure("", &e);
+                return grpc::status_response(tonic::Status::new(code, msg));
+            }
+        };
+        if resp.code() != tonic::Code::Ok {
+            return resp.to_response();
+        }
+        let Some(image) = grpc::single_message(&resp.body)
+            .ok()
+            .and_then(|m| ImageStatusResponse::decode(m).ok())
+            .and_then(|r| r.image)
+        else {
+            return resp.to_response();
+        };
+        let requested = req.image.map(|i| i.image).unwrap_or_default();
+        if self.admitted(&requested, &image).await {
+            resp.to_response()
+        } else {
+            tracing::info!(image = %requested, "present in containerd without an allow verdict: reported absent");
+            absent_response(&resp)
+        }
+    }
+
+    /// Whether an image containerd has may be reported present: no enforcing policy
+    /// covers it, or a current verdict admits it (allow, or a deny under audit).
+    async fn admitted(&self, requested: &str, image: &k8s_cri::v1::Image) -> bool {
+        let state = self.policies();
+        if state.config.policies.is_empty() {
+            return true;
+        }
+        let by_id = requested.starts_with("sha256:")
+            || (requested.len() == 64 && requested.bytes().all(|b| b.is_ascii_hexdigit()));
+        let reference = if by_id {
+            None
+        } else {
+            requested.parse::<Reference>().ok()
+        }
+        .or_else(|| {
+            image
+                .repo_tags
+                .iter()
+                .find_map(|t| t.parse::<Reference>().ok())
+        });
+        let Some(reference) = reference else {
+            // No name at all: no policy can match it.
+            return true;
+        };
+        let name = reference.to_string();
+        let matching: Vec<&Policy> = state
+            .config
+            .policies
+            .iter()
+            .filter(|p| p.matches_image(&name))
+            .collect();
+        if matching.iter().all(|p| p.mode == Mode::Off) {
+            return true;
+        }
+        let mut digests: Vec<String> = Vec::new();
+        if let Ok(Some(t)) = self.images.target(&name).await {
+            digests.push(t.digest.to_string());
+        }
+        digests.extend(
+            image
+                .repo_digests
+                .iter()
+                .filter_map(|d| d.split_once('@').map(|(_, d)| d.to_string())),
+        );
+        digests.dedup();
+        let db_version = self.scanner.db_version();
+        for p in matching.iter().filter(|p| p.mode != Mode::Off) {
+            let Ok(fp) = state.fingerprint(&p.name) else {
+                continue;
+            };
+            for d in &digests {
+                let key = VerdictKey {
+                    digest: d.clone(),
+                    policy_fingerprint: fp.to_string(),
+                    db_version: db_version.clone(),
+                };
+                if let Ok(Some(v)) = self.lookup(&key).await
+                    && (v.decision == Decision::Allow || p.mode == Mode::Audit)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+enum PostPull {
+    Moved(crate::digest::Digest),
+    Failed(GateError),
+}
+use PostPull::{Failed, Moved};
+
+/// Sends a request upstream and buffers the whole answer.
+async fn buffered(
+    upstream: &Upstream,
+    req: http::Request<BoxBody>,
+) -> Result<BufferedResponse, GateError> {
+    let resp = upstream
+        .send(req)
+        .await
+        .map_err(|e| GateError::Containerd(e.to_string()))?;
+    let (parts, body) = resp.into_parts();
+    let (data, trailers) = grpc::collect_limited(body, 64 << 20)
+        .await
+        .map_err(|e| GateError::Containerd(e.to_string()))?;
+    Ok(BufferedResponse {
+        headers: parts.headers,
+        body: data,
+        trailers,
+    })
+}
+
+/// An OK ImageStatus answer with no image: the kubelet then pulls through us.
+fn absent_response(like: &BufferedResponse) -> http::Response<BoxBody> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        like.headers
+            .get(http::header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(http::HeaderValue::from_static("application/grpc")),
+    );
+    BufferedResponse {
+        headers,
+        body: grpc::frame(&ImageStatusResponse::default().encode_to_vec()),
+        trailers: Some(trailers),
+    }
+    .to_response()
+}
+
+impl ImageGate for Gate {
+    fn pull_image(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> BoxFuture<'static, http::Response<BoxBody>> {
+        Box::pin(self.pull(call, upstream))
+    }
+
+    fn image_status(
+        self: Arc<Self>,
+        call: InterceptedCall,
+        upstream: Arc<Upstream>,
+    ) -> BoxFuture<'static, http::Response<BoxBody>> {
+        Box::pin(self.status(call, upstream))
+    }
+}
