@@ -98,19 +98,30 @@ async fn image_service_answers_like_containerd() {
         img.repo_digests
     );
 
-    // ListImages and ImageFsInfo.
-    let via = proxy
-        .list_images(ListImagesRequest { filter: None })
-        .await
-        .unwrap()
-        .into_inner();
-    let dir = direct
-        .list_images(ListImagesRequest { filter: None })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(via, dir);
-    assert!(via.images.iter().any(|i| i.repo_tags.contains(&image)));
+    // ListImages: containerd lists in map order, and other tests add and remove
+    // images concurrently, so compare sorted lists and retry until a quiet moment.
+    let mut same = false;
+    for _ in 0..20 {
+        let mut via = proxy
+            .list_images(ListImagesRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut dir = direct
+            .list_images(ListImagesRequest { filter: None })
+            .await
+            .unwrap()
+            .into_inner();
+        via.images.sort_by(|a, b| a.id.cmp(&b.id));
+        dir.images.sort_by(|a, b| a.id.cmp(&b.id));
+        assert!(via.images.iter().any(|i| i.repo_tags.contains(&image)));
+        if via == dir {
+            same = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(same, "ListImages differs through the proxy");
     let strip = |mut r: k8s_cri::v1::ImageFsInfoResponse| {
         for fs in r
             .image_filesystems
