@@ -481,3 +481,83 @@ fn notifies_systemd_when_ready() {
     .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// containerd 1.6 has no server-streaming CRI method (GetContainerEvents came later),
+/// so a fake HTTP/2 upstream sends a stream of events slowly: the first must reach the
+/// client through the proxy before the last is even sent, and the trailers must follow.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_streams_are_forwarded_as_they_flow() {
+    use http_body_util::StreamBody;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use k8s_cri::v1::ContainerEventResponse;
+    use prost::Message;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = tmp.path().join("fake.sock");
+    let listener = tokio::net::UnixListener::bind(&upstream).unwrap();
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+            let sent_tx = sent_tx.clone();
+            async move {
+                let (tx, rx) = tokio::sync::mpsc::channel::<
+                    Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+                >(1);
+                tokio::spawn(async move {
+                    for i in 0..3 {
+                        let ev = ContainerEventResponse {
+                            container_id: format!("c{i}"),
+                            ..Default::default()
+                        };
+                        let _ = tx
+                            .send(Ok(http_body::Frame::data(pullwarden::cri::grpc::frame(
+                                &ev.encode_to_vec(),
+                            ))))
+                            .await;
+                        let _ = sent_tx.send(i);
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    let mut tr = http::HeaderMap::new();
+                    tr.insert("grpc-status", "0".parse().unwrap());
+                    let _ = tx.send(Ok(http_body::Frame::trailers(tr))).await;
+                });
+                let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .unwrap(),
+                )
+            }
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    });
+
+    let d = Daemon::start_with_upstream(&upstream, "");
+    let mut rt = runtime(&d.listen).await;
+    let mut events = rt
+        .get_container_events(k8s_cri::v1::GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let first = events.message().await.unwrap().unwrap();
+    assert_eq!(first.container_id, "c0");
+    // The upstream has not yet sent its last event when the first one arrived here.
+    let mut sent = Vec::new();
+    while let Ok(i) = sent_rx.try_recv() {
+        sent.push(i);
+    }
+    assert!(!sent.contains(&2), "proxy buffered the stream: {sent:?}");
+    let ids: Vec<String> = vec![
+        events.message().await.unwrap().unwrap().container_id,
+        events.message().await.unwrap().unwrap().container_id,
+    ];
+    assert_eq!(ids, ["c1", "c2"]);
+    assert!(
+        events.message().await.unwrap().is_none(),
+        "stream ends with OK trailers"
+    );
+}
