@@ -561,3 +561,89 @@ async fn server_streams_are_forwarded_as_they_flow() {
         "stream ends with OK trailers"
     );
 }
+
+/// An upstream that dies mid-stream: the client gets `UNAVAILABLE` naming the socket in
+/// proper gRPC trailers (not a bare reset), and the daemon keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_dying_mid_stream_ends_the_call_with_unavailable() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use k8s_cri::v1::ContainerEventResponse;
+    use prost::Message;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = tmp.path().join("dying.sock");
+    let listener = tokio::net::UnixListener::bind(&upstream).unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+        let kill_tx = std::sync::Mutex::new(Some(kill_tx));
+        let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+            let kill = kill_tx.lock().unwrap().take();
+            async move {
+                let (tx, rx) = tokio::sync::mpsc::channel::<
+                    Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+                >(1);
+                tokio::spawn(async move {
+                    let ev = ContainerEventResponse {
+                        container_id: "c0".into(),
+                        ..Default::default()
+                    };
+                    let _ = tx
+                        .send(Ok(http_body::Frame::data(pullwarden::cri::grpc::frame(
+                            &ev.encode_to_vec(),
+                        ))))
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Some(k) = kill {
+                        let _ = k.send(());
+                    }
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    drop(tx);
+                });
+                let body = http_body_util::StreamBody::new(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                );
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .unwrap(),
+                )
+            }
+        });
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), svc);
+        tokio::select! {
+            _ = conn => {}
+            _ = kill_rx => {} // dropping the connection mid-stream: the upstream "dies"
+        }
+    });
+
+    let d = Daemon::start_with_upstream(&upstream, "");
+    let mut rt = runtime(&d.listen).await;
+    let mut events = rt
+        .get_container_events(k8s_cri::v1::GetEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(events.message().await.unwrap().unwrap().container_id, "c0");
+    let err = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(
+        err.message().contains("failed mid-call") && err.message().contains("dying.sock"),
+        "{}",
+        err.message()
+    );
+    // Still serving (the next call finds the upstream gone: UNAVAILABLE, promptly).
+    let e = rt
+        .version(VersionRequest {
+            version: "v1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    assert!(std::os::unix::net::UnixStream::connect(&d.listen).is_ok());
+}

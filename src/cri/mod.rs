@@ -159,7 +159,10 @@ impl ImageGate for Passthrough {
 /// Forwards one request upstream; upstream failures become gRPC `UNAVAILABLE`.
 pub async fn forward(upstream: &Upstream, req: http::Request<BoxBody>) -> http::Response<BoxBody> {
     match upstream.send(absolute(req)).await {
-        Ok(resp) => resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+        Ok(resp) => {
+            let socket = upstream.path().to_path_buf();
+            resp.map(|b| grpc::EndsInStatus::new(b, socket).boxed_unsync())
+        }
         Err(e) => {
             tracing::warn!(error = %e, "upstream call failed");
             grpc::status_response(e.to_status())
