@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# THE demo (README, first command): on a real containerd and a real registry, started
+# here on loopback with temp dirs, pullwarden
+#   - allows a signed, clean image,
+#   - denies an unsigned image (the kubelet-visible SignatureValidationFailed message),
+#   - denies a signed image that carries a secret (PERMISSION_DENIED, removed again),
+#   - allows and records an unsigned image under an audit-mode policy,
+# then shows `pullwarden verdicts` and `pullwarden explain`. Everything it starts, it
+# stops. Fixture images are built with umoci and pushed with skopeo; signatures come
+# from `pullwarden sign` (cosign's formats; cosign is not packaged for Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash integration/install-deps.sh
+echo "==> building pullwarden (release)"
+cargo build --release --locked --quiet
+pw="$root/target/release/pullwarden"
+
+dir=$(mktemp -d /tmp/pullwarden-demo.XXXXXX)
+daemon_pid=
+cleanup() {
+  status=$?
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  bash integration/services.sh stop "$dir/services" || true
+  if [ $status -ne 0 ] && [ -f "$dir/daemon.log" ]; then
+    echo "--- tail of the daemon log"; tail -n 30 "$dir/daemon.log"
+  fi
+  rm -rf "$dir"
+  exit $status
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+expect_fail() { # run a command that must fail, show its output
+  if "$@"; then echo "demo: expected a denial, got success: $*" >&2; exit 1; fi
+}
+
+step "starting a registry and containerd on loopback"
+bash integration/services.sh start "$dir/services"
+# shellcheck disable=SC1091
+source "$dir/services/env"
+reg=$PW_IT_REGISTRY
+
+step "building demo images with umoci, pushing with skopeo to $reg"
+build_image() { # build_image NAME SETUP-FUNCTION
+  local name=$1 setup=$2 layout="$dir/oci-$1"
+  umoci init --layout "$layout" >/dev/null
+  umoci new --image "$layout:v1" >/dev/null
+  umoci unpack --rootless --image "$layout:v1" "$dir/bundle-$name" >/dev/null
+  local rootfs="$dir/bundle-$name/rootfs"
+  mkdir -p "$rootfs/etc" "$rootfs/app" "$rootfs/var/lib/dpkg"
+  printf 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n' > "$rootfs/etc/os-release"
+  printf 'Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n' > "$rootfs/var/lib/dpkg/status"
+  printf '#!/bin/sh\necho "hello from %s"\n' "$name" > "$rootfs/app/run.sh"
+  "$setup" "$rootfs"
+  umoci repack --refresh-bundle --image "$layout:v1" "$dir/bundle-$name" >/dev/null
+  skopeo copy --quiet --dest-tls-verify=false "oci:$layout:v1" "docker://$reg/$name:v1"
+  echo "  $reg/$name:v1"
+}
+clean() { :; }
+with_secret() {
+  # Not AWS's documented example key (those are ignored as placeholders).
+  printf 'AWS_ACCESS_KEY_ID=AKIA4QWERTYUIOPASDFG\nAWS_SECRET_ACCESS_KEY=t4Jp9sVbQm2Xc8LrZ1nWk5YhDg7FuE3aR0oTiS6q\n' > "$1/app/.env"
+}
+build_image demo/app clean
+build_image demo/unsigned clean
+build_image demo/leaky with_secret
+build_image audit/unsigned clean
+
+step "signing demo/app and demo/leaky with a fresh key (pullwarden keygen/sign)"
+"$pw" keygen --output "$dir/release"
+cat > "$dir/config.toml" <<TOML
+[server]
+listen = "$dir/cri.sock"
+upstream = "$PW_IT_CONTAINERD_SOCK"
+admin = "$dir/admin.sock"
+metrics = "127.0.0.1:0"
+state_dir = "$dir/state"
+
+[registry]
+plain_http = ["$reg"]
+
+[[policy]]
+name = "audit-only"
+images = ["$reg/audit/**"]
+mode = "audit"
+[policy.signatures]
+keys = ["$dir/release.pub"]
+
+[[policy]]
+name = "demo"
+images = ["$reg/demo/**"]
+mode = "enforce"
+on_error = "deny"
+[policy.signatures]
+keys = ["$dir/release.pub"]
+[policy.scan]
+secrets = "deny"
+max_severity = "high"
+TOML
+"$pw" sign --key "$dir/release.key" --config "$dir/config.toml" "$reg/demo/app:v1"
+"$pw" sign --key "$dir/release.key" --config "$dir/config.toml" "$reg/demo/leaky:v1"
+
+step "checking the policy (pullwarden policy check)"
+"$pw" policy check --config "$dir/config.toml" | sed -n '/\[\[policy\]\]/,$p' | head -n 20
+
+step "starting pullwarden in front of containerd"
+"$pw" serve --config "$dir/config.toml" 2> "$dir/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 100); do [ -S "$dir/cri.sock" ] && break; sleep 0.1; done
+[ -S "$dir/cri.sock" ] || { echo "pullwarden did not start" >&2; exit 1; }
+cri() { "$pw" cri "$1" --endpoint "$dir/cri.sock" "${@:2}"; }
+
+step "1. signed, clean image: allowed"
+cri pull "$reg/demo/app:v1"
+
+step "2. unsigned image: denied before any layer is downloaded"
+expect_fail cri pull "$reg/demo/unsigned:v1"
+
+step "3. signed image with a planted secret: denied by the scan and removed again"
+expect_fail cri pull "$reg/demo/leaky:v1"
+echo "  containerd (asked directly): $("$pw" cri status --endpoint "$PW_IT_CONTAINERD_SOCK" "$reg/demo/leaky:v1" || true)"
+
+step "4. unsigned image under an audit-mode policy: allowed, the would-be deny recorded"
+cri pull "$reg/audit/unsigned:v1"
+
+step "pullwarden verdicts"
+"$pw" verdicts --config "$dir/config.toml"
+
+step "pullwarden explain $reg/demo/leaky:v1"
+"$pw" explain --config "$dir/config.toml" "$reg/demo/leaky:v1"
+
+step "pullwarden explain $reg/demo/unsigned:v1 --json (excerpt)"
+"$pw" explain --config "$dir/config.toml" --json "$reg/demo/unsigned:v1" | head -c 1200; echo
+
+step "demo finished: 1 allowed, 2 denied, 1 audited"
