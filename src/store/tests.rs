@@ -87,7 +87,7 @@ fn other_fingerprint_or_db_version_is_a_miss() {
     assert!(s.get(&VerdictKey::new(&d, "fp2", "db1")).unwrap().is_none());
     assert!(s.get(&VerdictKey::new(&d, "fp1", "db2")).unwrap().is_none());
     assert!(
-        s.get(&VerdictKey::new(&digest(2), "fp1", "db1"))
+        s.get(&VerdictKey::new(digest(2), "fp1", "db1"))
             .unwrap()
             .is_none()
     );
