@@ -2,8 +2,10 @@
 //! Tests that need the real registry and containerd read them from the environment
 //! that `integration/test.sh` sets up.
 
+mod admin;
 mod config_files;
 mod containerd_api;
 mod cri_proxy;
 mod gate_flow;
+mod store;
 mod support;

@@ -1,1 +1,156 @@
-//! Admin API on the second unix socket, and the metrics endpoint.
+//! The admin API: HTTP/1.1 + JSON on the second unix socket (`[server] admin`), for the
+//! node CLI. Only root and members of `socket_group` may use it (checked per connection
+//! with SO_PEERCRED, on top of the socket's 0660 mode). Also the Prometheus metrics.
+//!
+//! Endpoints (all answers are JSON; errors are `{"error": "..."}` with a 4xx/5xx status):
+//! - `GET  /v1/verdicts[?decision=allow|deny]`  latest verdict of every image
+//! - `GET  /v1/verdict/{digest-or-ref}`          one image's latest verdict
+//! - `GET  /v1/explain/{digest-or-ref}`          the verdict plus its decision history
+//! - `GET  /v1/history[?limit=N]`                recent decisions, newest first
+//! - `POST /v1/purge/{digest-or-ref}`            forget an image's verdicts
+//! - `POST /v1/purge-all`                        forget every verdict
+//! - `POST /v1/reload`                           re-read config and keys
+//! - `GET  /v1/status`                           daemon health plus store counts
+//! - `GET  /v1/sbom/{digest-or-ref}?format=cyclonedx-json|spdx-json`
+//!
+//! Path segments are percent-encoded by the client (references hold `/`, `:` and `@`).
+
+mod client;
+mod metrics;
+mod peer;
+mod server;
+
+pub use client::{AdminClient, AdminClientError};
+pub use metrics::{Metrics, serve_metrics};
+pub use peer::{PeerAccess, PeerError, peer_allowed};
+pub use server::serve;
+
+/// SBOM formats the daemon can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SbomFormat {
+    CyclonedxJson,
+    SpdxJson,
+}
+
+impl SbomFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SbomFormat::CyclonedxJson => "cyclonedx-json",
+            SbomFormat::SpdxJson => "spdx-json",
+        }
+    }
+}
+
+impl std::str::FromStr for SbomFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cyclonedx-json" => Ok(SbomFormat::CyclonedxJson),
+            "spdx-json" => Ok(SbomFormat::SpdxJson),
+            other => Err(format!(
+                "unknown SBOM format {other:?} (expected cyclonedx-json or spdx-json)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SbomFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the daemon could not do what the admin API asked of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// Answered with 404 (e.g. no scan report kept for that image).
+    #[error("{0}")]
+    NotFound(String),
+    /// Answered with 500 (e.g. the new config does not validate).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What the admin API needs from the daemon beyond the verdict store. The daemon
+/// implements it; tests use a fake. Methods are called on a blocking thread
+/// (`spawn_blocking`), so they may do file I/O.
+pub trait AdminBackend: Send + Sync {
+    /// Re-reads the config and keys; returns a one-line summary of what is now in force.
+    fn reload(&self) -> Result<String, BackendError>;
+    /// Health, upstream reachability, vulnerability database version, and whatever
+    /// else the daemon knows. Should be a JSON object; the API adds a `store` field.
+    fn status(&self) -> serde_json::Value;
+    /// The SBOM of the image with manifest digest `digest`.
+    fn sbom(&self, digest: &str, format: SbomFormat) -> Result<serde_json::Value, BackendError>;
+}
+
+/// Percent-encodes one path segment: everything but RFC 3986 unreserved characters and
+/// `:`/`@` (both legal in a segment, and common in digests and references).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+pub fn decode_segment(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_round_trip() {
+        for s in [
+            "sha256:abc",
+            "registry.example.com:5000/prod/app:v1",
+            "nginx@sha256:00",
+            "weird %/?#&= ü",
+            "",
+        ] {
+            let e = encode_segment(s);
+            assert!(
+                !e.contains('/') && !e.contains('?') && !e.contains('#'),
+                "{e}"
+            );
+            assert_eq!(decode_segment(&e).as_deref(), Some(s));
+        }
+        for bad in ["%", "%4", "%zz", "%ff%fe", "a%4g"] {
+            assert_eq!(decode_segment(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sbom_formats() {
+        for f in [SbomFormat::CyclonedxJson, SbomFormat::SpdxJson] {
+            assert_eq!(f.as_str().parse::<SbomFormat>(), Ok(f));
+        }
+        assert!("cyclonedx-xml".parse::<SbomFormat>().is_err());
+    }
+}

@@ -3,8 +3,15 @@
 //! (EX_USAGE), 1 for failure, and command-specific codes documented per command.
 
 pub mod cri;
+pub mod explain;
 pub mod policy;
+pub mod purge;
+pub mod reload;
+pub mod sbom;
 pub mod serve;
+pub mod status;
+pub mod verdict;
+pub mod verdicts;
 
 use std::path::PathBuf;
 
@@ -40,6 +47,20 @@ pub enum Command {
     /// A small CRI client (like crictl) for operators and the demo.
     #[command(subcommand)]
     Cri(cri::CriCommand),
+    /// The node's verdict for an image.
+    Verdict(verdict::VerdictArgs),
+    /// Every image's latest verdict on this node.
+    Verdicts(verdicts::VerdictsArgs),
+    /// Every reason behind a verdict: signatures tried, findings, policy.
+    Explain(explain::ExplainArgs),
+    /// Forget verdicts so the next pull re-evaluates.
+    Purge(purge::PurgeArgs),
+    /// Re-read config and keys without a restart (like SIGHUP).
+    Reload(reload::ReloadArgs),
+    /// Daemon health, upstream reachability, store and database versions.
+    Status(status::StatusArgs),
+    /// The SBOM of an image the daemon has scanned.
+    Sbom(sbom::SbomArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -80,6 +101,13 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Cri(c) => cri::run(c),
+        Command::Verdict(a) => verdict::run(&a),
+        Command::Verdicts(a) => verdicts::run(&a),
+        Command::Explain(a) => explain::run(&a),
+        Command::Purge(a) => purge::run(&a),
+        Command::Reload(a) => reload::run(&a),
+        Command::Status(a) => status::run(&a),
+        Command::Sbom(a) => sbom::run(&a),
     };
     match result {
         Ok(code) => code,

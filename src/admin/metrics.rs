@@ -1,0 +1,297 @@
+//! Prometheus metrics: a small registry of the few series pullwarden exports, and the
+//! text exposition served on `[server] metrics` (TCP, loopback by default) at `/metrics`.
+//! Label values come from config (policy names) or code (error kinds); the number of
+//! distinct label sets is capped all the same so no input can grow memory unbounded.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::policy::Decision;
+
+/// Distinct label sets per labelled counter; beyond this new ones are counted under
+/// `policy="_other"` / `kind="_other"`.
+const MAX_SERIES: usize = 256;
+/// Latency buckets in seconds: signature checks take milliseconds to a few seconds
+/// (registry round trips), scans up to minutes for multi-GB images.
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Non-cumulative counts per bucket, plus the +Inf bucket at the end.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        let v = if v.is_finite() && v >= 0.0 { v } else { 0.0 };
+        let i = BUCKETS
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(BUCKETS.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts.get(i).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+/// The daemon's metrics. Shared as `Arc<Metrics>`; every method is cheap and thread safe.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (policy, decision, cached) → pulls.
+    pulls: Mutex<BTreeMap<(String, &'static str, bool), u64>>,
+    cache_hits: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+    verify: Mutex<Histogram>,
+    scan: Mutex<Histogram>,
+    scanned_bytes: AtomicU64,
+}
+
+fn capped_key<K: Ord>(map: &BTreeMap<K, u64>, key: K, overflow: impl FnOnce() -> K) -> K {
+    if map.len() >= MAX_SERIES && !map.contains_key(&key) {
+        overflow()
+    } else {
+        key
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// One pull answered under `policy` (`cached`: answered from the verdict store).
+    pub fn record_pull(&self, policy: &str, decision: Decision, cached: bool) {
+        let decision = match decision {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        };
+        if let Ok(mut m) = self.pulls.lock() {
+            let key = capped_key(&m, (policy.to_string(), decision, cached), || {
+                ("_other".to_string(), decision, cached)
+            });
+            *m.entry(key).or_default() += 1;
+        }
+        if cached {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Signature verification of one image took `secs`.
+    pub fn observe_verify(&self, secs: f64) {
+        if let Ok(mut h) = self.verify.lock() {
+            h.observe(secs);
+        }
+    }
+
+    /// Scanning one image took `secs` and read `bytes` of layer data (uncompressed).
+    pub fn observe_scan(&self, secs: f64, bytes: u64) {
+        if let Ok(mut h) = self.scan.lock() {
+            h.observe(secs);
+        }
+        self.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// An error of `kind` (e.g. `registry`, `containerd`, `store`, `verify`, `scan`).
+    pub fn record_error(&self, kind: &str) {
+        if let Ok(mut m) = self.errors.lock() {
+            let key = capped_key(&m, kind.to_string(), || "_other".to_string());
+            *m.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP pullwarden_pulls_total Image pulls decided, by policy, decision and whether the verdict came from the store.\n");
+        out.push_str("# TYPE pullwarden_pulls_total counter\n");
+        if let Ok(m) = self.pulls.lock() {
+            for ((policy, decision, cached), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "pullwarden_pulls_total{{policy=\"{}\",decision=\"{decision}\",cached=\"{cached}\"}} {n}",
+                    escape(policy)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP pullwarden_verdict_cache_hits_total Pulls answered from the verdict store.\n",
+        );
+        out.push_str("# TYPE pullwarden_verdict_cache_hits_total counter\n");
+        let _ = writeln!(
+            out,
+            "pullwarden_verdict_cache_hits_total {}",
+            self.cache_hits.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP pullwarden_errors_total Errors by kind.\n");
+        out.push_str("# TYPE pullwarden_errors_total counter\n");
+        if let Ok(m) = self.errors.lock() {
+            for (kind, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "pullwarden_errors_total{{kind=\"{}\"}} {n}",
+                    escape(kind)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP pullwarden_verify_duration_seconds Signature verification time per image.\n",
+        );
+        out.push_str("# TYPE pullwarden_verify_duration_seconds histogram\n");
+        if let Ok(h) = self.verify.lock() {
+            h.render(&mut out, "pullwarden_verify_duration_seconds");
+        }
+        out.push_str("# HELP pullwarden_scan_duration_seconds Layer scan time per image.\n");
+        out.push_str("# TYPE pullwarden_scan_duration_seconds histogram\n");
+        if let Ok(h) = self.scan.lock() {
+            h.render(&mut out, "pullwarden_scan_duration_seconds");
+        }
+        out.push_str("# HELP pullwarden_scanned_bytes_total Uncompressed layer bytes scanned.\n");
+        out.push_str("# TYPE pullwarden_scanned_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "pullwarden_scanned_bytes_total {}",
+            self.scanned_bytes.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+pub async fn serve_metrics<S>(listener: TcpListener, metrics: std::sync::Arc<Metrics>, shutdown: S)
+where
+    S: std::future::Future<Output = ()>,
+{
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let mut resp = if req.method() == http::Method::GET
+                        && req.uri().path() == "/metrics"
+                    {
+                        let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
+                        r.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static(
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            ),
+                        );
+                        r
+                    } else {
+                        Response::new(Full::new(Bytes::from_static(b"not found; try /metrics\n")))
+                    };
+                    if req.uri().path() != "/metrics" || req.method() != http::Method::GET {
+                        *resp.status_mut() = StatusCode::NOT_FOUND;
+                    }
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "metrics connection ended with an error");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition() {
+        let m = Metrics::new();
+        m.record_pull("prod", Decision::Allow, true);
+        m.record_pull("prod", Decision::Allow, true);
+        m.record_pull("prod", Decision::Deny, false);
+        m.record_pull("we\"ird", Decision::Deny, false);
+        m.record_error("registry");
+        m.observe_verify(0.02);
+        m.observe_verify(3.0);
+        m.observe_scan(0.7, 1000);
+        m.observe_scan(500.0, 24);
+        let t = m.render();
+        for line in [
+            "pullwarden_pulls_total{policy=\"prod\",decision=\"allow\",cached=\"true\"} 2",
+            "pullwarden_pulls_total{policy=\"prod\",decision=\"deny\",cached=\"false\"} 1",
+            "pullwarden_pulls_total{policy=\"we\\\"ird\",decision=\"deny\",cached=\"false\"} 1",
+            "pullwarden_verdict_cache_hits_total 2",
+            "pullwarden_errors_total{kind=\"registry\"} 1",
+            "pullwarden_verify_duration_seconds_bucket{le=\"0.01\"} 0",
+            "pullwarden_verify_duration_seconds_bucket{le=\"0.025\"} 1",
+            "pullwarden_verify_duration_seconds_bucket{le=\"5\"} 2",
+            "pullwarden_verify_duration_seconds_count 2",
+            "pullwarden_scan_duration_seconds_bucket{le=\"120\"} 1",
+            "pullwarden_scan_duration_seconds_bucket{le=\"+Inf\"} 2",
+            "pullwarden_scanned_bytes_total 1024",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn label_sets_are_capped() {
+        let m = Metrics::new();
+        for i in 0..(MAX_SERIES + 50) {
+            m.record_error(&format!("kind{i}"));
+        }
+        let t = m.render();
+        let series = t
+            .lines()
+            .filter(|l| l.starts_with("pullwarden_errors_total{"))
+            .count();
+        assert_eq!(series, MAX_SERIES + 1);
+        assert!(
+            t.contains("pullwarden_errors_total{kind=\"_other\"} 50"),
+            "{t}"
+        );
+    }
+}
