@@ -4,6 +4,7 @@
 
 pub mod flight;
 pub mod messages;
+pub mod real;
 pub mod seams;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use k8s_cri::v1::{ImageStatusRequest, ImageStatusResponse, PullImageRequest, Rem
 use prost::Message;
 use time::OffsetDateTime;
 
+use crate::admin::Metrics;
 use crate::config::{Config, Mode, OnError, Policy};
 use crate::cri::{self, BoxBody, ImageGate, InterceptedCall, Upstream, grpc};
 use crate::policy::evaluate::{self, Keys, Subject};
@@ -99,6 +101,7 @@ pub struct Gate {
     images: Arc<dyn ImageStore>,
     flights: flight::Group<VerdictKey, Result<Outcome, GateError>>,
     clock: fn() -> OffsetDateTime,
+    metrics: Arc<Metrics>,
 }
 
 struct PullCtx {
@@ -128,7 +131,14 @@ impl Gate {
             images,
             flights: flight::Group::default(),
             clock: OffsetDateTime::now_utc,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts pulls, errors and latencies into `metrics` (served on `/metrics`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Gate {
+        self.metrics = metrics;
+        self
     }
 
     pub fn policies(&self) -> Arc<PolicyState> {
@@ -195,7 +205,7 @@ impl Gate {
         };
         let outcome = match outcome {
             Ok(o) => o,
-            Err(e) => self.error_outcome(&ctx, e, false).await,
+            Err(e) => self.error_outcome(&ctx, e).await,
         };
         match outcome {
             Outcome::Forward(resp) => resp.to_response(),
@@ -242,6 +252,17 @@ impl Gate {
             .await;
         if role == flight::Role::Joined {
             tracing::debug!(image = %ctx.requested, "joined an evaluation in flight");
+            match &result {
+                Ok(Outcome::Forward(_)) => {
+                    self.metrics
+                        .record_pull(&ctx.policy.name, Decision::Allow, true)
+                }
+                Ok(Outcome::Refuse(..)) => {
+                    self.metrics
+                        .record_pull(&ctx.policy.name, Decision::Deny, true)
+                }
+                Err(_) => {}
+            }
             self.verdicts.record(&DecisionEvent {
                 at: evaluate::rfc3339((self.clock)()),
                 reference: ctx.reference.to_string(),
@@ -306,9 +327,13 @@ impl Gate {
         // Signatures first: an image nobody trusted signed costs no download.
         let signatures = match &policy.signatures {
             Some(_) => {
-                self.signatures
+                let started = std::time::Instant::now();
+                let report = self
+                    .signatures
                     .verify(policy, &ctx.reference, &resolved, ctx.auth.as_ref())
-                    .await?
+                    .await?;
+                self.metrics.observe_verify(started.elapsed().as_secs_f64());
+                report
             }
             None => SignatureReport {
                 required: false,
@@ -382,12 +407,21 @@ impl Gate {
             return Err(Moved(target.digest));
         }
         let judged = if ctx.policy.scan.enabled {
-            Some(
-                self.scanner
-                    .scan(&ctx.policy, &target)
-                    .await
-                    .map_err(Failed)?,
-            )
+            let started = std::time::Instant::now();
+            let judged = self
+                .scanner
+                .scan(&ctx.policy, &target)
+                .await
+                .map_err(Failed)?;
+            let bytes = judged
+                .report
+                .layers
+                .iter()
+                .map(|l| l.uncompressed_bytes)
+                .sum();
+            self.metrics
+                .observe_scan(started.elapsed().as_secs_f64(), bytes);
+            Some(judged)
         } else {
             None
         };
@@ -416,7 +450,15 @@ impl Gate {
         e
     }
 
-    async fn error_outcome(&self, ctx: &PullCtx, e: GateError, _pulled: bool) -> Outcome {
+    async fn error_outcome(&self, ctx: &PullCtx, e: GateError) -> Outcome {
+        self.metrics.record_error(match &e {
+            GateError::Registry(_) => "registry",
+            GateError::Containerd(_) => "containerd",
+            GateError::Store(_) => "store",
+            GateError::Scan(_) => "scan",
+            GateError::Policy(_) => "policy",
+            GateError::Internal(_) => "internal",
+        });
         tracing::error!(
             target: "pullwarden::audit",
             reference = %ctx.reference,
@@ -514,6 +556,8 @@ impl Gate {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
         };
+        self.metrics
+            .record_pull(&v.policy, v.decision, how != "evaluated");
         tracing::info!(
             target: "pullwarden::audit",
             reference = %ctx.requested,

@@ -51,13 +51,8 @@ pub trait ImageScanner: Send + Sync {
     fn db_version(&self) -> String;
 }
 
-/// The verdict cache key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VerdictKey {
-    pub digest: String,
-    pub policy_fingerprint: String,
-    pub db_version: String,
-}
+/// The verdict cache key (the store's own).
+pub use crate::store::VerdictKey;
 
 /// One decision event for the history and the audit log.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
