@@ -5,6 +5,8 @@
 pub mod cri;
 pub mod policy;
 pub mod serve;
+pub mod sign;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -40,6 +42,14 @@ pub enum Command {
     /// A small CRI client (like crictl) for operators and the demo.
     #[command(subcommand)]
     Cri(cri::CriCommand),
+    /// Verify an image's signatures against the matching policy (offline; no daemon).
+    /// Exit 0 when the signature requirement holds, 1 when not, 2 on error.
+    Verify(verify::VerifyArgs),
+    /// Sign an image (cosign legacy .sig tag or sigstore bundle referrer) — the
+    /// project's signer for CI and demos.
+    Sign(sign::SignArgs),
+    /// Generate an ECDSA P-256 key pair for `pullwarden sign`.
+    Keygen(sign::KeygenArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -80,6 +90,9 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Cri(c) => cri::run(c),
+        Command::Verify(a) => verify::run(&a),
+        Command::Sign(a) => sign::run(&a),
+        Command::Keygen(a) => sign::run_keygen(&a),
     };
     match result {
         Ok(code) => code,
