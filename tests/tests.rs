@@ -9,3 +9,4 @@ mod cri_proxy;
 mod gate_flow;
 mod store;
 mod support;
+mod verify;

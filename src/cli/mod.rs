@@ -12,6 +12,8 @@ pub mod serve;
 pub mod status;
 pub mod verdict;
 pub mod verdicts;
+pub mod sign;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -61,6 +63,14 @@ pub enum Command {
     Status(status::StatusArgs),
     /// The SBOM of an image the daemon has scanned.
     Sbom(sbom::SbomArgs),
+    /// Verify an image's signatures against the matching policy (offline; no daemon).
+    /// Exit 0 when the signature requirement holds, 1 when not, 2 on error.
+    Verify(verify::VerifyArgs),
+    /// Sign an image (cosign legacy .sig tag or sigstore bundle referrer) — the
+    /// project's signer for CI and demos.
+    Sign(sign::SignArgs),
+    /// Generate an ECDSA P-256 key pair for `pullwarden sign`.
+    Keygen(sign::KeygenArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -108,6 +118,9 @@ pub fn main() -> i32 {
         Command::Reload(a) => reload::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Sbom(a) => sbom::run(&a),
+        Command::Verify(a) => verify::run(&a),
+        Command::Sign(a) => sign::run(&a),
+        Command::Keygen(a) => sign::run_keygen(&a),
     };
     match result {
         Ok(code) => code,

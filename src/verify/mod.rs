@@ -1,1 +1,365 @@
-//! cosign/sigstore signature verification: keys, keyless, bundles. No policy decisions.
+//! cosign/sigstore signature verification: keys, keyless, bundles. No policy decisions
+//! beyond the signature section itself: `Verifier::verify` says which trusted signers
+//! signed exactly this digest, and why every other signature found did not count.
+//!
+//! Layout: `discover` finds signatures (referrers API / fallback tag / legacy `.sig`
+//! tag), `evidence` normalizes every storage format, `keys` and `keyless` hold the
+//! trust material and checks, `payload` the digest/repository binding, `sign` the
+//! project's own signer.
+
+pub mod discover;
+pub mod evidence;
+pub mod keyless;
+pub mod keys;
+pub mod payload;
+pub mod sign;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use globset::GlobSet;
+
+use crate::config::{KeylessIdentity, SignatureLocation, SignaturePolicy};
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::{
+    Credentials, DOCKER_MANIFEST_LIST, OCI_INDEX, RegistryClient, RegistryError,
+};
+use crate::report::{SignatureCheck, SignatureReport};
+use discover::Found;
+use evidence::Evidence;
+use keyless::{BodyKey, TrustMaterial};
+use keys::TrustedKey;
+use payload::parse_claim;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("public key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("trusted root {path}: {reason}")]
+    TrustRoot { path: PathBuf, reason: String },
+    /// The registry could not be asked (unreachable, timeout, 5xx, auth): not a
+    /// verification result, and never cached as one.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{reference} resolves to an index without a {os}/{arch} manifest")]
+    NoPlatform {
+        reference: String,
+        os: String,
+        arch: String,
+    },
+    #[error("{reference}: the index does not parse")]
+    BadIndex { reference: String },
+}
+
+/// The digests a signature may sit on: the multi-platform index (when the reference
+/// names one) and the platform manifest that is pulled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDigests {
+    pub index: Option<Digest>,
+    pub manifest: Digest,
+}
+
+/// A signature policy with its keys and trust root loaded. Rebuilt on config reload.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: Vec<TrustedKey>,
+    keyless: Vec<KeylessIdentity>,
+    trust: Option<TrustMaterial>,
+    threshold: usize,
+    require_on: SignatureLocation,
+    require_tlog: bool,
+    allowed_references: GlobSet,
+}
+
+const SIGNER_KEYLESS: &str = "keyless";
+
+impl Verifier {
+    pub fn load(policy: &SignaturePolicy) -> Result<Verifier, VerifyError> {
+        let mut keys: Vec<TrustedKey> = Vec::new();
+        for path in &policy.keys {
+            let k = TrustedKey::load(path)?;
+            // The same key in two files is one signer.
+            if !keys.iter().any(|o| o.fingerprint == k.fingerprint) {
+                keys.push(k);
+            }
+        }
+        let trust = policy
+            .trusted_root
+            .as_deref()
+            .map(TrustMaterial::load)
+            .transpose()?;
+        Ok(Verifier {
+            keys,
+            keyless: policy.keyless.clone(),
+            trust,
+            threshold: policy.threshold,
+            require_on: policy.require_on,
+            require_tlog: policy.require_tlog,
+            allowed_references: policy.allowed_reference_globs.clone(),
+        })
+    }
+
+    /// Finds and verifies the signatures of `subject`. `Err` only when the registry could
+    /// not be asked; every verification failure is a report with `satisfied = false`.
+    pub async fn verify(
+        &self,
+        client: &RegistryClient,
+        reference: &Reference,
+        subject: &ImageDigests,
+        creds: &Credentials,
+    ) -> Result<SignatureReport, VerifyError> {
+        let on_manifest = discover::discover(client, reference, &subject.manifest, creds);
+        let found = match &subject.index {
+            Some(index) if *index != subject.manifest => {
+                let on_index = discover::discover(client, reference, index, creds);
+                let (m, i) = futures::join!(on_manifest, on_index);
+                let mut all = m?;
+                all.extend(i?);
+                all
+            }
+            _ => on_manifest.await?,
+        };
+        Ok(self.evaluate(reference, subject, &found))
+    }
+
+    /// Judges found signatures (no I/O).
+    pub fn evaluate(
+        &self,
+        reference: &Reference,
+        subject: &ImageDigests,
+        found: &[Found],
+    ) -> SignatureReport {
+        let mut checks = Vec::new();
+        let mut signers = BTreeSet::new();
+        let subjects: Vec<&Digest> = std::iter::once(&subject.manifest)
+            .chain(subject.index.iter().filter(|i| **i != subject.manifest))
+            .collect();
+        for s in subjects {
+            if !found.iter().any(|f| f.subject == *s) {
+                checks.push(SignatureCheck {
+                    subject: s.to_string(),
+                    source: "none".into(),
+                    artifact: None,
+                    signer: None,
+                    verified: false,
+                    reason:
+                        "no signatures found (referrers, sha256-<hex> tag, sha256-<hex>.sig tag)"
+                            .into(),
+                });
+            }
+        }
+        for f in found {
+            let check = |signer: Option<String>, result: Result<(), String>| SignatureCheck {
+                subject: f.subject.to_string(),
+                source: f.source.to_string(),
+                artifact: f.artifact.clone(),
+                signer,
+                verified: result.is_ok(),
+                reason: match result {
+                    Ok(()) => "verified".into(),
+                    Err(r) => r,
+                },
+            };
+            let ev = match &f.evidence {
+                Ok(ev) => ev,
+                Err(reason) => {
+                    checks.push(check(None, Err(reason.clone())));
+                    continue;
+                }
+            };
+            let mut tried = false;
+            for key in &self.keys {
+                tried = true;
+                let r = self.check_key(key, ev, reference, subject, f);
+                if r.is_ok() {
+                    signers.insert(key.name.clone());
+                }
+                checks.push(check(Some(key.name.clone()), r));
+            }
+            if !ev.certificates.is_empty() && !self.keyless.is_empty() {
+                tried = true;
+                match self.check_keyless_common(ev, reference, subject, f) {
+                    Err(reason) => checks.push(check(Some(SIGNER_KEYLESS.into()), Err(reason))),
+                    Ok(cert) => {
+                        for id in &self.keyless {
+                            let name = keyless::identity_name(id);
+                            let r = keyless::match_identity(id, &cert);
+                            if r.is_ok() {
+                                signers.insert(name.clone());
+                            }
+                            checks.push(check(Some(name), r));
+                        }
+                    }
+                }
+            }
+            if !tried {
+                let reason = if ev.certificates.is_empty() {
+                    "key-signed signature, but the policy trusts no keys"
+                } else {
+                    "keyless signature, but the policy trusts no keyless identity"
+                };
+                checks.push(check(None, Err(reason.into())));
+            }
+        }
+        SignatureReport {
+            required: true,
+            satisfied: signers.len() >= self.threshold,
+            threshold: self.threshold,
+            verified_signers: signers.into_iter().collect(),
+            checks,
+        }
+    }
+
+    fn check_key(
+        &self,
+        key: &TrustedKey,
+        ev: &Evidence,
+        reference: &Reference,
+        image: &ImageDigests,
+        f: &Found,
+    ) -> Result<(), String> {
+        if !key.verify(&ev.signature, &ev.signed) {
+            return Err("signature does not verify with this key".into());
+        }
+        if self.require_tlog {
+            let trust = self.trust.as_ref().ok_or(
+                "missing transparency proof (policy requires one but has no trusted_root)",
+            )?;
+            keyless::verify_tlog(trust, ev.tlog.as_ref(), ev, &BodyKey::Spki(&key.spki))?;
+        }
+        self.check_binding(ev, reference, image, f)
+    }
+
+    /// The identity-independent part of a keyless check; returns the certificate's
+    /// identity for matching against each configured identity.
+    fn check_keyless_common(
+        &self,
+        ev: &Evidence,
+        reference: &Reference,
+        image: &ImageDigests,
+        f: &Found,
+    ) -> Result<keyless::CertIdentity, String> {
+        let trust = self
+            .trust
+            .as_ref()
+            .ok_or("keyless signature, but the policy has no trusted_root")?;
+        let leaf = ev.certificates.first().ok_or("no certificate")?;
+        let spki = keyless::certificate_spki(leaf)?;
+        // The crate skips this: without it, a layer with any logged certificate verifies.
+        if !keys::verify_with_spki(&spki, &ev.signature, &ev.signed) {
+            return Err("signature does not verify with the certificate's key".into());
+        }
+        let integrated =
+            keyless::verify_tlog(trust, ev.tlog.as_ref(), ev, &BodyKey::Certificate(leaf))?;
+        let cert = keyless::verify_certificate(trust, &ev.certificates, integrated)?;
+        self.check_binding(ev, reference, image, f)?;
+        Ok(cert)
+    }
+
+    /// The signed payload must name the digest the signature was found for, and (for
+    /// simple signing) this image's repository or one the policy allows.
+    fn check_binding(
+        &self,
+        ev: &Evidence,
+        reference: &Reference,
+        image: &ImageDigests,
+        f: &Found,
+    ) -> Result<(), String> {
+        let claim = parse_claim(ev.payload_kind, &ev.payload)?;
+        if !claim.digests.contains(&f.subject) {
+            return Err(match claim.digests.first() {
+                Some(d) => format!("signed payload is for {d}, not {}", f.subject),
+                None => format!("signed payload names no digest (expected {})", f.subject),
+            });
+        }
+        if matches!(self.require_on, SignatureLocation::Platform) && f.subject != image.manifest {
+            return Err(
+                "signature is on the index; the policy requires one on the platform manifest"
+                    .into(),
+            );
+        }
+        if let Some(r) = &claim.docker_reference {
+            let named = r
+                .parse::<Reference>()
+                .map(|p| p.name())
+                .unwrap_or_else(|_| r.clone());
+            let own = reference.name();
+            if named != own && !self.allowed_references.is_match(&named) {
+                return Err(format!(
+                    "signed payload names repository {:?}, not {own:?}",
+                    named.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Picks the platform manifest of an index for `os`/`arch`.
+pub fn platform_manifest(index: &[u8], os: &str, arch: &str) -> Option<Digest> {
+    #[derive(serde::Deserialize)]
+    struct Idx {
+        #[serde(default)]
+        manifests: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        digest: String,
+        platform: Option<Platform>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Platform {
+        os: String,
+        architecture: String,
+    }
+    let idx: Idx = serde_json::from_slice(index).ok()?;
+    idx.manifests
+        .iter()
+        .find(|e| {
+            e.platform
+                .as_ref()
+                .is_some_and(|p| p.os == os && p.architecture == arch)
+        })
+        .and_then(|e| e.digest.parse().ok())
+}
+
+/// The host's architecture as OCI names it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// Resolves a reference to the digests a signature may sit on, choosing the host
+/// platform's manifest from an index.
+pub async fn resolve_image(
+    client: &RegistryClient,
+    reference: &Reference,
+    creds: &Credentials,
+) -> Result<ImageDigests, VerifyError> {
+    let top = client.resolve(reference, creds).await?;
+    if top.media_type == OCI_INDEX || top.media_type == DOCKER_MANIFEST_LIST {
+        let manifest = platform_manifest(&top.bytes, "linux", host_arch()).ok_or_else(|| {
+            VerifyError::NoPlatform {
+                reference: reference.to_string(),
+                os: "linux".into(),
+                arch: host_arch().into(),
+            }
+        })?;
+        Ok(ImageDigests {
+            index: Some(top.digest),
+            manifest,
+        })
+    } else {
+        Ok(ImageDigests {
+            index: None,
+            manifest: top.digest,
+        })
+    }
+}

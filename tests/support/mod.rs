@@ -6,6 +6,7 @@
 
 pub mod cri;
 pub mod daemon;
+pub mod fake_registry;
 pub mod image;
 
 use std::path::PathBuf;

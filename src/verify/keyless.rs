@@ -1,0 +1,499 @@
+//! Keyless (Fulcio certificate + Rekor) checks against an offline sigstore trust root.
+//!
+//! The sigstore crate parses the operator's `trusted_root.json`
+//! (`SigstoreTrustRoot::from_trusted_root_json_unchecked`, no TUF, no network). The rest
+//! goes around the crate: its certificate pool is crate-private and tied to its own
+//! registry client, and its legacy keyless path skips the layer-signature and the
+//! Rekor-body checks. Here, for every keyless signature:
+//! 1. the transparency entry's SET verifies with a trusted Rekor key (or its inclusion
+//!    proof reaches a checkpoint signed by one) — this yields the integrated time;
+//! 2. the certificate chains to a trusted CA (rustls-webpki, code-signing EKU) with its
+//!    validity checked *at the integrated time*;
+//! 3. the signature verifies with the certificate's key over the signed bytes;
+//! 4. the Rekor entry body (hashedrekord) names this signature, this payload hash and
+//!    this certificate;
+//! 5. the identity (issuer exact, subject exact/regex, Fulcio extensions) matches.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use sha2::Digest as _;
+use sigstore::trust::TrustRoot as _;
+use sigstore::trust::sigstore::SigstoreTrustRoot;
+use x509_cert::Certificate;
+use x509_cert::der::{Decode, Encode};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+use super::VerifyError;
+use super::evidence::{Evidence, InclusionProof, TlogEntry};
+use super::keys::{pem_block, verify_with_spki};
+use crate::config::KeylessIdentity;
+
+/// Code signing EKU, 1.3.6.1.5.5.7.3.3, DER content bytes.
+const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+const FULCIO_OID_PREFIX: &str = "1.3.6.1.4.1.57264.1.";
+
+/// The parts of `trusted_root.json` verification needs, owned.
+#[derive(Debug, Clone)]
+pub struct TrustMaterial {
+    anchors: Vec<TrustAnchor<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+    /// Rekor public keys (DER SPKI) by hex log id.
+    rekor_keys: BTreeMap<String, Vec<u8>>,
+}
+
+impl TrustMaterial {
+    pub fn load(path: &Path) -> Result<TrustMaterial, VerifyError> {
+        let bytes = std::fs::read(path).map_err(|e| VerifyError::TrustRoot {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        TrustMaterial::from_json(&bytes).map_err(|reason| VerifyError::TrustRoot {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<TrustMaterial, String> {
+        let root = SigstoreTrustRoot::from_trusted_root_json_unchecked(bytes)
+            .map_err(|e| format!("does not parse: {e}"))?;
+        let certs = root.fulcio_certs().map_err(|e| e.to_string())?;
+        let mut anchors = Vec::new();
+        let mut intermediates = Vec::new();
+        for c in certs {
+            let parsed = Certificate::from_der(c.as_ref())
+                .map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+            let tbs = parsed.tbs_certificate();
+            // The crate flattens each chain; self-issued certificates are the roots.
+            if tbs.issuer() == tbs.subject() {
+                let a = webpki::anchor_from_trusted_cert(&c)
+                    .map_err(|e| format!("a CA certificate is not usable as a root: {e}"))?
+                    .to_owned();
+                anchors.push(a);
+            } else {
+                intermediates.push(c.into_owned());
+            }
+        }
+        if anchors.is_empty() {
+            return Err("no root certificate authority".into());
+        }
+        let rekor_keys = root
+            .rekor_keys()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+            .collect::<BTreeMap<_, _>>();
+        Ok(TrustMaterial {
+            anchors,
+            intermediates,
+            rekor_keys,
+        })
+    }
+
+    pub fn has_rekor_keys(&self) -> bool {
+        !self.rekor_keys.is_empty()
+    }
+}
+
+/// What a verified Fulcio certificate says about its holder.
+#[derive(Debug, Clone)]
+pub struct CertIdentity {
+    pub issuer: Option<String>,
+    /// SAN email or URI.
+    pub subject: Option<String>,
+    /// Fulcio extensions by dotted OID.
+    pub extensions: BTreeMap<String, String>,
+}
+
+/// Verifies a transparency entry: its SET (or inclusion proof + signed checkpoint) with
+/// a trusted Rekor key, and that its body records exactly this signature. Returns the
+/// integrated time. Errors are stable reasons.
+pub fn verify_tlog(
+    trust: &TrustMaterial,
+    tlog: Option<&TlogEntry>,
+    evidence: &Evidence,
+    signer_key_or_cert_pem: &BodyKey<'_>,
+) -> Result<i64, String> {
+    let entry = tlog.ok_or("missing transparency proof (no Rekor entry)")?;
+    let key = trust
+        .rekor_keys
+        .get(&entry.log_id)
+        .ok_or("transparency entry is from a log not in the trust root")?;
+    let mut proven = false;
+    if let Some(set) = &entry.set {
+        let canonical = format!(
+            r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
+            BASE64.encode(&entry.body),
+            entry.integrated_time,
+            entry.log_id,
+            entry.log_index
+        );
+        if !verify_with_spki(key, set, canonical.as_bytes()) {
+            return Err("Rekor signed entry timestamp does not verify".into());
+        }
+        proven = true;
+    }
+    if let Some(proof) = &entry.inclusion_proof {
+        verify_inclusion(proof, &entry.body, key)?;
+        proven = true;
+    }
+    if !proven {
+        return Err("missing transparency proof (no SET and no inclusion proof)".into());
+    }
+    check_body(&entry.body, evidence, signer_key_or_cert_pem)?;
+    Ok(entry.integrated_time)
+}
+
+/// The public key material a Rekor body must name.
+pub enum BodyKey<'a> {
+    /// Leaf certificate (DER).
+    Certificate(&'a [u8]),
+    /// A key's DER SPKI.
+    Spki(&'a [u8]),
+}
+
+/// Checks that a hashedrekord entry body records this signature, this payload hash and
+/// this key. The crate trusts the SET alone, which would let any logged entry vouch for
+/// any layer.
+fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "Rekor entry body does not parse")?;
+    let kind = v["kind"].as_str().unwrap_or("");
+    if kind != "hashedrekord" {
+        return Err(format!(
+            "unsupported Rekor entry kind {:?}",
+            kind.chars().take(32).collect::<String>()
+        ));
+    }
+    let spec = &v["spec"];
+    let sig = spec["signature"]["content"]
+        .as_str()
+        .and_then(|s| BASE64.decode(s).ok())
+        .ok_or("Rekor entry body has no signature")?;
+    if sig != e.signature {
+        return Err("Rekor entry is for another signature".into());
+    }
+    let alg = spec["data"]["hash"]["algorithm"].as_str().unwrap_or("");
+    let value = spec["data"]["hash"]["value"].as_str().unwrap_or("");
+    let want = hex::encode(sha2::Sha256::digest(&e.signed));
+    if alg != "sha256" || !value.eq_ignore_ascii_case(&want) {
+        return Err("Rekor entry is for another payload".into());
+    }
+    let pem = spec["signature"]["publicKey"]["content"]
+        .as_str()
+        .and_then(|s| BASE64.decode(s).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("Rekor entry body has no public key")?;
+    let matches = match key {
+        BodyKey::Certificate(der) => pem_block(&pem, "CERTIFICATE").as_deref() == Some(*der),
+        BodyKey::Spki(der) => pem_block(&pem, "PUBLIC KEY").as_deref() == Some(*der),
+    };
+    if !matches {
+        return Err("Rekor entry is for another key or certificate".into());
+    }
+    Ok(())
+}
+
+/// RFC 6962/9162 inclusion proof to the root hash, and the checkpoint (signed note)
+/// naming that root and tree size, signed by the log.
+fn verify_inclusion(p: &InclusionProof, body: &[u8], key: &[u8]) -> Result<(), String> {
+    let bad = || "Rekor inclusion proof does not verify".to_string();
+    if p.log_index >= p.tree_size {
+        return Err(bad());
+    }
+    let leaf = {
+        let mut h = sha2::Sha256::new();
+        h.update([0u8]);
+        h.update(body);
+        h.finalize().to_vec()
+    };
+    let node = |l: &[u8], r: &[u8]| {
+        let mut h = sha2::Sha256::new();
+        h.update([1u8]);
+        h.update(l);
+        h.update(r);
+        h.finalize().to_vec()
+    };
+    let (mut f_n, mut s_n) = (p.log_index, p.tree_size - 1);
+    let mut r = leaf;
+    for h in &p.hashes {
+        if s_n == 0 {
+            return Err(bad());
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            r = node(h, &r);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            r = node(&r, h);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    if s_n != 0 || r != p.root_hash {
+        return Err(bad());
+    }
+    let Some(note) = &p.checkpoint else {
+        return Err("Rekor inclusion proof has no checkpoint".into());
+    };
+    // Signed note: body lines, a blank line, then "— name base64(keyhint[4] || sig)".
+    let (text, sigs) = note
+        .split_once("\n\n")
+        .ok_or("Rekor checkpoint is malformed")?;
+    let signed = format!("{text}\n");
+    let mut lines = text.lines();
+    let _origin = lines.next();
+    let size: u64 = lines
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or("Rekor checkpoint is malformed")?;
+    let root = lines
+        .next()
+        .and_then(|s| BASE64.decode(s).ok())
+        .ok_or("Rekor checkpoint is malformed")?;
+    if size != p.tree_size || root != p.root_hash {
+        return Err("Rekor checkpoint does not match the inclusion proof".into());
+    }
+    let ok = sigs.lines().any(|l| {
+        l.strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.rsplit_once(' '))
+            .and_then(|(_, b)| BASE64.decode(b).ok())
+            .is_some_and(|raw| raw.len() > 4 && verify_with_spki(key, &raw[4..], signed.as_bytes()))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("Rekor checkpoint signature does not verify".into())
+    }
+}
+
+/// Chains the leaf to a trusted CA at `at` (the integrated time) and reads its identity.
+pub fn verify_certificate(
+    trust: &TrustMaterial,
+    chain: &[Vec<u8>],
+    at: i64,
+) -> Result<CertIdentity, String> {
+    let leaf_der = chain.first().ok_or("no certificate")?;
+    let leaf = CertificateDer::from(leaf_der.as_slice());
+    let ee = webpki::EndEntityCert::try_from(&leaf)
+        .map_err(|e| format!("certificate does not parse: {e}"))?;
+    let mut intermediates: Vec<CertificateDer<'_>> = chain
+        .iter()
+        .skip(1)
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    intermediates.extend(trust.intermediates.iter().cloned());
+    let secs = u64::try_from(at).map_err(|_| "integrated time is negative")?;
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &trust.anchors,
+        &intermediates,
+        time,
+        webpki::KeyUsage::required(EKU_CODE_SIGNING),
+        None,
+        None,
+    )
+    .map_err(|e| match e {
+        webpki::Error::CertExpired { .. } => {
+            "certificate had expired at the Rekor integrated time".to_string()
+        }
+        webpki::Error::CertNotValidYet { .. } => {
+            "certificate was not yet valid at the Rekor integrated time".to_string()
+        }
+        webpki::Error::UnknownIssuer => "certificate is not issued by a trusted CA".to_string(),
+        other => format!("certificate chain does not verify: {other:?}"),
+    })?;
+    read_identity(leaf_der)
+}
+
+/// The DER SubjectPublicKeyInfo of a certificate.
+pub fn certificate_spki(der: &[u8]) -> Result<Vec<u8>, String> {
+    let c = Certificate::from_der(der).map_err(|_| "certificate does not parse")?;
+    c.tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|_| "certificate key does not encode".to_string())
+}
+
+fn read_identity(der: &[u8]) -> Result<CertIdentity, String> {
+    let c = Certificate::from_der(der).map_err(|_| "certificate does not parse")?;
+    let mut subject = None;
+    let mut extensions = BTreeMap::new();
+    for ext in c.tbs_certificate().extensions().into_iter().flatten() {
+        let oid = ext.extn_id.to_string();
+        let value = ext.extn_value.as_bytes();
+        if oid == "2.5.29.17" {
+            let san = SubjectAltName::from_der(value).map_err(|_| "SAN does not parse")?;
+            for name in san.0 {
+                match name {
+                    GeneralName::Rfc822Name(s) | GeneralName::UniformResourceIdentifier(s) => {
+                        subject.get_or_insert(s.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Some(n) = oid.strip_prefix(FULCIO_OID_PREFIX) {
+            // 1.1–1.6 hold raw strings; 1.8 and later hold DER UTF8Strings.
+            let v2 = n.parse::<u32>().is_ok_and(|n| n >= 8);
+            let text = if v2 {
+                x509_cert::der::asn1::Utf8StringRef::from_der(value)
+                    .map(|s| s.as_str().to_string())
+                    .map_err(|_| format!("Fulcio extension {oid} is not a UTF8String"))?
+            } else {
+                String::from_utf8_lossy(value).into_owned()
+            };
+            extensions.insert(oid, text);
+        }
+    }
+    let issuer = extensions
+        .get("1.3.6.1.4.1.57264.1.8")
+        .or_else(|| extensions.get("1.3.6.1.4.1.57264.1.1"))
+        .cloned();
+    Ok(CertIdentity {
+        issuer,
+        subject,
+        extensions,
+    })
+}
+
+/// Fulcio extension names as cosign's `--certificate-*` flags spell them.
+pub fn extension_oid(name: &str) -> Option<String> {
+    let n = match name {
+        "issuer" => 8,
+        "github_workflow_trigger" => 2,
+        "github_workflow_sha" => 3,
+        "github_workflow_name" => 4,
+        "github_workflow_repository" => 5,
+        "github_workflow_ref" => 6,
+        "build_signer_uri" => 9,
+        "build_signer_digest" => 10,
+        "runner_environment" => 11,
+        "source_repository_uri" => 12,
+        "source_repository_digest" => 13,
+        "source_repository_ref" => 14,
+        "source_repository_identifier" => 15,
+        "source_repository_owner_uri" => 16,
+        "source_repository_owner_identifier" => 17,
+        "build_config_uri" => 18,
+        "build_config_digest" => 19,
+        "build_trigger" => 20,
+        "run_invocation_uri" => 21,
+        "source_repository_visibility_at_signing" => 22,
+        dotted if dotted.split('.').all(|p| p.parse::<u64>().is_ok()) => {
+            return Some(dotted.to_string());
+        }
+        _ => return None,
+    };
+    Some(format!("{FULCIO_OID_PREFIX}{n}"))
+}
+
+/// The report name of a keyless identity (used for threshold counting).
+pub fn identity_name(id: &KeylessIdentity) -> String {
+    let subject = match (&id.subject, &id.subject_regex) {
+        (Some(s), _) => format!("subject={s}"),
+        (None, Some(r)) => format!("subject~{}", r.as_str()),
+        (None, None) => String::new(),
+    };
+    format!("keyless issuer={} {subject}", id.issuer)
+}
+
+/// Why a certificate does not match an identity, or Ok.
+pub fn match_identity(id: &KeylessIdentity, cert: &CertIdentity) -> Result<(), String> {
+    let issuer = cert.issuer.as_deref().unwrap_or("");
+    if issuer != id.issuer {
+        return Err(format!(
+            "identity mismatch: certificate issuer {:?} is not {:?}",
+            issuer.chars().take(200).collect::<String>(),
+            id.issuer
+        ));
+    }
+    let subject = cert.subject.as_deref().unwrap_or("");
+    if let Some(s) = &id.subject
+        && subject != s
+    {
+        return Err(format!(
+            "identity mismatch: certificate subject {:?} is not {s:?}",
+            subject.chars().take(200).collect::<String>()
+        ));
+    }
+    if let Some(r) = &id.subject_regex
+        && !r.is_match(subject)
+    {
+        return Err(format!(
+            "identity mismatch: certificate subject {:?} does not match /{}/",
+            subject.chars().take(200).collect::<String>(),
+            r.as_str()
+        ));
+    }
+    for (name, want) in &id.extensions {
+        let Some(oid) = extension_oid(name) else {
+            return Err(format!("unknown Fulcio extension name {name:?}"));
+        };
+        match cert.extensions.get(&oid) {
+            Some(v) if v == want => {}
+            Some(v) => {
+                return Err(format!(
+                    "identity mismatch: certificate extension {name} is {:?}, not {want:?}",
+                    v.chars().take(200).collect::<String>()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "identity mismatch: certificate has no extension {name}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inclusion_proof_rejects_junk() {
+        let p = InclusionProof {
+            log_index: 5,
+            tree_size: 3,
+            root_hash: vec![0; 32],
+            hashes: vec![],
+            checkpoint: None,
+        };
+        assert!(verify_inclusion(&p, b"x", b"k").is_err());
+        let p = InclusionProof {
+            log_index: 0,
+            tree_size: 1,
+            root_hash: vec![0; 32],
+            hashes: vec![vec![1; 32]; 3],
+            checkpoint: None,
+        };
+        assert!(verify_inclusion(&p, b"x", b"k").is_err());
+    }
+
+    #[test]
+    fn extension_names() {
+        assert_eq!(
+            extension_oid("github_workflow_repository").as_deref(),
+            Some("1.3.6.1.4.1.57264.1.5")
+        );
+        assert_eq!(extension_oid("1.2.3").as_deref(), Some("1.2.3"));
+        assert_eq!(extension_oid("nope"), None);
+    }
+
+    #[test]
+    fn trust_root_junk_is_an_error() {
+        assert!(TrustMaterial::from_json(b"{").is_err());
+        assert!(TrustMaterial::from_json(b"{}").is_err());
+    }
+}

@@ -1,0 +1,1005 @@
+//! Signature verification against the real registry (signatures pushed by the
+//! project's signer) and against a scripted fake registry for what the real one cannot
+//! do (referrers API, hostile answers, bearer auth). Keyless material (test CA, Fulcio
+//! style leaves, Rekor key, trusted_root.json) is generated here.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use pullwarden::config::{self, Config, SignaturePolicy};
+use pullwarden::digest::Digest;
+use pullwarden::reference::Reference;
+use pullwarden::registry::{Credentials, RegistryClient, RegistryError};
+use pullwarden::report::SignatureReport;
+use pullwarden::verify::sign::{
+    ImageSigner, LegacySignature, SignFormat, generate_key, message_bundle, push_bundle,
+    push_legacy, sign_and_push, simple_signing_payload,
+};
+use pullwarden::verify::{ImageDigests, Verifier, VerifyError, resolve_image};
+use sigstore::crypto::SigningScheme;
+
+use crate::support::fake_registry::{FakeRegistry, Route};
+use crate::support::image::{Compression, Entry, Image, Index, Layer};
+use crate::support::{it_env, unique_repo};
+
+fn registry_cfg(host: &str) -> config::Registry {
+    Config::parse(&format!(
+        "[registry]\nplain_http = [\"{host}\"]\ntimeout = \"5s\"\nmax_manifest_bytes = 65536\nmax_blob_bytes = 65536"
+    ))
+    .unwrap()
+    .registry
+}
+
+fn client(host: &str) -> RegistryClient {
+    RegistryClient::new(&registry_cfg(host)).unwrap()
+}
+
+/// A signature policy from the TOML body of `[policy.signatures]`.
+fn policy(body: &str) -> SignaturePolicy {
+    let text = format!("[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.signatures]\n{body}");
+    let mut c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    c.policies.remove(0).signatures.unwrap()
+}
+
+fn keys_toml(keys: &[&Path]) -> String {
+    let list: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{:?}", k.display().to_string()))
+        .collect();
+    format!("keys = [{}]\n", list.join(", "))
+}
+
+/// A fresh key pair: the signer and the public key file.
+fn keypair(dir: &Path, name: &str, scheme: SigningScheme) -> (ImageSigner, PathBuf) {
+    let (private, public) = generate_key(scheme).unwrap();
+    let pss = matches!(scheme, SigningScheme::RSA_PSS_SHA256(_));
+    let signer = ImageSigner::from_pem(private.as_bytes(), pss).unwrap();
+    let path = dir.join(format!("{name}.pub"));
+    std::fs::write(&path, public).unwrap();
+    (signer, path)
+}
+
+fn small_image(salt: &str) -> Image {
+    Image::with_platform(
+        vec![Layer::from_entries(
+            &[Entry::file("etc/hello", format!("hello {salt}"))],
+            Compression::Gzip,
+        )],
+        "amd64",
+        salt,
+    )
+}
+
+/// Pushes a single-platform image; returns its reference (by tag) and digest.
+async fn pushed_image(salt: &str) -> (Reference, Digest) {
+    let reg = &it_env().registry;
+    let repo = unique_repo("verify");
+    let img = small_image(salt);
+    img.push(reg, &repo, "v1").await;
+    let r: Reference = format!("{reg}/{repo}:v1").parse().unwrap();
+    (r, img.digest.parse().unwrap())
+}
+
+async fn verify(v: &Verifier, r: &Reference, subject: &ImageDigests) -> SignatureReport {
+    let c = client(&r.registry);
+    v.verify(&c, r, subject, &Credentials::default())
+        .await
+        .unwrap()
+}
+
+fn single(d: &Digest) -> ImageDigests {
+    ImageDigests {
+        index: None,
+        manifest: d.clone(),
+    }
+}
+
+fn reasons(r: &SignatureReport) -> String {
+    r.checks
+        .iter()
+        .map(|c| format!("[{} {} {:?}] {}", c.source, c.subject, c.signer, c.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---------------------------------------------------------------- keys
+
+#[tokio::test]
+async fn every_key_type_verifies_in_both_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let schemes = [
+        ("p256", SigningScheme::ECDSA_P256_SHA256_ASN1),
+        ("p384", SigningScheme::ECDSA_P384_SHA384_ASN1),
+        ("rsa-pkcs1", SigningScheme::RSA_PKCS1_SHA256(2048)),
+        ("rsa-pss", SigningScheme::RSA_PSS_SHA256(2048)),
+        ("ed25519", SigningScheme::ED25519),
+    ];
+    for (name, scheme) in schemes {
+        let (signer, public) = keypair(dir.path(), name, scheme);
+        let v = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
+        for format in [SignFormat::Legacy, SignFormat::Bundle] {
+            let (r, d) = pushed_image(&format!("{name}-{format:?}")).await;
+            let c = client(&r.registry);
+            let before = verify(&v, &r, &single(&d)).await;
+            assert!(!before.satisfied, "{name}: unsigned image satisfied");
+            assert_eq!(before.checks[0].source, "none");
+            sign_and_push(&c, &r, &d, &signer, format, &Credentials::default())
+                .await
+                .unwrap();
+            let rep = verify(&v, &r, &single(&d)).await;
+            assert!(rep.satisfied, "{name} {format:?}:\n{}", reasons(&rep));
+            assert_eq!(rep.verified_signers.len(), 1);
+            let want_source = match format {
+                SignFormat::Legacy => "legacy-tag",
+                SignFormat::Bundle => "referrers-tag",
+            };
+            assert!(
+                rep.checks
+                    .iter()
+                    .any(|c| c.verified && c.source == want_source),
+                "{name}: {}",
+                reasons(&rep)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_key_corrupted_signature_and_other_digest_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, _) = keypair(dir.path(), "a", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let (_, other_pub) = keypair(dir.path(), "b", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let (_, trusted_pub) = {
+        // The trusted key is `signer`'s own public key, written again.
+        let p = dir.path().join("a.pub");
+        ((), p)
+    };
+    let creds = Credentials::default();
+
+    // Wrong key.
+    let (r, d) = pushed_image("wrong-key").await;
+    let c = client(&r.registry);
+    sign_and_push(&c, &r, &d, &signer, SignFormat::Legacy, &creds)
+        .await
+        .unwrap();
+    let v_other = Verifier::load(&policy(&keys_toml(&[&other_pub]))).unwrap();
+    let rep = verify(&v_other, &r, &single(&d)).await;
+    assert!(!rep.satisfied);
+    assert!(
+        rep.checks
+            .iter()
+            .any(|c| c.reason == "signature does not verify with this key"),
+        "{}",
+        reasons(&rep)
+    );
+    // Same input → same report (stable reasons).
+    assert_eq!(rep, verify(&v_other, &r, &single(&d)).await);
+
+    let v = Verifier::load(&policy(&keys_toml(&[&trusted_pub]))).unwrap();
+
+    // Corrupted signature bytes.
+    let (r, d) = pushed_image("corrupt").await;
+    let payload = simple_signing_payload(&r.name(), &d);
+    let mut sig = signer.sign(&payload).unwrap();
+    let n = sig.len() / 2;
+    sig[n] ^= 0x55;
+    push_legacy(&c, &r, &d, &[LegacySignature::new(payload, &sig)], &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(!rep.satisfied, "{}", reasons(&rep));
+    assert_eq!(rep.checks.len(), 1);
+    assert_eq!(
+        rep.checks[0].reason,
+        "signature does not verify with this key"
+    );
+
+    // A valid signature of a payload that names another digest, pushed on this digest.
+    let (r, d) = pushed_image("other-digest").await;
+    let elsewhere = Digest::sha256_of(b"some other manifest");
+    let payload = simple_signing_payload(&r.name(), &elsewhere);
+    let sig = signer.sign(&payload).unwrap();
+    push_legacy(&c, &r, &d, &[LegacySignature::new(payload, &sig)], &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(!rep.satisfied);
+    assert_eq!(
+        rep.checks[0].reason,
+        format!("signed payload is for {elsewhere}, not {d}")
+    );
+
+    // A valid signature naming another repository.
+    let (r, d) = pushed_image("other-repo").await;
+    let payload = simple_signing_payload(&format!("{}/elsewhere/app", r.registry), &d);
+    let sig = signer.sign(&payload).unwrap();
+    push_legacy(&c, &r, &d, &[LegacySignature::new(payload, &sig)], &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(!rep.satisfied);
+    assert!(
+        rep.checks[0].reason.contains("names repository"),
+        "{}",
+        reasons(&rep)
+    );
+    let allowing = Verifier::load(&policy(&format!(
+        "{}allowed_references = [\"{}/elsewhere/**\"]\n",
+        keys_toml(&[&trusted_pub]),
+        r.registry
+    )))
+    .unwrap();
+    assert!(verify(&allowing, &r, &single(&d)).await.satisfied);
+}
+
+#[tokio::test]
+async fn threshold_counts_distinct_signers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, a_pub) = keypair(dir.path(), "a", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let (b, b_pub) = keypair(dir.path(), "b", SigningScheme::ED25519);
+    let v = Verifier::load(&policy(&format!(
+        "{}threshold = 2\n",
+        keys_toml(&[&a_pub, &b_pub])
+    )))
+    .unwrap();
+    let (r, d) = pushed_image("threshold").await;
+    let c = client(&r.registry);
+    let creds = Credentials::default();
+    sign_and_push(&c, &r, &d, &a, SignFormat::Legacy, &creds)
+        .await
+        .unwrap();
+    // The same key again, in the other format: still one signer.
+    sign_and_push(&c, &r, &d, &a, SignFormat::Bundle, &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(!rep.satisfied, "{}", reasons(&rep));
+    assert_eq!(rep.verified_signers.len(), 1);
+    assert_eq!(rep.checks.iter().filter(|c| c.verified).count(), 2);
+    sign_and_push(&c, &r, &d, &b, SignFormat::Legacy, &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(rep.satisfied, "{}", reasons(&rep));
+    assert_eq!(rep.verified_signers.len(), 2);
+    assert_eq!(rep.threshold, 2);
+}
+
+#[tokio::test]
+async fn index_and_platform_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, public) = keypair(dir.path(), "k", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let any = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
+    let platform_only = Verifier::load(&policy(&format!(
+        "{}require_on = \"platform\"\n",
+        keys_toml(&[&public])
+    )))
+    .unwrap();
+    let reg = &it_env().registry;
+    let creds = Credentials::default();
+
+    let push_index = |salt: &'static str| async move {
+        let repo = unique_repo("verify-index");
+        let idx = Index::new(vec![
+            Image::with_platform(small_image(salt).layers, "amd64", salt),
+            Image::with_platform(small_image(salt).layers, "arm64", salt),
+        ]);
+        idx.push(reg, &repo, "v1").await;
+        let r: Reference = format!("{reg}/{repo}:v1").parse().unwrap();
+        let subject = ImageDigests {
+            index: Some(idx.digest.parse().unwrap()),
+            manifest: idx.images[0].digest.parse().unwrap(),
+        };
+        (r, subject)
+    };
+
+    // Signature on the index only.
+    let (r, subject) = push_index("index-only").await;
+    let c = client(&r.registry);
+    let resolved = resolve_image(&c, &r, &creds).await.unwrap();
+    assert_eq!(resolved.index, subject.index);
+    let index = subject.index.clone().unwrap();
+    sign_and_push(&c, &r, &index, &signer, SignFormat::Legacy, &creds)
+        .await
+        .unwrap();
+    let rep = verify(&any, &r, &subject).await;
+    assert!(rep.satisfied, "{}", reasons(&rep));
+    let rep = verify(&platform_only, &r, &subject).await;
+    assert!(!rep.satisfied);
+    assert!(
+        rep.checks.iter().any(|c| c.reason
+            == "signature is on the index; the policy requires one on the platform manifest"),
+        "{}",
+        reasons(&rep)
+    );
+
+    // Signature on the platform manifest only.
+    let (r, subject) = push_index("platform-only").await;
+    sign_and_push(
+        &c,
+        &r,
+        &subject.manifest,
+        &signer,
+        SignFormat::Bundle,
+        &creds,
+    )
+    .await
+    .unwrap();
+    for v in [&any, &platform_only] {
+        let rep = verify(v, &r, &subject).await;
+        assert!(rep.satisfied, "{}", reasons(&rep));
+        // The index location is reported as empty.
+        assert!(rep.checks.iter().any(|c| c.source == "none"
+            && Some(c.subject.clone()) == subject.index.as_ref().map(|d| d.to_string())));
+    }
+    // A platform signature does not cover a sibling platform.
+    let sibling = ImageDigests {
+        index: subject.index.clone(),
+        manifest: Digest::sha256_of(b"not this one"),
+    };
+    assert!(!verify(&any, &r, &sibling).await.satisfied);
+}
+
+// ---------------------------------------------------------------- referrers API (fake)
+
+#[tokio::test]
+async fn referrers_api_is_used_when_the_registry_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, public) = keypair(dir.path(), "k", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let fake = FakeRegistry::start().await;
+    let img = small_image("referrers-api");
+    let d: Digest = img.digest.parse().unwrap();
+    let r: Reference = format!("{}/x/app:v1", fake.addr).parse().unwrap();
+    let payload = simple_signing_payload(&r.name(), &d);
+    let sig = signer.sign(&payload).unwrap();
+    let bundle = message_bundle(&payload, &sig, &signer.public_spki);
+    let empty = b"{}".to_vec();
+    let blob = |b: &[u8]| (Digest::sha256_of(b), b.to_vec());
+    let (bd, bb) = blob(&bundle);
+    let (pd, pb) = blob(&payload);
+    let (ed, eb) = blob(&empty);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed.to_string(), "size": 2},
+        "layers": [
+            {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "digest": bd.to_string(), "size": bb.len()},
+            {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd.to_string(), "size": pb.len()},
+        ],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": img.manifest.len()},
+    }))
+    .unwrap();
+    let md = Digest::sha256_of(&manifest);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md.to_string(), "size": manifest.len(),
+             "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"},
+            // Another artifact type is ignored.
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": Digest::sha256_of(b"sbom").to_string(), "size": 1,
+             "artifactType": "application/spdx+json"},
+        ]
+    }))
+    .unwrap();
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    fake.json("/v2/x/app/manifests/v1", mt, &img.manifest);
+    fake.json(&format!("/v2/x/app/manifests/{d}"), mt, &img.manifest);
+    fake.json(
+        &format!("/v2/x/app/referrers/{d}"),
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
+    fake.json(&format!("/v2/x/app/manifests/{md}"), mt, &manifest);
+    for (dg, b) in [(&bd, &bb), (&pd, &pb), (&ed, &eb)] {
+        fake.json(
+            &format!("/v2/x/app/blobs/{dg}"),
+            "application/octet-stream",
+            b,
+        );
+    }
+    let v = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
+    let c = client(&fake.addr);
+    let subject = resolve_image(&c, &r, &Credentials::default())
+        .await
+        .unwrap();
+    assert_eq!(subject.manifest, d);
+    let rep = v
+        .verify(&c, &r, &subject, &Credentials::default())
+        .await
+        .unwrap();
+    assert!(rep.satisfied, "{}", reasons(&rep));
+    assert!(
+        rep.checks
+            .iter()
+            .any(|c| c.verified && c.source == "referrers")
+    );
+
+    // The same bundle manifest claiming another subject is refused.
+    let mut m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    m["subject"]["digest"] = serde_json::json!(Digest::sha256_of(b"x").to_string());
+    let forged = serde_json::to_vec(&m).unwrap();
+    let fd = Digest::sha256_of(&forged);
+    fake.json(&format!("/v2/x/app/manifests/{fd}"), mt, &forged);
+    let index2 = String::from_utf8(index.clone())
+        .unwrap()
+        .replace(&md.to_string(), &fd.to_string())
+        .replace(
+            &format!("\"size\":{}", manifest.len()),
+            &format!("\"size\":{}", forged.len()),
+        );
+    fake.json(
+        &format!("/v2/x/app/referrers/{d}"),
+        "application/vnd.oci.image.index.v1+json",
+        index2.as_bytes(),
+    );
+    let c = client(&fake.addr);
+    let rep = v
+        .verify(&c, &r, &subject, &Credentials::default())
+        .await
+        .unwrap();
+    assert!(!rep.satisfied);
+    assert!(
+        reasons(&rep).contains("bundle manifest's subject is"),
+        "{}",
+        reasons(&rep)
+    );
+}
+
+// ---------------------------------------------------------------- hostile registries
+
+#[tokio::test]
+async fn huge_malformed_and_lying_registries_get_specific_errors() {
+    let fake = FakeRegistry::start().await;
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    fake.route("/v2/x/endless/manifests/v1", Route::Endless(mt.into()));
+    fake.route("/v2/x/huge/manifests/v1", Route::HugeLength(mt.into()));
+    fake.json(
+        "/v2/x/junk/manifests/v1",
+        mt,
+        b"<html>not a manifest</html>",
+    );
+    let good = small_image("lying");
+    let claimed = Digest::sha256_of(b"what the client asked for");
+    fake.json(
+        &format!("/v2/x/lying/manifests/{claimed}"),
+        mt,
+        &good.manifest,
+    );
+    let c = client(&fake.addr);
+    let creds = Credentials::default();
+    let r = |s: &str| -> Reference { format!("{}/{s}", fake.addr).parse().unwrap() };
+    let err = c.resolve(&r("x/endless:v1"), &creds).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::TooLarge { limit: 65536, .. }),
+        "{err}"
+    );
+    let err = c.resolve(&r("x/huge:v1"), &creds).await.unwrap_err();
+    assert!(matches!(err, RegistryError::TooLarge { .. }), "{err}");
+    let err = c.resolve(&r("x/junk:v1"), &creds).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Malformed { .. }), "{err}");
+    let err = c
+        .resolve(&r(&format!("x/lying@{claimed}")), &creds)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+    let err = c.resolve(&r("x/missing:v1"), &creds).await.unwrap_err();
+    assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
+    for e in [&err] {
+        assert!(!e.is_infrastructure());
+    }
+
+    // Hostile signature artifacts are reasons in the report, not errors, and do not
+    // hide anything else.
+    let d: Digest = good.digest.parse().unwrap();
+    fake.route(
+        &format!("/v2/x/app/manifests/{}.sig", d.tag_form()),
+        Route::Endless(mt.into()),
+    );
+    fake.json(
+        &format!("/v2/x/app/manifests/{}", d.tag_form()),
+        "application/vnd.oci.image.index.v1+json",
+        b"{\"schemaVersion\":2,\"manifests\":\"nope\"}",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) = keypair(dir.path(), "k", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let v = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
+    let rep = v
+        .verify(&c, &r("x/app:v1"), &single(&d), &creds)
+        .await
+        .unwrap();
+    assert!(!rep.satisfied);
+    let text = reasons(&rep);
+    assert!(
+        text.contains("signature manifest larger than the 65536-byte limit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("referrers index is not an OCI index"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn registry_down_is_an_infrastructure_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let host = format!("127.0.0.1:{port}");
+    let c = client(&host);
+    let r: Reference = format!("{host}/x/app:v1").parse().unwrap();
+    let err = c.resolve(&r, &Credentials::default()).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err}");
+    assert!(err.is_infrastructure());
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) = keypair(dir.path(), "k", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let v = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
+    let res = v
+        .verify(
+            &c,
+            &r,
+            &single(&Digest::sha256_of(b"x")),
+            &Credentials::default(),
+        )
+        .await;
+    match res {
+        Err(VerifyError::Registry(e)) => assert!(e.is_infrastructure()),
+        other => panic!("expected an infrastructure error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bearer_token_flow_with_basic_credentials() {
+    let fake = FakeRegistry::start().await;
+    fake.routes.lock().unwrap().bearer = Some(("alice".into(), "pw".into(), "t0k".into()));
+    let img = small_image("bearer");
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    fake.json("/v2/x/app/manifests/v1", mt, &img.manifest);
+    let c = client(&fake.addr);
+    let r: Reference = format!("{}/x/app:v1", fake.addr).parse().unwrap();
+    let err = c.resolve(&r, &Credentials::default()).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Token { .. }), "{err}");
+    let cri = k8s_cri::v1::AuthConfig {
+        auth: B64.encode("alice:pw"),
+        ..Default::default()
+    };
+    let creds = Credentials::from(&cri);
+    let m = c.resolve(&r, &creds).await.unwrap();
+    assert_eq!(m.digest.to_string(), img.digest);
+    // The token is cached per credentials: a second call needs no token round trip,
+    // and other credentials do not get it.
+    assert!(c.resolve(&r, &creds).await.is_ok());
+    let wrong = Credentials::basic("alice", "nope");
+    assert!(c.resolve(&r, &wrong).await.is_err());
+}
+
+// ---------------------------------------------------------------- keyless
+
+mod keyless {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    };
+    use sha2::Digest as _;
+    use time::{Duration, OffsetDateTime};
+
+    pub const GITHUB: &str = "https://token.actions.githubusercontent.com";
+
+    /// A test Fulcio (root CA) and Rekor (log key) with a trusted_root.json naming both.
+    pub struct TestSigstore {
+        issuer: Issuer<'static, KeyPair>,
+        rekor: ImageSigner,
+        log_id: String,
+        pub trusted_root: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    fn utf8_der(s: &str) -> Vec<u8> {
+        assert!(s.len() < 128);
+        let mut v = vec![0x0c, s.len() as u8];
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+
+    pub struct Leaf {
+        pub cert_pem: String,
+        pub signer: ImageSigner,
+    }
+
+    impl TestSigstore {
+        pub fn new() -> TestSigstore {
+            let dir = tempfile::tempdir().unwrap();
+            let ca_key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name
+                .push(DnType::CommonName, "pullwarden test fulcio");
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            p.not_before = OffsetDateTime::now_utc() - Duration::days(30);
+            p.not_after = OffsetDateTime::now_utc() + Duration::days(30);
+            let root = p.self_signed(&ca_key).unwrap();
+            let issuer = Issuer::new(p, ca_key);
+            let (rekor_private, rekor_public) =
+                generate_key(SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
+            let rekor = ImageSigner::from_pem(rekor_private.as_bytes(), false).unwrap();
+            let spki = pullwarden::verify::sign::public_pem_to_spki(&rekor_public).unwrap();
+            let key_id = sha2::Sha256::digest(&spki);
+            let trusted = serde_json::json!({
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [{
+                    "baseUrl": "https://rekor.test",
+                    "hashAlgorithm": "SHA2_256",
+                    "publicKey": {"rawBytes": B64.encode(&spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                                  "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                    "logId": {"keyId": B64.encode(key_id)},
+                }],
+                "certificateAuthorities": [{
+                    "subject": {"organization": "pullwarden", "commonName": "test fulcio"},
+                    "uri": "https://fulcio.test",
+                    "certChain": {"certificates": [{"rawBytes": B64.encode(root.der())}]},
+                    "validFor": {"start": "2020-01-01T00:00:00Z"},
+                }],
+                "ctlogs": [],
+                "timestampAuthorities": [],
+            });
+            let trusted_root = dir.path().join("trusted_root.json");
+            std::fs::write(&trusted_root, serde_json::to_vec(&trusted).unwrap()).unwrap();
+            TestSigstore {
+                issuer,
+                rekor,
+                log_id: hex::encode(key_id),
+                trusted_root,
+                _dir: dir,
+            }
+        }
+
+        /// A Fulcio-style leaf: SAN URI subject, OIDC issuer extension (v2 OID), code
+        /// signing EKU, valid from `from` for `minutes`.
+        pub fn leaf(
+            &self,
+            subject: &str,
+            oidc_issuer: &str,
+            from: OffsetDateTime,
+            minutes: i64,
+        ) -> Leaf {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.subject_alt_names = vec![SanType::URI(subject.try_into().unwrap())];
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            p.not_before = from;
+            p.not_after = from + Duration::minutes(minutes);
+            p.custom_extensions = vec![
+                CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 57264, 1, 8],
+                    utf8_der(oidc_issuer),
+                ),
+                // github_workflow_repository (v1: raw bytes)
+                CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 57264, 1, 5],
+                    b"acme/app".to_vec(),
+                ),
+            ];
+            let cert = p.signed_by(&key, &self.issuer).unwrap();
+            Leaf {
+                cert_pem: cert.pem(),
+                signer: ImageSigner::from_pem(key.serialize_pem().as_bytes(), false).unwrap(),
+            }
+        }
+
+        /// A hashedrekord entry for (signature, payload, certificate) and the legacy
+        /// bundle annotation carrying it with a SET.
+        pub fn rekor_bundle(
+            &self,
+            sig: &[u8],
+            payload: &[u8],
+            cert_pem: &str,
+            integrated: i64,
+            with_set: bool,
+        ) -> String {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "0.0.1", "kind": "hashedrekord",
+                "spec": {
+                    "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha2::Sha256::digest(payload))}},
+                    "signature": {"content": B64.encode(sig), "publicKey": {"content": B64.encode(cert_pem)}},
+                }
+            }))
+            .unwrap();
+            let body_b64 = B64.encode(&body);
+            let canonical = format!(
+                r#"{{"body":"{body_b64}","integratedTime":{integrated},"logID":"{}","logIndex":42}}"#,
+                self.log_id
+            );
+            let set = if with_set {
+                B64.encode(self.rekor.sign(canonical.as_bytes()).unwrap())
+            } else {
+                B64.encode(b"not a signature")
+            };
+            serde_json::json!({
+                "SignedEntryTimestamp": set,
+                "Payload": {"body": body_b64, "integratedTime": integrated, "logIndex": 42, "logID": self.log_id},
+            })
+            .to_string()
+        }
+    }
+
+    pub fn policy_for(ts: &TestSigstore, identity: &str) -> Verifier {
+        Verifier::load(&policy(&format!(
+            "trusted_root = {:?}\n[[policy.signatures.keyless]]\nissuer = \"{GITHUB}\"\n{identity}\n",
+            ts.trusted_root.display().to_string()
+        )))
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn keyless_signatures() {
+    use keyless::*;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let t = now.unix_timestamp();
+    let good_subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let v = policy_for(
+        &ts,
+        "subject_regex = \"^https://github.com/acme/\"\nextensions = { github_workflow_repository = \"acme/app\" }",
+    );
+    let creds = Credentials::default();
+
+    enum Forge {
+        None,
+        WrongIssuer,
+        OtherSubject,
+        Expired,
+        NoSet,
+        LayerSignedByOtherKey,
+        RekorForOtherSignature,
+        NoBundle,
+    }
+    let cases = [
+        (Forge::None, "verified"),
+        (Forge::WrongIssuer, "identity mismatch: certificate issuer"),
+        (
+            Forge::OtherSubject,
+            "does not match /^https://github.com/acme//",
+        ),
+        (
+            Forge::Expired,
+            "certificate had expired at the Rekor integrated time",
+        ),
+        (Forge::NoSet, "Rekor signed entry timestamp does not verify"),
+        (
+            Forge::LayerSignedByOtherKey,
+            "signature does not verify with the certificate's key",
+        ),
+        (
+            Forge::RekorForOtherSignature,
+            "Rekor entry is for another signature",
+        ),
+        (Forge::NoBundle, "missing transparency proof"),
+    ];
+    for (forge, want) in cases {
+        let (r, d) = pushed_image(&format!("keyless-{want}")).await;
+        let c = client(&r.registry);
+        let payload = simple_signing_payload(&r.name(), &d);
+        let (subject, issuer, from) = match forge {
+            Forge::WrongIssuer => (
+                good_subject,
+                "https://accounts.google.com",
+                now - Duration::minutes(1),
+            ),
+            Forge::OtherSubject => (
+                "https://github.com/evil/app/.github/workflows/x.yml@refs/heads/main",
+                GITHUB,
+                now - Duration::minutes(1),
+            ),
+            Forge::Expired => (good_subject, GITHUB, now - Duration::minutes(30)),
+            _ => (good_subject, GITHUB, now - Duration::minutes(1)),
+        };
+        let leaf = ts.leaf(subject, issuer, from, 10);
+        let mut sig = leaf.signer.sign(&payload).unwrap();
+        let mut logged_sig = sig.clone();
+        match forge {
+            Forge::LayerSignedByOtherKey => {
+                let other = ts.leaf(good_subject, GITHUB, from, 10);
+                sig = other.signer.sign(&payload).unwrap();
+                logged_sig = sig.clone();
+            }
+            Forge::RekorForOtherSignature => {
+                logged_sig = leaf.signer.sign(b"another payload").unwrap();
+            }
+            _ => {}
+        }
+        let bundle = match forge {
+            Forge::NoBundle => String::new(),
+            _ => ts.rekor_bundle(
+                &logged_sig,
+                &payload,
+                &leaf.cert_pem,
+                t,
+                !matches!(forge, Forge::NoSet),
+            ),
+        };
+        if matches!(forge, Forge::RekorForOtherSignature) {
+            // The entry must otherwise be genuine for this test to mean anything.
+            assert!(!bundle.is_empty());
+        }
+        let layer =
+            LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle);
+        push_legacy(&c, &r, &d, &[layer], &creds).await.unwrap();
+        let rep = verify(&v, &r, &single(&d)).await;
+        let text = reasons(&rep);
+        assert!(text.contains(want), "want {want:?}:\n{text}");
+        assert_eq!(rep.satisfied, want == "verified", "{text}");
+        if want == "verified" {
+            assert_eq!(
+                rep.verified_signers,
+                vec![format!(
+                    "keyless issuer={GITHUB} subject~^https://github.com/acme/"
+                )]
+            );
+            // An extension requirement that the certificate does not meet.
+            let strict = policy_for(
+                &ts,
+                "subject_regex = \"^https://github.com/acme/\"\nextensions = { github_workflow_repository = \"acme/other\" }",
+            );
+            let rep = verify(&strict, &r, &single(&d)).await;
+            assert!(!rep.satisfied);
+            assert!(
+                reasons(&rep).contains("extension github_workflow_repository"),
+                "{}",
+                reasons(&rep)
+            );
+            // A trust root with another CA does not vouch for this certificate.
+            let other = TestSigstore::new();
+            let rep = verify(
+                &policy_for(&other, "subject_regex = \"^https://github.com/acme/\""),
+                &r,
+                &single(&d),
+            )
+            .await;
+            assert!(!rep.satisfied);
+            assert!(
+                reasons(&rep).contains("transparency entry is from a log not in the trust root"),
+                "{}",
+                reasons(&rep)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn keyless_bundle_via_referrers_tag() {
+    use keyless::*;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let v = policy_for(
+        &ts,
+        "subject = \"https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main\"",
+    );
+    let (r, d) = pushed_image("keyless-bundle").await;
+    let c = client(&r.registry);
+    let payload = simple_signing_payload(&r.name(), &d);
+    let leaf = ts.leaf(
+        "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+        GITHUB,
+        now - Duration::minutes(1),
+        10,
+    );
+    let sig = leaf.signer.sign(&payload).unwrap();
+    let legacy: serde_json::Value = serde_json::from_str(&ts.rekor_bundle(
+        &sig,
+        &payload,
+        &leaf.cert_pem,
+        now.unix_timestamp(),
+        true,
+    ))
+    .unwrap();
+    let cert_der = pullwarden::verify::keys::pem_block(&leaf.cert_pem, "CERTIFICATE").unwrap();
+    let log_id = legacy["Payload"]["logID"].as_str().unwrap();
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": B64.encode(&cert_der)},
+            "tlogEntries": [{
+                "logIndex": "42",
+                "logId": {"keyId": B64.encode(hex::decode(log_id).unwrap())},
+                "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+                "integratedTime": now.unix_timestamp().to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": legacy["SignedEntryTimestamp"]},
+                "canonicalizedBody": legacy["Payload"]["body"],
+            }],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(hex::decode(Digest::sha256_of(&payload).hex()).unwrap())},
+            "signature": B64.encode(&sig),
+        },
+    });
+    push_bundle(
+        &c,
+        &r,
+        &d,
+        &serde_json::to_vec(&bundle).unwrap(),
+        Some(&payload),
+        &Credentials::default(),
+    )
+    .await
+    .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(rep.satisfied, "{}", reasons(&rep));
+    assert!(
+        rep.checks
+            .iter()
+            .any(|c| c.verified && c.source == "referrers-tag")
+    );
+}
+
+// ---------------------------------------------------------------- CLI
+
+#[tokio::test]
+async fn cli_keygen_sign_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _d) = pushed_image("cli").await;
+    let prefix = dir.path().join("release");
+    let run = |args: &[&str]| {
+        std::process::Command::new(crate::support::bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["keygen", "--output", prefix.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[registry]\nplain_http = [\"{}\"]\n[[policy]]\nname = \"signed\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [{:?}]\n",
+            r.registry,
+            prefix.with_extension("pub").display().to_string()
+        ),
+    )
+    .unwrap();
+    let reference = r.to_string();
+    let cfg_s = cfg.to_str().unwrap();
+    let out = run(&["verify", &reference, "--config", cfg_s, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "sign",
+        "--key",
+        prefix.with_extension("key").to_str().unwrap(),
+        &reference,
+        "--config",
+        cfg_s,
+        "--format",
+        "bundle",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["verify", &reference, "--config", cfg_s, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["policy"], "signed");
+    assert_eq!(v["signatures"]["satisfied"], true);
+    let out = run(&["verify", "127.0.0.1:1/x/y:v1", "--config", cfg_s]);
+    assert_eq!(out.status.code(), Some(2));
+}
