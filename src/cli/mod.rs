@@ -4,6 +4,7 @@
 
 pub mod cri;
 pub mod policy;
+pub mod scan;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ pub enum Command {
     /// A small CRI client (like crictl) for operators and the demo.
     #[command(subcommand)]
     Cri(cri::CriCommand),
+    /// Scan an image offline (OCI layout or docker archive): packages, secrets, risky
+    /// files, and the policy decision. Exit 0 allow, 1 deny, 2 error.
+    Scan(scan::ScanArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -80,6 +84,7 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Cri(c) => cri::run(c),
+        Command::Scan(a) => scan::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -20,7 +20,11 @@ impl FindingsJudgement {
 
 /// `sha256:` plus 12 hex characters: enough to find the layer, short enough to read.
 fn short_layer(layer: &str) -> &str {
-    let end = layer.find(':').map(|i| i + 13).unwrap_or(layer.len()).min(layer.len());
+    let end = layer
+        .find(':')
+        .map(|i| i + 13)
+        .unwrap_or(layer.len())
+        .min(layer.len());
     layer.get(..end).unwrap_or(layer)
 }
 
@@ -44,11 +48,20 @@ fn file_reason(f: &FileFinding) -> String {
     if f.path.is_empty() {
         format!("{} in layer {layer}: {}", kind_name(f.kind), f.detail)
     } else {
-        format!("{} {} (layer {layer}): {}", kind_name(f.kind), f.path, f.detail)
+        format!(
+            "{} {} (layer {layer}): {}",
+            kind_name(f.kind),
+            f.path,
+            f.detail
+        )
     }
 }
 
-pub fn judge_findings(policy: &ScanPolicy, secrets: &[SecretFinding], files: &[FileFinding]) -> FindingsJudgement {
+pub fn judge_findings(
+    policy: &ScanPolicy,
+    secrets: &[SecretFinding],
+    files: &[FileFinding],
+) -> FindingsJudgement {
     let mut j = FindingsJudgement::default();
     for s in secrets {
         let deleted = if s.deleted_in_final_image {
@@ -133,7 +146,10 @@ mod tests {
         assert!(j.deny_reasons.is_empty());
         assert_eq!(j.warnings.len(), 1);
         p.secrets = FindingAction::Ignore;
-        assert_eq!(judge_findings(&p, &[secret()], &[]), FindingsJudgement::default());
+        assert_eq!(
+            judge_findings(&p, &[secret()], &[]),
+            FindingsJudgement::default()
+        );
     }
 
     #[test]
@@ -147,7 +163,10 @@ mod tests {
         assert!(!judge_findings(&p, &[], &files).denied());
         p.deny_setuid = true;
         let j = judge_findings(&p, &[], &files);
-        assert_eq!(j.deny_reasons, ["setuid file /usr/bin/su (layer sha256:cdcdcdcdcdcd): mode 4755"]);
+        assert_eq!(
+            j.deny_reasons,
+            ["setuid file /usr/bin/su (layer sha256:cdcdcdcdcdcd): mode 4755"]
+        );
         p.deny_world_writable = true;
         p.deny_devices = true;
         assert_eq!(judge_findings(&p, &[], &files).deny_reasons.len(), 3);
@@ -162,12 +181,22 @@ mod tests {
             FileFindingKind::PathTraversal,
             FileFindingKind::Denylisted,
         ] {
-            assert!(judge_findings(&lenient, &[], &[file(k, "")]).denied(), "{k:?}");
+            assert!(
+                judge_findings(&lenient, &[], &[file(k, "")]).denied(),
+                "{k:?}"
+            );
         }
-        let j = judge_findings(&lenient, &[], &[file(FileFindingKind::NotExamined, "/big.txt")]);
+        let j = judge_findings(
+            &lenient,
+            &[],
+            &[file(FileFindingKind::NotExamined, "/big.txt")],
+        );
         assert!(!j.denied());
         assert_eq!(j.warnings.len(), 1);
         // Stable text.
-        assert_eq!(judge_findings(&p, &[secret()], &files), judge_findings(&p, &[secret()], &files));
+        assert_eq!(
+            judge_findings(&p, &[secret()], &files),
+            judge_findings(&p, &[secret()], &files)
+        );
     }
 }

@@ -57,7 +57,12 @@ impl LayerCache for MemoryLayerCache {
         let tick = g.tick;
         if !g.map.contains_key(key) && g.map.len() >= self.max {
             // O(n) eviction is fine at the sizes a node keeps (thousands of layers).
-            if let Some(oldest) = g.map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = g
+                .map
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+            {
                 g.map.remove(&oldest);
             }
         }

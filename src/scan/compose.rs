@@ -13,7 +13,8 @@ use super::layer::LayerResult;
 /// opaque directory.
 fn deleted_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
     layers.iter().skip(index + 1).any(|l| {
-        l.whiteouts.iter().any(|w| under(path, w)) || l.opaque_dirs.iter().any(|d| strictly_under(path, d))
+        l.whiteouts.iter().any(|w| under(path, w))
+            || l.opaque_dirs.iter().any(|d| strictly_under(path, d))
     })
 }
 
@@ -22,11 +23,17 @@ fn under(path: &str, dir: &str) -> bool {
 }
 
 fn strictly_under(path: &str, dir: &str) -> bool {
-    dir.is_empty() || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+    dir.is_empty()
+        || (path.len() > dir.len()
+            && path.starts_with(dir)
+            && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
 fn replaced_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
-    layers.iter().skip(index + 1).any(|l| l.inventory.iter().any(|f| f.path == path))
+    layers
+        .iter()
+        .skip(index + 1)
+        .any(|l| l.inventory.iter().any(|f| f.path == path))
 }
 
 /// The final os-release: `/etc/os-release` if the final view has one as a regular
@@ -50,9 +57,11 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
         .iter()
         .flat_map(|l| l.dpkg_python_dirs.iter().map(String::as_str))
         .collect();
-    let has_dpkg = layers
-        .iter()
-        .any(|l| l.inventory.iter().any(|f| f.packages.iter().any(|p| p.kind == PackageType::Deb)));
+    let has_dpkg = layers.iter().any(|l| {
+        l.inventory
+            .iter()
+            .any(|f| f.packages.iter().any(|p| p.kind == PackageType::Deb))
+    });
     let mut packages = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         for f in &l.inventory {
@@ -126,7 +135,11 @@ fn enc_path(s: &str) -> String {
 pub fn purl(p: &Package, os: Option<&Distro>) -> String {
     let ver = enc(&p.version);
     let distro_q = |default_ns: &str| {
-        let ns = os.map(|d| d.id.as_str()).filter(|s| !s.is_empty()).unwrap_or(default_ns).to_string();
+        let ns = os
+            .map(|d| d.id.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(default_ns)
+            .to_string();
         let mut q = Vec::new();
         if let Some(a) = &p.arch {
             q.push(format!("arch={}", enc(a)));
@@ -137,7 +150,14 @@ pub fn purl(p: &Package, os: Option<&Distro>) -> String {
                 None => q.push(format!("distro={}", enc(&d.id))),
             }
         }
-        (ns, if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) })
+        (
+            ns,
+            if q.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", q.join("&"))
+            },
+        )
     };
     match p.kind {
         PackageType::Deb => {
@@ -159,7 +179,9 @@ pub fn purl(p: &Package, os: Option<&Distro>) -> String {
             }
             _ => format!("pkg:npm/{}@{ver}", enc(&p.name)),
         },
-        PackageType::Go | PackageType::GoModule => format!("pkg:golang/{}@{ver}", enc_path(&p.name)),
+        PackageType::Go | PackageType::GoModule => {
+            format!("pkg:golang/{}@{ver}", enc_path(&p.name))
+        }
         PackageType::Java => match p.name.split_once(':') {
             Some((g, a)) => format!("pkg:maven/{}/{}@{ver}", enc(g), enc(a)),
             None => format!("pkg:maven/{}@{ver}", enc(&p.name)),
@@ -182,17 +204,35 @@ mod tests {
         };
         let mut libc = package(PackageType::Deb, "libc6", "2.36-9+deb12u10");
         libc.arch = Some("amd64".into());
-        assert_eq!(purl(&libc, Some(&d)), "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12");
-        let epoch = package(PackageType::Deb, "passwd", "1:4.13+dfsg1-1");
-        assert_eq!(purl(&epoch, None), "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1");
-        assert_eq!(purl(&package(PackageType::Python, "Flask_Login", "0.6.3"), None), "pkg:pypi/flask-login@0.6.3");
-        assert_eq!(purl(&package(PackageType::Npm, "@babel/core", "7.24.0"), None), "pkg:npm/%40babel/core@7.24.0");
         assert_eq!(
-            purl(&package(PackageType::GoModule, "github.com/google/uuid", "v1.6.0"), None),
+            purl(&libc, Some(&d)),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12"
+        );
+        let epoch = package(PackageType::Deb, "passwd", "1:4.13+dfsg1-1");
+        assert_eq!(
+            purl(&epoch, None),
+            "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Python, "Flask_Login", "0.6.3"), None),
+            "pkg:pypi/flask-login@0.6.3"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Npm, "@babel/core", "7.24.0"), None),
+            "pkg:npm/%40babel/core@7.24.0"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::GoModule, "github.com/google/uuid", "v1.6.0"),
+                None
+            ),
             "pkg:golang/github.com/google/uuid@v1.6.0"
         );
         assert_eq!(
-            purl(&package(PackageType::Java, "org.yaml:snakeyaml", "2.2"), None),
+            purl(
+                &package(PackageType::Java, "org.yaml:snakeyaml", "2.2"),
+                None
+            ),
             "pkg:maven/org.yaml/snakeyaml@2.2"
         );
     }

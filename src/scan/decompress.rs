@@ -292,12 +292,18 @@ mod tests {
     #[test]
     fn detects_by_magic_then_media_type() {
         assert_eq!(detect("", &[0x1f, 0x8b, 8, 0]), Compression::Gzip);
-        assert_eq!(detect("application/vnd.oci.image.layer.v1.tar", &ZSTD_MAGIC), Compression::Zstd);
+        assert_eq!(
+            detect("application/vnd.oci.image.layer.v1.tar", &ZSTD_MAGIC),
+            Compression::Zstd
+        );
         assert_eq!(
             detect("application/vnd.docker.image.rootfs.diff.tar.gzip", b"xx"),
             Compression::Gzip
         );
-        assert_eq!(detect("application/vnd.oci.image.layer.v1.tar+zstd", b"x"), Compression::Zstd);
+        assert_eq!(
+            detect("application/vnd.oci.image.layer.v1.tar+zstd", b"x"),
+            Compression::Zstd
+        );
         assert_eq!(detect("", b"ustar"), Compression::None);
     }
 

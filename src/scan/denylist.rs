@@ -70,7 +70,11 @@ impl Denylist {
             .sha256
             .iter()
             .map(|h| format!("sha256:{}", hex::encode(h)))
-            .chain(self.blake3.iter().map(|h| format!("blake3:{}", hex::encode(h))))
+            .chain(
+                self.blake3
+                    .iter()
+                    .map(|h| format!("blake3:{}", hex::encode(h))),
+            )
             .collect();
         all.sort();
         hex::encode(sha2::Sha256::digest(all.join("\n").as_bytes()))
@@ -141,8 +145,19 @@ mod tests {
         let mut h = d.hashers();
         h.update(b"fine");
         assert_eq!(d.check(h), None);
-        for bad in ["md5:abcd", "sha256:xyz", "sha256", &format!("sha256:{}", "a".repeat(63))] {
-            assert!(matches!(Denylist::parse(bad), Err(DenylistError::BadLine { line: 1, .. })), "{bad}");
+        for bad in [
+            "md5:abcd",
+            "sha256:xyz",
+            "sha256",
+            &format!("sha256:{}", "a".repeat(63)),
+        ] {
+            assert!(
+                matches!(
+                    Denylist::parse(bad),
+                    Err(DenylistError::BadLine { line: 1, .. })
+                ),
+                "{bad}"
+            );
         }
     }
 }

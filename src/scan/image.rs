@@ -118,15 +118,21 @@ struct RootFs {
 }
 
 fn parse_digest(what: &'static str, owner: &Digest, s: &str) -> Result<Digest, ScanError> {
-    s.parse().map_err(|e: crate::digest::DigestError| ScanError::BadDocument {
-        what,
-        digest: owner.to_string(),
-        reason: e.to_string(),
-    })
+    s.parse()
+        .map_err(|e: crate::digest::DigestError| ScanError::BadDocument {
+            what,
+            digest: owner.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Reads a small document blob and checks it hashes to its digest.
-fn read_document(src: &dyn BlobSource, what: &'static str, d: &Digest, max: u64) -> Result<Vec<u8>, ScanError> {
+fn read_document(
+    src: &dyn BlobSource,
+    what: &'static str,
+    d: &Digest,
+    max: u64,
+) -> Result<Vec<u8>, ScanError> {
     let bytes = src
         .open(d)?
         .read_all(max)
@@ -145,7 +151,11 @@ fn read_document(src: &dyn BlobSource, what: &'static str, d: &Digest, max: u64)
 
 /// Resolves `digest` (an index or a manifest) to the layers of the image for
 /// `platform`. Every document read is checked against its digest.
-pub fn resolve_image(src: &dyn BlobSource, digest: &Digest, platform: &Platform) -> Result<ResolvedImage, ScanError> {
+pub fn resolve_image(
+    src: &dyn BlobSource,
+    digest: &Digest,
+    platform: &Platform,
+) -> Result<ResolvedImage, ScanError> {
     let mut current = digest.clone();
     for _ in 0..=MAX_INDEX_DEPTH {
         let bytes = read_document(src, "manifest", &current, MAX_MANIFEST)?;
@@ -158,7 +168,10 @@ pub fn resolve_image(src: &dyn BlobSource, digest: &Digest, platform: &Platform)
             return Err(ScanError::BadDocument {
                 what: "manifest",
                 digest: current.to_string(),
-                reason: format!("schemaVersion {} is not supported (2 is)", doc.schema_version),
+                reason: format!(
+                    "schemaVersion {} is not supported (2 is)",
+                    doc.schema_version
+                ),
             });
         }
         if let Some(manifests) = doc.manifests {
@@ -187,11 +200,12 @@ pub fn resolve_image(src: &dyn BlobSource, digest: &Digest, platform: &Platform)
         let layers = doc.layers.ok_or_else(|| bad("no layers"))?;
         let config_digest = parse_digest("manifest", &current, &config.digest)?;
         let config_bytes = read_document(src, "config", &config_digest, MAX_CONFIG)?;
-        let cfg: ConfigDoc = serde_json::from_slice(&config_bytes).map_err(|e| ScanError::BadDocument {
-            what: "config",
-            digest: config_digest.to_string(),
-            reason: e.to_string(),
-        })?;
+        let cfg: ConfigDoc =
+            serde_json::from_slice(&config_bytes).map_err(|e| ScanError::BadDocument {
+                what: "config",
+                digest: config_digest.to_string(),
+                reason: e.to_string(),
+            })?;
         if cfg.rootfs.diff_ids.len() != layers.len() {
             return Err(ScanError::BadDocument {
                 what: "config",
@@ -240,12 +254,18 @@ impl OciLayout {
             });
         }
         Ok(OciLayout {
-            blobs: OciLayoutBlobs { dir: dir.to_path_buf() },
+            blobs: OciLayoutBlobs {
+                dir: dir.to_path_buf(),
+            },
         })
     }
 
     /// The image tagged `tag` (`org.opencontainers.image.ref.name`), or the only one.
-    pub fn resolve(&self, tag: Option<&str>, platform: &Platform) -> Result<ResolvedImage, ScanError> {
+    pub fn resolve(
+        &self,
+        tag: Option<&str>,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, ScanError> {
         let dir = &self.blobs.dir;
         let index_path = dir.join("index.json");
         let io = |source| ScanError::Io {
@@ -254,7 +274,9 @@ impl OciLayout {
         };
         let f = std::fs::File::open(&index_path).map_err(io)?;
         let mut bytes = Vec::new();
-        f.take(MAX_MANIFEST + 1).read_to_end(&mut bytes).map_err(io)?;
+        f.take(MAX_MANIFEST + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
         #[derive(Deserialize)]
         struct Index {
             manifests: Vec<IndexEntry>,
@@ -269,9 +291,16 @@ impl OciLayout {
             path: index_path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let name = |e: &IndexEntry| e.annotations.get("org.opencontainers.image.ref.name").cloned();
+        let name = |e: &IndexEntry| {
+            e.annotations
+                .get("org.opencontainers.image.ref.name")
+                .cloned()
+        };
         let entry = match tag {
-            Some(t) => index.manifests.iter().find(|e| name(e).as_deref() == Some(t)),
+            Some(t) => index
+                .manifests
+                .iter()
+                .find(|e| name(e).as_deref() == Some(t)),
             None if index.manifests.len() == 1 => index.manifests.first(),
             None => None,
         };
@@ -280,13 +309,20 @@ impl OciLayout {
             return Err(ScanError::TagNotFound {
                 path: dir.display().to_string(),
                 tag: tag.unwrap_or("").to_string(),
-                available: if available.is_empty() { "none".into() } else { available.join(", ") },
+                available: if available.is_empty() {
+                    "none".into()
+                } else {
+                    available.join(", ")
+                },
             });
         };
-        let digest: Digest = entry.digest.parse().map_err(|e: crate::digest::DigestError| ScanError::BadLayout {
-            path: index_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let digest: Digest = entry
+            .digest
+            .parse()
+            .map_err(|e: crate::digest::DigestError| ScanError::BadLayout {
+                path: index_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         resolve_image(&self.blobs, &digest, platform)
     }
 }
@@ -321,7 +357,8 @@ impl DockerArchive {
             members.insert(name.clone(), (w.position(), e.size));
             if name.ends_with(".json") && e.size <= MAX_CONFIG {
                 let mut b = Vec::with_capacity(e.size as usize);
-                w.read_content(|s| b.extend_from_slice(s)).map_err(|e| bad(format!("outer tar: {e}")))?;
+                w.read_content(|s| b.extend_from_slice(s))
+                    .map_err(|e| bad(format!("outer tar: {e}")))?;
                 small.insert(name, b);
             }
         }
@@ -332,15 +369,20 @@ impl DockerArchive {
             #[serde(rename = "Layers")]
             layers: Vec<String>,
         }
-        let manifest = small.get("manifest.json").ok_or_else(|| bad("no manifest.json".into()))?;
+        let manifest = small
+            .get("manifest.json")
+            .ok_or_else(|| bad("no manifest.json".into()))?;
         let entries: Vec<Entry> =
             serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json: {e}")))?;
-        let entry = entries.first().ok_or_else(|| bad("manifest.json lists no image".into()))?;
+        let entry = entries
+            .first()
+            .ok_or_else(|| bad("manifest.json lists no image".into()))?;
         let config_bytes = small
             .get(&entry.config)
             .ok_or_else(|| bad(format!("config {} is not in the archive", entry.config)))?;
         let config_digest = Digest::sha256_of(config_bytes);
-        let cfg: ConfigDoc = serde_json::from_slice(config_bytes).map_err(|e| bad(format!("config: {e}")))?;
+        let cfg: ConfigDoc =
+            serde_json::from_slice(config_bytes).map_err(|e| bad(format!("config: {e}")))?;
         if cfg.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(bad(format!(
                 "config has {} diff_ids for {} layers",
@@ -351,7 +393,9 @@ impl DockerArchive {
         let mut by_digest = HashMap::new();
         let mut layers = Vec::new();
         for (member, diff) in entry.layers.iter().zip(&cfg.rootfs.diff_ids) {
-            let diff_id: Digest = diff.parse().map_err(|e| bad(format!("config diff_id: {e}")))?;
+            let diff_id: Digest = diff
+                .parse()
+                .map_err(|e| bad(format!("config diff_id: {e}")))?;
             let range = *members
                 .get(member)
                 .ok_or_else(|| bad(format!("layer {member} is not in the archive")))?;
@@ -389,9 +433,12 @@ impl DockerArchive {
 
 impl BlobSource for DockerArchive {
     fn open(&self, digest: &Digest) -> Result<Blob, ScanError> {
-        let (offset, len) = *self.by_digest.get(digest).ok_or_else(|| ScanError::BlobNotFound {
-            digest: digest.to_string(),
-        })?;
+        let (offset, len) = *self
+            .by_digest
+            .get(digest)
+            .ok_or_else(|| ScanError::BlobNotFound {
+                digest: digest.to_string(),
+            })?;
         Ok(Blob::File {
             path: self.path.clone(),
             offset,

@@ -179,7 +179,11 @@ pub(crate) fn scan_layer(
                     max_bytes,
                     CHUNK,
                     |buf| tx.send(buf).is_ok(),
-                    || recycle_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK)),
+                    || {
+                        recycle_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(CHUNK))
+                    },
                 )
             });
         let inflater = match inflater {
@@ -203,7 +207,14 @@ pub(crate) fn scan_layer(
         compressed_bytes: 0,
         blob_digest: Err("decompression thread failed".into()),
     });
-    judge_stream(&mut result, layer, &layer_id, walk_end, &inflated, max_bytes);
+    judge_stream(
+        &mut result,
+        layer,
+        &layer_id,
+        walk_end,
+        &inflated,
+        max_bytes,
+    );
     result.summary.uncompressed_bytes = inflated.uncompressed_bytes;
     Ok(result)
 }
@@ -246,7 +257,9 @@ fn judge_stream(
             FileFindingKind::LimitExceeded,
             "",
             layer_id,
-            format!("layer inflates to more than max_layer_bytes ({max_bytes} bytes): possible decompression bomb"),
+            format!(
+                "layer inflates to more than max_layer_bytes ({max_bytes} bytes): possible decompression bomb"
+            ),
         )
     };
     let corrupt = |msg: &str| {
@@ -260,9 +273,8 @@ fn judge_stream(
     match (walk_end, &inflated.end) {
         (WalkEnd::Stopped, _) => {}
         (_, InflateEnd::OverLimit { .. }) => result.files.push(over_limit()),
-        (WalkEnd::Tar(TarError::Truncated(_)), InflateEnd::Corrupt(m)) | (WalkEnd::Finished, InflateEnd::Corrupt(m)) => {
-            result.files.push(corrupt(m))
-        }
+        (WalkEnd::Tar(TarError::Truncated(_)), InflateEnd::Corrupt(m))
+        | (WalkEnd::Finished, InflateEnd::Corrupt(m)) => result.files.push(corrupt(m)),
         (WalkEnd::Tar(e), _) => {
             let kind = if e.is_limit() {
                 FileFindingKind::LimitExceeded
@@ -378,7 +390,11 @@ fn walk(
                     normalize(&format!("{dir}/{target}")).is_none()
                 };
                 if escapes {
-                    let what = if e.kind == EntryKind::Hardlink { "hardlink" } else { "symlink" };
+                    let what = if e.kind == EntryKind::Hardlink {
+                        "hardlink"
+                    } else {
+                        "symlink"
+                    };
                     out.files.push(finding(
                         FileFindingKind::PathTraversal,
                         &display(&path),
@@ -388,7 +404,11 @@ fn walk(
                 }
             }
             EntryKind::CharDevice | EntryKind::BlockDevice => {
-                let what = if e.kind == EntryKind::CharDevice { "character" } else { "block" };
+                let what = if e.kind == EntryKind::CharDevice {
+                    "character"
+                } else {
+                    "block"
+                };
                 out.files.push(finding(
                     FileFindingKind::DeviceNode,
                     &display(&path),
@@ -402,7 +422,10 @@ fn walk(
                         FileFindingKind::WorldWritable,
                         &display(&path),
                         layer_id,
-                        format!("directory mode {:04o} (world-writable, no sticky bit)", e.mode),
+                        format!(
+                            "directory mode {:04o} (world-writable, no sticky bit)",
+                            e.mode
+                        ),
                     ));
                 }
             }
@@ -432,7 +455,12 @@ fn regular_file<R: BufRead>(
         (0o0002, FileFindingKind::WorldWritable, "world-writable"),
     ] {
         if e.mode & bit != 0 {
-            out.files.push(finding(kind, &shown, layer_id, format!("{what} file, mode {:04o}", e.mode)));
+            out.files.push(finding(
+                kind,
+                &shown,
+                layer_id,
+                format!("{what} file, mode {:04o}", e.mode),
+            ));
         }
     }
     if e.size == 0 {
@@ -450,7 +478,10 @@ fn regular_file<R: BufRead>(
             FileFindingKind::NotExamined,
             &shown,
             layer_id,
-            format!("package metadata file of {} bytes is over the {route_cap} byte analyzer limit", e.size),
+            format!(
+                "package metadata file of {} bytes is over the {route_cap} byte analyzer limit",
+                e.size
+            ),
         ));
     }
     let secret_candidate = !is_noise_path(path);
@@ -517,7 +548,12 @@ fn regular_file<R: BufRead>(
     if let Some(g) = go {
         let pkgs = g.finish();
         if !pkgs.is_empty() {
-            push_inventory(out, path, layer_id, pkgs.into_iter().map(|p| (shown.clone(), p)).collect());
+            push_inventory(
+                out,
+                path,
+                layer_id,
+                pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
+            );
         }
     }
     if let (Some(h), Some(d)) = (hashers, ctx.denylist) {
@@ -550,7 +586,11 @@ fn push_inventory(out: &mut LayerResult, path: &str, layer_id: &str, pkgs: Vec<(
 
 fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut LayerResult) {
     let shown = display(path);
-    let with_path = |v: Vec<Package>| v.into_iter().map(|p| (shown.clone(), p)).collect::<Vec<_>>();
+    let with_path = |v: Vec<Package>| {
+        v.into_iter()
+            .map(|p| (shown.clone(), p))
+            .collect::<Vec<_>>()
+    };
     match route {
         Route::OsRelease => {
             if let Some(distro) = os_release::parse(bytes) {
@@ -560,14 +600,34 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
                 });
             }
         }
-        Route::DpkgStatus => push_inventory(out, path, layer_id, with_path(dpkg::parse_status(bytes, true))),
-        Route::DpkgStatusD => push_inventory(out, path, layer_id, with_path(dpkg::parse_status(bytes, false))),
-        Route::DpkgFileList => out.dpkg_python_dirs.extend(dpkg::python_dirs_in_list(bytes)),
+        Route::DpkgStatus => push_inventory(
+            out,
+            path,
+            layer_id,
+            with_path(dpkg::parse_status(bytes, true)),
+        ),
+        Route::DpkgStatusD => push_inventory(
+            out,
+            path,
+            layer_id,
+            with_path(dpkg::parse_status(bytes, false)),
+        ),
+        Route::DpkgFileList => out
+            .dpkg_python_dirs
+            .extend(dpkg::python_dirs_in_list(bytes)),
         Route::ApkInstalled => push_inventory(out, path, layer_id, with_path(apk::parse(bytes))),
-        Route::PythonMetadata => {
-            push_inventory(out, path, layer_id, with_path(python::parse(bytes).into_iter().collect()))
-        }
-        Route::NpmPackage => push_inventory(out, path, layer_id, with_path(npm::parse(bytes).into_iter().collect())),
+        Route::PythonMetadata => push_inventory(
+            out,
+            path,
+            layer_id,
+            with_path(python::parse(bytes).into_iter().collect()),
+        ),
+        Route::NpmPackage => push_inventory(
+            out,
+            path,
+            layer_id,
+            with_path(npm::parse(bytes).into_iter().collect()),
+        ),
         Route::Jar => push_inventory(out, path, layer_id, java::parse(bytes, &shown)),
     }
 }
@@ -579,7 +639,10 @@ mod tests {
     #[test]
     fn normalizes_inside_the_root() {
         assert_eq!(normalize("./etc/passwd").as_deref(), Some("etc/passwd"));
-        assert_eq!(normalize("/etc//x/../passwd").as_deref(), Some("etc/passwd"));
+        assert_eq!(
+            normalize("/etc//x/../passwd").as_deref(),
+            Some("etc/passwd")
+        );
         assert_eq!(normalize("../etc/passwd"), None);
         assert_eq!(normalize("a/../../b"), None);
         assert_eq!(normalize("./").as_deref(), Some(""));

@@ -108,7 +108,10 @@ impl Scanner {
         h.update(
             format!(
                 "{}|{}|{}|{}",
-                limits.max_layer_bytes, limits.max_layer_entries, limits.max_path_bytes, limits.max_secret_file_bytes
+                limits.max_layer_bytes,
+                limits.max_layer_entries,
+                limits.max_path_bytes,
+                limits.max_secret_file_bytes
             )
             .as_bytes(),
         );
@@ -144,7 +147,11 @@ impl Scanner {
     }
 
     /// Scans one layer (no cache).
-    pub fn scan_layer(&self, src: &dyn BlobSource, layer: &LayerRef) -> Result<LayerResult, ScanError> {
+    pub fn scan_layer(
+        &self,
+        src: &dyn BlobSource,
+        layer: &LayerRef,
+    ) -> Result<LayerResult, ScanError> {
         let blob = src.open(&layer.digest)?;
         let ctx = layer::LayerContext {
             limits: &self.limits,
@@ -193,7 +200,9 @@ impl Scanner {
                 Some(mut r) => {
                     r.summary.cached = true;
                     if let Some(slot) = slots.get(i) {
-                        *slot.lock().map_err(|_| ScanError::Worker("poisoned result slot"))? = Some(Ok(r));
+                        *slot
+                            .lock()
+                            .map_err(|_| ScanError::Worker("poisoned result slot"))? = Some(Ok(r));
                     }
                     report_progress(i, true);
                 }

@@ -16,7 +16,10 @@ pub struct SbomSubject {
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
@@ -30,11 +33,19 @@ fn uuid_of(seed: &str) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let x = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
 
 fn os_component_name(r: &ScanReport) -> Option<(String, String)> {
-    r.os.as_ref().map(|d| (d.id.clone(), d.version_id.clone().unwrap_or_default()))
+    r.os.as_ref()
+        .map(|d| (d.id.clone(), d.version_id.clone().unwrap_or_default()))
 }
 
 pub fn cyclonedx(subject: &SbomSubject, report: &ScanReport) -> Value {
@@ -93,7 +104,13 @@ pub fn cyclonedx(subject: &SbomSubject, report: &ScanReport) -> Value {
 /// SPDX ids allow `[A-Za-z0-9.-]` only.
 fn spdx_id(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 

@@ -21,13 +21,22 @@ const RULES: &[RuleDef] = &[
     RuleDef {
         id: "aws-access-key-id",
         title: "AWS Access Key ID",
-        keywords: &["AKIA", "ASIA", "A3T", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA"],
+        keywords: &[
+            "AKIA", "ASIA", "A3T", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA",
+        ],
         regex: r"\b((?:A3T[A-Z0-9]|AKIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ASIA)[A-Z0-9]{16})\b",
     },
     RuleDef {
         id: "aws-secret-access-key",
         title: "AWS Secret Access Key",
-        keywords: &["secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret", "aws-secret", "aws_secret_key"],
+        keywords: &[
+            "secret_access_key",
+            "secretaccesskey",
+            "secret-access-key",
+            "aws_secret",
+            "aws-secret",
+            "aws_secret_key",
+        ],
         regex: r#"(?i:aws[_\-.]?secret[_\-.]?(?:access[_\-.]?)?key|secret[_\-.]?access[_\-.]?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
     },
     RuleDef {
@@ -211,7 +220,9 @@ impl SecretMatcher {
     /// The built-in rule set, compiled once per process.
     pub fn builtin() -> &'static SecretMatcher {
         static M: OnceLock<SecretMatcher> = OnceLock::new();
-        M.get_or_init(|| SecretMatcher::compile().expect("built-in secret rules compile (unit-tested)"))
+        M.get_or_init(|| {
+            SecretMatcher::compile().expect("built-in secret rules compile (unit-tested)")
+        })
     }
 
     fn compile() -> Result<SecretMatcher, String> {
@@ -251,8 +262,14 @@ impl SecretMatcher {
         let mut fired = vec![false; RULES.len()];
         while start < text.len() {
             let end = (start + CHUNK + OVERLAP).min(text.len());
-            let own_end = if end == text.len() { end } else { start + CHUNK };
-            let Some(chunk) = text.get(start..end) else { break };
+            let own_end = if end == text.len() {
+                end
+            } else {
+                start + CHUNK
+            };
+            let Some(chunk) = text.get(start..end) else {
+                break;
+            };
             fired.iter_mut().for_each(|f| *f = false);
             let mut any = false;
             for m in self.prefilter.find_overlapping_iter(chunk) {
@@ -320,13 +337,29 @@ fn is_placeholder(value: &str) -> bool {
     }
     let lower = value.to_ascii_lowercase();
     const WORDS: &[&str] = &[
-        "example", "placeholder", "changeme", "change_me", "your", "xxxxxx", "dummy", "sample",
-        "redacted", "insert", "replace", "secret_here", "fake", "****",
+        "example",
+        "placeholder",
+        "changeme",
+        "change_me",
+        "your",
+        "xxxxxx",
+        "dummy",
+        "sample",
+        "redacted",
+        "insert",
+        "replace",
+        "secret_here",
+        "fake",
+        "****",
     ];
     if WORDS.iter().any(|w| lower.contains(w)) {
         return true;
     }
-    if value.starts_with('<') || value.contains("${") || value.contains("{{") || value.contains("$(") {
+    if value.starts_with('<')
+        || value.contains("${")
+        || value.contains("{{")
+        || value.contains("$(")
+    {
         return true;
     }
     let mut distinct: Vec<char> = value.chars().collect();
@@ -354,19 +387,43 @@ pub fn redact(value: &str) -> String {
 /// vendored dependencies): not searched, as in Trivy's built-in allow rules.
 pub fn is_noise_path(path: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "usr/share/", "usr/include/", "usr/lib/", "usr/libexec/", "lib/", "lib64/", "usr/lib64/",
-        "var/lib/dpkg/", "var/lib/apt/", "var/lib/rpm/", "var/cache/", "proc/", "sys/", "dev/",
-        "usr/src/", "usr/local/go/", "usr/local/lib/python", "usr/local/share/",
+        "usr/share/",
+        "usr/include/",
+        "usr/lib/",
+        "usr/libexec/",
+        "lib/",
+        "lib64/",
+        "usr/lib64/",
+        "var/lib/dpkg/",
+        "var/lib/apt/",
+        "var/lib/rpm/",
+        "var/cache/",
+        "proc/",
+        "sys/",
+        "dev/",
+        "usr/src/",
+        "usr/local/go/",
+        "usr/local/lib/python",
+        "usr/local/share/",
     ];
     const SEGMENTS: &[&str] = &[
-        "/node_modules/", "/site-packages/", "/dist-packages/", "/.git/", "/vendor/", "/go/pkg/mod/",
-        "/.cargo/registry/", "/gems/", "/__pycache__/", "/.npm/_cacache/", "/.cache/pip/",
+        "/node_modules/",
+        "/site-packages/",
+        "/dist-packages/",
+        "/.git/",
+        "/vendor/",
+        "/go/pkg/mod/",
+        "/.cargo/registry/",
+        "/gems/",
+        "/__pycache__/",
+        "/.npm/_cacache/",
+        "/.cache/pip/",
     ];
     const EXTENSIONS: &[&str] = &[
-        ".jpg", ".jpeg", ".png", ".gif", ".ico", ".svg", ".webp", ".bmp", ".woff", ".woff2", ".ttf",
-        ".otf", ".eot", ".pdf", ".mp3", ".mp4", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".tar",
-        ".jar", ".war", ".whl", ".deb", ".rpm", ".apk", ".so", ".a", ".o", ".pyc", ".pyo", ".class",
-        ".exe", ".dll", ".bin", ".db", ".sqlite", ".md", ".mo", ".gmo", ".map",
+        ".jpg", ".jpeg", ".png", ".gif", ".ico", ".svg", ".webp", ".bmp", ".woff", ".woff2",
+        ".ttf", ".otf", ".eot", ".pdf", ".mp3", ".mp4", ".zip", ".gz", ".tgz", ".bz2", ".xz",
+        ".zst", ".tar", ".jar", ".war", ".whl", ".deb", ".rpm", ".apk", ".so", ".a", ".o", ".pyc",
+        ".pyo", ".class", ".exe", ".dll", ".bin", ".db", ".sqlite", ".md", ".mo", ".gmo", ".map",
     ];
     if PREFIXES.iter().any(|p| path.starts_with(p)) {
         return true;
@@ -435,7 +492,10 @@ slack xoxb-2837465019-9283746501928-a8Bc7De6Fg5Hi4Jk3Lm2No1P\nstripe sk_live_4eC
   "private_key_id": "4f0c2d9e8b7a"
 }"#;
         assert_eq!(rules_of(sa), [("gcp-service-account", 2)]);
-        assert_eq!(rules_of("app:\n  jwt_secret: \"q8Zr4Lm2Vx9Pt6Ws3Ny7\"\n"), [("jwt-secret", 2)]);
+        assert_eq!(
+            rules_of("app:\n  jwt_secret: \"q8Zr4Lm2Vx9Pt6Ws3Ny7\"\n"),
+            [("jwt-secret", 2)]
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ impl ContainerdContent {
     /// The committed blob file of `digest` (the digest's hex is validated, so this
     /// cannot name anything outside `blobs/`).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs.join(digest.algorithm().as_str()).join(digest.hex())
+        self.blobs
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
     }
 }
 
@@ -64,7 +66,11 @@ pub struct OciLayoutBlobs {
 
 impl BlobSource for OciLayoutBlobs {
     fn open(&self, digest: &Digest) -> Result<Blob, ScanError> {
-        let path = self.dir.join("blobs").join(digest.algorithm().as_str()).join(digest.hex());
+        let path = self
+            .dir
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(digest.hex());
         Blob::file(&path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 ScanError::BlobNotFound {

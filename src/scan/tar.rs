@@ -187,7 +187,12 @@ impl<R: BufRead> TarWalker<R> {
         Ok(())
     }
 
-    fn read_meta(&mut self, size: u64, what: &'static str, offset: u64) -> Result<Vec<u8>, TarError> {
+    fn read_meta(
+        &mut self,
+        size: u64,
+        what: &'static str,
+        offset: u64,
+    ) -> Result<Vec<u8>, TarError> {
         if size > self.max_meta {
             return Err(TarError::MetadataTooLarge {
                 what,
@@ -253,7 +258,9 @@ impl<R: BufRead> TarWalker<R> {
                                     "path" => pax_path = Some(v.to_string()),
                                     "linkpath" => pax_link = Some(v.to_string()),
                                     "size" => {
-                                        pax_size = Some(v.parse().map_err(|_| TarError::BadPax { offset })?)
+                                        pax_size = Some(
+                                            v.parse().map_err(|_| TarError::BadPax { offset })?,
+                                        )
                                     }
                                     _ => {}
                                 }
@@ -354,9 +361,15 @@ fn parse_number(field: &[u8]) -> Option<u64> {
         return Some(v);
     }
     let s: &[u8] = {
-        let start = field.iter().position(|&b| b != b' ' && b != 0).unwrap_or(field.len());
+        let start = field
+            .iter()
+            .position(|&b| b != b' ' && b != 0)
+            .unwrap_or(field.len());
         let rest = field.get(start..)?;
-        let end = rest.iter().position(|&b| b == b' ' || b == 0).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&b| b == b' ' || b == 0)
+            .unwrap_or(rest.len());
         rest.get(..end)?
     };
     if s.is_empty() {
@@ -467,7 +480,12 @@ pub(crate) mod tests {
         let mut tar = Vec::new();
         // GNU long name.
         let long = format!("{}/file.txt", "d".repeat(150));
-        let mut l = header("././@LongLink", b'L', format!("{:011o}\0", long.len() + 1).as_bytes(), "");
+        let mut l = header(
+            "././@LongLink",
+            b'L',
+            format!("{:011o}\0", long.len() + 1).as_bytes(),
+            "",
+        );
         fix_checksum(&mut l);
         tar.extend_from_slice(&l);
         let mut data = long.clone().into_bytes();
@@ -481,8 +499,17 @@ pub(crate) mod tests {
             b
         });
         // PAX path and linkpath for a symlink.
-        let rec = format!("{}{}", pax_record("path", "pax/name"), pax_record("linkpath", "../target"));
-        tar.extend_from_slice(&header("PaxHeaders/x", b'x', format!("{:011o}\0", rec.len()).as_bytes(), ""));
+        let rec = format!(
+            "{}{}",
+            pax_record("path", "pax/name"),
+            pax_record("linkpath", "../target")
+        );
+        tar.extend_from_slice(&header(
+            "PaxHeaders/x",
+            b'x',
+            format!("{:011o}\0", rec.len()).as_bytes(),
+            "",
+        ));
         let mut recb = rec.into_bytes();
         recb.resize(512, 0);
         tar.extend_from_slice(&recb);

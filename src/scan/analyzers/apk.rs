@@ -9,7 +9,8 @@ pub fn parse(bytes: &[u8]) -> Vec<Package> {
     let text = String::from_utf8_lossy(bytes);
     let mut out = Vec::new();
     for para in text.split("\n\n") {
-        let (mut name, mut version, mut arch, mut origin, mut license) = (None, None, None, None, None);
+        let (mut name, mut version, mut arch, mut origin, mut license) =
+            (None, None, None, None, None);
         for line in para.lines() {
             match line.split_once(':') {
                 Some(("P", v)) => name = Some(v),
@@ -20,7 +21,9 @@ pub fn parse(bytes: &[u8]) -> Vec<Package> {
                 _ => {}
             }
         }
-        let (Some(name), Some(version)) = (name, version) else { continue };
+        let (Some(name), Some(version)) = (name, version) else {
+            continue;
+        };
         let mut p = package(PackageType::Apk, name, version);
         p.arch = arch.map(str::to_string);
         p.source_name = Some(origin.unwrap_or(name).to_string());
@@ -67,7 +70,10 @@ A:x86_64
 ";
         let p = parse(db);
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].name.as_str(), p[0].version.as_str()), ("musl", "1.2.5-r0"));
+        assert_eq!(
+            (p[0].name.as_str(), p[0].version.as_str()),
+            ("musl", "1.2.5-r0")
+        );
         assert_eq!(p[1].source_name.as_deref(), Some("openssl"));
         assert_eq!(p[1].licenses, ["Apache-2.0"]);
         assert_eq!(p[1].arch.as_deref(), Some("x86_64"));

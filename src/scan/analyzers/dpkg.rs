@@ -22,7 +22,9 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
             if line.starts_with([' ', '\t']) {
                 continue;
             }
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             let v = v.trim();
             match k {
                 "Package" => name = Some(v),
@@ -33,7 +35,9 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
                 _ => {}
             }
         }
-        let (Some(name), Some(version)) = (name, version) else { continue };
+        let (Some(name), Some(version)) = (name, version) else {
+            continue;
+        };
         if require_installed || status.is_some() {
             // "want flag status": the package is there only when the last word is
             // `installed` (not half-installed, config-files, …).
@@ -48,7 +52,12 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
             Some((src, ver)) => {
                 p.source_name = Some(src.trim().to_string());
                 p.source_version = ver
-                    .map(|v| v.trim().trim_start_matches('(').trim_end_matches(')').to_string())
+                    .map(|v| {
+                        v.trim()
+                            .trim_start_matches('(')
+                            .trim_end_matches(')')
+                            .to_string()
+                    })
                     .filter(|v| !v.is_empty() && v != version);
             }
             None => p.source_name = Some(name.to_string()),
@@ -182,7 +191,16 @@ Version: 3.0.16-1~deb12u1
         let names: Vec<_> = pkgs.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["libc6", "bash", "libgcc-s1", "libzstd1", "tzdata", "gpgv", "libpam-runtime", "libssl3"]
+            [
+                "libc6",
+                "bash",
+                "libgcc-s1",
+                "libzstd1",
+                "tzdata",
+                "gpgv",
+                "libpam-runtime",
+                "libssl3"
+            ]
         );
         let libc = &pkgs[0];
         assert_eq!(libc.version, "2.36-9+deb12u10");
@@ -211,6 +229,9 @@ Version: 3.0.16-1~deb12u1
     #[test]
     fn list_files_name_python_dirs() {
         let l = b"/.\n/usr\n/usr/lib/python3/dist-packages/six-1.16.0.dist-info\n/usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA\n/usr/lib/python3/dist-packages/six.py\n";
-        assert_eq!(python_dirs_in_list(l), ["usr/lib/python3/dist-packages/six-1.16.0.dist-info"]);
+        assert_eq!(
+            python_dirs_in_list(l),
+            ["usr/lib/python3/dist-packages/six-1.16.0.dist-info"]
+        );
     }
 }

@@ -110,14 +110,19 @@ pub fn parse(blob: &[u8]) -> Vec<Package> {
     if flags & 2 == 0 {
         return Vec::new(); // pre-1.18 pointer layout
     }
-    let Some((goversion, rest)) = blob.get(32..).and_then(read_str) else { return Vec::new() };
-    let Some((modinfo, _)) = read_str(rest) else { return Vec::new() };
-    // Module info is framed by 16-byte sentinels.
-    let modinfo = if modinfo.len() >= 33 && modinfo.as_bytes().get(modinfo.len() - 17) == Some(&b'\n') {
-        modinfo.get(16..modinfo.len() - 16).unwrap_or("")
-    } else {
-        modinfo
+    let Some((goversion, rest)) = blob.get(32..).and_then(read_str) else {
+        return Vec::new();
     };
+    let Some((modinfo, _)) = read_str(rest) else {
+        return Vec::new();
+    };
+    // Module info is framed by 16-byte sentinels.
+    let modinfo =
+        if modinfo.len() >= 33 && modinfo.as_bytes().get(modinfo.len() - 17) == Some(&b'\n') {
+            modinfo.get(16..modinfo.len() - 16).unwrap_or("")
+        } else {
+            modinfo
+        };
     let mut out = Vec::new();
     if let Some(v) = goversion.strip_prefix("go") {
         // Only the release part: "go1.22.1 X:boringcrypto" → 1.22.1.
@@ -171,7 +176,12 @@ pub(crate) mod tests {
         b.resize(32, 0);
         b.extend(varstr(goversion));
         // Real sentinels are 16 raw bytes each; any 16 bytes with '\n' before the tail decode.
-        let body = format!("{}{}\n{}", "S".repeat(16), modinfo.trim_end_matches('\n'), "E".repeat(16));
+        let body = format!(
+            "{}{}\n{}",
+            "S".repeat(16),
+            modinfo.trim_end_matches('\n'),
+            "E".repeat(16)
+        );
         b.extend(varstr(&body));
         b
     }
@@ -189,7 +199,10 @@ pub(crate) mod tests {
             f.feed(&elf[..split]);
             f.feed(&elf[split..]);
             let p = f.finish();
-            let got: Vec<_> = p.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+            let got: Vec<_> = p
+                .iter()
+                .map(|p| (p.name.as_str(), p.version.as_str()))
+                .collect();
             assert_eq!(
                 got,
                 [

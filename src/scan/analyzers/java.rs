@@ -31,7 +31,9 @@ fn read_member(f: impl Read, declared: u64) -> Option<Vec<u8>> {
 }
 
 fn walk(bytes: &[u8], path: &str, depth: u32, out: &mut Vec<(String, Package)>) {
-    let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else { return };
+    let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return;
+    };
     if zip.len() > MAX_MEMBERS {
         return;
     }
@@ -73,7 +75,9 @@ fn pom_properties(b: &[u8]) -> Option<Package> {
     let text = String::from_utf8_lossy(b);
     let (mut g, mut a, mut v) = (None, None, None);
     for line in text.lines() {
-        let Some((k, val)) = line.split_once('=') else { continue };
+        let Some((k, val)) = line.split_once('=') else {
+            continue;
+        };
         match k.trim() {
             "groupId" => g = Some(val.trim()),
             "artifactId" => a = Some(val.trim()),
@@ -88,11 +92,15 @@ fn manifest_package(b: &[u8]) -> Option<Package> {
     let text = String::from_utf8_lossy(b);
     let (mut title, mut version, mut vendor) = (None, None, None);
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         match k.trim() {
             "Implementation-Title" => title = Some(v),
-            "Bundle-SymbolicName" if title.is_none() => title = Some(v.split(';').next().unwrap_or(v)),
+            "Bundle-SymbolicName" if title.is_none() => {
+                title = Some(v.split(';').next().unwrap_or(v))
+            }
             "Implementation-Version" => version = Some(v),
             "Bundle-Version" if version.is_none() => version = Some(v),
             "Implementation-Vendor-Id" => vendor = Some(v),
@@ -114,7 +122,8 @@ pub(crate) mod tests {
     pub fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for (name, data) in members {
-            w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             w.write_all(data).unwrap();
         }
         w.finish().unwrap().into_inner()
@@ -134,12 +143,19 @@ pub(crate) mod tests {
             ("BOOT-INF/lib/snakeyaml-2.2.jar", &inner),
         ]);
         let got = parse(&outer, "/app/app.jar");
-        let names: Vec<_> = got.iter().map(|(p, k)| (p.as_str(), k.name.as_str(), k.version.as_str())).collect();
+        let names: Vec<_> = got
+            .iter()
+            .map(|(p, k)| (p.as_str(), k.name.as_str(), k.version.as_str()))
+            .collect();
         assert_eq!(
             names,
             [
                 ("/app/app.jar", "demo", "1.0.0"),
-                ("/app/app.jar!/BOOT-INF/lib/snakeyaml-2.2.jar", "org.yaml:snakeyaml", "2.2")
+                (
+                    "/app/app.jar!/BOOT-INF/lib/snakeyaml-2.2.jar",
+                    "org.yaml:snakeyaml",
+                    "2.2"
+                )
             ]
         );
         assert!(parse(b"PK\x03\x04 not a zip", "/x.jar").is_empty());

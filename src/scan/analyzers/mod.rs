@@ -94,14 +94,23 @@ mod tests {
     fn routes_by_path() {
         assert_eq!(route("etc/os-release"), Some(Route::OsRelease));
         assert_eq!(route("var/lib/dpkg/status"), Some(Route::DpkgStatus));
-        assert_eq!(route("var/lib/dpkg/status.d/base"), Some(Route::DpkgStatusD));
+        assert_eq!(
+            route("var/lib/dpkg/status.d/base"),
+            Some(Route::DpkgStatusD)
+        );
         assert_eq!(route("var/lib/dpkg/status.d/base.md5sums"), None);
-        assert_eq!(route("var/lib/dpkg/info/libc6:amd64.list"), Some(Route::DpkgFileList));
+        assert_eq!(
+            route("var/lib/dpkg/info/libc6:amd64.list"),
+            Some(Route::DpkgFileList)
+        );
         assert_eq!(
             route("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA"),
             Some(Route::PythonMetadata)
         );
-        assert_eq!(route("app/node_modules/@types/node/package.json"), Some(Route::NpmPackage));
+        assert_eq!(
+            route("app/node_modules/@types/node/package.json"),
+            Some(Route::NpmPackage)
+        );
         assert_eq!(route("app/node_modules/x/lib/package.json"), None);
         assert_eq!(route("app/package.json"), None);
         assert_eq!(route("opt/app/lib/app.JAR"), Some(Route::Jar));

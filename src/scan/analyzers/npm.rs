@@ -37,7 +37,10 @@ mod tests {
     fn package_json() {
         let j = br#"{"name": "@babel/core", "version": "7.24.0", "license": "MIT", "dependencies": {}}"#;
         let p = parse(j).unwrap();
-        assert_eq!((p.name.as_str(), p.version.as_str()), ("@babel/core", "7.24.0"));
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str()),
+            ("@babel/core", "7.24.0")
+        );
         assert!(parse(br#"{"name": "x"}"#).is_none());
         assert!(parse(b"{not json").is_none());
         assert!(is_installed_package_dir("usr/lib/node_modules/npm"));

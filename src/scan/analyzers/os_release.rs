@@ -10,7 +10,9 @@ pub fn parse(bytes: &[u8]) -> Option<Distro> {
         if line.starts_with('#') {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let v = unquote(v.trim());
         match k.trim() {
             "ID" => d.id = v,
@@ -53,10 +55,16 @@ BUG_REPORT_URL="https://bugs.debian.org/"
         assert_eq!(d.id, "debian");
         assert_eq!(d.version_id.as_deref(), Some("12"));
         assert_eq!(d.codename.as_deref(), Some("bookworm"));
-        assert_eq!(d.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            d.pretty_name.as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         let alp = b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME=\"Alpine Linux v3.20\"\n";
         let a = parse(alp).unwrap();
-        assert_eq!((a.id.as_str(), a.version_id.as_deref()), ("alpine", Some("3.20.3")));
+        assert_eq!(
+            (a.id.as_str(), a.version_id.as_deref()),
+            ("alpine", Some("3.20.3"))
+        );
         assert_eq!(parse(b"\x00\xff garbage"), None);
     }
 }

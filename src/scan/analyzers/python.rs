@@ -58,7 +58,10 @@ Requires-Dist: Flask>=1.0.4
 Long description: Name: not-this
 ";
         let p = parse(m).unwrap();
-        assert_eq!((p.name.as_str(), p.version.as_str()), ("Flask_Login", "0.6.3"));
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str()),
+            ("Flask_Login", "0.6.3")
+        );
         assert_eq!(p.licenses, ["MIT"]);
         assert_eq!(normalize_name(&p.name), "flask-login");
         assert!(parse(b"Metadata-Version: 2.1\nName: x\n").is_none());
