@@ -92,6 +92,10 @@ pub enum FileFindingKind {
     Malformed,
     /// The blob bytes do not hash to the digest they are stored under.
     DigestMismatch,
+    /// A file was not examined because it is over a per-file limit (e.g. a text file
+    /// over `max_secret_file_bytes` was not searched for secrets). Reported so the
+    /// gap is visible; not an integrity failure.
+    NotExamined,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

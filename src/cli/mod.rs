@@ -8,6 +8,7 @@ pub mod policy;
 pub mod purge;
 pub mod reload;
 pub mod sbom;
+pub mod scan;
 pub mod serve;
 pub mod status;
 pub mod verdict;
@@ -71,6 +72,9 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Generate an ECDSA P-256 key pair for `pullwarden sign`.
     Keygen(sign::KeygenArgs),
+    /// Scan an image offline (OCI layout or docker archive): packages, secrets, risky
+    /// files, and the policy decision. Exit 0 allow, 1 deny, 2 error.
+    Scan(scan::ScanArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -121,6 +125,7 @@ pub fn main() -> i32 {
         Command::Verify(a) => verify::run(&a),
         Command::Sign(a) => sign::run(&a),
         Command::Keygen(a) => sign::run_keygen(&a),
+        Command::Scan(a) => scan::run(&a),
     };
     match result {
         Ok(code) => code,

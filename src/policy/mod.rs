@@ -1,6 +1,7 @@
 //! Pure policy evaluation: (image, signature outcome, scan report) → verdict. No I/O.
 
 pub mod fingerprint;
+pub mod findings;
 pub mod verdict;
 
 pub use verdict::{Decision, DenyKind, Findings, Verdict};

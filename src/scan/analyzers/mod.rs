@@ -1,0 +1,119 @@
+//! Analyzers: parsers of the files that declare installed software (package
+//! databases, language metadata, binaries' build info). Each takes the bytes of one
+//! file and returns package records; the layer walk decides which files go where.
+
+pub mod apk;
+pub mod dpkg;
+pub mod gobin;
+pub mod java;
+pub mod npm;
+pub mod os_release;
+pub mod python;
+
+use crate::report::{Package, PackageType};
+
+/// Bumped whenever an analyzer's output changes, so cached layer results are redone.
+pub const ANALYZER_SET_VERSION: u32 = 1;
+
+/// Which analyzer a file goes to, decided from its (normalized) path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    OsRelease,
+    DpkgStatus,
+    /// `/var/lib/dpkg/status.d/*` (distroless: one file per package).
+    DpkgStatusD,
+    /// `/var/lib/dpkg/info/*.list`: files owned by dpkg packages.
+    DpkgFileList,
+    ApkInstalled,
+    PythonMetadata,
+    NpmPackage,
+    Jar,
+}
+
+pub fn route(path: &str) -> Option<Route> {
+    match path {
+        "etc/os-release" | "usr/lib/os-release" => return Some(Route::OsRelease),
+        "var/lib/dpkg/status" => return Some(Route::DpkgStatus),
+        "lib/apk/db/installed" => return Some(Route::ApkInstalled),
+        _ => {}
+    }
+    let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+    if dir == "var/lib/dpkg/status.d" && !base.ends_with(".md5sums") {
+        return Some(Route::DpkgStatusD);
+    }
+    if dir == "var/lib/dpkg/info" && base.ends_with(".list") {
+        return Some(Route::DpkgFileList);
+    }
+    if (base == "METADATA" && dir.ends_with(".dist-info"))
+        || (base == "PKG-INFO" && dir.ends_with(".egg-info"))
+    {
+        return Some(Route::PythonMetadata);
+    }
+    if base == "package.json" && npm::is_installed_package_dir(dir) {
+        return Some(Route::NpmPackage);
+    }
+    let lower = base.to_ascii_lowercase();
+    if lower.ends_with(".jar") || lower.ends_with(".war") || lower.ends_with(".ear") {
+        return Some(Route::Jar);
+    }
+    None
+}
+
+/// A package record before the image's distro is known (the purl is filled in when
+/// the layers are composed).
+pub(crate) fn package(kind: PackageType, name: &str, version: &str) -> Package {
+    Package {
+        name: name.to_string(),
+        version: version.to_string(),
+        kind,
+        purl: String::new(),
+        layer: String::new(),
+        path: String::new(),
+        source_name: None,
+        source_version: None,
+        arch: None,
+        licenses: Vec::new(),
+    }
+}
+
+/// `Key: value` header lines (RFC 822 style) until the first blank line; folded
+/// continuation lines are ignored.
+pub(crate) fn rfc822_fields(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| !l.starts_with([' ', '\t']))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_path() {
+        assert_eq!(route("etc/os-release"), Some(Route::OsRelease));
+        assert_eq!(route("var/lib/dpkg/status"), Some(Route::DpkgStatus));
+        assert_eq!(
+            route("var/lib/dpkg/status.d/base"),
+            Some(Route::DpkgStatusD)
+        );
+        assert_eq!(route("var/lib/dpkg/status.d/base.md5sums"), None);
+        assert_eq!(
+            route("var/lib/dpkg/info/libc6:amd64.list"),
+            Some(Route::DpkgFileList)
+        );
+        assert_eq!(
+            route("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA"),
+            Some(Route::PythonMetadata)
+        );
+        assert_eq!(
+            route("app/node_modules/@types/node/package.json"),
+            Some(Route::NpmPackage)
+        );
+        assert_eq!(route("app/node_modules/x/lib/package.json"), None);
+        assert_eq!(route("app/package.json"), None);
+        assert_eq!(route("opt/app/lib/app.JAR"), Some(Route::Jar));
+        assert_eq!(route("etc/passwd"), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! Image result = layer results composed in order: an upper layer's whiteouts, opaque
+//! directories and replaced inventory files hide what lower layers declared. Only the
+//! small per-layer lists are needed, never a tree of every file.
+
+use std::collections::HashSet;
+
+use crate::report::{Distro, Package, PackageType, ScanReport};
+
+use super::analyzers::python;
+use super::layer::LayerResult;
+
+/// True when a layer above `index` deletes `path` (normalized) by whiteout or
+/// opaque directory.
+fn deleted_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
+    layers.iter().skip(index + 1).any(|l| {
+        l.whiteouts.iter().any(|w| under(path, w))
+            || l.opaque_dirs.iter().any(|d| strictly_under(path, d))
+    })
+}
+
+fn under(path: &str, dir: &str) -> bool {
+    path == dir || strictly_under(path, dir)
+}
+
+fn strictly_under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || (path.len() > dir.len()
+            && path.starts_with(dir)
+            && path.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
+fn replaced_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
+    layers
+        .iter()
+        .skip(index + 1)
+        .any(|l| l.inventory.iter().any(|f| f.path == path))
+}
+
+/// The final os-release: `/etc/os-release` if the final view has one as a regular
+/// file, else `/usr/lib/os-release` (Debian's `/etc/os-release` is a symlink to it).
+fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
+    for wanted in ["etc/os-release", "usr/lib/os-release"] {
+        for (i, l) in layers.iter().enumerate().rev() {
+            if let Some(o) = l.os_release.iter().rev().find(|o| o.path == wanted) {
+                if !deleted_above(layers, i, wanted) {
+                    return Some(o.distro.clone());
+                }
+            }
+        }
+    }
+    None
+}
+
+pub fn compose(layers: &[LayerResult]) -> ScanReport {
+    let os = final_distro(layers);
+    let dpkg_python: HashSet<&str> = layers
+        .iter()
+        .flat_map(|l| l.dpkg_python_dirs.iter().map(String::as_str))
+        .collect();
+    let has_dpkg = layers.iter().any(|l| {
+        l.inventory
+            .iter()
+            .any(|f| f.packages.iter().any(|p| p.kind == PackageType::Deb))
+    });
+    let mut packages = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        for f in &l.inventory {
+            if deleted_above(layers, i, &f.path) || replaced_above(layers, i, &f.path) {
+                continue;
+            }
+            if let Some(dir) = f.path.rsplit_once('/').map(|(d, _)| d) {
+                // Python packages dpkg installed are reported (and matched) once, as
+                // the Debian package. dpkg's own file lists say which; without them
+                // (distroless), Debian's layout rule: dpkg installs into
+                // /usr/lib/python3/dist-packages, pip into /usr/local or a venv.
+                let is_py = f.packages.iter().any(|p| p.kind == PackageType::Python);
+                if is_py
+                    && (dpkg_python.contains(dir)
+                        || (has_dpkg && dir.starts_with("usr/lib/python3/dist-packages/")))
+                {
+                    continue;
+                }
+            }
+            for p in &f.packages {
+                let mut p = p.clone();
+                p.purl = purl(&p, os.as_ref());
+                packages.push(p);
+            }
+        }
+    }
+    packages.sort_by(|a, b| {
+        (a.kind, &a.name, &a.version, &a.path).cmp(&(b.kind, &b.name, &b.version, &b.path))
+    });
+    packages.dedup();
+    let mut secrets = Vec::new();
+    let mut files = Vec::new();
+    let mut summaries = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        for s in &l.secrets {
+            let mut s = s.clone();
+            s.deleted_in_final_image = deleted_above(layers, i, s.path.trim_start_matches('/'));
+            secrets.push(s);
+        }
+        files.extend(l.files.iter().cloned());
+        summaries.push(l.summary.clone());
+    }
+    ScanReport {
+        os,
+        packages,
+        secrets,
+        files,
+        vulnerabilities: Vec::new(),
+        layers: summaries,
+    }
+}
+
+/// Percent-encoding of one purl component (everything but unreserved characters).
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn enc_path(s: &str) -> String {
+    s.split('/').map(enc).collect::<Vec<_>>().join("/")
+}
+
+/// Package URL of a package (purl-spec types deb, apk, pypi, npm, golang, maven).
+pub fn purl(p: &Package, os: Option<&Distro>) -> String {
+    let ver = enc(&p.version);
+    let distro_q = |default_ns: &str| {
+        let ns = os
+            .map(|d| d.id.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(default_ns)
+            .to_string();
+        let mut q = Vec::new();
+        if let Some(a) = &p.arch {
+            q.push(format!("arch={}", enc(a)));
+        }
+        if let Some(d) = os {
+            match &d.version_id {
+                Some(v) => q.push(format!("distro={}-{}", enc(&d.id), enc(v))),
+                None => q.push(format!("distro={}", enc(&d.id))),
+            }
+        }
+        (
+            ns,
+            if q.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", q.join("&"))
+            },
+        )
+    };
+    match p.kind {
+        PackageType::Deb => {
+            let (ns, q) = distro_q("debian");
+            format!("pkg:deb/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
+        }
+        PackageType::Apk => {
+            let (ns, q) = distro_q("alpine");
+            format!("pkg:apk/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
+        }
+        PackageType::Rpm => {
+            let (ns, q) = distro_q("redhat");
+            format!("pkg:rpm/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
+        }
+        PackageType::Python => format!("pkg:pypi/{}@{ver}", enc(&python::normalize_name(&p.name))),
+        PackageType::Npm => match p.name.split_once('/') {
+            Some((scope, name)) if scope.starts_with('@') => {
+                format!("pkg:npm/{}/{}@{ver}", enc(scope), enc(name))
+            }
+            _ => format!("pkg:npm/{}@{ver}", enc(&p.name)),
+        },
+        PackageType::Go | PackageType::GoModule => {
+            format!("pkg:golang/{}@{ver}", enc_path(&p.name))
+        }
+        PackageType::Java => match p.name.split_once(':') {
+            Some((g, a)) => format!("pkg:maven/{}/{}@{ver}", enc(g), enc(a)),
+            None => format!("pkg:maven/{}@{ver}", enc(&p.name)),
+        },
+        PackageType::Rust => format!("pkg:cargo/{}@{ver}", enc(&p.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::analyzers::package;
+
+    #[test]
+    fn purls() {
+        let d = Distro {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            ..Default::default()
+        };
+        let mut libc = package(PackageType::Deb, "libc6", "2.36-9+deb12u10");
+        libc.arch = Some("amd64".into());
+        assert_eq!(
+            purl(&libc, Some(&d)),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12"
+        );
+        let epoch = package(PackageType::Deb, "passwd", "1:4.13+dfsg1-1");
+        assert_eq!(
+            purl(&epoch, None),
+            "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Python, "Flask_Login", "0.6.3"), None),
+            "pkg:pypi/flask-login@0.6.3"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Npm, "@babel/core", "7.24.0"), None),
+            "pkg:npm/%40babel/core@7.24.0"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::GoModule, "github.com/google/uuid", "v1.6.0"),
+                None
+            ),
+            "pkg:golang/github.com/google/uuid@v1.6.0"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::Java, "org.yaml:snakeyaml", "2.2"),
+                None
+            ),
+            "pkg:maven/org.yaml/snakeyaml@2.2"
+        );
+    }
+}
