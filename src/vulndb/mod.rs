@@ -1,1 +1,3 @@
 //! Offline OSV vulnerability database: import, per-ecosystem version ordering, matching.
+
+pub mod version;
