@@ -1,3 +1,4 @@
 //! Offline OSV vulnerability database: import, per-ecosystem version ordering, matching.
 
+pub mod cvss;
 pub mod version;
