@@ -220,7 +220,12 @@ mod tests {
 
     #[test]
     fn distro_targets_use_source_package_and_release() {
-        let p = pkg(PackageType::Deb, "libssl3", "3.0.11-1~deb12u1", Some(("openssl", "3.0.11-1~deb12u1")));
+        let p = pkg(
+            PackageType::Deb,
+            "libssl3",
+            "3.0.11-1~deb12u1",
+            Some(("openssl", "3.0.11-1~deb12u1")),
+        );
         let t = target_for(&p, Some(&distro("debian", "12"))).unwrap();
         assert_eq!(t.ecosystem, Ecosystem::Debian);
         assert_eq!(t.release.as_deref(), Some("12"));
@@ -235,7 +240,12 @@ mod tests {
         assert!(!applies("Ubuntu:Pro:22.04:LTS", &t));
         assert!(!applies("Ubuntu:20.04:LTS", &t));
 
-        let a = pkg(PackageType::Apk, "libcrypto3", "3.3.2-r0", Some(("openssl", "")));
+        let a = pkg(
+            PackageType::Apk,
+            "libcrypto3",
+            "3.3.2-r0",
+            Some(("openssl", "")),
+        );
         let t = target_for(&a, Some(&distro("alpine", "3.20.3"))).unwrap();
         assert_eq!(t.release.as_deref(), Some("v3.20"));
         assert_eq!(t.name, "openssl");
@@ -246,24 +256,46 @@ mod tests {
         // no distro, unknown distro, rpm: nothing to look up
         assert!(target_for(&p, None).is_none());
         assert!(target_for(&p, Some(&distro("kali", "2024"))).is_none());
-        assert!(target_for(&pkg(PackageType::Rpm, "x", "1", None), Some(&distro("rhel", "9"))).is_none());
+        assert!(
+            target_for(
+                &pkg(PackageType::Rpm, "x", "1", None),
+                Some(&distro("rhel", "9"))
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn language_targets() {
         let t = target_for(&pkg(PackageType::Python, "Django_Rest", "1.0", None), None).unwrap();
         assert_eq!(t.ecosystem.index_prefix(&t.name), "PyPI\0django-rest\0");
-        let t = target_for(&pkg(PackageType::GoModule, "golang.org/x/net", "v0.17.0", None), None).unwrap();
+        let t = target_for(
+            &pkg(PackageType::GoModule, "golang.org/x/net", "v0.17.0", None),
+            None,
+        )
+        .unwrap();
         assert_eq!(t.ecosystem, Ecosystem::Go);
         assert!(applies("Go", &t));
-        let t = target_for(&pkg(PackageType::Java, "org.apache.logging.log4j:log4j-core", "2.14.1", None), None).unwrap();
+        let t = target_for(
+            &pkg(
+                PackageType::Java,
+                "org.apache.logging.log4j:log4j-core",
+                "2.14.1",
+                None,
+            ),
+            None,
+        )
+        .unwrap();
         assert_eq!(t.ecosystem, Ecosystem::Maven);
     }
 
     #[test]
     fn alpine_branches() {
         assert_eq!(alpine_branch("3.20.3").as_deref(), Some("v3.20"));
-        assert_eq!(alpine_branch("3.21_alpha20240807").as_deref(), Some("v3.21"));
+        assert_eq!(
+            alpine_branch("3.21_alpha20240807").as_deref(),
+            Some("v3.21")
+        );
         assert_eq!(alpine_branch("3").as_deref(), None);
         assert_eq!(alpine_branch("edge").as_deref(), None);
     }

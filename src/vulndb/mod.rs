@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Distro, Package, Severity, Vulnerability};
 
-use self::osv::{AffectedPackage, Advisory, ParseNotes, Parsed};
+use self::osv::{Advisory, AffectedPackage, ParseNotes, Parsed};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const AFFECTED: TableDefinition<&str, &[u8]> = TableDefinition::new("affected");
@@ -61,7 +61,9 @@ pub enum VulnDbError {
          stop it or run the import through it"
     )]
     InUse { path: PathBuf },
-    #[error("{path} is not a pullwarden vulnerability database (schema {found:?}, expected {SCHEMA:?})")]
+    #[error(
+        "{path} is not a pullwarden vulnerability database (schema {found:?}, expected {SCHEMA:?})"
+    )]
     Schema { path: PathBuf, found: String },
     #[error("vulnerability database {path}: {source}")]
     Storage {
@@ -383,8 +385,7 @@ impl VulnDb {
                             match osv::parse(bytes, &mut notes) {
                                 Err(r) => skip(&mut report, name, r.category, &r.detail),
                                 Ok(parsed) => {
-                                    if let Err(e) =
-                                        tables.apply(parsed, &mut counters, &mut report)
+                                    if let Err(e) = tables.apply(parsed, &mut counters, &mut report)
                                     {
                                         fatal = Some(match e {
                                             ApplyError::Storage(e) => storage(e),
@@ -486,8 +487,8 @@ impl VulnDb {
                 let Some(id) = key.strip_prefix(prefix.as_str()) else {
                     break;
                 };
-                let entries: Vec<AffectedPackage> = serde_json::from_slice(v.value())
-                    .map_err(|e| self.stored_entry(key, e))?;
+                let entries: Vec<AffectedPackage> =
+                    serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(key, e))?;
                 let mut hit: Option<(&AffectedPackage, Option<String>)> = None;
                 for entry in &entries {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
@@ -502,7 +503,12 @@ impl VulnDb {
                 let Some((entry, fixed_in)) = hit else {
                     continue;
                 };
-                if !seen.insert((id.to_string(), pkg.name.clone(), pkg.version.clone(), pkg.layer.clone())) {
+                if !seen.insert((
+                    id.to_string(),
+                    pkg.name.clone(),
+                    pkg.version.clone(),
+                    pkg.layer.clone(),
+                )) {
                     continue;
                 }
                 let Some(adv) = self.load(&records, id)? else {
@@ -655,12 +661,12 @@ impl Tables<'_> {
     }
 
     fn write_counters(&mut self, c: &Counters) -> Result<(), redb::Error> {
-        self.meta.insert("records", c.records.to_string().as_str())?;
+        self.meta
+            .insert("records", c.records.to_string().as_str())?;
         self.meta
             .insert("content_hash", hex::encode(c.hash).as_str())?;
         self.meta.insert("newest_modified", c.newest.as_str())?;
-        self.meta
-            .insert("version", version_string(c).as_str())?;
+        self.meta.insert("version", version_string(c).as_str())?;
         Ok(())
     }
 
@@ -697,8 +703,8 @@ impl Tables<'_> {
                     }
                 }
                 let keep = !adv.affected.is_empty() || adv.severity != Severity::Unknown;
-                let bytes = serde_json::to_vec(&adv)
-                    .map_err(|e| ApplyError::Stored(adv.id.clone(), e))?;
+                let bytes =
+                    serde_json::to_vec(&adv).map_err(|e| ApplyError::Stored(adv.id.clone(), e))?;
                 let hash = *blake3::hash(&bytes).as_bytes();
                 match old {
                     Some((_, old_hash)) if old_hash == hash => report.unchanged += 1,
@@ -742,8 +748,7 @@ impl Tables<'_> {
     ) -> Result<(), ApplyError> {
         self.records.insert(adv.id.as_str(), bytes)?;
         for (key, entries) in Self::index_keys(adv) {
-            let v = serde_json::to_vec(&entries)
-                .map_err(|e| ApplyError::Stored(key.clone(), e))?;
+            let v = serde_json::to_vec(&entries).map_err(|e| ApplyError::Stored(key.clone(), e))?;
             self.affected.insert(key.as_str(), v.as_slice())?;
         }
         for alias in &adv.aliases {
@@ -762,7 +767,12 @@ impl Tables<'_> {
         Ok(())
     }
 
-    fn remove(&mut self, adv: &Advisory, hash: [u8; 32], c: &mut Counters) -> Result<(), ApplyError> {
+    fn remove(
+        &mut self,
+        adv: &Advisory,
+        hash: [u8; 32],
+        c: &mut Counters,
+    ) -> Result<(), ApplyError> {
         self.records.remove(adv.id.as_str())?;
         for key in Self::index_keys(adv).keys() {
             self.affected.remove(key.as_str())?;

@@ -178,9 +178,10 @@ impl AffectedPackage {
             return hit;
         }
         let scheme = self.scheme(RangeKind::Ecosystem)?;
-        let listed = self.versions.iter().any(|v| {
-            v == version || scheme.compare(v, version) == Some(Ordering::Equal)
-        });
+        let listed = self
+            .versions
+            .iter()
+            .any(|v| v == version || scheme.compare(v, version) == Some(Ordering::Equal));
         listed.then_some(None)
     }
 }
@@ -200,7 +201,11 @@ fn range_affects(scheme: Scheme, events: &[Event], version: &str) -> Option<Opti
             _ => None,
         })
         .collect();
-    if !limits.is_empty() && !limits.iter().any(|l| *l == "*" || cmp(l) == Some(Ordering::Less)) {
+    if !limits.is_empty()
+        && !limits
+            .iter()
+            .any(|l| *l == "*" || cmp(l) == Some(Ordering::Less))
+    {
         return None;
     }
     let mut affected = false;
@@ -260,7 +265,10 @@ fn reject(category: &'static str, detail: impl Into<String>) -> Rejection {
 pub enum Parsed {
     Advisory(Advisory),
     /// A withdrawn record: only its id and modified time matter.
-    Withdrawn { id: String, modified: String },
+    Withdrawn {
+        id: String,
+        modified: String,
+    },
 }
 
 /// Non-fatal observations while parsing (counted in the import report).
@@ -396,7 +404,10 @@ pub fn parse(bytes: &[u8], notes: &mut ParseNotes) -> Result<Parsed, Rejection> 
     let summary = raw
         .summary
         .filter(|s| !s.trim().is_empty())
-        .or_else(|| raw.details.and_then(|d| d.lines().find(|l| !l.trim().is_empty()).map(str::to_string)))
+        .or_else(|| {
+            raw.details
+                .and_then(|d| d.lines().find(|l| !l.trim().is_empty()).map(str::to_string))
+        })
         .map(|s| truncate(s.trim(), MAX_SUMMARY));
     Ok(Parsed::Advisory(Advisory {
         id: raw.id,
@@ -423,7 +434,8 @@ fn truncate(s: &str, max: usize) -> String {
 /// Normalise an RFC 3339 timestamp to UTC `YYYY-MM-DDTHH:MM:SSZ` so that string order
 /// is time order.
 pub fn parse_time(s: &str) -> Option<String> {
-    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
     let t = t.to_offset(time::UtcOffset::UTC);
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
@@ -436,7 +448,8 @@ pub fn parse_time(s: &str) -> Option<String> {
 fn sort_events(scheme: Scheme, mut events: Vec<Event>) -> Option<Vec<Event>> {
     for e in &events {
         let v = e.version();
-        let is_sentinel = matches!(e, Event::Introduced(x) if is_zero(x)) || matches!(e, Event::Limit(x) if x == "*");
+        let is_sentinel = matches!(e, Event::Introduced(x) if is_zero(x))
+            || matches!(e, Event::Limit(x) if x == "*");
         if !is_sentinel && scheme.compare(v, v).is_none() {
             return None;
         }
@@ -448,7 +461,9 @@ fn sort_events(scheme: Scheme, mut events: Vec<Event>) -> Option<Vec<Event>> {
             (true, true) => Ordering::Equal,
             (true, false) => Ordering::Less,
             (false, true) => Ordering::Greater,
-            (false, false) => scheme.compare(a.version(), b.version()).unwrap_or(Ordering::Equal),
+            (false, false) => scheme
+                .compare(a.version(), b.version())
+                .unwrap_or(Ordering::Equal),
         }
     });
     Some(events)
@@ -459,7 +474,10 @@ fn sort_events(scheme: Scheme, mut events: Vec<Event>) -> Option<Vec<Event>> {
 /// must not silently move a finding across a threshold), else a text rating in one of
 /// the `*_specific` objects (`severity: "MODERATE"`). Debian's `urgency` is a
 /// scheduling hint, not a severity, and is never read.
-fn severity_of(entries: &[RawSeverity], specific: &[Option<&Value>]) -> Option<(Severity, Option<f32>)> {
+fn severity_of(
+    entries: &[RawSeverity],
+    specific: &[Option<&Value>],
+) -> Option<(Severity, Option<f32>)> {
     let mut v3 = None;
     let mut v4 = None;
     let mut text = None;
@@ -475,10 +493,11 @@ fn severity_of(entries: &[RawSeverity], specific: &[Option<&Value>]) -> Option<(
         return Some((cvss::rating(score), Some(score)));
     }
     if text.is_none() {
-        text = specific
-            .iter()
-            .flatten()
-            .find_map(|v| v.get("severity").and_then(Value::as_str).and_then(text_rating));
+        text = specific.iter().flatten().find_map(|v| {
+            v.get("severity")
+                .and_then(Value::as_str)
+                .and_then(text_rating)
+        });
     }
     text.map(|s| (s, None))
 }
@@ -486,7 +505,10 @@ fn severity_of(entries: &[RawSeverity], specific: &[Option<&Value>]) -> Option<(
 fn text_rating(s: &str) -> Option<Severity> {
     match s.trim().to_ascii_lowercase().as_str() {
         "negligible" => Some(Severity::Low),
-        other => other.parse::<Severity>().ok().filter(|s| *s != Severity::Unknown),
+        other => other
+            .parse::<Severity>()
+            .ok()
+            .filter(|s| *s != Severity::Unknown),
     }
 }
 
@@ -571,9 +593,15 @@ mod tests {
             ("{", "bad-json"),
             ("[]", "bad-json"),
             (r#"{"id":"","modified":"2024-01-01T00:00:00Z"}"#, "bad-id"),
-            (r#"{"id":"a b","modified":"2024-01-01T00:00:00Z"}"#, "bad-id"),
+            (
+                r#"{"id":"a b","modified":"2024-01-01T00:00:00Z"}"#,
+                "bad-id",
+            ),
             (r#"{"id":"X","modified":"yesterday"}"#, "bad-modified"),
-            (r#"{"id":"X","modified":"2024-01-01T00:00:00Z","aliases":[1]}"#, "bad-json"),
+            (
+                r#"{"id":"X","modified":"2024-01-01T00:00:00Z","aliases":[1]}"#,
+                "bad-json",
+            ),
             (
                 r#"{"id":"X","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"a"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0","fixed":"1"}]}]}]}"#,
                 "bad-event",
@@ -591,17 +619,41 @@ mod tests {
             r#"{{"id":"X","modified":"2024-01-01T00:00:00Z","affected":[{{"package":{{"ecosystem":"npm","name":"a"}},"ranges":[{{"type":"SEMVER","events":[{{"fixed":"{}"}}]}}]}}]}}"#,
             "9".repeat(1000)
         );
-        assert_eq!(parse(long.as_bytes(), &mut ParseNotes::default()).unwrap_err().category, "absurd-version");
+        assert_eq!(
+            parse(long.as_bytes(), &mut ParseNotes::default())
+                .unwrap_err()
+                .category,
+            "absurd-version"
+        );
         // unknown range types and unparseable bounds are counted, not fatal
         let mut notes = ParseNotes::default();
         let json = r#"{"id":"X","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"a"},
             "ranges":[{"type":"WEIRD","events":[]},{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"not!a!version"}]}]},
             {"package":{"ecosystem":"Hackage","name":"b"},"versions":["1"]}]}"#;
-        assert!(matches!(parse(json.as_bytes(), &mut notes), Ok(Parsed::Advisory(_))));
-        assert_eq!((notes.unknown_range_types, notes.unparseable_ranges, notes.unsupported_affected), (1, 1, 1));
+        assert!(matches!(
+            parse(json.as_bytes(), &mut notes),
+            Ok(Parsed::Advisory(_))
+        ));
+        assert_eq!(
+            (
+                notes.unknown_range_types,
+                notes.unparseable_ranges,
+                notes.unsupported_affected
+            ),
+            (1, 1, 1)
+        );
         // deep nesting in an ignored object is serde_json's recursion limit, an error
-        let deep = format!(r#"{{"id":"X","modified":"2024-01-01T00:00:00Z","database_specific":{}1{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(parse(deep.as_bytes(), &mut ParseNotes::default()).unwrap_err().category, "bad-json");
+        let deep = format!(
+            r#"{{"id":"X","modified":"2024-01-01T00:00:00Z","database_specific":{}1{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(
+            parse(deep.as_bytes(), &mut ParseNotes::default())
+                .unwrap_err()
+                .category,
+            "bad-json"
+        );
     }
 
     #[test]

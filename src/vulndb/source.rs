@@ -14,9 +14,16 @@ const MAX_DIR_DEPTH: usize = 32;
 
 /// What happened to one candidate file inside a source.
 pub enum Item<'a> {
-    Record { name: &'a str, bytes: &'a [u8] },
+    Record {
+        name: &'a str,
+        bytes: &'a [u8],
+    },
     /// A file that could not be read as a record; reason category and detail.
-    Unreadable { name: &'a str, category: &'static str, detail: String },
+    Unreadable {
+        name: &'a str,
+        category: &'static str,
+        detail: String,
+    },
 }
 
 /// A whole source that could not be opened (missing path, not a zip archive, …).
@@ -107,10 +114,13 @@ fn walk_dir(dir: &Path, depth: usize, sink: &mut dyn FnMut(Item<'_>)) {
 
 fn read_zip(path: &Path, sink: &mut dyn FnMut(Item<'_>)) -> Result<(), String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("not a readable zip archive: {e}"))?;
     let count = archive.len();
     if count > MAX_ZIP_ENTRIES {
-        return Err(format!("{count} entries is more than the {MAX_ZIP_ENTRIES} allowed"));
+        return Err(format!(
+            "{count} entries is more than the {MAX_ZIP_ENTRIES} allowed"
+        ));
     }
     let mut buf = Vec::new();
     for i in 0..count {
@@ -139,7 +149,10 @@ fn read_zip(path: &Path, sink: &mut dyn FnMut(Item<'_>)) -> Result<(), String> {
             continue;
         }
         buf.clear();
-        match (&mut entry).take(MAX_RECORD_BYTES + 1).read_to_end(&mut buf) {
+        match (&mut entry)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut buf)
+        {
             Ok(_) if buf.len() as u64 > MAX_RECORD_BYTES => sink(Item::Unreadable {
                 name: &name,
                 category: "too-large",
