@@ -3,3 +3,4 @@
 //! that `integration/test.sh` sets up.
 
 mod support;
+mod vulndb;
