@@ -3,6 +3,7 @@
 //! (EX_USAGE), 1 for failure, and command-specific codes documented per command.
 
 pub mod cri;
+pub mod db;
 pub mod policy;
 pub mod serve;
 
@@ -40,6 +41,8 @@ pub enum Command {
     /// A small CRI client (like crictl) for operators and the demo.
     #[command(subcommand)]
     Cri(cri::CriCommand),
+    /// The offline OSV vulnerability database.
+    Db(db::DbArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -80,6 +83,7 @@ pub fn main() -> i32 {
         Command::Serve(a) => serve::run(a),
         Command::Policy(c) => policy::run(c),
         Command::Cri(c) => cri::run(c),
+        Command::Db(a) => db::run(&a),
     };
     match result {
         Ok(code) => code,

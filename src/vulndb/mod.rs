@@ -49,7 +49,7 @@ const MAX_SKIP_EXAMPLES: usize = 50;
 pub enum VulnDbError {
     #[error(
         "vulnerability database {path} is not usable (corrupt, truncated or not a redb file); \
-         move it away and re-import: {source}"
+         move it away and re-import"
     )]
     Corrupt {
         path: PathBuf,
@@ -65,20 +65,20 @@ pub enum VulnDbError {
         "{path} is not a pullwarden vulnerability database (schema {found:?}, expected {SCHEMA:?})"
     )]
     Schema { path: PathBuf, found: String },
-    #[error("vulnerability database {path}: {source}")]
+    #[error("vulnerability database {path}: storage error")]
     Storage {
         path: PathBuf,
         #[source]
         source: redb::Error,
     },
-    #[error("vulnerability database {path}: creating {dir}: {source}")]
+    #[error("vulnerability database {path}: creating {dir}")]
     CreateDir {
         path: PathBuf,
         dir: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("vulnerability database {path}: stored entry {key:?} is unreadable: {source}")]
+    #[error("vulnerability database {path}: stored entry {key:?} is unreadable")]
     StoredEntry {
         path: PathBuf,
         key: String,
