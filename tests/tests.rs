@@ -10,3 +10,4 @@ mod gate_flow;
 mod store;
 mod support;
 mod verify;
+mod vulndb;

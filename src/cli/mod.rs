@@ -4,6 +4,7 @@
 
 pub mod cri;
 pub mod explain;
+pub mod db;
 pub mod policy;
 pub mod purge;
 pub mod reload;
@@ -75,6 +76,8 @@ pub enum Command {
     /// Scan an image offline (OCI layout or docker archive): packages, secrets, risky
     /// files, and the policy decision. Exit 0 allow, 1 deny, 2 error.
     Scan(scan::ScanArgs),
+    /// The offline OSV vulnerability database.
+    Db(db::DbArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -126,6 +129,7 @@ pub fn main() -> i32 {
         Command::Sign(a) => sign::run(&a),
         Command::Keygen(a) => sign::run_keygen(&a),
         Command::Scan(a) => scan::run(&a),
+        Command::Db(a) => db::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod fingerprint;
 pub mod findings;
 pub mod verdict;
+pub mod vulns;
 
 pub use verdict::{Decision, DenyKind, Findings, Verdict};
 pub mod evaluate;

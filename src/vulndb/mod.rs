@@ -1,1 +1,803 @@
-//! Offline OSV vulnerability database: import, per-ecosystem version ordering, matching.
+//! Offline OSV vulnerability database: import of osv.dev exports into an embedded redb
+//! store, per-ecosystem version ordering, and exact matching of an image's inventory.
+//! One `VulnDb` is shared by every scan of the daemon; matching only reads.
+//!
+//! Layout (redb tables):
+//! - `records`: advisory id → compact validated advisory (JSON);
+//! - `affected`: `ecosystem-base \0 package-name \0 id` → that advisory's entries for the
+//!   package (a prefix scan per installed package is the whole match cost);
+//! - `aliases`: `alias \0 id` → id (severity of distro advisories from upstream records);
+//! - `eco_counts`: OSV ecosystem string → records; `meta`: schema, version, counters.
+//!
+//! The database version is a digest of the content (an XOR of per-record hashes), so it
+//! changes with every real change and is independent of import order; it is part of
+//! every verdict cache key.
+
+pub mod cvss;
+pub mod ecosystem;
+pub mod osv;
+mod source;
+pub mod version;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Distro, Package, Severity, Vulnerability};
+
+use self::osv::{Advisory, AffectedPackage, ParseNotes, Parsed};
+
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+const AFFECTED: TableDefinition<&str, &[u8]> = TableDefinition::new("affected");
+const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
+const ECO_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("eco_counts");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// Bumped when the stored layout changes; an old file must be re-imported.
+pub const SCHEMA: &str = "pullwarden-vulndb-1";
+/// Version of an empty (or missing) database.
+pub const EMPTY_VERSION: &str = "none";
+/// File name under `[server] state_dir`.
+pub const FILE_NAME: &str = "vulndb.redb";
+/// Examples of skipped records kept in a report (the counts are complete).
+const MAX_SKIP_EXAMPLES: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VulnDbError {
+    #[error(
+        "vulnerability database {path} is not usable (corrupt, truncated or not a redb file); \
+         move it away and re-import"
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error(
+        "vulnerability database {path} is open in another process (the daemon?); \
+         stop it or run the import through it"
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "{path} is not a pullwarden vulnerability database (schema {found:?}, expected {SCHEMA:?})"
+    )]
+    Schema { path: PathBuf, found: String },
+    #[error("vulnerability database {path}: storage error")]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    #[error("vulnerability database {path}: creating {dir}")]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("vulnerability database {path}: stored entry {key:?} is unreadable")]
+    StoredEntry {
+        path: PathBuf,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Counts of one import. Every record read lands in exactly one of `added`, `updated`,
+/// `unchanged`, `stale`, `withdrawn_removed`, `withdrawn_ignored`, `not_applicable`,
+/// `skipped`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub records_read: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Older than the stored record with the same id.
+    pub stale: u64,
+    pub withdrawn_removed: u64,
+    pub withdrawn_ignored: u64,
+    /// Valid records with nothing we can match (no supported ecosystem) and no severity.
+    pub not_applicable: u64,
+    /// Malformed records, by reason category.
+    pub skipped: u64,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    /// The first few skipped records with their reasons.
+    pub skipped_examples: Vec<String>,
+    /// Ranges not evaluated: GIT (commit ranges), unknown types, bounds the ecosystem
+    /// cannot parse; affected entries in ecosystems pullwarden does not order.
+    pub git_ranges_ignored: u64,
+    pub unknown_range_types: u64,
+    pub unparseable_ranges: u64,
+    pub unsupported_affected: u64,
+    /// Sources that could not be opened at all (path and reason).
+    pub failed_sources: Vec<String>,
+    pub version_before: String,
+    pub version_after: String,
+    pub seconds: f64,
+}
+
+/// `pullwarden db status` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbStatus {
+    pub path: String,
+    pub exists: bool,
+    pub schema: String,
+    pub version: String,
+    pub records: u64,
+    /// Records per OSV ecosystem string (`Debian:12`, `PyPI`, …).
+    pub ecosystems: BTreeMap<String, u64>,
+    pub newest_modified: Option<String>,
+}
+
+enum Handle {
+    Read(redb::ReadOnlyDatabase),
+    Write(redb::Database),
+}
+
+impl Handle {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::Read(d) => d.begin_read(),
+            Handle::Write(d) => d.begin_read(),
+        }
+    }
+}
+
+/// The offline vulnerability database. `Send + Sync`: share one instance.
+pub struct VulnDb {
+    path: PathBuf,
+    handle: Option<Handle>,
+    version: String,
+}
+
+impl std::fmt::Debug for VulnDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VulnDb")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Running state of one import transaction.
+struct Counters {
+    records: u64,
+    hash: [u8; 32],
+    newest: String,
+}
+
+impl VulnDb {
+    /// Default location under the state directory.
+    pub fn default_path(state_dir: &Path) -> PathBuf {
+        state_dir.join(FILE_NAME)
+    }
+
+    /// Open for matching. A missing file is an empty database (version `none`); a
+    /// corrupt, truncated or foreign file is an error.
+    pub fn open(path: impl AsRef<Path>) -> Result<VulnDb, VulnDbError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Ok(VulnDb {
+                path,
+                handle: None,
+                version: EMPTY_VERSION.into(),
+            });
+        }
+        let handle = match redb::ReadOnlyDatabase::open(&path) {
+            Ok(db) => Handle::Read(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(VulnDbError::InUse { path });
+            }
+            Err(_) => {
+                // A writer killed mid-commit leaves a file that needs recovery, which a
+                // read-only open refuses; a writable open repairs it (the last committed
+                // import survives). Anything it cannot repair is corrupt.
+                match redb::Database::open(&path) {
+                    Ok(db) => Handle::Write(db),
+                    Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                        return Err(VulnDbError::InUse { path });
+                    }
+                    Err(source) => return Err(VulnDbError::Corrupt { path, source }),
+                }
+            }
+        };
+        let mut db = VulnDb {
+            path,
+            handle: Some(handle),
+            version: EMPTY_VERSION.into(),
+        };
+        db.version = db.read_version()?;
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Content version: `none` when empty, else `osv-` and 16 hex digits.
+    pub fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn storage(&self, e: impl Into<redb::Error>) -> VulnDbError {
+        VulnDbError::Storage {
+            path: self.path.clone(),
+            source: e.into(),
+        }
+    }
+
+    fn stored_entry(&self, key: &str, source: serde_json::Error) -> VulnDbError {
+        VulnDbError::StoredEntry {
+            path: self.path.clone(),
+            key: key.to_string(),
+            source,
+        }
+    }
+
+    /// Read the schema and version; a file without our schema is refused.
+    fn read_version(&self) -> Result<String, VulnDbError> {
+        let Some(h) = &self.handle else {
+            return Ok(EMPTY_VERSION.into());
+        };
+        let txn = h.begin_read().map_err(|e| self.storage(e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(VulnDbError::Schema {
+                    path: self.path.clone(),
+                    found: String::new(),
+                });
+            }
+            Err(e) => return Err(self.storage(e)),
+        };
+        let schema = meta
+            .get("schema")
+            .map_err(|e| self.storage(e))?
+            .map(|v| v.value().to_string())
+            .unwrap_or_default();
+        if schema != SCHEMA {
+            return Err(VulnDbError::Schema {
+                path: self.path.clone(),
+                found: schema,
+            });
+        }
+        Ok(meta
+            .get("version")
+            .map_err(|e| self.storage(e))?
+            .map(|v| v.value().to_string())
+            .unwrap_or_else(|| EMPTY_VERSION.into()))
+    }
+
+    /// Switch to a writable handle, creating the file (and its directory) if needed.
+    fn writable(&mut self) -> Result<&redb::Database, VulnDbError> {
+        if !matches!(self.handle, Some(Handle::Write(_))) {
+            // The read-only handle holds a shared lock; drop it before locking for write.
+            self.handle = None;
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| VulnDbError::CreateDir {
+                    path: self.path.clone(),
+                    dir: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            let db = match redb::Database::create(&self.path) {
+                Ok(db) => db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(VulnDbError::InUse {
+                        path: self.path.clone(),
+                    });
+                }
+                Err(source) => {
+                    return Err(VulnDbError::Corrupt {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            };
+            // A fresh file gets our schema; an existing one must already have it.
+            let txn = db.begin_write().map_err(|e| self.storage(e))?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| self.storage(e))?;
+                let existing = meta
+                    .get("schema")
+                    .map_err(|e| self.storage(e))?
+                    .map(|v| v.value().to_string());
+                let has_records = txn
+                    .open_table(RECORDS)
+                    .map_err(|e| self.storage(e))?
+                    .len()
+                    .map_err(|e| self.storage(e))?
+                    > 0;
+                match existing {
+                    Some(s) if s == SCHEMA => {}
+                    None if !has_records => {
+                        meta.insert("schema", SCHEMA).map_err(|e| self.storage(e))?;
+                    }
+                    other => {
+                        return Err(VulnDbError::Schema {
+                            path: self.path.clone(),
+                            found: other.unwrap_or_default(),
+                        });
+                    }
+                }
+                txn.open_table(AFFECTED).map_err(|e| self.storage(e))?;
+                txn.open_table(ALIASES).map_err(|e| self.storage(e))?;
+                txn.open_table(ECO_COUNTS).map_err(|e| self.storage(e))?;
+            }
+            txn.commit().map_err(|e| self.storage(e))?;
+            self.handle = Some(Handle::Write(db));
+        }
+        match &self.handle {
+            Some(Handle::Write(db)) => Ok(db),
+            // unreachable by construction; reported rather than panicking
+            _ => Err(VulnDbError::InUse {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// Import OSV sources (zip archives, directories, JSON files) in one transaction:
+    /// readers see the old content or the new, never a mix.
+    pub fn import(&mut self, paths: &[PathBuf]) -> Result<ImportReport, VulnDbError> {
+        let started = Instant::now();
+        let mut report = ImportReport {
+            version_before: self.version.clone(),
+            ..Default::default()
+        };
+        let path = self.path.clone();
+        let storage = |e: redb::Error| VulnDbError::Storage {
+            path: path.clone(),
+            source: e,
+        };
+        let db = self.writable()?;
+        let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+        let mut notes = ParseNotes::default();
+        let mut fatal: Option<VulnDbError> = None;
+        {
+            let mut tables = Tables {
+                records: txn.open_table(RECORDS).map_err(|e| storage(e.into()))?,
+                affected: txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?,
+                aliases: txn.open_table(ALIASES).map_err(|e| storage(e.into()))?,
+                eco_counts: txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?,
+                meta: txn.open_table(META).map_err(|e| storage(e.into()))?,
+            };
+            let mut counters = tables.read_counters().map_err(storage)?;
+            for src in paths {
+                let mut sink = |item: source::Item<'_>| {
+                    if fatal.is_some() {
+                        return;
+                    }
+                    match item {
+                        source::Item::Unreadable {
+                            name,
+                            category,
+                            detail,
+                        } => {
+                            report.records_read += 1;
+                            skip(&mut report, name, category, &detail);
+                        }
+                        source::Item::Record { name, bytes } => {
+                            report.records_read += 1;
+                            match osv::parse(bytes, &mut notes) {
+                                Err(r) => skip(&mut report, name, r.category, &r.detail),
+                                Ok(parsed) => {
+                                    if let Err(e) = tables.apply(parsed, &mut counters, &mut report)
+                                    {
+                                        fatal = Some(match e {
+                                            ApplyError::Storage(e) => storage(e),
+                                            ApplyError::Stored(key, source) => {
+                                                VulnDbError::StoredEntry {
+                                                    path: path.clone(),
+                                                    key,
+                                                    source,
+                                                }
+                                            }
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
+                if let Err(f) = source::read_source(src, &mut sink) {
+                    report
+                        .failed_sources
+                        .push(format!("{}: {}", f.path.display(), f.reason));
+                }
+            }
+            if let Some(e) = fatal.take() {
+                return Err(e);
+            }
+            tables.write_counters(&counters).map_err(storage)?;
+            report.version_after = version_string(&counters);
+        }
+        txn.commit().map_err(|e| storage(e.into()))?;
+        report.git_ranges_ignored = notes.git_ranges;
+        report.unknown_range_types = notes.unknown_range_types;
+        report.unparseable_ranges = notes.unparseable_ranges;
+        report.unsupported_affected = notes.unsupported_affected;
+        report.seconds = started.elapsed().as_secs_f64();
+        self.version = report.version_after.clone();
+        Ok(report)
+    }
+
+    /// Counts and version, for `db status` and the daemon's status page.
+    pub fn status(&self) -> Result<DbStatus, VulnDbError> {
+        let mut st = DbStatus {
+            path: self.path.display().to_string(),
+            exists: self.handle.is_some(),
+            schema: SCHEMA.into(),
+            version: self.version.clone(),
+            records: 0,
+            ecosystems: BTreeMap::new(),
+            newest_modified: None,
+        };
+        let Some(h) = &self.handle else {
+            return Ok(st);
+        };
+        let txn = h.begin_read().map_err(|e| self.storage(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.storage(e))?;
+        let get = |k: &str| -> Result<Option<String>, VulnDbError> {
+            Ok(meta
+                .get(k)
+                .map_err(|e| self.storage(e))?
+                .map(|v| v.value().to_string()))
+        };
+        st.records = get("records")?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        st.newest_modified = get("newest_modified")?.filter(|s| !s.is_empty());
+        if let Ok(counts) = txn.open_table(ECO_COUNTS) {
+            for row in counts.iter().map_err(|e| self.storage(e))? {
+                let (k, v) = row.map_err(|e| self.storage(e))?;
+                st.ecosystems.insert(k.value().to_string(), v.value());
+            }
+        }
+        Ok(st)
+    }
+
+    /// Match an inventory against the database. Pure read; safe from many threads.
+    pub fn matches(
+        &self,
+        os: Option<&Distro>,
+        packages: &[Package],
+    ) -> Result<Vec<Vulnerability>, VulnDbError> {
+        let Some(h) = &self.handle else {
+            return Ok(Vec::new());
+        };
+        let txn = h.begin_read().map_err(|e| self.storage(e))?;
+        let affected = txn.open_table(AFFECTED).map_err(|e| self.storage(e))?;
+        let records = txn.open_table(RECORDS).map_err(|e| self.storage(e))?;
+        let aliases = txn.open_table(ALIASES).map_err(|e| self.storage(e))?;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for pkg in packages {
+            let Some(target) = ecosystem::target_for(pkg, os) else {
+                continue;
+            };
+            let prefix = target.ecosystem.index_prefix(&target.name);
+            for row in affected
+                .range(prefix.as_str()..)
+                .map_err(|e| self.storage(e))?
+            {
+                let (k, v) = row.map_err(|e| self.storage(e))?;
+                let key = k.value();
+                let Some(id) = key.strip_prefix(prefix.as_str()) else {
+                    break;
+                };
+                let entries: Vec<AffectedPackage> =
+                    serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(key, e))?;
+                let mut hit: Option<(&AffectedPackage, Option<String>)> = None;
+                for entry in &entries {
+                    if !ecosystem::applies(&entry.ecosystem, &target) {
+                        continue;
+                    }
+                    if let Some(fixed) = entry.affects(&target.version) {
+                        if hit.as_ref().is_none_or(|(_, f)| f.is_none()) {
+                            hit = Some((entry, fixed));
+                        }
+                    }
+                }
+                let Some((entry, fixed_in)) = hit else {
+                    continue;
+                };
+                if !seen.insert((
+                    id.to_string(),
+                    pkg.name.clone(),
+                    pkg.version.clone(),
+                    pkg.layer.clone(),
+                )) {
+                    continue;
+                }
+                let Some(adv) = self.load(&records, id)? else {
+                    continue;
+                };
+                let (severity, score) = match entry.severity {
+                    Some(s) => s,
+                    None if adv.severity != Severity::Unknown => (adv.severity, adv.score),
+                    None => self.alias_severity(&records, &aliases, &adv)?,
+                };
+                out.push(Vulnerability {
+                    id: adv.id.clone(),
+                    aliases: adv.aliases.clone(),
+                    package: pkg.name.clone(),
+                    installed_version: pkg.version.clone(),
+                    ecosystem: entry.ecosystem.clone(),
+                    fixed_in,
+                    severity,
+                    score,
+                    summary: adv.summary.clone(),
+                    purl: pkg.purl.clone(),
+                    layer: pkg.layer.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn load(
+        &self,
+        records: &redb::ReadOnlyTable<&str, &[u8]>,
+        id: &str,
+    ) -> Result<Option<Advisory>, VulnDbError> {
+        match records.get(id).map_err(|e| self.storage(e))? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| self.stored_entry(id, e)),
+        }
+    }
+
+    /// Severity of a distro advisory that carries none: the most severe rating among
+    /// the records it aliases (the upstream CVE record, GHSA records naming the CVE).
+    fn alias_severity(
+        &self,
+        records: &redb::ReadOnlyTable<&str, &[u8]>,
+        aliases: &redb::ReadOnlyTable<&str, &str>,
+        adv: &Advisory,
+    ) -> Result<(Severity, Option<f32>), VulnDbError> {
+        let mut best: Option<(Severity, Option<f32>)> = None;
+        let mut consider = |s: Severity, score: Option<f32>| {
+            if s == Severity::Unknown {
+                return;
+            }
+            let better = match best {
+                None => true,
+                Some((bs, bscore)) => (s, score.unwrap_or(0.0)) > (bs, bscore.unwrap_or(0.0)),
+            };
+            if better {
+                best = Some((s, score));
+            }
+        };
+        for alias in adv.aliases.iter().take(16) {
+            if let Some(a) = self.load(records, alias)? {
+                consider(a.severity, a.score);
+            }
+            let prefix = format!("{alias}\0");
+            for row in aliases
+                .range(prefix.as_str()..)
+                .map_err(|e| self.storage(e))?
+                .take(64)
+            {
+                let (k, v) = row.map_err(|e| self.storage(e))?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                let other = v.value();
+                if other == adv.id {
+                    continue;
+                }
+                if let Some(a) = self.load(records, other)? {
+                    consider(a.severity, a.score);
+                }
+            }
+        }
+        Ok(best.unwrap_or((Severity::Unknown, None)))
+    }
+}
+
+fn skip(report: &mut ImportReport, name: &str, category: &str, detail: &str) {
+    report.skipped += 1;
+    *report
+        .skipped_by_reason
+        .entry(category.to_string())
+        .or_default() += 1;
+    if report.skipped_examples.len() < MAX_SKIP_EXAMPLES {
+        let mut d = detail.to_string();
+        d.truncate(200);
+        report
+            .skipped_examples
+            .push(format!("{name}: {category}: {d}"));
+    }
+}
+
+fn version_string(c: &Counters) -> String {
+    if c.records == 0 {
+        EMPTY_VERSION.into()
+    } else {
+        format!("osv-{}", hex::encode(&c.hash[..8]))
+    }
+}
+
+enum ApplyError {
+    Storage(redb::Error),
+    Stored(String, serde_json::Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for ApplyError {
+    fn from(e: E) -> Self {
+        ApplyError::Storage(e.into())
+    }
+}
+
+struct Tables<'t> {
+    records: redb::Table<'t, &'static str, &'static [u8]>,
+    affected: redb::Table<'t, &'static str, &'static [u8]>,
+    aliases: redb::Table<'t, &'static str, &'static str>,
+    eco_counts: redb::Table<'t, &'static str, u64>,
+    meta: redb::Table<'t, &'static str, &'static str>,
+}
+
+impl Tables<'_> {
+    fn read_counters(&self) -> Result<Counters, redb::Error> {
+        let get = |k: &str| -> Result<Option<String>, redb::Error> {
+            Ok(self.meta.get(k)?.map(|v| v.value().to_string()))
+        };
+        let mut hash = [0u8; 32];
+        if let Some(h) = get("content_hash")? {
+            if let Ok(bytes) = hex::decode(h) {
+                if bytes.len() == 32 {
+                    hash.copy_from_slice(&bytes);
+                }
+            }
+        }
+        Ok(Counters {
+            records: get("records")?.and_then(|s| s.parse().ok()).unwrap_or(0),
+            hash,
+            newest: get("newest_modified")?.unwrap_or_default(),
+        })
+    }
+
+    fn write_counters(&mut self, c: &Counters) -> Result<(), redb::Error> {
+        self.meta
+            .insert("records", c.records.to_string().as_str())?;
+        self.meta
+            .insert("content_hash", hex::encode(c.hash).as_str())?;
+        self.meta.insert("newest_modified", c.newest.as_str())?;
+        self.meta.insert("version", version_string(c).as_str())?;
+        Ok(())
+    }
+
+    fn stored(&self, id: &str) -> Result<Option<(Advisory, [u8; 32])>, ApplyError> {
+        let Some(v) = self.records.get(id)? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        let adv: Advisory =
+            serde_json::from_slice(bytes).map_err(|e| ApplyError::Stored(id.to_string(), e))?;
+        Ok(Some((adv, *blake3::hash(bytes).as_bytes())))
+    }
+
+    fn apply(
+        &mut self,
+        parsed: Parsed,
+        c: &mut Counters,
+        report: &mut ImportReport,
+    ) -> Result<(), ApplyError> {
+        match parsed {
+            Parsed::Withdrawn { id, modified } => match self.stored(&id)? {
+                Some((old, hash)) if old.modified <= modified => {
+                    self.remove(&old, hash, c)?;
+                    report.withdrawn_removed += 1;
+                }
+                _ => report.withdrawn_ignored += 1,
+            },
+            Parsed::Advisory(adv) => {
+                let old = self.stored(&adv.id)?;
+                if let Some((o, _)) = &old {
+                    if o.modified > adv.modified {
+                        report.stale += 1;
+                        return Ok(());
+                    }
+                }
+                let keep = !adv.affected.is_empty() || adv.severity != Severity::Unknown;
+                let bytes =
+                    serde_json::to_vec(&adv).map_err(|e| ApplyError::Stored(adv.id.clone(), e))?;
+                let hash = *blake3::hash(&bytes).as_bytes();
+                match old {
+                    Some((_, old_hash)) if old_hash == hash => report.unchanged += 1,
+                    Some((o, old_hash)) => {
+                        self.remove(&o, old_hash, c)?;
+                        if keep {
+                            self.insert(&adv, &bytes, hash, c)?;
+                            report.updated += 1;
+                        } else {
+                            report.not_applicable += 1;
+                        }
+                    }
+                    None if keep => {
+                        self.insert(&adv, &bytes, hash, c)?;
+                        report.added += 1;
+                    }
+                    None => report.not_applicable += 1,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn index_keys(adv: &Advisory) -> BTreeMap<String, Vec<&AffectedPackage>> {
+        let mut groups: BTreeMap<String, Vec<&AffectedPackage>> = BTreeMap::new();
+        for a in &adv.affected {
+            if let Some(e) = a.ecosystem_kind() {
+                let key = format!("{}{}", e.index_prefix(&a.name), adv.id);
+                groups.entry(key).or_default().push(a);
+            }
+        }
+        groups
+    }
+
+    fn insert(
+        &mut self,
+        adv: &Advisory,
+        bytes: &[u8],
+        hash: [u8; 32],
+        c: &mut Counters,
+    ) -> Result<(), ApplyError> {
+        self.records.insert(adv.id.as_str(), bytes)?;
+        for (key, entries) in Self::index_keys(adv) {
+            let v = serde_json::to_vec(&entries).map_err(|e| ApplyError::Stored(key.clone(), e))?;
+            self.affected.insert(key.as_str(), v.as_slice())?;
+        }
+        for alias in &adv.aliases {
+            let key = format!("{alias}\0{}", adv.id);
+            self.aliases.insert(key.as_str(), adv.id.as_str())?;
+        }
+        for eco in osv::ecosystems(adv) {
+            let n = self.eco_counts.get(eco)?.map(|v| v.value()).unwrap_or(0);
+            self.eco_counts.insert(eco, n + 1)?;
+        }
+        xor(&mut c.hash, &hash);
+        c.records += 1;
+        if adv.modified > c.newest {
+            c.newest = adv.modified.clone();
+        }
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        adv: &Advisory,
+        hash: [u8; 32],
+        c: &mut Counters,
+    ) -> Result<(), ApplyError> {
+        self.records.remove(adv.id.as_str())?;
+        for key in Self::index_keys(adv).keys() {
+            self.affected.remove(key.as_str())?;
+        }
+        for alias in &adv.aliases {
+            let key = format!("{alias}\0{}", adv.id);
+            self.aliases.remove(key.as_str())?;
+        }
+        let ecos: BTreeSet<&str> = osv::ecosystems(adv);
+        for eco in ecos {
+            let n = self.eco_counts.get(eco)?.map(|v| v.value()).unwrap_or(0);
+            if n <= 1 {
+                self.eco_counts.remove(eco)?;
+            } else {
+                self.eco_counts.insert(eco, n - 1)?;
+            }
+        }
+        xor(&mut c.hash, &hash);
+        c.records = c.records.saturating_sub(1);
+        Ok(())
+    }
+}
+
+fn xor(acc: &mut [u8; 32], h: &[u8; 32]) {
+    for (a, b) in acc.iter_mut().zip(h) {
+        *a ^= b;
+    }
+}
