@@ -500,3 +500,38 @@ mod tests {
         assert!(platform_manifest(b"junk", "linux", "amd64").is_none());
     }
 }
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+
+    /// The gate runs verifications on spawned tasks and shares one client and verifier.
+    #[test]
+    fn verification_futures_are_send() {
+        assert_send_sync::<Verifier>();
+        assert_send_sync::<RegistryClient>();
+        let client = RegistryClient::new(&crate::config::Config::default().registry).unwrap();
+        let v = Verifier {
+            keys: Vec::new(),
+            keyless: Vec::new(),
+            trust: None,
+            threshold: 1,
+            require_on: SignatureLocation::Any,
+            require_tlog: false,
+            allowed_references: GlobSet::empty(),
+        };
+        let r: Reference = "r.io/a:v1".parse().unwrap();
+        let s = ImageDigests {
+            index: None,
+            manifest: Digest::sha256_of(b"x"),
+        };
+        let creds = Credentials::default();
+        let fut = v.verify(&client, &r, &s, &creds);
+        assert_send(&fut);
+        let fut = resolve_image(&client, &r, &creds);
+        assert_send(&fut);
+    }
+}
