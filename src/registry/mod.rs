@@ -404,7 +404,14 @@ impl RegistryClient {
                 }
                 Ok(Some(f.body))
             }
-            Err(RegistryError::NotFound { .. }) => Ok(None),
+            // Registries without the API answer 404, or 400/405/406/501 for a path
+            // they do not route; none of these is an outage.
+            Err(RegistryError::NotFound { .. })
+            | Err(RegistryError::UnexpectedStatus {
+                status: 400 | 405 | 406,
+                ..
+            })
+            | Err(RegistryError::ServerError { status: 501, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -481,6 +481,103 @@ mod tests {
         assert!(verify_inclusion(&p, b"x", b"k").is_err());
     }
 
+    fn leaf_hash(b: &[u8]) -> Vec<u8> {
+        let mut h = sha2::Sha256::new();
+        h.update([0u8]);
+        h.update(b);
+        h.finalize().to_vec()
+    }
+
+    fn node(l: &[u8], r: &[u8]) -> Vec<u8> {
+        let mut h = sha2::Sha256::new();
+        h.update([1u8]);
+        h.update(l);
+        h.update(r);
+        h.finalize().to_vec()
+    }
+
+    fn split(n: usize) -> usize {
+        let mut k = 1;
+        while k * 2 < n {
+            k *= 2;
+        }
+        k
+    }
+
+    /// RFC 6962 MTH and PATH, written from the definitions (recursive), as the oracle.
+    fn mth(leaves: &[Vec<u8>]) -> Vec<u8> {
+        if leaves.len() == 1 {
+            return leaves[0].clone();
+        }
+        let k = split(leaves.len());
+        node(&mth(&leaves[..k]), &mth(&leaves[k..]))
+    }
+
+    fn path(m: usize, leaves: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        if leaves.len() == 1 {
+            return Vec::new();
+        }
+        let k = split(leaves.len());
+        if m < k {
+            let mut p = path(m, &leaves[..k]);
+            p.push(mth(&leaves[k..]));
+            p
+        } else {
+            let mut p = path(m - k, &leaves[k..]);
+            p.push(mth(&leaves[..k]));
+            p
+        }
+    }
+
+    #[test]
+    fn inclusion_proofs_and_checkpoints_verify() {
+        let (private, public) = crate::verify::sign::generate_key(
+            sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1,
+        )
+        .unwrap();
+        let log = crate::verify::sign::ImageSigner::from_pem(private.as_bytes(), false).unwrap();
+        let key = pem_block(&public, "PUBLIC KEY").unwrap();
+        for n in 1..=9usize {
+            let bodies: Vec<Vec<u8>> = (0..n).map(|i| format!("entry {i}").into_bytes()).collect();
+            let leaves: Vec<Vec<u8>> = bodies.iter().map(|b| leaf_hash(b)).collect();
+            let root = mth(&leaves);
+            let text = format!("rekor.test - 1\n{n}\n{}\n", BASE64.encode(&root));
+            let mut sig = vec![1, 2, 3, 4];
+            sig.extend(log.sign(text.as_bytes()).unwrap());
+            let note = format!("{text}\n\u{2014} rekor.test {}\n", BASE64.encode(&sig));
+            for m in 0..n {
+                let proof = InclusionProof {
+                    log_index: m as u64,
+                    tree_size: n as u64,
+                    root_hash: root.clone(),
+                    hashes: path(m, &leaves),
+                    checkpoint: Some(note.clone()),
+                };
+                verify_inclusion(&proof, &bodies[m], &key)
+                    .unwrap_or_else(|e| panic!("n={n} m={m}: {e}"));
+                // Another body, another index, a tampered path, a forged note: all fail.
+                assert!(verify_inclusion(&proof, b"forged", &key).is_err());
+                if n > 1 {
+                    let mut other = proof.clone();
+                    other.log_index = ((m + 1) % n) as u64;
+                    assert!(
+                        verify_inclusion(&other, &bodies[m], &key).is_err(),
+                        "n={n} m={m}"
+                    );
+                    let mut tampered = proof.clone();
+                    tampered.hashes[0][0] ^= 1;
+                    assert!(verify_inclusion(&tampered, &bodies[m], &key).is_err());
+                }
+                let mut forged = proof.clone();
+                forged.checkpoint = Some(note.replace(" - 1\n", " - 2\n"));
+                assert_eq!(
+                    verify_inclusion(&forged, &bodies[m], &key).unwrap_err(),
+                    "Rekor checkpoint signature does not verify"
+                );
+            }
+        }
+    }
+
     #[test]
     fn extension_names() {
         assert_eq!(

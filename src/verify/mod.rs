@@ -363,3 +363,175 @@ pub async fn resolve_image(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use sigstore::crypto::SigningScheme;
+
+    fn setup(extra: &str) -> (tempfile::TempDir, sign::ImageSigner, Verifier) {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = sign::generate_key(SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
+        let path = dir.path().join("k.pub");
+        std::fs::write(&path, public).unwrap();
+        let cfg = Config::parse(&format!(
+            "[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [{:?}]\n{extra}",
+            path.display().to_string()
+        ))
+        .unwrap();
+        let v = Verifier::load(cfg.policies[0].signatures.as_ref().unwrap()).unwrap();
+        (
+            dir,
+            sign::ImageSigner::from_pem(private.as_bytes(), false).unwrap(),
+            v,
+        )
+    }
+
+    fn found(subject: &Digest, evidence: Result<Evidence, String>) -> Found {
+        Found {
+            subject: subject.clone(),
+            source: discover::SOURCE_REFERRERS,
+            artifact: None,
+            evidence,
+        }
+    }
+
+    fn dsse_bundle(signer: &sign::ImageSigner, statement_digest: &Digest) -> Vec<u8> {
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"r.io/app","digest":{{"sha256":"{}"}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#,
+            statement_digest.hex()
+        );
+        let sig = signer
+            .sign(&payload::dsse_pae(
+                payload::IN_TOTO_PAYLOAD_TYPE,
+                statement.as_bytes(),
+            ))
+            .unwrap();
+        serde_json::to_vec(&serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {"hint": "k"}},
+            "dsseEnvelope": {
+                "payload": BASE64.encode(statement),
+                "payloadType": payload::IN_TOTO_PAYLOAD_TYPE,
+                "signatures": [{"sig": BASE64.encode(sig)}],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn dsse_bundles_bind_the_statement_subject() {
+        let (_d, signer, v) = setup("");
+        let r: Reference = "r.io/app:v1".parse().unwrap();
+        let d = Digest::sha256_of(b"manifest");
+        let subject = ImageDigests {
+            index: None,
+            manifest: d.clone(),
+        };
+        let ev = evidence::from_bundle(&dsse_bundle(&signer, &d), None);
+        let rep = v.evaluate(&r, &subject, &[found(&d, ev)]);
+        assert!(rep.satisfied, "{:?}", rep.checks);
+        let other = Digest::sha256_of(b"other");
+        let ev = evidence::from_bundle(&dsse_bundle(&signer, &other), None);
+        let rep = v.evaluate(&r, &subject, &[found(&d, ev)]);
+        assert!(!rep.satisfied);
+        assert_eq!(
+            rep.checks[0].reason,
+            format!("signed payload is for {other}, not {d}")
+        );
+    }
+
+    #[test]
+    fn unreadable_and_unmatched_signatures_are_explained() {
+        let (_d, signer, v) = setup("");
+        let r: Reference = "r.io/app:v1".parse().unwrap();
+        let d = Digest::sha256_of(b"manifest");
+        let idx = Digest::sha256_of(b"index");
+        let subject = ImageDigests {
+            index: Some(idx.clone()),
+            manifest: d.clone(),
+        };
+        let rep = v.evaluate(&r, &subject, &[found(&d, Err("junk".into()))]);
+        assert!(!rep.satisfied && rep.required);
+        assert_eq!(rep.checks.len(), 2);
+        // The index had nothing; the manifest had something unreadable.
+        assert_eq!(rep.checks[0].source, "none");
+        assert_eq!(rep.checks[0].subject, idx.to_string());
+        assert_eq!(rep.checks[1].reason, "junk");
+        // A keyless signature under a key-only policy.
+        let payload = sign::simple_signing_payload("r.io/app", &d);
+        let ev = Evidence {
+            payload_kind: payload::PayloadKind::SimpleSigning,
+            signature: signer.sign(&payload).unwrap(),
+            signed: payload.clone(),
+            payload,
+            certificates: vec![b"not a certificate".to_vec()],
+            tlog: None,
+        };
+        let rep = v.evaluate(&r, &subject, &[found(&d, Ok(ev.clone()))]);
+        // The key does verify it (same key pair): key checks do not look at certificates.
+        assert!(rep.satisfied);
+        // With require_tlog and no trust root the same signature does not count.
+        let (_d2, signer2, strict) = setup("require_tlog = true\n");
+        let mut ev2 = ev;
+        ev2.signature = signer2.sign(&ev2.signed).unwrap();
+        let rep = strict.evaluate(&r, &subject, &[found(&d, Ok(ev2))]);
+        assert!(!rep.satisfied);
+        assert!(
+            rep.checks
+                .iter()
+                .any(|c| c.reason.starts_with("missing transparency proof")),
+            "{:?}",
+            rep.checks
+        );
+    }
+
+    #[test]
+    fn platform_manifest_selection() {
+        let idx = br#"{"manifests":[{"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","platform":{"os":"linux","architecture":"arm64"}},{"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        assert_eq!(
+            platform_manifest(idx, "linux", "amd64").unwrap().hex(),
+            "b".repeat(64)
+        );
+        assert!(platform_manifest(idx, "linux", "s390x").is_none());
+        assert!(platform_manifest(b"junk", "linux", "amd64").is_none());
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+
+    /// The gate runs verifications on spawned tasks and shares one client and verifier.
+    #[test]
+    fn verification_futures_are_send() {
+        assert_send_sync::<Verifier>();
+        assert_send_sync::<RegistryClient>();
+        let client = RegistryClient::new(&crate::config::Config::default().registry).unwrap();
+        let v = Verifier {
+            keys: Vec::new(),
+            keyless: Vec::new(),
+            trust: None,
+            threshold: 1,
+            require_on: SignatureLocation::Any,
+            require_tlog: false,
+            allowed_references: GlobSet::empty(),
+        };
+        let r: Reference = "r.io/a:v1".parse().unwrap();
+        let s = ImageDigests {
+            index: None,
+            manifest: Digest::sha256_of(b"x"),
+        };
+        let creds = Credentials::default();
+        let fut = v.verify(&client, &r, &s, &creds);
+        assert_send(&fut);
+        let fut = resolve_image(&client, &r, &creds);
+        assert_send(&fut);
+    }
+}
