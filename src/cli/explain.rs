@@ -178,11 +178,8 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
             .map(|h| {
                 vec![
                     h.at.clone(),
-                    serde_json::to_value(h.decision)
-                        .ok()
-                        .and_then(|d| d.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    if h.cached { "cached" } else { "evaluated" }.to_string(),
+                    h.decision.clone(),
+                    h.how.clone(),
                     h.policy.clone(),
                     h.reference.clone(),
                 ]
