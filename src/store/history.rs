@@ -64,7 +64,7 @@ pub fn now_rfc3339() -> String {
 }
 
 pub(super) enum Message {
-    Event(HistoryEvent),
+    Event(Box<HistoryEvent>),
     /// Answered once every event queued before it is committed.
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -128,7 +128,7 @@ fn write_loop(database: &Database, limit: u64, rx: &Receiver<Message>) {
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {
-                Message::Event(e) => events.push(e),
+                Message::Event(e) => events.push(*e),
                 Message::Flush(ack) => acks.push(ack),
             }
             if events.len() < BATCH {
@@ -150,12 +150,12 @@ fn commit(database: &Database, limit: u64, events: &[HistoryEvent]) -> Result<()
     let wtx = database.begin_write().map_err(db("begin write"))?;
     {
         let mut history = wtx.open_table(HISTORY).map_err(db("open history"))?;
-        let mut next = history
+        let first = history
             .last()
             .map_err(db("read history"))?
             .map(|(k, _)| k.value() + 1)
             .unwrap_or(1);
-        for e in events {
+        for (next, e) in (first..).zip(events) {
             let json = serde_json::to_vec(e).map_err(|source| StoreError::Encode {
                 what: "history event",
                 source,
@@ -163,7 +163,6 @@ fn commit(database: &Database, limit: u64, events: &[HistoryEvent]) -> Result<()
             history
                 .insert(next, json.as_slice())
                 .map_err(db("write history"))?;
-            next += 1;
         }
         let mut len = history.len().map_err(db("count history"))?;
         while len > limit {
@@ -181,7 +180,10 @@ impl VerdictStore {
     /// the gate may call it on an async thread. When the queue is full (the disk cannot
     /// keep up) the event is dropped with a warning: audit lines also go to the log.
     pub fn record(&self, event: &HistoryEvent) {
-        match self.history_writer.send(Message::Event(event.clone())) {
+        match self
+            .history_writer
+            .send(Message::Event(Box::new(event.clone())))
+        {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(reference = %event.reference, "history queue full; event dropped")
