@@ -80,8 +80,12 @@ impl Daemon {
             store.put(&VerdictKey::of(&v), &v).unwrap();
         }
         let denied = store.latest("app:2").unwrap().unwrap();
-        store.record(&HistoryEvent::from_verdict(&denied, "app:2", "evaluated"));
-        store.record(&HistoryEvent::from_verdict(&denied, "app:2", "cached"));
+        store
+            .record(&HistoryEvent::from_verdict(&denied, "app:2", false))
+            .unwrap();
+        store
+            .record(&HistoryEvent::from_verdict(&denied, "app:2", true))
+            .unwrap();
         let backend = Arc::new(FakeBackend::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -244,8 +248,8 @@ fn api_end_to_end() {
     assert_eq!(ex["digest"], json!(digest_n(2)));
     let h = ex["history"].as_array().unwrap();
     assert_eq!(h.len(), 2);
-    assert_eq!(h[0]["how"], json!("cached"));
-    assert_eq!(h[1]["how"], json!("evaluated"));
+    assert_eq!(h[0]["cached"], json!(true));
+    assert_eq!(h[1]["cached"], json!(false));
 
     let hist = rt.block_on(c.history(10)).unwrap();
     assert_eq!(hist.len(), 2);

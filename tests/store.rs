@@ -137,7 +137,9 @@ fn kill9_child_writer() {
         store
             .layer_put(&format!("layer-{n}"), &n.to_le_bytes())
             .unwrap();
-        store.record(&HistoryEvent::from_verdict(&v, &v.reference, "evaluated"));
+        store
+            .record(&HistoryEvent::from_verdict(&v, &v.reference, false))
+            .unwrap();
         println!("ACK {n}");
     }
 }

@@ -178,8 +178,11 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
             .map(|h| {
                 vec![
                     h.at.clone(),
-                    h.decision.clone(),
-                    h.how.clone(),
+                    match h.decision {
+                        crate::policy::Decision::Allow => "allow".to_string(),
+                        crate::policy::Decision::Deny => "deny".to_string(),
+                    },
+                    if h.cached { "cached" } else { "evaluated" }.to_string(),
                     h.policy.clone(),
                     h.reference.clone(),
                 ]

@@ -1,5 +1,5 @@
-//! The decision history: one event per pull decision (evaluated, cached, shared or
-//! failed), bounded to the newest `history_limit` events, for `status`, `explain` and
+//! The decision history: one event per pull decision (evaluated or answered from the
+//! cache), bounded to the newest `history_limit` events, for `status`, `explain` and
 //! audit. Recording never blocks the caller: events go through a bounded queue to one
 //! writer thread that commits them in batches.
 
@@ -11,7 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::{HISTORY, StoreError, VerdictStore, db};
-use crate::policy::{Decision, Verdict};
+use crate::policy::{Decision, DenyKind, Verdict};
 
 /// Events waiting for the writer; past this, new events are dropped (and counted in the
 /// log) rather than slowing down pulls.
@@ -19,40 +19,36 @@ const QUEUE_CAPACITY: usize = 8192;
 /// Most events committed in one transaction.
 const BATCH: usize = 1024;
 
-/// One decision. The same shape as the gate's `DecisionEvent`.
+/// One pull decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEvent {
     /// RFC 3339 UTC.
     pub at: String,
+    pub digest: String,
     /// The reference as pulled.
     pub reference: String,
-    /// Manifest digest; empty when the decision had none (an error before resolving).
-    pub digest: String,
     pub policy: String,
     pub mode: String,
-    /// `allow`, `deny` or `error`.
-    pub decision: String,
-    /// `evaluated`, `cached`, `shared` (joined a concurrent evaluation) or `error`.
-    pub how: String,
-    #[serde(default)]
-    pub reasons: Vec<String>,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_kind: Option<DenyKind>,
+    /// True when the verdict store (or a concurrent evaluation) answered; false when
+    /// the image was evaluated for this pull.
+    pub cached: bool,
 }
 
 impl HistoryEvent {
     /// An event for a pull answered with `v`, stamped now.
-    pub fn from_verdict(v: &Verdict, reference: &str, how: &str) -> HistoryEvent {
+    pub fn from_verdict(v: &Verdict, reference: &str, cached: bool) -> HistoryEvent {
         HistoryEvent {
             at: now_rfc3339(),
-            reference: reference.to_string(),
             digest: v.digest.clone(),
+            reference: reference.to_string(),
             policy: v.policy.clone(),
             mode: v.mode.clone(),
-            decision: match v.decision {
-                Decision::Allow => "allow".into(),
-                Decision::Deny => "deny".into(),
-            },
-            how: how.to_string(),
-            reasons: v.reasons.clone(),
+            decision: v.decision,
+            deny_kind: v.deny_kind,
+            cached,
         }
     }
 }
@@ -178,19 +174,16 @@ fn commit(database: &Database, limit: u64, events: &[HistoryEvent]) -> Result<()
 impl VerdictStore {
     /// Queues `event` for the history and returns at once; it never blocks on disk, so
     /// the gate may call it on an async thread. When the queue is full (the disk cannot
-    /// keep up) the event is dropped with a warning: audit lines also go to the log.
-    pub fn record(&self, event: &HistoryEvent) {
+    /// keep up) the event is dropped and `HistoryQueueFull` returned: the caller logs
+    /// it, and audit lines also go to the log.
+    pub fn record(&self, event: &HistoryEvent) -> Result<(), StoreError> {
         match self
             .history_writer
             .send(Message::Event(Box::new(event.clone())))
         {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                tracing::warn!(reference = %event.reference, "history queue full; event dropped")
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                tracing::warn!(reference = %event.reference, "history writer stopped; event dropped")
-            }
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(StoreError::HistoryQueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::HistoryWriterStopped),
         }
     }
 

@@ -97,6 +97,10 @@ pub enum StoreError {
         "refusing to store an allow for {digest} that came from a {kind:?} failure: infrastructure errors are never cached as allow"
     )]
     InfrastructureAllow { digest: String, kind: DenyKind },
+    #[error("history queue full (the disk is not keeping up); event dropped")]
+    HistoryQueueFull,
+    #[error("history writer stopped; event dropped")]
+    HistoryWriterStopped,
     #[error("starting the history writer thread: {source}")]
     HistoryThread { source: std::io::Error },
     #[error("layer result {key:?} is {len} bytes, more than the {max}-byte limit")]

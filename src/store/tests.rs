@@ -209,31 +209,29 @@ fn history_is_bounded_and_newest_first() {
     let s = VerdictStore::open_with_history_limit(dir.path(), 10, 5).unwrap();
     for i in 0..12u8 {
         let v = verdict(&digest(i), "a:1", Decision::Allow, "fp", "db");
-        let how = if i % 2 == 0 { "cached" } else { "evaluated" };
-        s.record(&HistoryEvent::from_verdict(&v, "a:1", how));
+        s.record(&HistoryEvent::from_verdict(&v, "a:1", i % 2 == 0))
+            .unwrap();
     }
     let h = s.history(100).unwrap();
     let got: Vec<String> = h.iter().map(|e| e.digest.clone()).collect();
     let want: Vec<String> = (7..12u8).rev().map(digest).collect();
     assert_eq!(got, want);
-    assert_eq!(
-        (h[0].how.as_str(), h[1].how.as_str()),
-        ("evaluated", "cached")
-    );
-    assert_eq!(h[0].decision, "allow");
+    assert!(!h[0].cached && h[1].cached);
+    assert_eq!(h[0].decision, Decision::Allow);
     assert_eq!(s.history(2).unwrap().len(), 2);
     assert_eq!(s.history_of(&digest(9), 10).unwrap().len(), 1);
     assert_eq!(s.stats().unwrap().history_events, 5);
 
     // Events queued just before the store closes are written, not lost.
     let v = verdict(&digest(99), "a:1", Decision::Deny, "fp", "db");
-    s.record(&HistoryEvent::from_verdict(&v, "a:1", "evaluated"));
+    s.record(&HistoryEvent::from_verdict(&v, "a:1", false))
+        .unwrap();
     drop(s);
     let s = VerdictStore::open_with_history_limit(dir.path(), 10, 5).unwrap();
     let h = s.history(1).unwrap();
     assert_eq!(
-        (h[0].digest.as_str(), h[0].decision.as_str()),
-        (digest(99).as_str(), "deny")
+        (h[0].digest.as_str(), h[0].decision),
+        (digest(99).as_str(), Decision::Deny)
     );
 }
 
@@ -397,7 +395,8 @@ fn shared_between_threads() {
                 for i in 0..10u8 {
                     let v = verdict(&digest(t * 16 + i), "a:1", Decision::Allow, "fp", "db");
                     s.put(&VerdictKey::of(&v), &v).unwrap();
-                    s.record(&HistoryEvent::from_verdict(&v, "a:1", "evaluated"));
+                    s.record(&HistoryEvent::from_verdict(&v, "a:1", false))
+                        .unwrap();
                     s.layer_put(&format!("{t}-{i}"), b"x").unwrap();
                 }
             })
