@@ -285,9 +285,19 @@ impl VerdictStore {
         if let Some(p) = &v.platform_digest {
             refs.push(p.clone());
         }
+        let (from, to) = digest_range(&key.digest);
+        let superseded_prefix = format!("{}\n{}\n", key.digest, key.policy_fingerprint);
         let wtx = self.db.begin_write().map_err(db("begin write"))?;
         {
             let mut verdicts = wtx.open_table(VERDICTS).map_err(db("open verdicts"))?;
+            // A verdict under an older vulnerability database for the same digest and
+            // policy is never looked up again (the gate asks with the current version):
+            // drop it, so the store grows with images × policies, not with db updates.
+            verdicts
+                .retain_in(from.as_str()..to.as_str(), |k, _| {
+                    !(k.starts_with(&superseded_prefix) && k != encoded)
+                })
+                .map_err(db("drop superseded verdicts"))?;
             verdicts
                 .insert(encoded.as_str(), json.as_slice())
                 .map_err(db("insert verdict"))?;

@@ -101,6 +101,26 @@ fn other_fingerprint_or_db_version_is_a_miss() {
 }
 
 #[test]
+fn a_new_db_version_supersedes_the_old_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let d = digest(1);
+    let old = verdict(&d, "a:1", Decision::Allow, "fp1", "db1");
+    let other_policy = verdict(&d, "a:1", Decision::Allow, "fp2", "db1");
+    let new = verdict(&d, "a:1", Decision::Deny, "fp1", "db2");
+    put(&s, &old);
+    put(&s, &other_policy);
+    put(&s, &new);
+    assert!(s.get(&VerdictKey::of(&old)).unwrap().is_none());
+    assert_eq!(
+        s.get(&VerdictKey::of(&other_policy)).unwrap(),
+        Some(other_policy)
+    );
+    assert_eq!(s.get(&VerdictKey::of(&new)).unwrap(), Some(new));
+    assert_eq!(s.stats().unwrap().verdicts, 2);
+}
+
+#[test]
 fn bad_keys_and_mismatches_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
