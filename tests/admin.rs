@@ -249,6 +249,7 @@ fn api_end_to_end() {
     let h = ex["history"].as_array().unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!(h[0]["cached"], json!(true));
+    assert_eq!(h[1]["cached"], json!(false));
 
     let hist = rt.block_on(c.history(10)).unwrap();
     assert_eq!(hist.len(), 2);

@@ -18,6 +18,9 @@ use tokio::net::TcpListener;
 
 use crate::policy::Decision;
 
+/// A client that opens a connection and sends nothing is dropped after this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Distinct label sets per labelled counter; beyond this new ones are counted under
 /// `policy="_other"` / `kind="_other"`.
 const MAX_SERIES: usize = 256;
@@ -234,6 +237,8 @@ where
             });
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "metrics connection ended with an error");

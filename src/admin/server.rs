@@ -17,6 +17,9 @@ use super::{AdminBackend, BackendError, PeerAccess, SbomFormat, decode_segment};
 use crate::policy::Decision;
 use crate::store::{StoreError, VerdictStore};
 
+/// A client that opens a connection and sends nothing is dropped after this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// History events shown with `explain`.
 const EXPLAIN_HISTORY: usize = 20;
 /// Most history events one request may ask for.
@@ -82,6 +85,8 @@ pub async fn serve<S>(
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

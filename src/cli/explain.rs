@@ -178,10 +178,10 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
             .map(|h| {
                 vec![
                     h.at.clone(),
-                    serde_json::to_value(h.decision)
-                        .ok()
-                        .and_then(|d| d.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    match h.decision {
+                        crate::policy::Decision::Allow => "allow".to_string(),
+                        crate::policy::Decision::Deny => "deny".to_string(),
+                    },
                     if h.cached { "cached" } else { "evaluated" }.to_string(),
                     h.policy.clone(),
                     h.reference.clone(),

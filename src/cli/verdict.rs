@@ -58,11 +58,16 @@ pub fn run(args: &VerdictArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub(crate) fn decision_word(v: &Verdict) -> &'static str {
-    match (v.decision, v.would_deny) {
-        (Decision::Allow, false) => "ALLOW",
-        (Decision::Allow, true) => "ALLOW (audit: would deny)",
-        (Decision::Deny, _) => "DENY",
+pub(crate) fn decision_word(v: &Verdict) -> String {
+    let kind = v
+        .deny_kind
+        .and_then(|k| serde_json::to_value(k).ok())
+        .and_then(|k| k.as_str().map(str::to_string));
+    match (v.decision, v.would_deny, kind) {
+        (Decision::Allow, false, _) => "ALLOW".into(),
+        (Decision::Allow, true, _) => "ALLOW (audit mode: enforce would deny)".into(),
+        (Decision::Deny, _, Some(k)) => format!("DENY ({k})"),
+        (Decision::Deny, _, None) => "DENY".into(),
     }
 }
 
@@ -73,7 +78,7 @@ pub(crate) fn summary(v: &Verdict) -> String {
     if let Some(p) = &v.platform_digest {
         rows.push(("platform", p.clone()));
     }
-    rows.push(("decision", decision_word(v).to_string()));
+    rows.push(("decision", decision_word(v)));
     rows.push(("policy", format!("{} (mode {})", v.policy, v.mode)));
     rows.push(("decided", v.decided_at.clone()));
     let s = &v.signatures;

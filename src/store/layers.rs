@@ -91,7 +91,6 @@ impl VerdictStore {
             }
         }
         wtx.commit().map_err(db("commit layer result"))?;
-        self.mark_durable();
         Ok(())
     }
 

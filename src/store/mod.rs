@@ -19,9 +19,8 @@ mod open;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
@@ -30,7 +29,7 @@ use crate::digest::Digest;
 use crate::policy::{Decision, DenyKind, Verdict};
 use crate::reference::Reference;
 
-pub use history::HistoryEvent;
+pub use history::{HistoryEvent, now_rfc3339};
 pub use layers::LayerStore;
 
 /// The file name under `state_dir`.
@@ -98,6 +97,12 @@ pub enum StoreError {
         "refusing to store an allow for {digest} that came from a {kind:?} failure: infrastructure errors are never cached as allow"
     )]
     InfrastructureAllow { digest: String, kind: DenyKind },
+    #[error("history queue full (the disk is not keeping up); event dropped")]
+    HistoryQueueFull,
+    #[error("history writer stopped; event dropped")]
+    HistoryWriterStopped,
+    #[error("starting the history writer thread: {source}")]
+    HistoryThread { source: std::io::Error },
     #[error("layer result {key:?} is {len} bytes, more than the {max}-byte limit")]
     LayerTooLarge { key: String, len: usize, max: usize },
 }
@@ -184,20 +189,19 @@ pub struct StoreStats {
 }
 
 pub struct VerdictStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
     layer_capacity: u64,
-    history_limit: u64,
     /// Next LRU tick; ticks only grow, so the smallest tick is the coldest entry.
     layer_tick: AtomicU64,
     /// Layer reads since the last write: applied to the LRU index by the next
     /// `layer_put`, so a cache hit costs a read transaction and no commit. Lost on a
     /// crash, which only makes the LRU order approximate.
     pending_touches: Mutex<HashMap<String, u64>>,
-    /// When the last durable commit happened (history commits are made durable at most
-    /// every couple of seconds; see `record`).
-    last_durable: Mutex<Instant>,
     quarantined: Option<PathBuf>,
+    /// Declared last: dropped after everything else that holds the database, and its
+    /// drop drains the queue, so a closed store has written every recorded event.
+    history_writer: history::HistoryWriter,
 }
 
 impl std::fmt::Debug for VerdictStore {
@@ -230,15 +234,16 @@ impl VerdictStore {
             let last = lru.last().map_err(db("read layer_lru"))?;
             last.map(|(k, _)| k.value() + 1).unwrap_or(1)
         };
+        let database = Arc::new(database);
+        let history_writer = history::HistoryWriter::start(database.clone(), history_limit.max(1))?;
         Ok(VerdictStore {
             db: database,
             path,
             layer_capacity: layer_cache_entries,
-            history_limit: history_limit.max(1),
             layer_tick: AtomicU64::new(layer_tick),
             pending_touches: Mutex::new(HashMap::new()),
-            last_durable: Mutex::new(Instant::now()),
             quarantined,
+            history_writer,
         })
     }
 
@@ -280,9 +285,19 @@ impl VerdictStore {
         if let Some(p) = &v.platform_digest {
             refs.push(p.clone());
         }
+        let (from, to) = digest_range(&key.digest);
+        let superseded_prefix = format!("{}\n{}\n", key.digest, key.policy_fingerprint);
         let wtx = self.db.begin_write().map_err(db("begin write"))?;
         {
             let mut verdicts = wtx.open_table(VERDICTS).map_err(db("open verdicts"))?;
+            // A verdict under an older vulnerability database for the same digest and
+            // policy is never looked up again (the gate asks with the current version):
+            // drop it, so the store grows with images × policies, not with db updates.
+            verdicts
+                .retain_in(from.as_str()..to.as_str(), |k, _| {
+                    !(k.starts_with(&superseded_prefix) && k != encoded)
+                })
+                .map_err(db("drop superseded verdicts"))?;
             verdicts
                 .insert(encoded.as_str(), json.as_slice())
                 .map_err(db("insert verdict"))?;
@@ -298,7 +313,6 @@ impl VerdictStore {
             }
         }
         wtx.commit().map_err(db("commit verdict"))?;
-        self.mark_durable();
         Ok(())
     }
 
@@ -425,7 +439,6 @@ impl VerdictStore {
             refs.retain(|_, d| d != digest).map_err(db("remove refs"))?;
         }
         wtx.commit().map_err(db("commit purge"))?;
-        self.mark_durable();
         Ok(removed)
     }
 
@@ -446,11 +459,11 @@ impl VerdictStore {
             refs.retain(|_, _| false).map_err(db("clear refs"))?;
         }
         wtx.commit().map_err(db("commit purge"))?;
-        self.mark_durable();
         Ok(removed)
     }
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.flush_history();
         let rtx = self.db.begin_read().map_err(db("begin read"))?;
         let count = |n: Result<u64, redb::StorageError>| n.map_err(db("count"));
         Ok(StoreStats {
@@ -463,12 +476,6 @@ impl VerdictStore {
             history_events: count(rtx.open_table(HISTORY).map_err(db("open history"))?.len())?,
             recovered_from_corruption: self.quarantined.clone(),
         })
-    }
-
-    fn mark_durable(&self) {
-        if let Ok(mut t) = self.last_durable.lock() {
-            *t = Instant::now();
-        }
     }
 }
 

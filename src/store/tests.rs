@@ -101,6 +101,26 @@ fn other_fingerprint_or_db_version_is_a_miss() {
 }
 
 #[test]
+fn a_new_db_version_supersedes_the_old_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let d = digest(1);
+    let old = verdict(&d, "a:1", Decision::Allow, "fp1", "db1");
+    let other_policy = verdict(&d, "a:1", Decision::Allow, "fp2", "db1");
+    let new = verdict(&d, "a:1", Decision::Deny, "fp1", "db2");
+    put(&s, &old);
+    put(&s, &other_policy);
+    put(&s, &new);
+    assert!(s.get(&VerdictKey::of(&old)).unwrap().is_none());
+    assert_eq!(
+        s.get(&VerdictKey::of(&other_policy)).unwrap(),
+        Some(other_policy)
+    );
+    assert_eq!(s.get(&VerdictKey::of(&new)).unwrap(), Some(new));
+    assert_eq!(s.stats().unwrap().verdicts, 2);
+}
+
+#[test]
 fn bad_keys_and_mismatches_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
@@ -217,9 +237,22 @@ fn history_is_bounded_and_newest_first() {
     let want: Vec<String> = (7..12u8).rev().map(digest).collect();
     assert_eq!(got, want);
     assert!(!h[0].cached && h[1].cached);
+    assert_eq!(h[0].decision, Decision::Allow);
     assert_eq!(s.history(2).unwrap().len(), 2);
     assert_eq!(s.history_of(&digest(9), 10).unwrap().len(), 1);
     assert_eq!(s.stats().unwrap().history_events, 5);
+
+    // Events queued just before the store closes are written, not lost.
+    let v = verdict(&digest(99), "a:1", Decision::Deny, "fp", "db");
+    s.record(&HistoryEvent::from_verdict(&v, "a:1", false))
+        .unwrap();
+    drop(s);
+    let s = VerdictStore::open_with_history_limit(dir.path(), 10, 5).unwrap();
+    let h = s.history(1).unwrap();
+    assert_eq!(
+        (h[0].digest.as_str(), h[0].decision),
+        (digest(99).as_str(), Decision::Deny)
+    );
 }
 
 #[test]
