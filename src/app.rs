@@ -1,18 +1,44 @@
 //! Wiring: build the parts from the config, bind the sockets, tell systemd we are
-//! ready, reload on SIGHUP, drain on SIGTERM.
+//! ready, reload on SIGHUP (or `pullwarden reload`), drain on SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
+use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::admin::{AdminBackend, BackendError, Metrics, PeerAccess, SbomFormat};
 use crate::config::{Config, ConfigError};
-use crate::cri::{self, BindError, Passthrough, Proxy, Upstream};
+use crate::containerd::Containerd;
+use crate::cri::{self, BindError, Proxy, Upstream};
+use crate::gate::real::{LayerScanner, RegistrySignatures};
+use crate::gate::{Gate, GateError, PolicyState};
+use crate::registry::RegistryClient;
+use crate::store::{LayerStore, StoreError, VerdictStore};
+use crate::vulndb::VulnDb;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("CRI socket: {0}")]
     Bind(#[from] BindError),
+    #[error("admin socket: {0}")]
+    AdminBind(BindError),
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("verdict store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Part(#[from] GateError),
+    #[error("registry client: {0}")]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error("containerd client: {0}")]
+    Containerd(#[from] crate::containerd::ContainerdError),
+    #[error("admin socket group: {0}")]
+    Peer(#[from] crate::admin::PeerError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -44,13 +70,10 @@ impl LiveConfig {
     pub fn reload(&self) -> Result<Arc<Config>, ConfigError> {
         let new = Config::load(&self.path, false)?;
         let old = self.get();
-        if new.server.listen != old.server.listen
-            || new.server.upstream != old.server.upstream
-            || new.server.admin != old.server.admin
-        {
+        if new.server != old.server {
             return Err(ConfigError::Invalid {
                 key: "server".into(),
-                message: "listen, upstream and admin sockets change only with a restart".into(),
+                message: "the [server] section changes only with a restart".into(),
             });
         }
         let new = Arc::new(new);
@@ -62,50 +85,258 @@ impl LiveConfig {
     }
 }
 
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
-    let live = Arc::new(LiveConfig::new(config, config_path));
-    let cfg = live.get();
-    let listener = cri::bind_socket(&cfg.server.listen, &cfg.server.socket_group)?;
-    let upstream = Arc::new(Upstream::new(&cfg.server.upstream));
-    let proxy = Proxy::new(upstream, Arc::new(Passthrough));
+/// Fingerprints every policy of `config` (reading its key, trust-root and denylist files).
+pub fn policy_state(config: Arc<Config>) -> PolicyState {
+    let limits = config.scan.clone();
+    PolicyState::new(config, |p| {
+        crate::policy::fingerprint::fingerprint(p, &limits)
+    })
+}
 
+/// The running daemon's parts, shared by the CRI gate, the admin API and reloads.
+pub struct Daemon {
+    live: LiveConfig,
+    gate: Arc<Gate>,
+    signatures: Arc<RegistrySignatures>,
+    scanner: Arc<LayerScanner>,
+    store: Arc<VerdictStore>,
+    started: Instant,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Daemon {
+    /// Builds every part from `config`; binds nothing.
+    pub fn build(config: Config, path: PathBuf, metrics: Arc<Metrics>) -> Result<Daemon, AppError> {
+        let cfg = Arc::new(config.clone());
+        let live = LiveConfig::new(config, path);
+        let store = Arc::new(VerdictStore::open(
+            &cfg.server.state_dir,
+            cfg.scan.layer_cache_entries,
+        )?);
+        if let Some(moved) = store.recovered_from_corruption() {
+            tracing::error!(moved_to = %moved.display(), "the verdict store was corrupt; it was set aside and rebuilt empty");
+        }
+        let containerd = Containerd::new(&cfg.server.upstream, &cfg.server.containerd_namespace)?;
+        let signatures = Arc::new(RegistrySignatures::new(RegistryClient::new(&cfg.registry)?));
+        let scanner = Arc::new(LayerScanner::new(
+            containerd.clone(),
+            cfg.server.containerd_root.clone(),
+            cfg.scan.clone(),
+            LayerStore::new(store.clone()),
+            VulnDb::default_path(&cfg.server.state_dir),
+        )?);
+        let gate = Arc::new(
+            Gate::new(
+                policy_state(cfg),
+                signatures.clone(),
+                scanner.clone(),
+                store.clone(),
+                Arc::new(containerd),
+            )
+            .with_metrics(metrics),
+        );
+        Ok(Daemon {
+            live,
+            gate,
+            signatures,
+            scanner,
+            store,
+            started: Instant::now(),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    pub fn gate(&self) -> Arc<Gate> {
+        self.gate.clone()
+    }
+
+    /// Config, keys, trust roots, denylists and the vulnerability database, re-read.
+    pub fn reload(&self) -> Result<String, String> {
+        let cfg = self.live.reload().map_err(|e| e.to_string())?;
+        self.signatures.reset();
+        self.scanner
+            .reset(cfg.scan.clone())
+            .map_err(|e| e.to_string())?;
+        let state = policy_state(cfg.clone());
+        let broken: Vec<String> = cfg
+            .policies
+            .iter()
+            .filter_map(|p| state.fingerprint(&p.name).err().map(|e| e.to_string()))
+            .collect();
+        self.gate.set_policies(state);
+        let mut summary = format!(
+            "reloaded {}: {} policies, vulnerability db {}",
+            self.live.path.display(),
+            cfg.policies.len(),
+            self.scanner.vulndb().version()
+        );
+        if !broken.is_empty() {
+            summary.push_str(&format!(
+                "; pulls under these fail closed until fixed: {}",
+                broken.join("; ")
+            ));
+        }
+        tracing::info!("{summary}");
+        Ok(summary)
+    }
+}
+
+impl AdminBackend for Daemon {
+    fn reload(&self) -> Result<String, BackendError> {
+        Daemon::reload(self).map_err(BackendError::Failed)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let cfg = self.live.get();
+        let reachable = std::os::unix::net::UnixStream::connect(&cfg.server.upstream).is_ok();
+        let state = self.gate.policies();
+        let policies: Vec<serde_json::Value> = cfg
+            .policies
+            .iter()
+            .map(|p| {
+                let (fingerprint, error) = match state.fingerprint(&p.name) {
+                    Ok(f) => (Some(f.to_string()), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                json!({
+                    "name": p.name, "mode": crate::policy::evaluate::mode_name(p.mode),
+                    "images": p.images, "namespaces": p.namespaces,
+                    "fingerprint": fingerprint, "error": error,
+                })
+            })
+            .collect();
+        let db = self.scanner.vulndb();
+        let vulndb = match db.status() {
+            Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+            Err(e) => json!({ "error": e.to_string(), "version": db.version() }),
+        };
+        json!({
+            "healthy": reachable,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "config": self.live.path.display().to_string(),
+            "listen": cfg.server.listen.display().to_string(),
+            "upstream": { "socket": cfg.server.upstream.display().to_string(), "reachable": reachable },
+            "containerd_namespace": cfg.server.containerd_namespace,
+            "policies": policies,
+            "vulndb": vulndb,
+        })
+    }
+
+    fn sbom(&self, digest: &str, format: SbomFormat) -> Result<serde_json::Value, BackendError> {
+        let parsed: crate::digest::Digest = digest
+            .parse()
+            .map_err(|e: crate::digest::DigestError| BackendError::NotFound(e.to_string()))?;
+        let verdict = self
+            .store
+            .latest(digest)
+            .map_err(|e| BackendError::Failed(e.to_string()))?;
+        let cfg = self.live.get();
+        let policy = verdict
+            .as_ref()
+            .and_then(|v| cfg.policies.iter().find(|p| p.name == v.policy));
+        let report = self
+            .runtime
+            .block_on(self.scanner.report(policy, &parsed))
+            .map_err(|e| {
+                BackendError::NotFound(format!("{digest} cannot be read from containerd: {e}"))
+            })?;
+        let subject = crate::scan::sbom::SbomSubject {
+            name: verdict
+                .map(|v| v.reference)
+                .unwrap_or_else(|| digest.to_string()),
+            digest: digest.to_string(),
+            created: time::OffsetDateTime::now_utc(),
+        };
+        Ok(match format {
+            SbomFormat::CyclonedxJson => crate::scan::sbom::cyclonedx(&subject, &report),
+            SbomFormat::SpdxJson => crate::scan::sbom::spdx(&subject, &report),
+        })
+    }
+}
+
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
+    // Handlers first: a SIGHUP that arrives once the socket exists must reload, not
+    // kill (SIGHUP's default action).
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    let metrics = Arc::new(Metrics::new());
+    let daemon = Arc::new(Daemon::build(config, config_path, metrics.clone())?);
+    let cfg = daemon.live.get();
+    let listener = cri::bind_socket(&cfg.server.listen, &cfg.server.socket_group)?;
+    let admin_listener = cri::bind_socket(&cfg.server.admin, &cfg.server.socket_group)
+        .map_err(AppError::AdminBind)?;
+    let metrics_listener = match &cfg.server.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Metrics {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let access = PeerAccess::for_group(&cfg.server.socket_group)?;
+    let upstream = Arc::new(Upstream::new(&cfg.server.upstream));
+    let proxy = Proxy::new(upstream, daemon.gate());
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let reload_live = live.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let reloader = daemon.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => match reload_live.reload() {
-                    Ok(_) => tracing::info!("configuration reloaded"),
-                    Err(e) => tracing::error!(error = %e, "reload rejected; keeping the running configuration"),
-                },
+                _ = hup.recv() => {
+                    let d = reloader.clone();
+                    match tokio::task::spawn_blocking(move || d.reload()).await {
+                        Ok(Ok(_)) => tracing::info!("configuration reloaded"),
+                        Ok(Err(e)) => tracing::error!(error = %e, "reload rejected; keeping the running configuration"),
+                        Err(e) => tracing::error!(error = %e, "reload failed"),
+                    }
+                }
             }
         }
-        let _ = stop_tx.send(());
+        let _ = stop_tx.send(true);
+    });
+
+    let admin = tokio::spawn(crate::admin::serve(
+        admin_listener,
+        daemon.store.clone(),
+        daemon.clone(),
+        access,
+        stopped(),
+    ));
+    let metrics_task = metrics_listener.map(|l| {
+        tracing::info!(addr = ?l.local_addr().ok(), "metrics on /metrics");
+        tokio::spawn(crate::admin::serve_metrics(l, metrics.clone(), stopped()))
     });
 
     tracing::info!(
         listen = %cfg.server.listen.display(),
         upstream = %cfg.server.upstream.display(),
+        admin = %cfg.server.admin.display(),
+        policies = cfg.policies.len(),
         "pullwarden serving"
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    cri::server::serve(
-        listener,
-        proxy,
-        async {
-            let _ = stop_rx.await;
-        },
-        cfg.server.drain_timeout,
-    )
-    .await;
+    cri::server::serve(listener, proxy, stopped(), cfg.server.drain_timeout).await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let _ = admin.await;
+    if let Some(m) = metrics_task {
+        let _ = m.await;
+    }
     let _ = std::fs::remove_file(&cfg.server.listen);
+    let _ = std::fs::remove_file(&cfg.server.admin);
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,18 +3,18 @@
 //! (EX_USAGE), 1 for failure, and command-specific codes documented per command.
 
 pub mod cri;
-pub mod explain;
 pub mod db;
+pub mod explain;
 pub mod policy;
 pub mod purge;
 pub mod reload;
 pub mod sbom;
 pub mod scan;
 pub mod serve;
+pub mod sign;
 pub mod status;
 pub mod verdict;
 pub mod verdicts;
-pub mod sign;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -158,3 +158,210 @@ impl SignatureSource for RegistrySignatures {
             .map_err(verify_error)
     }
 }
+
+// ------------------------------------------------------------------ layers
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ScanLimits;
+use crate::containerd::{Containerd, Target};
+use crate::gate::ImageScanner;
+use crate::policy::evaluate::{JudgedScan, judge_scan};
+use crate::report::ScanReport;
+use crate::scan::image::{Platform, resolve_image};
+use crate::scan::{BlobSource, ContainerdContent, LayerCache, LayerResult, ScanError, Scanner};
+use crate::store::LayerStore;
+use crate::vulndb::VulnDb;
+
+/// Blobs from containerd's content directory by memory map, and through containerd's
+/// content API when the directory cannot be read (another mount namespace, a
+/// permission change): slower, never wrong.
+struct ContentWithFallback {
+    dir: ContainerdContent,
+    containerd: Containerd,
+    runtime: tokio::runtime::Handle,
+    max_blob: u64,
+}
+
+impl BlobSource for ContentWithFallback {
+    fn open(&self, digest: &crate::digest::Digest) -> Result<crate::scan::mmap::Blob, ScanError> {
+        match self.dir.open(digest) {
+            Ok(b) => Ok(b),
+            Err(dir_err) => {
+                tracing::debug!(%digest, error = %dir_err, "content dir unreadable; reading through containerd");
+                let bytes = self
+                    .runtime
+                    .block_on(self.containerd.read_blob(digest, self.max_blob))
+                    .map_err(|_| dir_err)?;
+                Ok(crate::scan::mmap::Blob::from_bytes(bytes))
+            }
+        }
+    }
+}
+
+/// The layer cache kept in the verdict store, JSON per layer result.
+struct StoredLayers(LayerStore);
+
+impl LayerCache for StoredLayers {
+    fn get(&self, key: &str) -> Option<LayerResult> {
+        let raw = self.0.get_raw(key)?;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    fn put(&self, key: &str, r: &LayerResult) {
+        if let Ok(raw) = serde_json::to_vec(r) {
+            self.0.put_raw(key, &raw);
+        }
+    }
+}
+
+/// Scans images containerd has stored: layers from its content store under a lease,
+/// vulnerabilities from the offline database, judged by the policy.
+pub struct LayerScanner {
+    containerd: Containerd,
+    /// containerd's root; configured, or asked from containerd on first use.
+    root: Mutex<Option<PathBuf>>,
+    limits: Mutex<ScanLimits>,
+    scanners: Mutex<HashMap<String, Arc<Scanner>>>,
+    layers: LayerStore,
+    vulndb: std::sync::RwLock<Arc<VulnDb>>,
+    vulndb_path: PathBuf,
+}
+
+/// Leases expire by themselves after this, should we crash mid-scan.
+const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
+
+impl LayerScanner {
+    pub fn new(
+        containerd: Containerd,
+        root: Option<PathBuf>,
+        limits: ScanLimits,
+        layers: LayerStore,
+        vulndb_path: PathBuf,
+    ) -> Result<LayerScanner, GateError> {
+        let db = VulnDb::open(&vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
+        Ok(LayerScanner {
+            containerd,
+            root: Mutex::new(root),
+            limits: Mutex::new(limits),
+            scanners: Mutex::new(HashMap::new()),
+            layers,
+            vulndb: std::sync::RwLock::new(Arc::new(db)),
+            vulndb_path,
+        })
+    }
+
+    /// New limits and denylists (config reload), and the vulnerability database as
+    /// it is on disk now (a `db import` since start takes effect).
+    pub fn reset(&self, limits: ScanLimits) -> Result<(), GateError> {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+        self.scanners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let db = VulnDb::open(&self.vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
+        *self.vulndb.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(db);
+        Ok(())
+    }
+
+    pub fn vulndb(&self) -> Arc<VulnDb> {
+        self.vulndb
+            .read()
+            .map(|d| d.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// One scanner per policy (its denylist); `None` for a scan outside any policy.
+    fn scanner_for(&self, policy: Option<&Policy>) -> Result<Arc<Scanner>, GateError> {
+        let name = policy.map(|p| p.name.as_str()).unwrap_or("");
+        let mut map = self.scanners.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = map.get(name) {
+            return Ok(s.clone());
+        }
+        let denylist = policy
+            .and_then(|p| p.scan.denylist.as_deref())
+            .map(crate::scan::Denylist::load)
+            .transpose()
+            .map_err(|e| GateError::Policy(e.to_string()))?;
+        let limits = self
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let s = Arc::new(Scanner::new(&limits, denylist));
+        map.insert(name.to_string(), s.clone());
+        Ok(s)
+    }
+
+    async fn root(&self) -> Result<PathBuf, GateError> {
+        if let Some(r) = self.root.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(r);
+        }
+        let content = self
+            .containerd
+            .content_root()
+            .await
+            .map_err(|e| GateError::Containerd(e.to_string()))?;
+        // The content plugin's root is `<root>/io.containerd.content.v1.content`.
+        let root = content.parent().map(PathBuf::from).ok_or_else(|| {
+            GateError::Containerd(format!("odd content root {}", content.display()))
+        })?;
+        *self.root.lock().unwrap_or_else(|p| p.into_inner()) = Some(root.clone());
+        Ok(root)
+    }
+
+    /// The image's report (no judgement): for scans and SBOMs.
+    pub async fn report(
+        &self,
+        policy: Option<&Policy>,
+        digest: &crate::digest::Digest,
+    ) -> Result<ScanReport, GateError> {
+        let scanner = self.scanner_for(policy)?;
+        let root = self.root().await?;
+        let lease = self
+            .containerd
+            .lease(std::slice::from_ref(digest), LEASE_TTL)
+            .await
+            .map_err(|e| GateError::Containerd(e.to_string()))?;
+        let src = ContentWithFallback {
+            dir: ContainerdContent::new(&root),
+            containerd: self.containerd.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            max_blob: self
+                .limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .max_layer_bytes,
+        };
+        let cache = StoredLayers(self.layers.clone());
+        let digest = digest.clone();
+        let scanned = tokio::task::spawn_blocking(move || {
+            let image = resolve_image(&src, &digest, &Platform::host())?;
+            scanner.scan_layers(&src, &image.layers, Some(&cache))
+        })
+        .await;
+        lease.release().await;
+        let mut report = scanned
+            .map_err(|e| GateError::Internal(e.to_string()))?
+            .map_err(|e| GateError::Scan(e.to_string()))?;
+        report.vulnerabilities = self
+            .vulndb()
+            .matches(report.os.as_ref(), &report.packages)
+            .map_err(|e| GateError::Scan(e.to_string()))?;
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl ImageScanner for LayerScanner {
+    async fn scan(&self, policy: &Policy, target: &Target) -> Result<JudgedScan, GateError> {
+        let report = self.report(Some(policy), &target.digest).await?;
+        let today = time::OffsetDateTime::now_utc().date();
+        Ok(judge_scan(report, &policy.scan, today))
+    }
+
+    fn db_version(&self) -> String {
+        self.vulndb().version()
+    }
+}

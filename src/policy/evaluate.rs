@@ -261,3 +261,24 @@ mod tests {
         assert!(v.reasons.is_empty() && !v.would_deny && v.deny_kind.is_none());
     }
 }
+
+/// Judges a finished scan under `[policy.scan]`: secrets and risky files, then
+/// vulnerabilities (with exceptions as of `today`). One function for the gate and
+/// `pullwarden scan`, so the node and CI decide alike.
+pub fn judge_scan(
+    report: ScanReport,
+    policy: &crate::config::ScanPolicy,
+    today: time::Date,
+) -> JudgedScan {
+    let files = super::findings::judge_findings(policy, &report.secrets, &report.files);
+    let vulns = super::vulns::judge(&report.vulnerabilities, policy, today);
+    let mut deny_reasons = files.deny_reasons;
+    deny_reasons.extend(vulns.deny_reasons);
+    let mut warnings = files.warnings;
+    warnings.extend(vulns.warnings);
+    JudgedScan {
+        report,
+        deny_reasons,
+        warnings,
+    }
+}

@@ -1,7 +1,7 @@
 //! Pure policy evaluation: (image, signature outcome, scan report) → verdict. No I/O.
 
-pub mod fingerprint;
 pub mod findings;
+pub mod fingerprint;
 pub mod verdict;
 pub mod vulns;
 
