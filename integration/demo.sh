@@ -13,9 +13,16 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 bash integration/install-deps.sh
-echo "==> building pullwarden (release)"
-cargo build --release --locked --quiet
-pw="$root/target/release/pullwarden"
+# PULLWARDEN_PROFILE=debug reuses the test build (development shortcut).
+profile=${PULLWARDEN_PROFILE:-release}
+echo "==> building pullwarden ($profile)"
+if [ "$profile" = release ]; then
+  cargo build --release --locked --quiet
+  pw="$root/target/release/pullwarden"
+else
+  cargo build --locked --quiet
+  pw="$root/target/debug/pullwarden"
+fi
 
 dir=$(mktemp -d /tmp/pullwarden-demo.XXXXXX)
 daemon_pid=
