@@ -1,0 +1,527 @@
+//! Issue 6 end to end: the real daemon binary with its real parts (registry client,
+//! verifier, scanner, redb store, admin API) in front of the real containerd, images
+//! signed with `pullwarden sign` and pushed to the real registry, driven through CRI
+//! exactly as the kubelet does and inspected with the node CLI.
+
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_cri::v1::ImageStatusRequest;
+use serde_json::Value;
+
+use crate::support::cri::{images, pull_request, spec};
+use crate::support::daemon::Daemon;
+use crate::support::image::{Compression, Entry, Image, Layer};
+use crate::support::{bin, it_env, unique_repo};
+
+/// A clean Debian-looking layer plus an app layer.
+fn image(salt: &str, app: Vec<Entry>) -> Image {
+    let base = Layer::from_entries(
+        &[
+            Entry::file(
+                "etc/os-release",
+                "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+            ),
+            Entry::file(
+                "var/lib/dpkg/status",
+                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
+            ),
+        ],
+        Compression::Gzip,
+    );
+    let mut entries = vec![Entry::file("app/salt", salt.to_string())];
+    entries.extend(app);
+    Image::with_platform(
+        vec![base, Layer::from_entries(&entries, Compression::Zstd)],
+        "amd64",
+        salt,
+    )
+}
+
+fn leaky_entries() -> Vec<Entry> {
+    vec![Entry::file(
+        "app/.env",
+        "AWS_ACCESS_KEY_ID=AKIA4QWERTYUIOPASDFG\nAWS_SECRET_ACCESS_KEY=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\n",
+    )]
+}
+
+struct Node {
+    daemon: Daemon,
+    key: std::path::PathBuf,
+    metrics: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Node {
+    /// A daemon with an audit policy for `it/e2eaudit-*` and an enforcing one for the
+    /// rest of `it/**`, trusting a fresh key.
+    fn start(extra_scan: &str) -> Node {
+        let env = it_env();
+        let keys = tempfile::tempdir().unwrap().keep();
+        let key = keys.join("release");
+        let out = std::process::Command::new(bin())
+            .args(["keygen", "--output"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let policies = format!(
+            r#"
+[[policy]]
+name = "audit-only"
+images = ["{reg}/it/e2eaudit-*"]
+mode = "audit"
+[policy.signatures]
+keys = ["{pub_}"]
+
+[[policy]]
+name = "e2e"
+images = ["{reg}/it/**"]
+mode = "enforce"
+[policy.signatures]
+keys = ["{pub_}"]
+[policy.scan]
+secrets = "deny"
+{extra_scan}
+"#,
+            reg = env.registry,
+            pub_ = key.with_extension("pub").display(),
+        );
+        let mut daemon = Daemon::start(&policies);
+        // Metrics on a known loopback port: rewrite and restart once.
+        let text = std::fs::read_to_string(&daemon.config)
+            .unwrap()
+            .replace("metrics = \"\"", &format!("metrics = \"127.0.0.1:{port}\""));
+        std::fs::write(&daemon.config, text).unwrap();
+        daemon.stop();
+        daemon.spawn();
+        Node {
+            daemon,
+            key: key.with_extension("key"),
+            metrics: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn sign(&self, reference: &str) {
+        let out = std::process::Command::new(bin())
+            .args(["sign", "--key"])
+            .arg(&self.key)
+            .arg("--config")
+            .arg(&self.daemon.config)
+            .arg(reference)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.daemon.cli(args)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not one JSON document ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn evaluations(&self, reference: &str) -> usize {
+        let explain = self.json(&["explain", "--json", reference]);
+        explain["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cached"] == false)
+            .count()
+    }
+}
+
+async fn push(prefix: &str, img: &Image) -> String {
+    let env = it_env();
+    let repo = unique_repo(prefix);
+    img.push(&env.registry, &repo, "v1").await;
+    format!("{}/{repo}:v1", env.registry)
+}
+
+async fn in_containerd(image: &str) -> bool {
+    images(&it_env().containerd_sock)
+        .await
+        .image_status(ImageStatusRequest {
+            image: spec(image),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .image
+        .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
+    let node = Node::start("");
+    let app = image("e2e-app", vec![Entry::file("app/run.sh", "#!/bin/sh\n")]);
+    let unsigned = image("e2e-unsigned", vec![]);
+    let leaky = image("e2e-leaky", leaky_entries());
+    let audited = image("e2e-audit", vec![]);
+    let app_ref = push("e2eapp", &app).await;
+    let unsigned_ref = push("e2eunsigned", &unsigned).await;
+    let leaky_ref = push("e2eleaky", &leaky).await;
+    let audit_ref = push("e2eaudit", &audited).await;
+    node.sign(&app_ref);
+    node.sign(&leaky_ref);
+    let mut cri = images(&node.daemon.listen).await;
+
+    // Signed and clean: allowed, containerd's own answer.
+    let r = cri
+        .pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.image_ref, app.config_digest);
+    let v = node.json(&["verdict", "--json", &app_ref]);
+    for field in [
+        "digest",
+        "reference",
+        "decision",
+        "mode",
+        "policy",
+        "reasons",
+        "signatures",
+        "findings",
+        "decided_at",
+    ] {
+        assert!(v.get(field).is_some(), "verdict JSON lacks {field}: {v}");
+    }
+    assert_eq!(
+        (
+            v["decision"].as_str(),
+            v["digest"].as_str(),
+            v["policy"].as_str()
+        ),
+        (Some("allow"), Some(app.digest.as_str()), Some("e2e"))
+    );
+    assert_eq!(v["signatures"]["satisfied"], true);
+    assert!(v["findings"]["secrets"].as_array().unwrap().is_empty());
+    assert!(v["findings"]["vulnerabilities"].is_array() && v["findings"]["files"].is_array());
+    assert!(
+        time::OffsetDateTime::parse(
+            v["decided_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok()
+    );
+    assert_eq!(v["packages"], 1, "dpkg inventory of the base layer: {v}");
+
+    // Unsigned: the kubelet-visible signature error, nothing left in containerd.
+    let e = cri
+        .pull_image(pull_request(&unsigned_ref, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unknown);
+    let prefix = format!(
+        "SignatureValidationFailed: pullwarden: image {unsigned_ref} ({}) denied by policy e2e: ",
+        unsigned.digest
+    );
+    assert!(e.message().starts_with(&prefix), "{}", e.message());
+    assert!(!in_containerd(&unsigned_ref).await);
+
+    // Signed but carrying a secret: denied by the scan, removed again, explained.
+    let e = cri
+        .pull_image(pull_request(&leaky_ref, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let prefix = format!(
+        "pullwarden: image {leaky_ref} ({}) denied by policy e2e: secret aws-access-key-id in /app/.env",
+        leaky.digest
+    );
+    assert!(e.message().starts_with(&prefix), "{}", e.message());
+    assert!(
+        e.message().ends_with(&format!(
+            "run \"pullwarden explain {}\" on the node",
+            leaky.digest
+        )),
+        "{}",
+        e.message()
+    );
+    assert!(
+        !in_containerd(&leaky_ref).await,
+        "denied image left in containerd"
+    );
+    let x = node.json(&["explain", "--json", &leaky.digest]);
+    let secrets = x["findings"]["secrets"].as_array().unwrap();
+    let aws = secrets
+        .iter()
+        .find(|s| s["rule"] == "aws-access-key-id")
+        .expect("aws finding");
+    assert_eq!(
+        (aws["path"].as_str(), aws["line"].as_u64()),
+        (Some("/app/.env"), Some(1))
+    );
+    assert_eq!(aws["layer"].as_str(), Some(leaky.layers[1].digest.as_str()));
+    assert!(
+        !x.to_string()
+            .contains("t4Jp9sVbQm2Xc8LrZ1nWk5YhDg7FuE3aR0oTiS6q"),
+        "secret printed in full"
+    );
+    let text = String::from_utf8(node.cli(&["explain", &leaky_ref]).stdout).unwrap();
+    assert!(
+        text.contains("aws-access-key-id") && text.contains("/app/.env"),
+        "{text}"
+    );
+
+    // Audit mode: allowed, the deny recorded.
+    cri.pull_image(pull_request(&audit_ref, "default"))
+        .await
+        .unwrap();
+    assert!(in_containerd(&audit_ref).await);
+    let v = node.json(&["verdict", "--json", &audit_ref]);
+    assert_eq!(
+        (
+            v["decision"].as_str(),
+            v["mode"].as_str(),
+            v["policy"].as_str()
+        ),
+        (Some("deny"), Some("audit"), Some("audit-only"))
+    );
+
+    // The listing, filtered.
+    let denies = node.json(&["verdicts", "--decision", "deny", "--json"]);
+    let digests: Vec<&str> = denies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["digest"].as_str())
+        .collect();
+    for d in [&unsigned.digest, &leaky.digest, &audited.digest] {
+        assert!(
+            digests.contains(&d.as_str()),
+            "{d} missing from {digests:?}"
+        );
+    }
+    assert!(!digests.contains(&app.digest.as_str()));
+    // Unknown image: a clear error, exit 1.
+    let out = node.cli(&[
+        "verdict",
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!out.stderr.is_empty());
+
+    // Metrics count the decisions.
+    let body = reqwest::get(format!("http://{}/metrics", node.metrics))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("policy=\"e2e\""), "{body}");
+    assert!(body.contains("decision=\"deny\""), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verdicts_survive_restart_and_policy_change_invalidates() {
+    let mut node = Node::start("");
+    let app = image("e2e-restart", vec![]);
+    let app_ref = push("e2erestart", &app).await;
+    node.sign(&app_ref);
+    images(&node.daemon.listen)
+        .await
+        .pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap();
+    assert_eq!(node.evaluations(&app_ref), 1);
+
+    // Restart: the verdict is still there; status says present, the pull is cached.
+    node.daemon.stop();
+    node.daemon.spawn();
+    let mut cri = images(&node.daemon.listen).await;
+    let st = cri
+        .image_status(ImageStatusRequest {
+            image: spec(&app_ref),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        st.image.is_some(),
+        "allowed image reported absent after restart"
+    );
+    cri.pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap();
+    assert_eq!(node.evaluations(&app_ref), 1, "re-evaluated after restart");
+
+    // A policy change (and `pullwarden reload`) invalidates the cached verdict.
+    let text = std::fs::read_to_string(&node.daemon.config).unwrap();
+    std::fs::write(
+        &node.daemon.config,
+        text.replace(
+            "secrets = \"deny\"",
+            "secrets = \"deny\"\nmax_severity = \"critical\"",
+        ),
+    )
+    .unwrap();
+    let out = node.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = cri
+        .image_status(ImageStatusRequest {
+            image: spec(&app_ref),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        st.image.is_none(),
+        "a verdict under the old policy still admits the image"
+    );
+    cri.pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap();
+    assert_eq!(node.evaluations(&app_ref), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_pulls_one_evaluation_and_side_loads_are_absent() {
+    let node = Node::start("");
+    let app = image("e2e-concurrent", vec![]);
+    let app_ref = push("e2econcurrent", &app).await;
+    node.sign(&app_ref);
+
+    // Side-loaded straight into containerd: absent through pullwarden.
+    images(&it_env().containerd_sock)
+        .await
+        .pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap();
+    let mut cri = images(&node.daemon.listen).await;
+    let st = cri
+        .image_status(ImageStatusRequest {
+            image: spec(&app_ref),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(st.image.is_none(), "side-loaded image reported present");
+
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (listen, r) = (node.daemon.listen.clone(), app_ref.clone());
+        tasks.push(tokio::spawn(async move {
+            images(&listen)
+                .await
+                .pull_image(pull_request(&r, "default"))
+                .await
+                .map(|r| r.into_inner().image_ref)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), app.config_digest);
+    }
+    assert_eq!(node.evaluations(&app_ref), 1);
+    let st = cri
+        .image_status(ImageStatusRequest {
+            image: spec(&app_ref),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.image.unwrap().id, app.config_digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repointed_tag_is_evaluated_again() {
+    let node = Node::start("");
+    let env = it_env();
+    let first = image("e2e-moved-1", vec![]);
+    let repo = unique_repo("e2emoved");
+    first.push(&env.registry, &repo, "v1").await;
+    let reference = format!("{}/{repo}:v1", env.registry);
+    node.sign(&reference);
+    let mut cri = images(&node.daemon.listen).await;
+    cri.pull_image(pull_request(&reference, "default"))
+        .await
+        .unwrap();
+    let second = image("e2e-moved-2", vec![]);
+    second.push(&env.registry, &repo, "v1").await;
+    let e = cri
+        .pull_image(pull_request(&reference, "default"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with("SignatureValidationFailed: ")
+            && e.message().contains(&second.digest),
+        "{}",
+        e.message()
+    );
+    assert!(!in_containerd(&reference).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_down_is_registry_unavailable_and_nothing_is_cached() {
+    let node = Node::start("");
+    // Nothing listens on port 1; the policy for it fails closed.
+    let text = std::fs::read_to_string(&node.daemon.config).unwrap();
+    let text = text.replacen("[[policy]]", "[[policy]]\nname = \"down\"\nimages = [\"127.0.0.1:1/**\"]\n[policy.signatures]\nkeys = [\"/dev/null\"]\n\n[[policy]]", 1);
+    std::fs::write(&node.daemon.config, text).unwrap();
+    let out = node.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut cri = images(&node.daemon.listen).await;
+    let reference = "127.0.0.1:1/it/down:v1";
+    let started = std::time::Instant::now();
+    let e = cri
+        .pull_image(pull_request(reference, "default"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(e.code(), tonic::Code::Unknown);
+    assert!(
+        e.message().starts_with(&format!(
+            "RegistryUnavailable: pullwarden: image {reference}"
+        )),
+        "{}",
+        e.message()
+    );
+    let all = node.json(&["verdicts", "--json"]);
+    assert!(
+        !all.to_string().contains("127.0.0.1:1/"),
+        "an infrastructure failure was stored as a verdict: {all}"
+    );
+}
