@@ -1,0 +1,292 @@
+//! The gate on the pull path, measured against containerd alone in the same run:
+//!   1. PullImage of a present, already-allowed image: through pullwarden vs direct
+//!      (interleaved; target ≤ 1 ms added at p50);
+//!   2. cold pulls: verify + pull + scan through pullwarden vs a bare pull of images of
+//!      the same shape and size (distinct content, so neither side finds blobs cached).
+//! Needs the real services: `bash integration/bench.sh gate`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::{ImageSpec, PodSandboxConfig, PodSandboxMetadata, PullImageRequest};
+use sha2::Digest as _;
+
+fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run via integration/bench.sh"))
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Text-like content that compresses like real files (about 3:1).
+fn filler(seed: u64, len: usize) -> Vec<u8> {
+    let words = [
+        "lib", "usr", "share", "config", "value", "enabled", "path", "error", "return", "static",
+        "const", "struct", "import", "module", "package", "version", "debian", "python", "node",
+    ];
+    let mut out = Vec::with_capacity(len + 16);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
+        out.push(if x % 11 == 0 { b'\n' } else { b' ' });
+        if x % 5 == 0 {
+            out.extend_from_slice(format!("{}", x % 100_000).as_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// Three gzip layers, ~24 MB uncompressed, 600 files: an OS-like base with a dpkg
+/// database, a library layer, an app layer.
+fn build_image(salt: u64) -> (Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (l, files) in [(0u64, 300usize), (1, 200), (2, 100)] {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(1_700_000_000);
+            tar.append_data(&mut h, path, data).unwrap();
+        };
+        if l == 0 {
+            add(
+                "etc/os-release",
+                b"ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+            );
+            let mut status = String::new();
+            for p in 0..90 {
+                status.push_str(&format!(
+                    "Package: pkg{p}\nStatus: install ok installed\nVersion: 1.{p}-{salt}\nArchitecture: amd64\n\n"
+                ));
+            }
+            add("var/lib/dpkg/status", status.as_bytes());
+        }
+        for f in 0..files {
+            let data = filler(salt * 1_000_000 + l * 10_000 + f as u64, 40_000);
+            add(&format!("layer{l}/dir{}/file{f}.txt", f % 17), &data);
+        }
+        let raw = tar.into_inner().unwrap();
+        diff_ids.push(sha(&raw));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        layers.push(gz.finish().unwrap());
+    }
+    let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":diff_ids}}).to_string().into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+        "layers": layers.iter().map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(l), "size": l.len()})).collect::<Vec<_>>(),
+    }).to_string().into_bytes();
+    (layers, config, manifest)
+}
+
+async fn push(registry: &str, repo: &str, image: &(Vec<Vec<u8>>, Vec<u8>, Vec<u8>)) {
+    let http = reqwest::Client::new();
+    let (layers, config, manifest) = image;
+    for blob in layers.iter().chain(std::iter::once(config)) {
+        let r = http
+            .post(format!("http://{registry}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let url = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("http://{registry}{loc}")
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let r = http
+            .put(format!("{url}{sep}digest={}", sha(blob)))
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let r = http
+        .put(format!("http://{registry}/v2/{repo}/manifests/v1"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+fn pull_req(image: &str) -> PullImageRequest {
+    PullImageRequest {
+        image: Some(ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        auth: None,
+        sandbox_config: Some(PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "bench".into(),
+                uid: "bench".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn pw(args: &[&str], config: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
+        .args(args)
+        .env("PULLWARDEN_CONFIG", config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let registry = env("PW_IT_REGISTRY");
+    let containerd = PathBuf::from(env("PW_IT_CONTAINERD_SOCK"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = std::process::id();
+    let key = dir.path().join("bench");
+    let cfg = dir.path().join("c.toml");
+    let listen = dir.path().join("cri.sock");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"{}\"\nupstream = \"{}\"\nadmin = \"{}\"\nmetrics = \"\"\nstate_dir = \"{}\"\n\n[registry]\nplain_http = [\"{registry}\"]\n\n[[policy]]\nname = \"bench\"\nimages = [\"{registry}/bench/**\"]\n[policy.signatures]\nkeys = [\"{}\"]\n",
+            listen.display(),
+            containerd.display(),
+            dir.path().join("admin.sock").display(),
+            dir.path().join("state").display(),
+            key.with_extension("pub").display()
+        ),
+    )
+    .unwrap();
+    pw(&["keygen", "--output", key.to_str().unwrap()], &cfg);
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("PULLWARDEN_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    while std::os::unix::net::UnixStream::connect(&listen).is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut direct =
+        ImageServiceClient::new(pullwarden::cli::cri::channel(&containerd).await.unwrap());
+    let mut proxy = ImageServiceClient::new(pullwarden::cli::cri::channel(&listen).await.unwrap());
+
+    // --- cold pulls: N images each way, distinct content.
+    let n = 4u64;
+    let mut bare = Duration::ZERO;
+    let mut gated = Duration::ZERO;
+    let mut bytes = 0usize;
+    let mut gated_refs = Vec::new();
+    for i in 0..n {
+        let a = build_image(run as u64 * 100 + i * 2);
+        let b = build_image(run as u64 * 100 + i * 2 + 1);
+        bytes += b.0.iter().map(|l| l.len()).sum::<usize>();
+        let (ra, rb) = (
+            format!("bench/bare-{run}-{i}"),
+            format!("bench/gated-{run}-{i}"),
+        );
+        push(&registry, &ra, &a).await;
+        push(&registry, &rb, &b).await;
+        let gated_ref = format!("{registry}/{rb}:v1");
+        pw(
+            &[
+                "sign",
+                "--key",
+                key.with_extension("key").to_str().unwrap(),
+                &gated_ref,
+            ],
+            &cfg,
+        );
+        let t = Instant::now();
+        direct
+            .pull_image(pull_req(&format!("{registry}/{ra}:v1")))
+            .await
+            .unwrap();
+        bare += t.elapsed();
+        let t = Instant::now();
+        proxy.pull_image(pull_req(&gated_ref)).await.unwrap();
+        gated += t.elapsed();
+        gated_refs.push(gated_ref);
+    }
+    println!(
+        "Cold pulls, {n} images of 3 gzip layers (~24 MB uncompressed, {:.1} MB compressed each)",
+        bytes as f64 / n as f64 / 1e6
+    );
+    println!(
+        "  bare pull (containerd):               {:>8.1} ms per image",
+        bare.as_secs_f64() * 1e3 / n as f64
+    );
+    println!(
+        "  pull + verify + scan (pullwarden):    {:>8.1} ms per image",
+        gated.as_secs_f64() * 1e3 / n as f64
+    );
+    println!(
+        "  ratio:                                {:>8.2}x",
+        gated.as_secs_f64() / bare.as_secs_f64()
+    );
+
+    // --- present and allowed: PullImage again, interleaved.
+    let image = &gated_refs[0];
+    let rounds = 400;
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for i in 0..rounds + 30 {
+        let t = Instant::now();
+        direct.pull_image(pull_req(image)).await.unwrap();
+        let td = t.elapsed();
+        let t = Instant::now();
+        proxy.pull_image(pull_req(image)).await.unwrap();
+        let tp = t.elapsed();
+        if i >= 30 {
+            d.push(td);
+            p.push(tp);
+        }
+    }
+    d.sort();
+    p.sort();
+    println!("PullImage of a present, allowed image, {rounds} calls each, interleaved");
+    println!(
+        "  direct to containerd: p50 {:>7.3} ms   p99 {:>7.3} ms",
+        pct(&d, 0.5),
+        pct(&d, 0.99)
+    );
+    println!(
+        "  through pullwarden:   p50 {:>7.3} ms   p99 {:>7.3} ms",
+        pct(&p, 0.5),
+        pct(&p, 0.99)
+    );
+    println!(
+        "  added:                p50 {:>7.3} ms   p99 {:>7.3} ms   (ratio p50 {:.2}x; target <= 1 ms added at p50)",
+        pct(&p, 0.5) - pct(&d, 0.5),
+        pct(&p, 0.99) - pct(&d, 0.99),
+        pct(&p, 0.5) / pct(&d, 0.5)
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
