@@ -333,6 +333,24 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!out.stderr.is_empty());
 
+    // The SBOM of an allowed image, from the daemon (layers from containerd's store).
+    let cdx = node.json(&["sbom", &app_ref, "--format", "cyclonedx-json"]);
+    assert_eq!(cdx["bomFormat"], "CycloneDX");
+    assert!(
+        cdx.to_string()
+            .contains("pkg:deb/debian/base-files@12.4%2Bdeb12u5")
+            || cdx
+                .to_string()
+                .contains("pkg:deb/debian/base-files@12.4+deb12u5"),
+        "{cdx}"
+    );
+    let spdx = node.json(&["sbom", &app.digest, "--format", "spdx-json"]);
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    // Status: healthy, upstream reachable, the policies with their fingerprints.
+    let st = node.json(&["status", "--json"]);
+    assert_eq!(st["upstream"]["reachable"], true, "{st}");
+    assert_eq!(st["policies"].as_array().map(|p| p.len()), Some(2), "{st}");
+
     // Metrics count the decisions.
     let body = reqwest::get(format!("http://{}/metrics", node.metrics))
         .await
