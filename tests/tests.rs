@@ -2,4 +2,5 @@
 //! Tests that need the real registry and containerd read them from the environment
 //! that `integration/test.sh` sets up.
 
+mod scan;
 mod support;
