@@ -9,6 +9,7 @@ mod cri_proxy;
 mod gate_e2e;
 mod gate_flow;
 mod store;
+mod scan;
 mod support;
 mod verify;
 mod vulndb;

@@ -67,13 +67,14 @@ enum Source {
 fn parse_source(s: &str) -> anyhow::Result<Source> {
     if let Some(rest) = s.strip_prefix("oci:") {
         // DIR[:TAG]: a trailing `:tag` is a tag when what precedes it is a directory.
-        if let Some((dir, tag)) = rest.rsplit_once(':') {
-            if !tag.contains('/') && Path::new(dir).is_dir() {
-                return Ok(Source::Oci {
-                    dir: dir.into(),
-                    tag: Some(tag.to_string()),
-                });
-            }
+        if let Some((dir, tag)) = rest.rsplit_once(':')
+            && !tag.contains('/')
+            && Path::new(dir).is_dir()
+        {
+            return Ok(Source::Oci {
+                dir: dir.into(),
+                tag: Some(tag.to_string()),
+            });
         }
         return Ok(Source::Oci {
             dir: rest.into(),

@@ -41,10 +41,10 @@ fn replaced_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
 fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
     for wanted in ["etc/os-release", "usr/lib/os-release"] {
         for (i, l) in layers.iter().enumerate().rev() {
-            if let Some(o) = l.os_release.iter().rev().find(|o| o.path == wanted) {
-                if !deleted_above(layers, i, wanted) {
-                    return Some(o.distro.clone());
-                }
+            if let Some(o) = l.os_release.iter().rev().find(|o| o.path == wanted)
+                && !deleted_above(layers, i, wanted)
+            {
+                return Some(o.distro.clone());
             }
         }
     }

@@ -556,15 +556,15 @@ fn regular_file<R: BufRead>(
             );
         }
     }
-    if let (Some(h), Some(d)) = (hashers, ctx.denylist) {
-        if let Some(entry) = d.check(h) {
-            out.files.push(finding(
-                FileFindingKind::Denylisted,
-                &shown,
-                layer_id,
-                format!("content {entry} is on the denylist"),
-            ));
-        }
+    if let (Some(h), Some(d)) = (hashers, ctx.denylist)
+        && let Some(entry) = d.check(h)
+    {
+        out.files.push(finding(
+            FileFindingKind::Denylisted,
+            &shown,
+            layer_id,
+            format!("content {entry} is on the denylist"),
+        ));
     }
     Ok(())
 }

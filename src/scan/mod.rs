@@ -211,27 +211,37 @@ impl Scanner {
         }
         let next = AtomicUsize::new(0);
         let workers = self.limits.parallel_layers.clamp(1, todo.len().max(1));
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = todo.get(k) else { break };
-                        let Some(l) = layers.get(i) else { break };
-                        let r = self.scan_layer(src, l);
-                        if let (Ok(r), Some(c)) = (&r, cache) {
-                            if r.cacheable() {
+        let worker_panicked = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&i) = todo.get(k) else { break };
+                            let Some(l) = layers.get(i) else { break };
+                            let r = self.scan_layer(src, l);
+                            if let (Ok(r), Some(c)) = (&r, cache)
+                                && r.cacheable()
+                            {
                                 c.put(&self.cache_key(l), r);
                             }
+                            if let Some(Ok(mut slot)) = slots.get(i).map(|s| s.lock()) {
+                                *slot = Some(r);
+                            }
+                            report_progress(i, false);
                         }
-                        if let Some(Ok(mut slot)) = slots.get(i).map(|s| s.lock()) {
-                            *slot = Some(r);
-                        }
-                        report_progress(i, false);
-                    }
-                });
-            }
+                    })
+                })
+                .collect();
+            // Joined here so a panicking worker becomes an error, not a panic of ours.
+            handles
+                .into_iter()
+                .map(|h| h.join().is_err())
+                .fold(false, |a, b| a | b)
         });
+        if worker_panicked {
+            return Err(ScanError::Worker("a layer scan worker panicked"));
+        }
         slots
             .into_iter()
             .map(|s| {

@@ -273,11 +273,11 @@ impl SecretMatcher {
             fired.iter_mut().for_each(|f| *f = false);
             let mut any = false;
             for m in self.prefilter.find_overlapping_iter(chunk) {
-                if let Some(&r) = self.keyword_rule.get(m.pattern().as_usize()) {
-                    if let Some(f) = fired.get_mut(r) {
-                        *f = true;
-                        any = true;
-                    }
+                if let Some(&r) = self.keyword_rule.get(m.pattern().as_usize())
+                    && let Some(f) = fired.get_mut(r)
+                {
+                    *f = true;
+                    any = true;
                 }
             }
             if any {

@@ -1,0 +1,181 @@
+//! Layer-scan benchmark on a realistic multi-layer image (by default the Debian 12
+//! minbase fixture from `benches/build-fixture.sh`; any OCI layout via
+//! `PW_BENCH_IMAGE=DIR[:TAG]`). Prints the full scan time against a decompress-only
+//! pass over the same layers with the project's own decompressor, measured in the
+//! same run, their ratio (target ≤ 1.25), throughput and peak RSS.
+//!
+//!   benches/build-fixture.sh && cargo bench --bench scan
+
+use std::io::{BufReader, Read};
+use std::time::{Duration, Instant};
+
+use pullwarden::config::ScanLimits;
+use pullwarden::scan::decompress::{Inflate, detect};
+use pullwarden::scan::{BlobSource, LayerRef, MemoryLayerCache, OciLayout, Platform, Scanner};
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Resets the peak-RSS counter so each phase reports its own peak.
+fn reset_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Inflate only: the same decoder the scan uses, output discarded.
+fn decompress_only(src: &dyn BlobSource, layers: &[LayerRef]) -> u64 {
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 256 << 10];
+    for l in layers {
+        let blob = src.open(&l.digest).expect("blob");
+        let mut r = BufReader::with_capacity(256 << 10, blob.reader().expect("reader"));
+        let head = {
+            use std::io::BufRead;
+            r.fill_buf()
+                .expect("read")
+                .get(..4)
+                .unwrap_or_default()
+                .to_vec()
+        };
+        let mut d = Inflate::new(detect(&l.media_type, &head), r).expect("decoder");
+        loop {
+            let n = d.read(&mut buf).expect("inflate");
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+    }
+    total
+}
+
+fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut out = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let v = f();
+        best = best.min(t.elapsed());
+        out = Some(v);
+    }
+    (best, out.expect("at least one run"))
+}
+
+fn main() {
+    let spec = std::env::var("PW_BENCH_IMAGE")
+        .unwrap_or_else(|_| format!("{}/target/scan-fixture/oci:app", env!("CARGO_MANIFEST_DIR")));
+    let (dir, tag) = match spec.rsplit_once(':') {
+        Some((d, t)) if std::path::Path::new(d).is_dir() => (d.to_string(), Some(t.to_string())),
+        _ => (spec.clone(), None),
+    };
+    let runs: usize = std::env::var("PW_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let layout = match OciLayout::open(std::path::Path::new(&dir)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "{e}\nbuild the fixture first: benches/build-fixture.sh (or set PW_BENCH_IMAGE=DIR[:TAG])"
+            );
+            std::process::exit(2);
+        }
+    };
+    let amd64 = Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    };
+    let image = layout
+        .resolve(tag.as_deref(), &Platform::host())
+        .or_else(|_| layout.resolve(tag.as_deref(), &amd64))
+        .expect("resolve image");
+    let src = &layout.blobs;
+    let limits = ScanLimits::default();
+    let compressed: u64 = image.layers.iter().map(|l| l.size).sum();
+    println!(
+        "image {spec}: {} layers, {:.1} MB compressed",
+        image.layers.len(),
+        compressed as f64 / 1e6
+    );
+
+    // Warm the page cache so both sides read from memory.
+    let _ = decompress_only(src, &image.layers);
+
+    reset_hwm();
+    let (t_inflate, bytes) = best(runs, || decompress_only(src, &image.layers));
+    let rss_inflate = vm_hwm_kib();
+
+    let scanner = Scanner::new(&limits, None);
+    reset_hwm();
+    let (t_scan, report) = best(runs, || {
+        scanner.scan_layers(src, &image.layers, None).expect("scan")
+    });
+    let rss_scan = vm_hwm_kib();
+
+    let serial = Scanner::new(
+        &ScanLimits {
+            parallel_layers: 1,
+            ..limits.clone()
+        },
+        None,
+    );
+    let (t_serial, _) = best(runs, || {
+        serial.scan_layers(src, &image.layers, None).expect("scan")
+    });
+
+    let cache = MemoryLayerCache::new(100);
+    scanner
+        .scan_layers(src, &image.layers, Some(&cache))
+        .expect("scan");
+    let (t_cached, _) = best(runs, || {
+        scanner
+            .scan_layers(src, &image.layers, Some(&cache))
+            .expect("scan")
+    });
+
+    let mb = bytes as f64 / 1e6;
+    let mbps = |t: Duration| mb / t.as_secs_f64();
+    println!(
+        "uncompressed {:.1} MB; {} packages, {} secrets, {} file findings",
+        mb,
+        report.packages.len(),
+        report.secrets.len(),
+        report.files.len()
+    );
+    println!("best of {runs} runs:");
+    println!(
+        "  decompress only (1 thread)   {:>8.1} ms  {:>7.0} MB/s  peak RSS {:>6} KiB",
+        t_inflate.as_secs_f64() * 1e3,
+        mbps(t_inflate),
+        rss_inflate
+    );
+    println!(
+        "  full scan (parallel_layers={}) {:>8.1} ms  {:>7.0} MB/s  peak RSS {:>6} KiB",
+        limits.parallel_layers,
+        t_scan.as_secs_f64() * 1e3,
+        mbps(t_scan),
+        rss_scan
+    );
+    println!(
+        "  full scan (parallel_layers=1) {:>8.1} ms  {:>7.0} MB/s",
+        t_serial.as_secs_f64() * 1e3,
+        mbps(t_serial)
+    );
+    println!(
+        "  rescan, all layers cached     {:>8.3} ms",
+        t_cached.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio full scan / decompress only: {:.2} (target <= 1.25); serial scan: {:.2}",
+        t_scan.as_secs_f64() / t_inflate.as_secs_f64(),
+        t_serial.as_secs_f64() / t_inflate.as_secs_f64()
+    );
+}
