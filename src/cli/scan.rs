@@ -1,6 +1,8 @@
 //! `pullwarden scan SOURCE`: the gate's scan engine, offline, on an OCI layout
-//! (`oci:DIR[:TAG]`) or a `docker save` archive (`docker-archive:FILE`). Exit 0 when
-//! the policy allows the image, 1 when it denies it, 2 on error.
+//! (`oci:DIR[:TAG]`), a `docker save` archive (`docker-archive:FILE`) or an image in a
+//! registry (`docker://REF`), matched against the offline vulnerability database and
+//! judged by the same function as the gate. Exit 0 when the policy allows the image,
+//! 1 when it denies it, 2 on error.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use crate::config::{Config, ScanPolicy};
-use crate::policy::findings::judge_findings;
+use crate::policy::evaluate::judge_scan;
 use crate::report::ScanReport;
 use crate::scan::sbom::{self, SbomSubject};
 use crate::scan::{BlobSource, Denylist, DockerArchive, OciLayout, Platform, Progress, Scanner};
@@ -42,6 +44,10 @@ pub struct ScanArgs {
     /// Platform of a multi-platform image, os/arch[/variant] (default: linux/<this machine>).
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+    /// Vulnerability database (default: `<state_dir>/vulndb.redb` from the config;
+    /// fill it with `pullwarden db import`). Without one, no vulnerabilities are matched.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
 }
 
 /// Exit codes of `pullwarden scan`.
@@ -62,6 +68,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<i32> {
 enum Source {
     Oci { dir: PathBuf, tag: Option<String> },
     DockerArchive(PathBuf),
+    Registry(crate::reference::Reference),
 }
 
 fn parse_source(s: &str) -> anyhow::Result<Source> {
@@ -84,11 +91,8 @@ fn parse_source(s: &str) -> anyhow::Result<Source> {
     if let Some(rest) = s.strip_prefix("docker-archive:") {
         return Ok(Source::DockerArchive(rest.into()));
     }
-    if s.starts_with("docker://") {
-        bail!(
-            "{s}: scanning straight from a registry is not supported yet; copy the image first \
-             (skopeo copy {s} oci:DIR:TAG) and scan oci:DIR:TAG"
-        );
+    if let Some(rest) = s.strip_prefix("docker://") {
+        return Ok(Source::Registry(rest.parse()?));
     }
     bail!("{s:?} is not a scan source: use oci:DIR[:TAG], docker-archive:FILE or docker://REF")
 }
@@ -144,6 +148,12 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
             let (archive, image) = DockerArchive::open(&path)?;
             (Box::new(archive), image)
         }
+        Source::Registry(reference) => {
+            let blobs = RegistryBlobs::new(&config, reference)?;
+            let top = blobs.top.clone();
+            let image = crate::scan::resolve_image(&blobs, &top, &platform)?;
+            (Box::new(blobs), image)
+        }
     };
     let mut scanner = Scanner::new(&config.scan, denylist);
     if std::io::stderr().is_terminal() {
@@ -161,8 +171,20 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
     let report = scanner
         .scan_layers(blobs.as_ref(), &image.layers, None)
         .context("scan failed")?;
-    let judged = judge_findings(&scan_policy, &report.secrets, &report.files);
-    let decision = if judged.denied() { "deny" } else { "allow" };
+    let mut report = report;
+    let db_path = args
+        .db
+        .clone()
+        .unwrap_or_else(|| crate::vulndb::VulnDb::default_path(&config.server.state_dir));
+    let db = crate::vulndb::VulnDb::open(&db_path)
+        .with_context(|| format!("vulnerability database {}", db_path.display()))?;
+    report.vulnerabilities = db
+        .matches(report.os.as_ref(), &report.packages)
+        .context("matching vulnerabilities")?;
+    let judged = judge_scan(report, &scan_policy, time::OffsetDateTime::now_utc().date());
+    let report = &judged.report;
+    let denied = !judged.deny_reasons.is_empty();
+    let decision = if denied { "deny" } else { "allow" };
     if let (Some(format), Some(out)) = (args.sbom, &args.output) {
         let subject = SbomSubject {
             name: name.clone(),
@@ -170,8 +192,8 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
             created: time::OffsetDateTime::now_utc(),
         };
         let doc = match format {
-            SbomFormat::CyclonedxJson => sbom::cyclonedx(&subject, &report),
-            SbomFormat::SpdxJson => sbom::spdx(&subject, &report),
+            SbomFormat::CyclonedxJson => sbom::cyclonedx(&subject, report),
+            SbomFormat::SpdxJson => sbom::spdx(&subject, report),
         };
         std::fs::write(out, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("cannot write SBOM to {}", out.display()))?;
@@ -184,6 +206,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
             "platform": format!("{}/{}", image.os, image.architecture),
             "os": report.os,
             "policy": policy.map(|p| p.name.clone()),
+            "db_version": db.version(),
             "decision": decision,
             "reasons": judged.deny_reasons,
             "warnings": judged.warnings,
@@ -195,7 +218,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print_table(&args.source, &image.manifest_digest.to_string(), &report);
+        print_table(&args.source, &image.manifest_digest.to_string(), report);
         println!();
         let pname = policy
             .map(|p| p.name.as_str())
@@ -208,11 +231,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
             println!("  warn: {w}");
         }
     }
-    Ok(if judged.denied() {
-        EXIT_DENY
-    } else {
-        EXIT_ALLOW
-    })
+    Ok(if denied { EXIT_DENY } else { EXIT_ALLOW })
 }
 
 fn short(d: &str) -> String {
@@ -320,4 +339,76 @@ fn print_table(source: &str, digest: &str, r: &ScanReport) {
         rows.push(vec![kind, f.path.clone(), f.detail.clone()]);
     }
     table(&rows);
+}
+
+/// Blobs straight from a registry, fetched as the scanner asks for them (so about
+/// `parallel_layers` layers are in memory at once), digest-verified by the client.
+/// The top manifest (and an index's platform manifest) are fetched up front.
+struct RegistryBlobs {
+    client: crate::registry::RegistryClient,
+    reference: crate::reference::Reference,
+    creds: crate::registry::Credentials,
+    runtime: tokio::runtime::Runtime,
+    manifests: std::collections::HashMap<crate::digest::Digest, Vec<u8>>,
+    top: crate::digest::Digest,
+}
+
+impl RegistryBlobs {
+    fn new(
+        config: &Config,
+        reference: crate::reference::Reference,
+    ) -> anyhow::Result<RegistryBlobs> {
+        // Layers are blobs too: allow them up to the per-layer scan limit.
+        let mut registry = config.registry.clone();
+        registry.max_blob_bytes = registry.max_blob_bytes.max(config.scan.max_layer_bytes);
+        let client = crate::registry::RegistryClient::new(&registry)?;
+        let creds = crate::registry::Credentials::default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let mut manifests = std::collections::HashMap::new();
+        let top = runtime.block_on(client.resolve(&reference, &creds))?;
+        // Every manifest an index lists, so the platform choice stays the scanner's.
+        if let Ok(index) = serde_json::from_slice::<serde_json::Value>(&top.bytes)
+            && let Some(list) = index.get("manifests").and_then(|m| m.as_array())
+        {
+            for d in list
+                .iter()
+                .filter_map(|m| m.get("digest")?.as_str()?.parse().ok())
+            {
+                let m = runtime.block_on(client.manifest_by_digest(&reference, &d, &creds))?;
+                manifests.insert(m.digest, m.bytes.to_vec());
+            }
+        }
+        let digest = top.digest.clone();
+        manifests.insert(top.digest, top.bytes.to_vec());
+        Ok(RegistryBlobs {
+            client,
+            reference,
+            creds,
+            runtime,
+            manifests,
+            top: digest,
+        })
+    }
+}
+
+impl BlobSource for RegistryBlobs {
+    fn open(
+        &self,
+        digest: &crate::digest::Digest,
+    ) -> Result<crate::scan::Blob, crate::scan::ScanError> {
+        if let Some(m) = self.manifests.get(digest) {
+            return Ok(crate::scan::Blob::from_bytes(m.clone()));
+        }
+        let bytes = self
+            .runtime
+            .block_on(self.client.blob(&self.reference, digest, &self.creds))
+            .map_err(|e| crate::scan::ScanError::BlobRead {
+                digest: digest.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Ok(crate::scan::Blob::from_bytes(bytes.to_vec()))
+    }
 }
