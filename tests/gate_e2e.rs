@@ -543,3 +543,48 @@ async fn registry_down_is_registry_unavailable_and_nothing_is_cached() {
         "an infrastructure failure was stored as a verdict: {all}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vulnerability_import_invalidates_verdicts_and_denies() {
+    let node = Node::start("max_severity = \"high\"");
+    let app = image("e2e-vuln", vec![]);
+    let app_ref = push("e2evuln", &app).await;
+    node.sign(&app_ref);
+    let mut cri = images(&node.daemon.listen).await;
+    cri.pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap();
+
+    // A critical advisory for the installed base-files, imported while the daemon runs.
+    let osv = node.daemon.dir.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(
+        osv.join("DSA-9998-1.json"),
+        r#"{"schema_version":"1.6.0","id":"DSA-9998-1","modified":"2026-01-02T00:00:00Z","aliases":["CVE-2026-99998"],
+            "affected":[{"package":{"ecosystem":"Debian:12","name":"base-files"},
+                         "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"12.4+deb12u6"}]}]}],
+            "severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]}"#,
+    )
+    .unwrap();
+    let out = node.cli(&["db", "import", osv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "db import beside a running daemon: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // No reload needed: the daemon notices the new database and its version; the old
+    // verdict no longer admits the image and the next pull is judged anew.
+    let e = cri
+        .pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+    assert!(e.message().contains("DSA-9998-1"), "{}", e.message());
+    let v = node.json(&["verdict", "--json", &app.digest]);
+    assert_eq!(
+        v["findings"]["vulnerabilities"][0]["fixed_in"],
+        "12.4+deb12u6"
+    );
+    assert_ne!(v["db_version"], "none");
+}

@@ -225,8 +225,16 @@ pub struct LayerScanner {
     limits: Mutex<ScanLimits>,
     scanners: Mutex<HashMap<String, Arc<Scanner>>>,
     layers: LayerStore,
-    vulndb: std::sync::RwLock<Arc<VulnDb>>,
+    vulndb: std::sync::RwLock<(Arc<VulnDb>, Option<FileStamp>)>,
     vulndb_path: PathBuf,
+}
+
+/// What identifies one state of the database file: a `db import` changes it.
+type FileStamp = (std::time::SystemTime, u64);
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 /// Leases expire by themselves after this, should we crash mid-scan.
@@ -240,6 +248,7 @@ impl LayerScanner {
         layers: LayerStore,
         vulndb_path: PathBuf,
     ) -> Result<LayerScanner, GateError> {
+        let stamped = stamp(&vulndb_path);
         let db = VulnDb::open(&vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
         Ok(LayerScanner {
             containerd,
@@ -247,7 +256,7 @@ impl LayerScanner {
             limits: Mutex::new(limits),
             scanners: Mutex::new(HashMap::new()),
             layers,
-            vulndb: std::sync::RwLock::new(Arc::new(db)),
+            vulndb: std::sync::RwLock::new((Arc::new(db), stamped)),
             vulndb_path,
         })
     }
@@ -260,16 +269,37 @@ impl LayerScanner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        let stamped = stamp(&self.vulndb_path);
         let db = VulnDb::open(&self.vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
-        *self.vulndb.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(db);
+        *self.vulndb.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(db), stamped);
         Ok(())
     }
 
+    /// The database, reopened when the file changed since it was opened (a `db import`
+    /// beside the running daemon takes effect on the next pull, and its new version
+    /// invalidates every cached verdict). A reopen that fails keeps the open one.
     pub fn vulndb(&self) -> Arc<VulnDb> {
-        self.vulndb
-            .read()
-            .map(|d| d.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        let now = stamp(&self.vulndb_path);
+        {
+            let cur = self.vulndb.read().unwrap_or_else(|p| p.into_inner());
+            if cur.1 == now {
+                return cur.0.clone();
+            }
+        }
+        let mut cur = self.vulndb.write().unwrap_or_else(|p| p.into_inner());
+        if cur.1 != now {
+            match VulnDb::open(&self.vulndb_path) {
+                Ok(db) => {
+                    tracing::info!(version = %db.version(), "vulnerability database changed on disk; reopened");
+                    *cur = (Arc::new(db), now);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "vulnerability database changed but cannot be opened; keeping the open one");
+                    cur.1 = now;
+                }
+            }
+        }
+        cur.0.clone()
     }
 
     /// One scanner per policy (its denylist); `None` for a scan outside any policy.
