@@ -92,8 +92,7 @@ impl InterceptedCall {
     }
 }
 
-/// Decides intercepted calls. The daemon's gate verifies and scans; the passthrough
-/// gate only decodes, logs and forwards.
+/// Decides intercepted calls (the daemon's [`crate::gate::Gate`] verifies and scans).
 pub trait ImageGate: Send + Sync + 'static {
     fn pull_image(
         self: Arc<Self>,
@@ -106,54 +105,6 @@ pub trait ImageGate: Send + Sync + 'static {
         call: InterceptedCall,
         upstream: Arc<Upstream>,
     ) -> BoxFuture<'static, http::Response<BoxBody>>;
-}
-
-/// Logs the decoded request and forwards the original bytes.
-pub struct Passthrough;
-
-impl ImageGate for Passthrough {
-    fn pull_image(
-        self: Arc<Self>,
-        call: InterceptedCall,
-        upstream: Arc<Upstream>,
-    ) -> BoxFuture<'static, http::Response<BoxBody>> {
-        Box::pin(async move {
-            // An intercepted call must be readable to be judged: a malformed one is
-            // refused here rather than passed on unexamined.
-            let req = match call.decode::<k8s_cri::v1::PullImageRequest>("PullImage") {
-                Ok(req) => req,
-                Err(e) => return grpc::status_response(e.to_status()),
-            };
-            tracing::info!(
-                image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
-                namespace = req
-                    .sandbox_config
-                    .as_ref()
-                    .and_then(|s| s.metadata.as_ref())
-                    .map(|m| m.namespace.as_str())
-                    .unwrap_or(""),
-                "PullImage"
-            );
-            forward(&upstream, call.into_request()).await
-        })
-    }
-
-    fn image_status(
-        self: Arc<Self>,
-        call: InterceptedCall,
-        upstream: Arc<Upstream>,
-    ) -> BoxFuture<'static, http::Response<BoxBody>> {
-        Box::pin(async move {
-            match call.decode::<k8s_cri::v1::ImageStatusRequest>("ImageStatus") {
-                Ok(req) => tracing::debug!(
-                    image = req.image.as_ref().map(|i| i.image.as_str()).unwrap_or(""),
-                    "ImageStatus"
-                ),
-                Err(e) => return grpc::status_response(e.to_status()),
-            }
-            forward(&upstream, call.into_request()).await
-        })
-    }
 }
 
 /// Forwards one request upstream; upstream failures become gRPC `UNAVAILABLE`.
