@@ -382,6 +382,10 @@ fn cli_json_outputs() {
     assert_eq!(v["policy"], json!("prod"));
     assert_eq!(v["findings"]["secrets"][0]["path"], json!("/app/.env"));
     assert_eq!(v["signatures"]["checks"].as_array().unwrap().len(), 2);
+    // Exactly the stored verdict's JSON: no field renamed, dropped or added on the way.
+    let mut stored = sample_verdict(&digest_n(2), "app:2", Decision::Deny);
+    stored.decided_at = "2026-11-26T10:00:02Z".into();
+    assert_eq!(v, serde_json::to_value(&stored).unwrap());
 
     let list = json_out(&d.cli(&["verdicts", "--json"]));
     let list = list.as_array().unwrap();

@@ -17,7 +17,7 @@ use crate::policy::{Decision, DenyKind, Verdict};
 /// log) rather than slowing down pulls.
 const QUEUE_CAPACITY: usize = 8192;
 /// Most events committed in one transaction.
-const BATCH: usize = 1024;
+const BATCH: usize = QUEUE_CAPACITY;
 
 /// One pull decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

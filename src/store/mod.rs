@@ -3,9 +3,14 @@
 //! survives `kill -9`; a damaged file is moved aside and rebuilt empty, never trusted.
 //!
 //! Threading: one `VerdictStore` is shared by the whole daemon (`Arc<VerdictStore>`); all
-//! methods take `&self` and are safe to call from many threads. Every method does blocking
-//! file I/O (a durable commit is an `fsync`), so async callers run them under
-//! `tokio::task::spawn_blocking`, never directly on the runtime.
+//! methods take `&self` and are safe to call from many threads. Every method but
+//! `record` does blocking file I/O (a durable commit is an `fsync`), so async callers run
+//! them under `tokio::task::spawn_blocking`, never directly on the runtime; `record` only
+//! queues the event for a writer thread and may be called anywhere.
+//!
+//! Size: verdicts are kept per digest × policy fingerprint (a newer vulnerability db
+//! replaces the older verdict), the history and the layer results are bounded; only the
+//! number of distinct images has no bound (`purge` forgets them).
 //!
 //! What is never cached: a verdict that came from an infrastructure failure (a
 //! `deny_kind` of `registry` or `infrastructure`). Storing one as `allow` is refused by
