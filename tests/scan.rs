@@ -361,6 +361,22 @@ fn whiteouts_and_opaque_dirs_shape_the_final_inventory() {
 }
 
 #[test]
+fn a_replaced_go_binary_takes_its_modules_with_it() {
+    let go = Layer::from_entries(
+        &[Entry::file_mode("usr/local/bin/server", go_binary(), 0o755)],
+        Compression::Gzip,
+    );
+    let mut plain_elf = b"\x7fELF\x02\x01\x01".to_vec();
+    plain_elf.resize(300_000, 0);
+    let c = Layer::from_entries(
+        &[Entry::file_mode("usr/local/bin/server", plain_elf, 0o755)],
+        Compression::Gzip,
+    );
+    assert_eq!(names(&scan(&[go.clone()]), PackageType::GoModule).len(), 3);
+    assert!(names(&scan(&[go, c]), PackageType::GoModule).is_empty());
+}
+
+#[test]
 fn layer_cache_is_bounded_and_keyed_by_config() {
     let l = Layer::from_entries(&[Entry::file("a", "x")], Compression::Gzip);
     let blobs = MemoryBlobs::new();
@@ -566,6 +582,31 @@ fn digest_mismatch_is_a_finding_and_not_cached() {
         r.files
     );
     assert!(cache.is_empty());
+}
+
+#[test]
+fn finding_floods_are_capped_and_deny() {
+    let entries: Vec<Entry> = (0..10_050)
+        .map(|i| Entry::file_mode(&format!("s/{i}"), "x", 0o4755))
+        .collect();
+    let r = scan(&[Layer::from_entries(&entries, Compression::Gzip)]);
+    assert!(r.files.len() <= 10_001, "{}", r.files.len());
+    assert_eq!(r.files.last().unwrap().kind, FileFindingKind::LimitExceeded);
+}
+
+#[test]
+fn containerd_paths_are_committed_blobs_only() {
+    let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+    let p = ContainerdContent::new("/var/lib/containerd").blob_path(&d);
+    assert_eq!(
+        p,
+        std::path::Path::new("/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256")
+            .join("ab".repeat(32))
+    );
+    assert!(matches!(
+        pullwarden::scan::BlobSource::open(&ContainerdContent::new("/nonexistent"), &d),
+        Err(pullwarden::scan::ScanError::BlobNotFound { .. })
+    ));
 }
 
 // ------------------------------------------------------------------ files

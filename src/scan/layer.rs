@@ -563,15 +563,15 @@ fn regular_file<R: BufRead>(
         ));
     }
     if let Some(g) = go {
+        // Recorded even without build info: a binary an upper layer replaces must
+        // take the lower layer's Go packages with it.
         let pkgs = g.finish();
-        if !pkgs.is_empty() {
-            push_inventory(
-                out,
-                path,
-                layer_id,
-                pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
-            );
-        }
+        push_inventory(
+            out,
+            path,
+            layer_id,
+            pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
+        );
     }
     if let (Some(h), Some(d)) = (hashers, ctx.denylist)
         && let Some(entry) = d.check(h)
