@@ -783,6 +783,11 @@ fn run_cli(args: &[&str]) -> (i32, String, String) {
 }
 
 fn docker_archive(img: &Image, path: &std::path::Path) {
+    docker_archive_with(img, path, false)
+}
+
+/// `docker save` output: legacy `<id>/layer.tar` names, or (docker 25+) `blobs/sha256/<hex>`.
+fn docker_archive_with(img: &Image, path: &std::path::Path, by_digest: bool) {
     let mut entries = Vec::new();
     let mut layer_names = Vec::new();
     for (i, l) in img.layers.iter().enumerate() {
@@ -796,7 +801,11 @@ fn docker_archive(img: &Image, path: &std::path::Path) {
             }
             _ => l.blob.clone(),
         };
-        let name = format!("layer{i}/layer.tar");
+        let name = if by_digest {
+            format!("blobs/sha256/{}", Digest::sha256_of(&raw).hex())
+        } else {
+            format!("layer{i}/layer.tar")
+        };
         entries.push(Entry::file(&name, raw));
         layer_names.push(name);
     }
@@ -945,6 +954,56 @@ fn cli_scans_layouts_and_archives_with_json_sbom_and_exit_codes() {
     assert_eq!(code, 2);
     let (code, _, _) = run_cli(&[&format!("oci:{}:nope", layout.display())]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn docker_archives_new_and_broken() {
+    let l = Layer::from_entries(
+        &[Entry::file("var/lib/dpkg/status", DPKG_STATUS)],
+        Compression::Gzip,
+    );
+    let img = Image::new(vec![l]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("new.tar");
+    docker_archive_with(&img, &p, true);
+    let (archive, resolved) = pullwarden::scan::DockerArchive::open(&p).unwrap();
+    assert_eq!(resolved.layers[0].digest.to_string(), img.layers[0].diff_id);
+    let r = Scanner::new(&ScanLimits::default(), None)
+        .scan_layers(&archive, &resolved.layers, None)
+        .unwrap();
+    assert_eq!(names(&r, PackageType::Deb).len(), 3);
+    assert!(r.files.is_empty(), "{:?}", r.files);
+
+    // No manifest.json; a manifest naming a missing layer; not a tar at all.
+    let broken = dir.path().join("broken.tar");
+    std::fs::write(&broken, tar_of(&[Entry::file("x.json", "{}")])).unwrap();
+    assert!(pullwarden::scan::DockerArchive::open(&broken).is_err());
+    let m = serde_json::json!([{ "Config": "c.json", "Layers": ["missing/layer.tar"] }]);
+    std::fs::write(
+        &broken,
+        tar_of(&[
+            Entry::file("manifest.json", serde_json::to_vec(&m).unwrap()),
+            Entry::file("c.json", img.config.clone()),
+        ]),
+    )
+    .unwrap();
+    let err = pullwarden::scan::DockerArchive::open(&broken)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing/layer.tar"), "{err}");
+    std::fs::write(&broken, b"garbage".repeat(100)).unwrap();
+    assert!(pullwarden::scan::DockerArchive::open(&broken).is_err());
+
+    // An OCI layout whose index.json is not JSON.
+    let layout = dir.path().join("oci");
+    img.write_oci_layout(&layout, "t");
+    std::fs::write(layout.join("index.json"), b"{not json").unwrap();
+    assert!(matches!(
+        OciLayout::open(&layout)
+            .unwrap()
+            .resolve(Some("t"), &Platform::host()),
+        Err(pullwarden::scan::ScanError::BadLayout { .. })
+    ));
 }
 
 #[test]
