@@ -27,6 +27,21 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system, all threads) of this process so far, from /proc in
+/// clock ticks (1/100 s). Wall time on a shared 2-vCPU machine swings with other
+/// tenants' load; CPU time per run shows how much work the scan adds, steadily.
+fn cpu_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After the command name: state is field 3, utime 14, stime 15.
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
 /// Resets the peak-RSS counter so each phase reports its own peak.
 fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -153,16 +168,21 @@ fn main() {
     let (mut rss_inflate, mut rss_scan) = (0, 0);
     let mut bytes = 0;
     let mut report = None;
+    let (mut cpu_inflate, mut cpu_scan) = (0u64, 0u64);
     for _ in 0..runs {
         reset_hwm();
+        let c = cpu_ticks();
         let t = Instant::now();
         bytes = decompress_only(src, &image.layers);
         let a = t.elapsed();
+        cpu_inflate += cpu_ticks() - c;
         rss_inflate = rss_inflate.max(vm_hwm_kib());
         reset_hwm();
+        let c = cpu_ticks();
         let t = Instant::now();
         report = Some(scanner.scan_layers(src, &image.layers, None).expect("scan"));
         let b = t.elapsed();
+        cpu_scan += cpu_ticks() - c;
         rss_scan = rss_scan.max(vm_hwm_kib());
         t_inflate = t_inflate.min(a);
         t_scan = t_scan.min(b);
@@ -241,6 +261,12 @@ fn main() {
         t_cached.as_secs_f64() * 1e3
     );
     println!("median of per-run ratios (scan / decompress only): {median_ratio:.2}");
+    println!(
+        "CPU time per run: decompress only {:.0} ms, full scan {:.0} ms (all threads); CPU ratio {:.2}",
+        cpu_inflate as f64 * 10.0 / runs as f64,
+        cpu_scan as f64 * 10.0 / runs as f64,
+        cpu_scan as f64 / cpu_inflate.max(1) as f64
+    );
     println!(
         "ratio full scan / decompress only: {:.2} (target <= 1.25); serial scan: {:.2}",
         t_scan.as_secs_f64() / t_inflate.as_secs_f64(),
