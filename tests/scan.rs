@@ -372,7 +372,10 @@ fn a_replaced_go_binary_takes_its_modules_with_it() {
         &[Entry::file_mode("usr/local/bin/server", plain_elf, 0o755)],
         Compression::Gzip,
     );
-    assert_eq!(names(&scan(&[go.clone()]), PackageType::GoModule).len(), 3);
+    assert_eq!(
+        names(&scan(std::slice::from_ref(&go)), PackageType::GoModule).len(),
+        3
+    );
     assert!(names(&scan(&[go, c]), PackageType::GoModule).is_empty());
 }
 
