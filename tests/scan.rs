@@ -361,6 +361,25 @@ fn whiteouts_and_opaque_dirs_shape_the_final_inventory() {
 }
 
 #[test]
+fn a_replaced_go_binary_takes_its_modules_with_it() {
+    let go = Layer::from_entries(
+        &[Entry::file_mode("usr/local/bin/server", go_binary(), 0o755)],
+        Compression::Gzip,
+    );
+    let mut plain_elf = b"\x7fELF\x02\x01\x01".to_vec();
+    plain_elf.resize(300_000, 0);
+    let c = Layer::from_entries(
+        &[Entry::file_mode("usr/local/bin/server", plain_elf, 0o755)],
+        Compression::Gzip,
+    );
+    assert_eq!(
+        names(&scan(std::slice::from_ref(&go)), PackageType::GoModule).len(),
+        3
+    );
+    assert!(names(&scan(&[go, c]), PackageType::GoModule).is_empty());
+}
+
+#[test]
 fn layer_cache_is_bounded_and_keyed_by_config() {
     let l = Layer::from_entries(&[Entry::file("a", "x")], Compression::Gzip);
     let blobs = MemoryBlobs::new();
@@ -568,6 +587,31 @@ fn digest_mismatch_is_a_finding_and_not_cached() {
     assert!(cache.is_empty());
 }
 
+#[test]
+fn finding_floods_are_capped_and_deny() {
+    let entries: Vec<Entry> = (0..10_050)
+        .map(|i| Entry::file_mode(&format!("s/{i}"), "x", 0o4755))
+        .collect();
+    let r = scan(&[Layer::from_entries(&entries, Compression::Gzip)]);
+    assert!(r.files.len() <= 10_001, "{}", r.files.len());
+    assert_eq!(r.files.last().unwrap().kind, FileFindingKind::LimitExceeded);
+}
+
+#[test]
+fn containerd_paths_are_committed_blobs_only() {
+    let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+    let p = ContainerdContent::new("/var/lib/containerd").blob_path(&d);
+    assert_eq!(
+        p,
+        std::path::Path::new("/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256")
+            .join("ab".repeat(32))
+    );
+    assert!(matches!(
+        pullwarden::scan::BlobSource::open(&ContainerdContent::new("/nonexistent"), &d),
+        Err(pullwarden::scan::ScanError::BlobNotFound { .. })
+    ));
+}
+
 // ------------------------------------------------------------------ files
 
 #[test]
@@ -742,6 +786,11 @@ fn run_cli(args: &[&str]) -> (i32, String, String) {
 }
 
 fn docker_archive(img: &Image, path: &std::path::Path) {
+    docker_archive_with(img, path, false)
+}
+
+/// `docker save` output: legacy `<id>/layer.tar` names, or (docker 25+) `blobs/sha256/<hex>`.
+fn docker_archive_with(img: &Image, path: &std::path::Path, by_digest: bool) {
     let mut entries = Vec::new();
     let mut layer_names = Vec::new();
     for (i, l) in img.layers.iter().enumerate() {
@@ -755,7 +804,11 @@ fn docker_archive(img: &Image, path: &std::path::Path) {
             }
             _ => l.blob.clone(),
         };
-        let name = format!("layer{i}/layer.tar");
+        let name = if by_digest {
+            format!("blobs/sha256/{}", Digest::sha256_of(&raw).hex())
+        } else {
+            format!("layer{i}/layer.tar")
+        };
         entries.push(Entry::file(&name, raw));
         layer_names.push(name);
     }
@@ -905,6 +958,56 @@ fn cli_scans_layouts_and_archives_with_json_sbom_and_exit_codes() {
     assert_eq!(code, 2);
     let (code, _, _) = run_cli(&[&format!("oci:{}:nope", layout.display())]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn docker_archives_new_and_broken() {
+    let l = Layer::from_entries(
+        &[Entry::file("var/lib/dpkg/status", DPKG_STATUS)],
+        Compression::Gzip,
+    );
+    let img = Image::new(vec![l]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("new.tar");
+    docker_archive_with(&img, &p, true);
+    let (archive, resolved) = pullwarden::scan::DockerArchive::open(&p).unwrap();
+    assert_eq!(resolved.layers[0].digest.to_string(), img.layers[0].diff_id);
+    let r = Scanner::new(&ScanLimits::default(), None)
+        .scan_layers(&archive, &resolved.layers, None)
+        .unwrap();
+    assert_eq!(names(&r, PackageType::Deb).len(), 3);
+    assert!(r.files.is_empty(), "{:?}", r.files);
+
+    // No manifest.json; a manifest naming a missing layer; not a tar at all.
+    let broken = dir.path().join("broken.tar");
+    std::fs::write(&broken, tar_of(&[Entry::file("x.json", "{}")])).unwrap();
+    assert!(pullwarden::scan::DockerArchive::open(&broken).is_err());
+    let m = serde_json::json!([{ "Config": "c.json", "Layers": ["missing/layer.tar"] }]);
+    std::fs::write(
+        &broken,
+        tar_of(&[
+            Entry::file("manifest.json", serde_json::to_vec(&m).unwrap()),
+            Entry::file("c.json", img.config.clone()),
+        ]),
+    )
+    .unwrap();
+    let err = pullwarden::scan::DockerArchive::open(&broken)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing/layer.tar"), "{err}");
+    std::fs::write(&broken, b"garbage".repeat(100)).unwrap();
+    assert!(pullwarden::scan::DockerArchive::open(&broken).is_err());
+
+    // An OCI layout whose index.json is not JSON.
+    let layout = dir.path().join("oci");
+    img.write_oci_layout(&layout, "t");
+    std::fs::write(layout.join("index.json"), b"{not json").unwrap();
+    assert!(matches!(
+        OciLayout::open(&layout)
+            .unwrap()
+            .resolve(Some("t"), &Platform::host()),
+        Err(pullwarden::scan::ScanError::BadLayout { .. })
+    ));
 }
 
 #[test]

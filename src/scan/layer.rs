@@ -31,6 +31,10 @@ const MAX_ANALYZER_FILE: u64 = 64 << 20;
 const MAX_JAR: u64 = 256 << 20;
 /// Go binaries are megabytes; smaller ELF files are not searched for build info.
 const MIN_GO_BINARY: u64 = 256 << 10;
+/// Findings kept per layer. A layer past these is hostile or absurd; it is denied
+/// (LimitExceeded) rather than allowed to grow the report without bound.
+const MAX_FILE_FINDINGS: usize = 10_000;
+const MAX_SECRET_FINDINGS: usize = 1_000;
 
 /// An os-release file found in a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +328,19 @@ fn walk(
             Ok(None) => return WalkEnd::Finished,
             Err(e) => return WalkEnd::Tar(e),
         };
+        if out.files.len() > MAX_FILE_FINDINGS || out.secrets.len() > MAX_SECRET_FINDINGS {
+            out.files.truncate(MAX_FILE_FINDINGS);
+            out.secrets.truncate(MAX_SECRET_FINDINGS);
+            out.files.push(finding(
+                FileFindingKind::LimitExceeded,
+                "",
+                layer_id,
+                format!(
+                    "more than {MAX_FILE_FINDINGS} file findings or {MAX_SECRET_FINDINGS} secrets in one layer"
+                ),
+            ));
+            return WalkEnd::Stopped;
+        }
         entries += 1;
         out.summary.entries = entries;
         if entries > limits.max_layer_entries {
@@ -546,15 +563,15 @@ fn regular_file<R: BufRead>(
         ));
     }
     if let Some(g) = go {
+        // Recorded even without build info: a binary an upper layer replaces must
+        // take the lower layer's Go packages with it.
         let pkgs = g.finish();
-        if !pkgs.is_empty() {
-            push_inventory(
-                out,
-                path,
-                layer_id,
-                pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
-            );
-        }
+        push_inventory(
+            out,
+            path,
+            layer_id,
+            pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
+        );
     }
     if let (Some(h), Some(d)) = (hashers, ctx.denylist)
         && let Some(entry) = d.check(h)

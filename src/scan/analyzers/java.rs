@@ -12,11 +12,14 @@ use super::package;
 const MAX_DEPTH: u32 = 3;
 const MAX_MEMBER_BYTES: u64 = 64 << 20;
 const MAX_MEMBERS: usize = 100_000;
+/// Bytes inflated from nested archives per top-level archive, all levels together.
+const MAX_NESTED_BYTES: u64 = 512 << 20;
 
 /// Packages of an archive; `path` is where it sits (nested ones get `outer!/inner`).
 pub fn parse(bytes: &[u8], path: &str) -> Vec<(String, Package)> {
     let mut out = Vec::new();
-    walk(bytes, path, 0, &mut out);
+    let mut budget = MAX_NESTED_BYTES;
+    walk(bytes, path, 0, &mut budget, &mut out);
     out
 }
 
@@ -30,7 +33,7 @@ fn read_member(f: impl Read, declared: u64) -> Option<Vec<u8>> {
     (buf.len() as u64 <= MAX_MEMBER_BYTES).then_some(buf)
 }
 
-fn walk(bytes: &[u8], path: &str, depth: u32, out: &mut Vec<(String, Package)>) {
+fn walk(bytes: &[u8], path: &str, depth: u32, budget: &mut u64, out: &mut Vec<(String, Package)>) {
     let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else {
         return;
     };
@@ -53,10 +56,7 @@ fn walk(bytes: &[u8], path: &str, depth: u32, out: &mut Vec<(String, Package)>) 
             let size = f.size();
             manifest = read_member(f, size);
         } else if depth < MAX_DEPTH && (lower.ends_with(".jar") || lower.ends_with(".war")) {
-            let size = f.size();
-            if let Some(b) = read_member(f, size) {
-                nested.push((name, b));
-            }
+            nested.push((i, name));
         }
     }
     if from_pom.is_empty() {
@@ -66,8 +66,17 @@ fn walk(bytes: &[u8], path: &str, depth: u32, out: &mut Vec<(String, Package)>) 
     } else {
         out.extend(from_pom.into_iter().map(|p| (path.to_string(), p)));
     }
-    for (name, b) in nested {
-        walk(&b, &format!("{path}!/{name}"), depth + 1, out);
+    // One nested archive in memory at a time, within the shared budget.
+    for (i, name) in nested {
+        let Ok(f) = zip.by_index(i) else { continue };
+        let size = f.size();
+        if size > *budget {
+            break;
+        }
+        if let Some(b) = read_member(f, size) {
+            *budget = budget.saturating_sub(b.len() as u64);
+            walk(&b, &format!("{path}!/{name}"), depth + 1, budget, out);
+        }
     }
 }
 
@@ -159,5 +168,20 @@ pub(crate) mod tests {
             ]
         );
         assert!(parse(b"PK\x03\x04 not a zip", "/x.jar").is_empty());
+    }
+
+    #[test]
+    fn nesting_depth_is_bounded() {
+        let pom = |n: usize| format!("groupId=g\nartifactId=a{n}\nversion=1\n");
+        let mut inner = jar(&[("META-INF/maven/g/a5/pom.properties", pom(5).as_bytes())]);
+        for n in (0..5).rev() {
+            let name = format!("META-INF/maven/g/a{n}/pom.properties");
+            inner = jar(&[
+                (name.as_str(), pom(n).as_bytes()),
+                ("lib/inner.jar", &inner),
+            ]);
+        }
+        let got = parse(&inner, "/deep.jar");
+        assert_eq!(got.len(), MAX_DEPTH as usize + 1);
     }
 }
