@@ -29,6 +29,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// Bearer tokens kept at most.
+const MAX_CACHED_TOKENS: usize = 1024;
 /// Largest token-endpoint response read (tokens are a few KiB).
 const MAX_TOKEN_BYTES: u64 = 64 << 10;
 
@@ -654,12 +656,25 @@ impl RegistryClient {
             }) => {
                 let scope =
                     scope.unwrap_or_else(|| format!("repository:{}:pull", reference.repository));
+                let plain_ok = self
+                    .inner
+                    .plain_http
+                    .iter()
+                    .any(|h| *h == reference.registry);
                 let (token, ttl) = self
-                    .fetch_token(&realm, service.as_deref(), &scope, &creds)
+                    .fetch_token(&realm, service.as_deref(), &scope, &creds, plain_ok)
                     .await?;
                 if let Ok(mut t) = self.inner.tokens.lock() {
                     // Tokens expire; keep them a little less than their lifetime.
-                    let expires = Instant::now() + ttl.saturating_sub(Duration::from_secs(10));
+                    let now = Instant::now();
+                    let expires = now + ttl.saturating_sub(Duration::from_secs(10));
+                    // Bounded: one entry per (repository, credentials) a node pulls with.
+                    if t.len() >= MAX_CACHED_TOKENS {
+                        t.retain(|_, v| matches!(v, CachedToken::Bearer { expires, .. } if *expires > now));
+                        if t.len() >= MAX_CACHED_TOKENS {
+                            t.clear();
+                        }
+                    }
                     t.insert(
                         key,
                         CachedToken::Bearer {
@@ -722,6 +737,7 @@ impl RegistryClient {
         service: Option<&str>,
         scope: &str,
         creds: &Credentials,
+        plain_http_allowed: bool,
     ) -> Result<(String, Duration), RegistryError> {
         let token_err = |reason: String| RegistryError::Token {
             realm: realm.to_string(),
@@ -729,8 +745,12 @@ impl RegistryClient {
         };
         // The realm is chosen by the registry: only http(s) URLs are followed.
         let realm_url = reqwest::Url::parse(realm).map_err(|e| token_err(e.to_string()))?;
-        if !matches!(realm_url.scheme(), "https" | "http") {
-            return Err(token_err("realm is not an http(s) URL".into()));
+        // Credentials go to the realm: never in clear text unless the registry itself
+        // is one the operator allowed over plain HTTP.
+        match realm_url.scheme() {
+            "https" => {}
+            "http" if plain_http_allowed => {}
+            _ => return Err(token_err("realm is not an https URL".into())),
         }
         let req = if let Some(refresh) = &creds.identity_token {
             // OAuth2 refresh-token grant (docker's identity tokens).

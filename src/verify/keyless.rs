@@ -5,8 +5,9 @@
 //! goes around the crate: its certificate pool is crate-private and tied to its own
 //! registry client, and its legacy keyless path skips the layer-signature and the
 //! Rekor-body checks. Here, for every keyless signature:
-//! 1. the transparency entry's SET verifies with a trusted Rekor key (or its inclusion
-//!    proof reaches a checkpoint signed by one) — this yields the integrated time;
+//! 1. the transparency entry's SET verifies with a trusted Rekor key — this signs the
+//!    integrated time; an inclusion proof, when present, must reach a checkpoint
+//!    signed by the same log (RFC 6962 audit path + signed note);
 //! 2. the certificate chains to a trusted CA (rustls-webpki, code-signing EKU) with its
 //!    validity checked *at the integrated time*;
 //! 3. the signature verifies with the certificate's key over the signed bytes;
@@ -118,6 +119,7 @@ pub fn verify_tlog(
     tlog: Option<&TlogEntry>,
     evidence: &Evidence,
     signer_key_or_cert_pem: &BodyKey<'_>,
+    need_signed_time: bool,
 ) -> Result<i64, String> {
     let entry = tlog.ok_or("missing transparency proof (no Rekor entry)")?;
     let key = trust
@@ -144,6 +146,13 @@ pub fn verify_tlog(
     }
     if !proven {
         return Err("missing transparency proof (no SET and no inclusion proof)".into());
+    }
+    // Only the SET signs the integrated time; an inclusion proof alone proves the entry
+    // exists but not when, and certificate validity is judged at that time.
+    if need_signed_time && entry.set.is_none() {
+        return Err(
+            "missing transparency proof (no signed entry timestamp for the integrated time)".into(),
+        );
     }
     check_body(&entry.body, evidence, signer_key_or_cert_pem)?;
     Ok(entry.integrated_time)
