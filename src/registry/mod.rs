@@ -143,7 +143,12 @@ struct Inner {
     /// Content-addressed manifests and small blobs. Only by-digest reads are served
     /// from it, so it can never serve stale content.
     cache: Mutex<ContentCache>,
+    /// Registries seen without the referrers API, and when: the API is not asked again
+    /// for `REFERRERS_ABSENT_TTL` (the fallback tag serves meanwhile).
+    referrers_absent: Mutex<HashMap<String, Instant>>,
 }
+
+const REFERRERS_ABSENT_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Hash, PartialEq, Eq, Clone)]
 struct TokenKey {
@@ -201,6 +206,7 @@ impl RegistryClient {
                 auth_file,
                 tokens: Mutex::new(HashMap::new()),
                 cache: Mutex::new(ContentCache::new(CACHE_ENTRIES, CACHE_BYTES)),
+                referrers_absent: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -331,36 +337,15 @@ impl RegistryClient {
         })
     }
 
-    /// A manifest by tag, or None when the tag does not exist. A HEAD asks for the
-    /// digest first so that a tag whose manifest is cached costs one small round trip.
+    /// A manifest by tag, or None when the tag does not exist. Always a GET: signature
+    /// manifests are small, so a HEAD-then-cached-GET costs the same round trip and
+    /// doubles it on a miss (measured in benches/verify.rs).
     pub async fn manifest_by_tag(
         &self,
         reference: &Reference,
         tag: &str,
         creds: &Credentials,
     ) -> Result<Option<Manifest>, RegistryError> {
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.base(&reference.registry),
-            reference.repository,
-            tag
-        );
-        let has_cache = self.cache_len() > 0;
-        if has_cache {
-            match self.head_digest(reference, &url, creds).await {
-                Ok(Some(d)) => {
-                    if self.cache_get(&d).is_some() {
-                        return self
-                            .manifest_by_digest(reference, &d, creds)
-                            .await
-                            .map(Some);
-                    }
-                }
-                Ok(None) => {}
-                Err(RegistryError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
         match self.manifest_by_tag_uncached(reference, tag, creds).await {
             Ok(m) => Ok(Some(m)),
             Err(RegistryError::NotFound { .. }) => Ok(None),
@@ -371,6 +356,34 @@ impl RegistryClient {
     /// The OCI 1.1 referrers API. `Ok(None)` when the registry does not implement it
     /// (404), so the caller falls back to the `sha256-<hex>` tag.
     pub async fn referrers(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        creds: &Credentials,
+    ) -> Result<Option<Bytes>, RegistryError> {
+        let absent_since = self
+            .inner
+            .referrers_absent
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&reference.registry).copied());
+        if absent_since.is_some_and(|t| t.elapsed() < REFERRERS_ABSENT_TTL) {
+            return Ok(None);
+        }
+        let result = self
+            .referrers_uncached(reference, subject, artifact_type, creds)
+            .await;
+        if let (Ok(None), Ok(mut m)) = (&result, self.inner.referrers_absent.lock()) {
+            if m.len() > MAX_CACHED_TOKENS {
+                m.clear();
+            }
+            m.insert(reference.registry.clone(), Instant::now());
+        }
+        result
+    }
+
+    async fn referrers_uncached(
         &self,
         reference: &Reference,
         subject: &Digest,
@@ -532,33 +545,6 @@ impl RegistryClient {
         if let Ok(mut c) = self.inner.cache.lock() {
             c.put(d.clone(), media_type.to_string(), bytes.clone());
         }
-    }
-
-    fn cache_len(&self) -> usize {
-        self.inner.cache.lock().map(|c| c.len()).unwrap_or(0)
-    }
-
-    async fn head_digest(
-        &self,
-        reference: &Reference,
-        url: &str,
-        creds: &Credentials,
-    ) -> Result<Option<Digest>, RegistryError> {
-        let resp = self
-            .send(
-                reference,
-                reqwest::Method::HEAD,
-                url,
-                Some(MANIFEST_ACCEPT),
-                creds,
-            )
-            .await?;
-        check_status(&reference.registry, url, resp.status())?;
-        Ok(resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse().ok()))
     }
 
     async fn get(
