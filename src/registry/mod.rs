@@ -642,11 +642,7 @@ impl RegistryClient {
             }) => {
                 let scope =
                     scope.unwrap_or_else(|| format!("repository:{}:pull", reference.repository));
-                let plain_ok = self
-                    .inner
-                    .plain_http
-                    .iter()
-                    .any(|h| *h == reference.registry);
+                let plain_ok = self.inner.plain_http.contains(&reference.registry);
                 let (token, ttl) = self
                     .fetch_token(&realm, service.as_deref(), &scope, &creds, plain_ok)
                     .await?;

@@ -554,7 +554,7 @@ mod tests {
             let mut sig = vec![1, 2, 3, 4];
             sig.extend(log.sign(text.as_bytes()).unwrap());
             let note = format!("{text}\n\u{2014} rekor.test {}\n", BASE64.encode(&sig));
-            for m in 0..n {
+            for (m, body) in bodies.iter().enumerate() {
                 let proof = InclusionProof {
                     log_index: m as u64,
                     tree_size: n as u64,
@@ -562,25 +562,21 @@ mod tests {
                     hashes: path(m, &leaves),
                     checkpoint: Some(note.clone()),
                 };
-                verify_inclusion(&proof, &bodies[m], &key)
-                    .unwrap_or_else(|e| panic!("n={n} m={m}: {e}"));
+                verify_inclusion(&proof, body, &key).unwrap_or_else(|e| panic!("n={n} m={m}: {e}"));
                 // Another body, another index, a tampered path, a forged note: all fail.
                 assert!(verify_inclusion(&proof, b"forged", &key).is_err());
                 if n > 1 {
                     let mut other = proof.clone();
                     other.log_index = ((m + 1) % n) as u64;
-                    assert!(
-                        verify_inclusion(&other, &bodies[m], &key).is_err(),
-                        "n={n} m={m}"
-                    );
+                    assert!(verify_inclusion(&other, body, &key).is_err(), "n={n} m={m}");
                     let mut tampered = proof.clone();
                     tampered.hashes[0][0] ^= 1;
-                    assert!(verify_inclusion(&tampered, &bodies[m], &key).is_err());
+                    assert!(verify_inclusion(&tampered, body, &key).is_err());
                 }
                 let mut forged = proof.clone();
                 forged.checkpoint = Some(note.replace(" - 1\n", " - 2\n"));
                 assert_eq!(
-                    verify_inclusion(&forged, &bodies[m], &key).unwrap_err(),
+                    verify_inclusion(&forged, body, &key).unwrap_err(),
                     "Rekor checkpoint signature does not verify"
                 );
             }
