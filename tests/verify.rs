@@ -570,6 +570,27 @@ async fn bearer_token_flow_with_basic_credentials() {
     assert!(c.resolve(&r, &creds).await.is_ok());
     let wrong = Credentials::basic("alice", "nope");
     assert!(c.resolve(&r, &wrong).await.is_err());
+
+    // A pull without credentials falls back to `[registry] auth_file` (docker config.json).
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("config.json");
+    std::fs::write(
+        &auth,
+        format!(
+            r#"{{"auths":{{"http://{}/v2/":{{"auth":"{}"}}}}}}"#,
+            fake.addr,
+            B64.encode("alice:pw")
+        ),
+    )
+    .unwrap();
+    let mut cfg = registry_cfg(&fake.addr);
+    cfg.auth_file = Some(auth);
+    let with_file = RegistryClient::new(&cfg).unwrap();
+    let m = with_file
+        .resolve(&r, &Credentials::default())
+        .await
+        .unwrap();
+    assert_eq!(m.digest.to_string(), img.digest);
 }
 
 // ---------------------------------------------------------------- keyless

@@ -109,12 +109,16 @@ async fn discover_bundles(
         artifact,
         evidence,
     };
-    let (source, index) = match client.referrers(reference, subject, None, creds).await {
+    // Both asked at once (one round trip instead of two on registries without the
+    // API); the tag only counts when the API is absent.
+    let tag = subject.tag_form();
+    let (api, fallback) = futures::join!(
+        client.referrers(reference, subject, None, creds),
+        client.manifest_by_tag(reference, &tag, creds)
+    );
+    let (source, index) = match api {
         Ok(Some(b)) => (SOURCE_REFERRERS, b),
-        Ok(None) => match client
-            .manifest_by_tag(reference, &subject.tag_form(), creds)
-            .await
-        {
+        Ok(None) => match fallback {
             Ok(Some(m)) => (SOURCE_REFERRERS_TAG, m.bytes),
             Ok(None) => return Ok(Vec::new()),
             Err(e) => {
@@ -145,15 +149,25 @@ async fn discover_bundles(
             )]);
         }
     };
-    let mut out = Vec::new();
-    let bundles = index.manifests.iter().filter(|d| {
-        d.artifact_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with(BUNDLE_MEDIA_PREFIX))
-    });
-    for desc in bundles.take(MAX_ARTIFACTS) {
-        let evidence = bundle_artifact(client, reference, subject, desc, creds).await?;
-        out.push(found(source, Some(desc.digest.clone()), evidence));
+    let bundles: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| {
+            d.artifact_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with(BUNDLE_MEDIA_PREFIX))
+        })
+        .take(MAX_ARTIFACTS)
+        .collect();
+    let results = futures::future::join_all(
+        bundles
+            .iter()
+            .map(|desc| bundle_artifact(client, reference, subject, desc, creds)),
+    )
+    .await;
+    let mut out = Vec::with_capacity(bundles.len());
+    for (desc, evidence) in bundles.iter().zip(results) {
+        out.push(found(source, Some(desc.digest.clone()), evidence?));
     }
     Ok(out)
 }
@@ -187,29 +201,42 @@ async fn bundle_artifact(
         }
         None => return Ok(Err("bundle manifest has no subject".into())),
     }
-    let mut bundle = None;
-    let mut payload = None;
-    for layer in m.layers.iter().take(MAX_LAYERS) {
-        let want_bundle = layer.media_type.starts_with(BUNDLE_MEDIA_PREFIX) && bundle.is_none();
-        let want_payload = layer.media_type == SIMPLE_SIGNING_MEDIA_TYPE && payload.is_none();
-        if !want_bundle && !want_payload {
-            continue;
-        }
-        let Ok(d) = layer.digest.parse::<Digest>() else {
-            return Ok(Err("bundle layer has an invalid digest".into()));
-        };
-        let bytes: Bytes = match client.blob(reference, &d, creds).await {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(format!("bundle layer {}", content_or_fail(e)?))),
-        };
-        if want_bundle {
-            bundle = Some(bytes);
-        } else {
-            payload = Some(bytes.to_vec());
-        }
-    }
-    let Some(bundle) = bundle else {
+    let layers = m.layers.iter().take(MAX_LAYERS);
+    let bundle_layer = layers
+        .clone()
+        .find(|l| l.media_type.starts_with(BUNDLE_MEDIA_PREFIX));
+    let payload_layer = layers
+        .clone()
+        .find(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE);
+    let Some(bundle_layer) = bundle_layer else {
         return Ok(Err("bundle manifest has no sigstore bundle layer".into()));
+    };
+    let fetch = |layer: &Descriptor| {
+        let digest = layer.digest.parse::<Digest>();
+        async move {
+            let Ok(d) = digest else {
+                return Ok(Err("bundle layer has an invalid digest".to_string()));
+            };
+            match client.blob(reference, &d, creds).await {
+                Ok(b) => Ok(Ok(b)),
+                Err(e) => Ok(Err(format!("bundle layer {}", content_or_fail(e)?))),
+            }
+        }
+    };
+    let (bundle, payload) = futures::join!(fetch(bundle_layer), async {
+        match payload_layer {
+            Some(l) => fetch(l).await.map(Some),
+            None => Ok(None),
+        }
+    });
+    let bundle: Bytes = match bundle? {
+        Ok(b) => b,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let payload = match payload? {
+        None => None,
+        Some(Ok(p)) => Some(p.to_vec()),
+        Some(Err(reason)) => return Ok(Err(reason)),
     };
     Ok(evidence::from_bundle(&bundle, payload))
 }
@@ -244,25 +271,28 @@ async fn discover_legacy(
             Err("signature manifest is not an OCI manifest".into()),
         )]);
     };
-    let mut out = Vec::new();
-    let layers = m
+    let layers: Vec<&Descriptor> = m
         .layers
         .iter()
-        .filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE);
-    for layer in layers.take(MAX_LAYERS) {
-        let artifact = Some(layer.digest.clone());
+        .filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
+        .take(MAX_LAYERS)
+        .collect();
+    let results = futures::future::join_all(layers.iter().map(|layer| async move {
         let Ok(d) = layer.digest.parse::<Digest>() else {
-            out.push(found(
-                artifact,
-                Err("signature layer has an invalid digest".into()),
-            ));
-            continue;
+            return Ok(Err("signature layer has an invalid digest".to_string()));
         };
-        let evidence = match client.blob(reference, &d, creds).await {
-            Ok(payload) => evidence::from_legacy_layer(payload.to_vec(), &layer.annotations),
-            Err(e) => Err(format!("signature layer {}", content_or_fail(e)?)),
-        };
-        out.push(found(artifact, evidence));
+        match client.blob(reference, &d, creds).await {
+            Ok(payload) => Ok(evidence::from_legacy_layer(
+                payload.to_vec(),
+                &layer.annotations,
+            )),
+            Err(e) => Ok(Err(format!("signature layer {}", content_or_fail(e)?))),
+        }
+    }))
+    .await;
+    let mut out = Vec::with_capacity(layers.len());
+    for (layer, evidence) in layers.iter().zip(results) {
+        out.push(found(Some(layer.digest.clone()), evidence?));
     }
     if out.is_empty() {
         out.push(found(

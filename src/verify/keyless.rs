@@ -5,8 +5,9 @@
 //! goes around the crate: its certificate pool is crate-private and tied to its own
 //! registry client, and its legacy keyless path skips the layer-signature and the
 //! Rekor-body checks. Here, for every keyless signature:
-//! 1. the transparency entry's SET verifies with a trusted Rekor key (or its inclusion
-//!    proof reaches a checkpoint signed by one) — this yields the integrated time;
+//! 1. the transparency entry's SET verifies with a trusted Rekor key — this signs the
+//!    integrated time; an inclusion proof, when present, must reach a checkpoint
+//!    signed by the same log (RFC 6962 audit path + signed note);
 //! 2. the certificate chains to a trusted CA (rustls-webpki, code-signing EKU) with its
 //!    validity checked *at the integrated time*;
 //! 3. the signature verifies with the certificate's key over the signed bytes;
@@ -118,6 +119,7 @@ pub fn verify_tlog(
     tlog: Option<&TlogEntry>,
     evidence: &Evidence,
     signer_key_or_cert_pem: &BodyKey<'_>,
+    need_signed_time: bool,
 ) -> Result<i64, String> {
     let entry = tlog.ok_or("missing transparency proof (no Rekor entry)")?;
     let key = trust
@@ -144,6 +146,13 @@ pub fn verify_tlog(
     }
     if !proven {
         return Err("missing transparency proof (no SET and no inclusion proof)".into());
+    }
+    // Only the SET signs the integrated time; an inclusion proof alone proves the entry
+    // exists but not when, and certificate validity is judged at that time.
+    if need_signed_time && entry.set.is_none() {
+        return Err(
+            "missing transparency proof (no signed entry timestamp for the integrated time)".into(),
+        );
     }
     check_body(&entry.body, evidence, signer_key_or_cert_pem)?;
     Ok(entry.integrated_time)
@@ -545,7 +554,7 @@ mod tests {
             let mut sig = vec![1, 2, 3, 4];
             sig.extend(log.sign(text.as_bytes()).unwrap());
             let note = format!("{text}\n\u{2014} rekor.test {}\n", BASE64.encode(&sig));
-            for m in 0..n {
+            for (m, body) in bodies.iter().enumerate() {
                 let proof = InclusionProof {
                     log_index: m as u64,
                     tree_size: n as u64,
@@ -553,25 +562,21 @@ mod tests {
                     hashes: path(m, &leaves),
                     checkpoint: Some(note.clone()),
                 };
-                verify_inclusion(&proof, &bodies[m], &key)
-                    .unwrap_or_else(|e| panic!("n={n} m={m}: {e}"));
+                verify_inclusion(&proof, body, &key).unwrap_or_else(|e| panic!("n={n} m={m}: {e}"));
                 // Another body, another index, a tampered path, a forged note: all fail.
                 assert!(verify_inclusion(&proof, b"forged", &key).is_err());
                 if n > 1 {
                     let mut other = proof.clone();
                     other.log_index = ((m + 1) % n) as u64;
-                    assert!(
-                        verify_inclusion(&other, &bodies[m], &key).is_err(),
-                        "n={n} m={m}"
-                    );
+                    assert!(verify_inclusion(&other, body, &key).is_err(), "n={n} m={m}");
                     let mut tampered = proof.clone();
                     tampered.hashes[0][0] ^= 1;
-                    assert!(verify_inclusion(&tampered, &bodies[m], &key).is_err());
+                    assert!(verify_inclusion(&tampered, body, &key).is_err());
                 }
                 let mut forged = proof.clone();
                 forged.checkpoint = Some(note.replace(" - 1\n", " - 2\n"));
                 assert_eq!(
-                    verify_inclusion(&forged, &bodies[m], &key).unwrap_err(),
+                    verify_inclusion(&forged, body, &key).unwrap_err(),
                     "Rekor checkpoint signature does not verify"
                 );
             }

@@ -226,7 +226,13 @@ impl Verifier {
             let trust = self.trust.as_ref().ok_or(
                 "missing transparency proof (policy requires one but has no trusted_root)",
             )?;
-            keyless::verify_tlog(trust, ev.tlog.as_ref(), ev, &BodyKey::Spki(&key.spki))?;
+            keyless::verify_tlog(
+                trust,
+                ev.tlog.as_ref(),
+                ev,
+                &BodyKey::Spki(&key.spki),
+                false,
+            )?;
         }
         self.check_binding(ev, reference, image, f)
     }
@@ -250,8 +256,13 @@ impl Verifier {
         if !keys::verify_with_spki(&spki, &ev.signature, &ev.signed) {
             return Err("signature does not verify with the certificate's key".into());
         }
-        let integrated =
-            keyless::verify_tlog(trust, ev.tlog.as_ref(), ev, &BodyKey::Certificate(leaf))?;
+        let integrated = keyless::verify_tlog(
+            trust,
+            ev.tlog.as_ref(),
+            ev,
+            &BodyKey::Certificate(leaf),
+            true,
+        )?;
         let cert = keyless::verify_certificate(trust, &ev.certificates, integrated)?;
         self.check_binding(ev, reference, image, f)?;
         Ok(cert)
