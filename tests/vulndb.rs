@@ -601,3 +601,65 @@ fn shared_between_threads() {
         Some("2024-03-01T00:00:00.000000Z")
     );
 }
+
+#[test]
+fn import_while_a_reader_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vulndb.redb");
+    let src = dir.path().join("src");
+    write(
+        &src,
+        "a.json",
+        &record("GHSA-lp", "2024-01-01T00:00:00Z", "1.2.0", false),
+    );
+    VulnDb::open(&path)
+        .unwrap()
+        .import(std::slice::from_ref(&src))
+        .unwrap();
+
+    // the daemon's instance stays open across the import
+    let daemon = VulnDb::open(&path).unwrap();
+    let old_version = daemon.version();
+    assert!(!daemon.is_replaced());
+    // a crashed earlier import left its working copy behind: it must not matter
+    write(dir.path(), "vulndb.redb.importing", "half-written junk");
+
+    write(
+        &src,
+        "a.json",
+        &record("GHSA-lp", "2024-02-01T00:00:00Z", "1.3.0", false),
+    );
+    let mut cli = VulnDb::open(&path).unwrap();
+    let r = cli.import(std::slice::from_ref(&src)).unwrap();
+    assert_eq!(r.updated, 1);
+    assert_eq!(r.version_before, old_version);
+    assert!(!dir.path().join("vulndb.redb.importing").exists());
+
+    // the old instance still answers from its snapshot, and knows it is stale
+    let p = [pkg(PackageType::Npm, "left-pad", "1.2.5")];
+    assert!(daemon.matches(None, &p).unwrap().is_empty());
+    assert_eq!(daemon.version(), old_version);
+    assert!(daemon.is_replaced());
+    let fresh = VulnDb::open(&path).unwrap();
+    assert_eq!(fresh.version(), cli.version());
+    assert_ne!(fresh.version(), old_version);
+    assert_eq!(
+        fresh.matches(None, &p).unwrap()[0].fixed_in.as_deref(),
+        Some("1.3.0")
+    );
+}
+
+#[test]
+fn import_into_a_corrupt_database_is_refused_and_leaves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "junk", &"z".repeat(4096));
+    // a handle opened on a missing file; by import time a corrupt file sits there
+    let mut late = VulnDb::open(dir.path().join("late.redb")).unwrap();
+    std::fs::copy(&path, dir.path().join("late.redb")).unwrap();
+    let e = late.import(&[fixtures()]).unwrap_err();
+    assert!(matches!(e, VulnDbError::Corrupt { .. }), "{e:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("late.redb")).unwrap(),
+        "z".repeat(4096).into_bytes()
+    );
+}

@@ -71,10 +71,10 @@ pub enum VulnDbError {
         #[source]
         source: redb::Error,
     },
-    #[error("vulnerability database {path}: creating {dir}")]
-    CreateDir {
+    #[error("vulnerability database {path}: {what}")]
+    Io {
         path: PathBuf,
-        dir: PathBuf,
+        what: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -152,6 +152,8 @@ pub struct VulnDb {
     path: PathBuf,
     handle: Option<Handle>,
     version: String,
+    /// Identity of the file opened, None when it did not exist.
+    file_id: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for VulnDb {
@@ -185,6 +187,7 @@ impl VulnDb {
                 path,
                 handle: None,
                 version: EMPTY_VERSION.into(),
+                file_id: None,
             });
         }
         let handle = match redb::ReadOnlyDatabase::open(&path) {
@@ -205,10 +208,12 @@ impl VulnDb {
                 }
             }
         };
+        let file_id = file_id(&path);
         let mut db = VulnDb {
             path,
             handle: Some(handle),
             version: EMPTY_VERSION.into(),
+            file_id,
         };
         db.version = db.read_version()?;
         Ok(db)
@@ -272,157 +277,68 @@ impl VulnDb {
             .unwrap_or_else(|| EMPTY_VERSION.into()))
     }
 
-    /// Switch to a writable handle, creating the file (and its directory) if needed.
-    fn writable(&mut self) -> Result<&redb::Database, VulnDbError> {
-        if !matches!(self.handle, Some(Handle::Write(_))) {
-            // The read-only handle holds a shared lock; drop it before locking for write.
-            self.handle = None;
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| VulnDbError::CreateDir {
-                    path: self.path.clone(),
-                    dir: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-            let db = match redb::Database::create(&self.path) {
-                Ok(db) => db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                    return Err(VulnDbError::InUse {
-                        path: self.path.clone(),
-                    });
-                }
-                Err(source) => {
-                    return Err(VulnDbError::Corrupt {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
-            };
-            // A fresh file gets our schema; an existing one must already have it.
-            let txn = db.begin_write().map_err(|e| self.storage(e))?;
-            {
-                let mut meta = txn.open_table(META).map_err(|e| self.storage(e))?;
-                let existing = meta
-                    .get("schema")
-                    .map_err(|e| self.storage(e))?
-                    .map(|v| v.value().to_string());
-                let has_records = txn
-                    .open_table(RECORDS)
-                    .map_err(|e| self.storage(e))?
-                    .len()
-                    .map_err(|e| self.storage(e))?
-                    > 0;
-                match existing {
-                    Some(s) if s == SCHEMA => {}
-                    None if !has_records => {
-                        meta.insert("schema", SCHEMA).map_err(|e| self.storage(e))?;
-                    }
-                    other => {
-                        return Err(VulnDbError::Schema {
-                            path: self.path.clone(),
-                            found: other.unwrap_or_default(),
-                        });
-                    }
-                }
-                txn.open_table(AFFECTED).map_err(|e| self.storage(e))?;
-                txn.open_table(ALIASES).map_err(|e| self.storage(e))?;
-                txn.open_table(ECO_COUNTS).map_err(|e| self.storage(e))?;
-            }
-            txn.commit().map_err(|e| self.storage(e))?;
-            self.handle = Some(Handle::Write(db));
-        }
-        match &self.handle {
-            Some(Handle::Write(db)) => Ok(db),
-            // unreachable by construction; reported rather than panicking
-            _ => Err(VulnDbError::InUse {
-                path: self.path.clone(),
-            }),
-        }
-    }
-
-    /// Import OSV sources (zip archives, directories, JSON files) in one transaction:
-    /// readers see the old content or the new, never a mix.
+    /// Import OSV sources (zip archives, directories, JSON files).
+    ///
+    /// Copy-on-write: the import runs on a copy (`<db>.importing`) which then replaces
+    /// the database by rename. Readers that have the old file open (the daemon) keep a
+    /// consistent view and are never locked out, an interrupted import leaves the old
+    /// database untouched, and concurrent imports are serialised by `<db>.lock`.
     pub fn import(&mut self, paths: &[PathBuf]) -> Result<ImportReport, VulnDbError> {
         let started = Instant::now();
+        let path = self.path.clone();
+        let io = |what: &'static str, source: std::io::Error| VulnDbError::Io {
+            path: path.clone(),
+            what,
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating its directory", e))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(sibling(&self.path, "lock"))
+            .map_err(|e| io("opening the import lock", e))?;
+        lock.lock().map_err(|e| io("taking the import lock", e))?;
+        // Under the lock, the file on disk is what the previous import left; match it.
         let mut report = ImportReport {
-            version_before: self.version.clone(),
+            version_before: match VulnDb::open(&self.path) {
+                Ok(current) => current.version,
+                Err(e) => return Err(e),
+            },
             ..Default::default()
         };
-        let path = self.path.clone();
-        let storage = |e: redb::Error| VulnDbError::Storage {
-            path: path.clone(),
-            source: e,
-        };
-        let db = self.writable()?;
-        let txn = db.begin_write().map_err(|e| storage(e.into()))?;
-        let mut notes = ParseNotes::default();
-        let mut fatal: Option<VulnDbError> = None;
-        {
-            let mut tables = Tables {
-                records: txn.open_table(RECORDS).map_err(|e| storage(e.into()))?,
-                affected: txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?,
-                aliases: txn.open_table(ALIASES).map_err(|e| storage(e.into()))?,
-                eco_counts: txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?,
-                meta: txn.open_table(META).map_err(|e| storage(e.into()))?,
-            };
-            let mut counters = tables.read_counters().map_err(storage)?;
-            for src in paths {
-                let mut sink = |item: source::Item<'_>| {
-                    if fatal.is_some() {
-                        return;
-                    }
-                    match item {
-                        source::Item::Unreadable {
-                            name,
-                            category,
-                            detail,
-                        } => {
-                            report.records_read += 1;
-                            skip(&mut report, name, category, &detail);
-                        }
-                        source::Item::Record { name, bytes } => {
-                            report.records_read += 1;
-                            match osv::parse(bytes, &mut notes) {
-                                Err(r) => skip(&mut report, name, r.category, &r.detail),
-                                Ok(parsed) => {
-                                    if let Err(e) = tables.apply(parsed, &mut counters, &mut report)
-                                    {
-                                        fatal = Some(match e {
-                                            ApplyError::Storage(e) => storage(e),
-                                            ApplyError::Stored(key, source) => {
-                                                VulnDbError::StoredEntry {
-                                                    path: path.clone(),
-                                                    key,
-                                                    source,
-                                                }
-                                            }
-                                        });
-                                    }
-                                }
-                            }
-                        }
-                    }
-                };
-                if let Err(f) = source::read_source(src, &mut sink) {
-                    report
-                        .failed_sources
-                        .push(format!("{}: {}", f.path.display(), f.reason));
-                }
-            }
-            if let Some(e) = fatal.take() {
-                return Err(e);
-            }
-            tables.write_counters(&counters).map_err(storage)?;
-            report.version_after = version_string(&counters);
+        let work = sibling(&self.path, "importing");
+        let _ = std::fs::remove_file(&work);
+        if self.path.exists() {
+            std::fs::copy(&self.path, &work).map_err(|e| io("copying for import", e))?;
         }
-        txn.commit().map_err(|e| storage(e.into()))?;
-        report.git_ranges_ignored = notes.git_ranges;
-        report.unknown_range_types = notes.unknown_range_types;
-        report.unparseable_ranges = notes.unparseable_ranges;
-        report.unsupported_affected = notes.unsupported_affected;
+        let result = import_into(&work, paths, &mut report);
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&work);
+            return Err(e);
+        }
+        std::fs::File::open(&work)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io("syncing the imported copy", e))?;
+        std::fs::rename(&work, &self.path)
+            .map_err(|e| io("replacing with the imported copy", e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // make the rename durable
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        self.handle = None;
+        *self = VulnDb::open(&self.path)?;
+        drop(lock);
         report.seconds = started.elapsed().as_secs_f64();
-        self.version = report.version_after.clone();
         Ok(report)
+    }
+
+    /// True when the file at `path` is no longer the one this instance has open (an
+    /// import replaced it): the daemon then opens a fresh instance and swaps it in.
+    pub fn is_replaced(&self) -> bool {
+        file_id(&self.path) != self.file_id
     }
 
     /// Counts and version, for `db status` and the daemon's status page.
@@ -596,6 +512,147 @@ impl VulnDb {
         }
         Ok(best.unwrap_or((Severity::Unknown, None)))
     }
+}
+
+/// Open (or create) the working copy for writing, with our schema.
+fn open_writable(path: &Path) -> Result<redb::Database, VulnDbError> {
+    let storage = |e: redb::Error| VulnDbError::Storage {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let db = match redb::Database::create(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(VulnDbError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(VulnDbError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    // A fresh file gets our schema; an existing one must already have it.
+    let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
+        let existing = meta
+            .get("schema")
+            .map_err(|e| storage(e.into()))?
+            .map(|v| v.value().to_string());
+        let has_records = txn
+            .open_table(RECORDS)
+            .map_err(|e| storage(e.into()))?
+            .len()
+            .map_err(|e| storage(e.into()))?
+            > 0;
+        match existing {
+            Some(s) if s == SCHEMA => {}
+            None if !has_records => {
+                meta.insert("schema", SCHEMA)
+                    .map_err(|e| storage(e.into()))?;
+            }
+            other => {
+                return Err(VulnDbError::Schema {
+                    path: path.to_path_buf(),
+                    found: other.unwrap_or_default(),
+                });
+            }
+        }
+        txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?;
+        txn.open_table(ALIASES).map_err(|e| storage(e.into()))?;
+        txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?;
+    }
+    txn.commit().map_err(|e| storage(e.into()))?;
+    Ok(db)
+}
+
+/// Run one import transaction on the working copy at `path`.
+fn import_into(
+    path: &Path,
+    paths: &[PathBuf],
+    report: &mut ImportReport,
+) -> Result<(), VulnDbError> {
+    let storage = |e: redb::Error| VulnDbError::Storage {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let db = open_writable(path)?;
+    let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+    let mut notes = ParseNotes::default();
+    let mut fatal: Option<VulnDbError> = None;
+    {
+        let mut tables = Tables {
+            records: txn.open_table(RECORDS).map_err(|e| storage(e.into()))?,
+            affected: txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?,
+            aliases: txn.open_table(ALIASES).map_err(|e| storage(e.into()))?,
+            eco_counts: txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?,
+            meta: txn.open_table(META).map_err(|e| storage(e.into()))?,
+        };
+        let mut counters = tables.read_counters().map_err(storage)?;
+        for src in paths {
+            let mut sink = |item: source::Item<'_>| {
+                if fatal.is_some() {
+                    return;
+                }
+                report.records_read += 1;
+                match item {
+                    source::Item::Unreadable {
+                        name,
+                        category,
+                        detail,
+                    } => skip(report, name, category, &detail),
+                    source::Item::Record { name, bytes } => match osv::parse(bytes, &mut notes) {
+                        Err(r) => skip(report, name, r.category, &r.detail),
+                        Ok(parsed) => {
+                            if let Err(e) = tables.apply(parsed, &mut counters, report) {
+                                fatal = Some(match e {
+                                    ApplyError::Storage(e) => storage(e),
+                                    ApplyError::Stored(key, source) => VulnDbError::StoredEntry {
+                                        path: path.to_path_buf(),
+                                        key,
+                                        source,
+                                    },
+                                });
+                            }
+                        }
+                    },
+                }
+            };
+            if let Err(f) = source::read_source(src, &mut sink) {
+                report
+                    .failed_sources
+                    .push(format!("{}: {}", f.path.display(), f.reason));
+            }
+        }
+        if let Some(e) = fatal.take() {
+            return Err(e);
+        }
+        tables.write_counters(&counters).map_err(storage)?;
+        report.version_after = version_string(&counters);
+    }
+    txn.commit().map_err(|e| storage(e.into()))?;
+    report.git_ranges_ignored = notes.git_ranges;
+    report.unknown_range_types = notes.unknown_range_types;
+    report.unparseable_ranges = notes.unparseable_ranges;
+    report.unsupported_affected = notes.unsupported_affected;
+    Ok(())
+}
+
+/// `<db>.<suffix>` next to the database file.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// (device, inode) of a file, to notice that an import replaced it.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn skip(report: &mut ImportReport, name: &str, category: &str, detail: &str) {
