@@ -156,7 +156,10 @@ fn ubuntu_and_alpine_releases() {
     let db = imported(dir.path());
     let curl = pkg(PackageType::Deb, "curl", "7.81.0-1ubuntu1.15");
     let found = db
-        .matches(Some(&distro("ubuntu", "22.04")), &[curl.clone()])
+        .matches(
+            Some(&distro("ubuntu", "22.04")),
+            std::slice::from_ref(&curl),
+        )
         .unwrap();
     assert_eq!(ids(&found), vec!["USN-6000-1:curl"]);
     // the LTS stream's fix, not the Pro stream's
@@ -180,7 +183,10 @@ fn ubuntu_and_alpine_releases() {
         None,
     );
     let found = db
-        .matches(Some(&distro("alpine", "3.20.3")), &[libcrypto.clone()])
+        .matches(
+            Some(&distro("alpine", "3.20.3")),
+            std::slice::from_ref(&libcrypto),
+        )
         .unwrap();
     assert_eq!(ids(&found), vec!["ALPINE-CVE-2024-2222:libcrypto3"]);
     assert_eq!(found[0].fixed_in.as_deref(), Some("3.3.2-r1"));
@@ -211,7 +217,9 @@ fn ubuntu_and_alpine_releases() {
 fn language_ecosystems() {
     let dir = tempfile::tempdir().unwrap();
     let db = imported(dir.path());
-    let cases: Vec<(Package, Option<(&str, Option<&str>)>)> = vec![
+    // (installed package, expected (advisory id, fixed_in))
+    type Case<'a> = (Package, Option<(&'a str, Option<&'a str>)>);
+    let cases: Vec<Case> = vec![
         (
             pkg(PackageType::Python, "django", "4.2.10"),
             Some(("GHSA-py11-py22-py33", Some("4.2.11"))),

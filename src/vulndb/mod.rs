@@ -410,10 +410,10 @@ impl VulnDb {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
                         continue;
                     }
-                    if let Some(fixed) = entry.affects(&target.version) {
-                        if hit.as_ref().is_none_or(|(_, f)| f.is_none()) {
-                            hit = Some((entry, fixed));
-                        }
+                    if let Some(fixed) = entry.affects(&target.version)
+                        && hit.as_ref().is_none_or(|(_, f)| f.is_none())
+                    {
+                        hit = Some((entry, fixed));
                     }
                 }
                 let Some((entry, fixed_in)) = hit else {
@@ -703,12 +703,11 @@ impl Tables<'_> {
             Ok(self.meta.get(k)?.map(|v| v.value().to_string()))
         };
         let mut hash = [0u8; 32];
-        if let Some(h) = get("content_hash")? {
-            if let Ok(bytes) = hex::decode(h) {
-                if bytes.len() == 32 {
-                    hash.copy_from_slice(&bytes);
-                }
-            }
+        if let Some(h) = get("content_hash")?
+            && let Ok(bytes) = hex::decode(h)
+            && bytes.len() == 32
+        {
+            hash.copy_from_slice(&bytes);
         }
         Ok(Counters {
             records: get("records")?.and_then(|s| s.parse().ok()).unwrap_or(0),
@@ -753,11 +752,11 @@ impl Tables<'_> {
             },
             Parsed::Advisory(adv) => {
                 let old = self.stored(&adv.id)?;
-                if let Some((o, _)) = &old {
-                    if o.modified > adv.modified {
-                        report.stale += 1;
-                        return Ok(());
-                    }
+                if let Some((o, _)) = &old
+                    && o.modified > adv.modified
+                {
+                    report.stale += 1;
+                    return Ok(());
                 }
                 let keep = !adv.affected.is_empty() || adv.severity != Severity::Unknown;
                 let bytes =

@@ -45,13 +45,11 @@ impl<'a> SemVer<'a> {
             None => (s, None),
         };
         let mut parts = [&b"0"[..]; 3];
-        let mut n = 0;
-        for part in core.split('.') {
-            if n == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        for (n, part) in core.split('.').enumerate() {
+            if n >= 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             parts[n] = part.as_bytes();
-            n += 1;
         }
         let mut ids = Vec::new();
         if let Some(pre) = pre {
