@@ -671,3 +671,26 @@ fn import_into_a_corrupt_database_is_refused_and_leaves_it() {
         "z".repeat(4096).into_bytes()
     );
 }
+
+#[test]
+fn directory_walk_ignores_symlinks_and_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(
+        &src.join("nested/deeper"),
+        "a.json",
+        &record("GHSA-deep", "2024-01-01T00:00:00Z", "1.0.0", false),
+    );
+    write(&src, "notes.md", "not a record");
+    // a symlink loop and a link to a record outside the tree: neither is followed
+    std::os::unix::fs::symlink(&src, src.join("loop")).unwrap();
+    let outside = write(
+        dir.path(),
+        "outside.json",
+        &record("GHSA-out", "2024-01-01T00:00:00Z", "1.0.0", false),
+    );
+    std::os::unix::fs::symlink(&outside, src.join("link.json")).unwrap();
+    let mut db = VulnDb::open(dir.path().join("vulndb.redb")).unwrap();
+    let r = db.import(std::slice::from_ref(&src)).unwrap();
+    assert_eq!((r.records_read, r.added, r.skipped), (1, 1, 0), "{r:#?}");
+}
