@@ -198,7 +198,11 @@ fn main() {
         ..Default::default()
     };
     let found = db.matches(Some(&os), &inv).expect("match");
-    let rounds = 30;
+    let rounds: usize = std::env::var("PW_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+        .max(1);
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
@@ -217,6 +221,9 @@ fn main() {
         times[rounds - 1] * 1e3
     );
 
+    if std::env::var_os("PW_BENCH_SKIP_BASELINE").is_some() {
+        return;
+    }
     // 4. baseline: naive linear scan over every parsed record, same inventory
     let mut advisories: Vec<Advisory> = Vec::with_capacity(total as usize);
     {

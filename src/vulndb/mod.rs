@@ -28,7 +28,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Distro, Package, Severity, Vulnerability};
 
-use self::osv::{Advisory, AffectedPackage, ParseNotes, Parsed};
+use self::osv::{Advisory, AdvisoryHead, AffectedPackage, ParseNotes, Parsed};
+
+/// What a finding takes from its advisory.
+struct Head {
+    id: String,
+    aliases: Vec<String>,
+    summary: Option<String>,
+    severity: Severity,
+    score: Option<f32>,
+}
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const AFFECTED: TableDefinition<&str, &[u8]> = TableDefinition::new("affected");
@@ -405,7 +414,7 @@ impl VulnDb {
                 };
                 let entries: Vec<AffectedPackage> =
                     serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(key, e))?;
-                let mut hit: Option<(&AffectedPackage, Option<String>)> = None;
+                let mut hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
                 for entry in &entries {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
                         continue;
@@ -440,7 +449,7 @@ impl VulnDb {
                     aliases: adv.aliases.clone(),
                     package: pkg.name.clone(),
                     installed_version: pkg.version.clone(),
-                    ecosystem: entry.ecosystem.clone(),
+                    ecosystem: entry.ecosystem.to_string(),
                     fixed_in,
                     severity,
                     score,
@@ -457,13 +466,19 @@ impl VulnDb {
         &self,
         records: &redb::ReadOnlyTable<&str, &[u8]>,
         id: &str,
-    ) -> Result<Option<Advisory>, VulnDbError> {
-        match records.get(id).map_err(|e| self.storage(e))? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(v.value())
-                .map(Some)
-                .map_err(|e| self.stored_entry(id, e)),
-        }
+    ) -> Result<Option<Head>, VulnDbError> {
+        let Some(v) = records.get(id).map_err(|e| self.storage(e))? else {
+            return Ok(None);
+        };
+        let h: AdvisoryHead<'_> =
+            serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(id, e))?;
+        Ok(Some(Head {
+            id: h.id.to_string(),
+            aliases: h.aliases.iter().map(|a| a.to_string()).collect(),
+            summary: h.summary.map(|s| s.to_string()),
+            severity: h.severity,
+            score: h.score,
+        }))
     }
 
     /// Severity of a distro advisory that carries none: the most severe rating among
@@ -472,7 +487,7 @@ impl VulnDb {
         &self,
         records: &redb::ReadOnlyTable<&str, &[u8]>,
         aliases: &redb::ReadOnlyTable<&str, &str>,
-        adv: &Advisory,
+        adv: &Head,
     ) -> Result<(Severity, Option<f32>), VulnDbError> {
         let mut best: Option<(Severity, Option<f32>)> = None;
         let mut consider = |s: Severity, score: Option<f32>| {
@@ -726,13 +741,14 @@ impl Tables<'_> {
         Ok(())
     }
 
-    fn stored(&self, id: &str) -> Result<Option<(Advisory, [u8; 32])>, ApplyError> {
+    fn stored(&self, id: &str) -> Result<Option<(Advisory<'static>, [u8; 32])>, ApplyError> {
         let Some(v) = self.records.get(id)? else {
             return Ok(None);
         };
         let bytes = v.value();
-        let adv: Advisory =
+        let adv: Advisory<'_> =
             serde_json::from_slice(bytes).map_err(|e| ApplyError::Stored(id.to_string(), e))?;
+        let adv = adv.into_owned();
         Ok(Some((adv, *blake3::hash(bytes).as_bytes())))
     }
 
@@ -784,7 +800,7 @@ impl Tables<'_> {
         Ok(())
     }
 
-    fn index_keys(adv: &Advisory) -> BTreeMap<String, Vec<&AffectedPackage>> {
+    fn index_keys<'s>(adv: &'s Advisory<'_>) -> BTreeMap<String, Vec<&'s AffectedPackage<'s>>> {
         let mut groups: BTreeMap<String, Vec<&AffectedPackage>> = BTreeMap::new();
         for a in &adv.affected {
             if let Some(e) = a.ecosystem_kind() {
@@ -797,7 +813,7 @@ impl Tables<'_> {
 
     fn insert(
         &mut self,
-        adv: &Advisory,
+        adv: &Advisory<'_>,
         bytes: &[u8],
         hash: [u8; 32],
         c: &mut Counters,
@@ -825,7 +841,7 @@ impl Tables<'_> {
 
     fn remove(
         &mut self,
-        adv: &Advisory,
+        adv: &Advisory<'_>,
         hash: [u8; 32],
         c: &mut Counters,
     ) -> Result<(), ApplyError> {
