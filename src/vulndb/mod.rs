@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Distro, Package, Severity, Vulnerability};
 
-use self::osv::{Advisory, AdvisoryHead, AffectedPackage, ParseNotes, Parsed};
+use self::osv::{Advisory, AdvisoryHead, AffectedPackage, IndexRow, ParseNotes, Parsed};
 
 /// What a finding takes from its advisory.
 struct Head {
@@ -37,6 +37,18 @@ struct Head {
     summary: Option<String>,
     severity: Severity,
     score: Option<f32>,
+}
+
+impl From<&AdvisoryHead<'_>> for Head {
+    fn from(h: &AdvisoryHead<'_>) -> Head {
+        Head {
+            id: h.id.to_string(),
+            aliases: h.aliases.iter().map(|a| a.to_string()).collect(),
+            summary: h.summary.as_ref().map(|s| s.to_string()),
+            severity: h.severity,
+            score: h.score,
+        }
+    }
 }
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
@@ -403,19 +415,19 @@ impl VulnDb {
                 continue;
             };
             let prefix = target.ecosystem.index_prefix(&target.name);
-            for row in affected
+            for item in affected
                 .range(prefix.as_str()..)
                 .map_err(|e| self.storage(e))?
             {
-                let (k, v) = row.map_err(|e| self.storage(e))?;
+                let (k, v) = item.map_err(|e| self.storage(e))?;
                 let key = k.value();
                 let Some(id) = key.strip_prefix(prefix.as_str()) else {
                     break;
                 };
-                let entries: Vec<AffectedPackage> =
+                let row: IndexRow<'_> =
                     serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(key, e))?;
                 let mut hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
-                for entry in &entries {
+                for entry in &row.entries {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
                         continue;
                     }
@@ -436,9 +448,7 @@ impl VulnDb {
                 )) {
                     continue;
                 }
-                let Some(adv) = self.load(&records, id)? else {
-                    continue;
-                };
+                let adv = Head::from(&row.head);
                 let (severity, score) = match entry.severity {
                     Some(s) => s,
                     None if adv.severity != Severity::Unknown => (adv.severity, adv.score),
@@ -472,13 +482,7 @@ impl VulnDb {
         };
         let h: AdvisoryHead<'_> =
             serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(id, e))?;
-        Ok(Some(Head {
-            id: h.id.to_string(),
-            aliases: h.aliases.iter().map(|a| a.to_string()).collect(),
-            summary: h.summary.map(|s| s.to_string()),
-            severity: h.severity,
-            score: h.score,
-        }))
+        Ok(Some(Head::from(&h)))
     }
 
     /// Severity of a distro advisory that carries none: the most severe rating among
@@ -820,7 +824,11 @@ impl Tables<'_> {
     ) -> Result<(), ApplyError> {
         self.records.insert(adv.id.as_str(), bytes)?;
         for (key, entries) in Self::index_keys(adv) {
-            let v = serde_json::to_vec(&entries).map_err(|e| ApplyError::Stored(key.clone(), e))?;
+            let row = IndexRow {
+                head: adv.head(),
+                entries: entries.into_iter().cloned().collect(),
+            };
+            let v = serde_json::to_vec(&row).map_err(|e| ApplyError::Stored(key.clone(), e))?;
             self.affected.insert(key.as_str(), v.as_slice())?;
         }
         for alias in &adv.aliases {

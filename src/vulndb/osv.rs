@@ -162,7 +162,7 @@ impl Text<'_> {
 
 /// The parts of a stored advisory a finding needs; deserialising it skips the
 /// `affected` list (which can hold thousands of versions) without allocating.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdvisoryHead<'a> {
     #[serde(borrow)]
     pub id: Text<'a>,
@@ -173,6 +173,32 @@ pub struct AdvisoryHead<'a> {
     pub severity: Severity,
     #[serde(default)]
     pub score: Option<f32>,
+}
+
+/// One row of the package index: an advisory's entries for one package plus the head
+/// a finding needs, so a match costs one index scan and no record lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexRow<'a> {
+    #[serde(borrow)]
+    pub head: AdvisoryHead<'a>,
+    #[serde(borrow)]
+    pub entries: Vec<AffectedPackage<'a>>,
+}
+
+impl<'a> Advisory<'a> {
+    pub fn head(&self) -> AdvisoryHead<'_> {
+        AdvisoryHead {
+            id: Text(Cow::Borrowed(&self.id)),
+            aliases: self
+                .aliases
+                .iter()
+                .map(|a| Text(Cow::Borrowed(a.as_str())))
+                .collect(),
+            summary: self.summary.as_deref().map(|s| Text(Cow::Borrowed(s))),
+            severity: self.severity,
+            score: self.score,
+        }
+    }
 }
 
 /// A string that borrows from the stored bytes when it can (no escapes) and owns
