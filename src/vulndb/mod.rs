@@ -16,6 +16,7 @@
 pub mod cvss;
 pub mod ecosystem;
 pub mod osv;
+pub mod row;
 mod source;
 pub mod version;
 
@@ -98,6 +99,13 @@ pub enum VulnDbError {
         what: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    #[error("vulnerability database {path}: index row {key:?} is damaged")]
+    DamagedRow {
+        path: PathBuf,
+        key: String,
+        #[source]
+        source: row::RowError,
     },
     #[error("vulnerability database {path}: stored entry {key:?} is unreadable")]
     StoredEntry {
@@ -424,8 +432,11 @@ impl VulnDb {
                 let Some(id) = key.strip_prefix(prefix.as_str()) else {
                     break;
                 };
-                let row: IndexRow<'_> =
-                    serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(key, e))?;
+                let row = row::decode(v.value()).map_err(|source| VulnDbError::DamagedRow {
+                    path: self.path.clone(),
+                    key: key.to_string(),
+                    source,
+                })?;
                 let mut hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
                 for entry in &row.entries {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
@@ -828,7 +839,7 @@ impl Tables<'_> {
                 head: adv.head(),
                 entries: entries.into_iter().cloned().collect(),
             };
-            let v = serde_json::to_vec(&row).map_err(|e| ApplyError::Stored(key.clone(), e))?;
+            let v = row::encode(&row);
             self.affected.insert(key.as_str(), v.as_slice())?;
         }
         for alias in &adv.aliases {
