@@ -156,7 +156,10 @@ fn ubuntu_and_alpine_releases() {
     let db = imported(dir.path());
     let curl = pkg(PackageType::Deb, "curl", "7.81.0-1ubuntu1.15");
     let found = db
-        .matches(Some(&distro("ubuntu", "22.04")), &[curl.clone()])
+        .matches(
+            Some(&distro("ubuntu", "22.04")),
+            std::slice::from_ref(&curl),
+        )
         .unwrap();
     assert_eq!(ids(&found), vec!["USN-6000-1:curl"]);
     // the LTS stream's fix, not the Pro stream's
@@ -180,7 +183,10 @@ fn ubuntu_and_alpine_releases() {
         None,
     );
     let found = db
-        .matches(Some(&distro("alpine", "3.20.3")), &[libcrypto.clone()])
+        .matches(
+            Some(&distro("alpine", "3.20.3")),
+            std::slice::from_ref(&libcrypto),
+        )
         .unwrap();
     assert_eq!(ids(&found), vec!["ALPINE-CVE-2024-2222:libcrypto3"]);
     assert_eq!(found[0].fixed_in.as_deref(), Some("3.3.2-r1"));
@@ -211,7 +217,9 @@ fn ubuntu_and_alpine_releases() {
 fn language_ecosystems() {
     let dir = tempfile::tempdir().unwrap();
     let db = imported(dir.path());
-    let cases: Vec<(Package, Option<(&str, Option<&str>)>)> = vec![
+    // (installed package, expected (advisory id, fixed_in))
+    type Case<'a> = (Package, Option<(&'a str, Option<&'a str>)>);
+    let cases: Vec<Case> = vec![
         (
             pkg(PackageType::Python, "django", "4.2.10"),
             Some(("GHSA-py11-py22-py33", Some("4.2.11"))),
@@ -600,4 +608,89 @@ fn shared_between_threads() {
         st.newest_modified.as_deref(),
         Some("2024-03-01T00:00:00.000000Z")
     );
+}
+
+#[test]
+fn import_while_a_reader_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vulndb.redb");
+    let src = dir.path().join("src");
+    write(
+        &src,
+        "a.json",
+        &record("GHSA-lp", "2024-01-01T00:00:00Z", "1.2.0", false),
+    );
+    VulnDb::open(&path)
+        .unwrap()
+        .import(std::slice::from_ref(&src))
+        .unwrap();
+
+    // the daemon's instance stays open across the import
+    let daemon = VulnDb::open(&path).unwrap();
+    let old_version = daemon.version();
+    assert!(!daemon.is_replaced());
+    // a crashed earlier import left its working copy behind: it must not matter
+    write(dir.path(), "vulndb.redb.importing", "half-written junk");
+
+    write(
+        &src,
+        "a.json",
+        &record("GHSA-lp", "2024-02-01T00:00:00Z", "1.3.0", false),
+    );
+    let mut cli = VulnDb::open(&path).unwrap();
+    let r = cli.import(std::slice::from_ref(&src)).unwrap();
+    assert_eq!(r.updated, 1);
+    assert_eq!(r.version_before, old_version);
+    assert!(!dir.path().join("vulndb.redb.importing").exists());
+
+    // the old instance still answers from its snapshot, and knows it is stale
+    let p = [pkg(PackageType::Npm, "left-pad", "1.2.5")];
+    assert!(daemon.matches(None, &p).unwrap().is_empty());
+    assert_eq!(daemon.version(), old_version);
+    assert!(daemon.is_replaced());
+    let fresh = VulnDb::open(&path).unwrap();
+    assert_eq!(fresh.version(), cli.version());
+    assert_ne!(fresh.version(), old_version);
+    assert_eq!(
+        fresh.matches(None, &p).unwrap()[0].fixed_in.as_deref(),
+        Some("1.3.0")
+    );
+}
+
+#[test]
+fn import_into_a_corrupt_database_is_refused_and_leaves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "junk", &"z".repeat(4096));
+    // a handle opened on a missing file; by import time a corrupt file sits there
+    let mut late = VulnDb::open(dir.path().join("late.redb")).unwrap();
+    std::fs::copy(&path, dir.path().join("late.redb")).unwrap();
+    let e = late.import(&[fixtures()]).unwrap_err();
+    assert!(matches!(e, VulnDbError::Corrupt { .. }), "{e:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("late.redb")).unwrap(),
+        "z".repeat(4096).into_bytes()
+    );
+}
+
+#[test]
+fn directory_walk_ignores_symlinks_and_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write(
+        &src.join("nested/deeper"),
+        "a.json",
+        &record("GHSA-deep", "2024-01-01T00:00:00Z", "1.0.0", false),
+    );
+    write(&src, "notes.md", "not a record");
+    // a symlink loop and a link to a record outside the tree: neither is followed
+    std::os::unix::fs::symlink(&src, src.join("loop")).unwrap();
+    let outside = write(
+        dir.path(),
+        "outside.json",
+        &record("GHSA-out", "2024-01-01T00:00:00Z", "1.0.0", false),
+    );
+    std::os::unix::fs::symlink(&outside, src.join("link.json")).unwrap();
+    let mut db = VulnDb::open(dir.path().join("vulndb.redb")).unwrap();
+    let r = db.import(std::slice::from_ref(&src)).unwrap();
+    assert_eq!((r.records_read, r.added, r.skipped), (1, 1, 0), "{r:#?}");
 }

@@ -177,15 +177,18 @@ pub fn applies(osv_ecosystem: &str, target: &Target) -> bool {
     if parts.next() != Some(target.ecosystem.base()) {
         return false;
     }
-    let rest: Vec<&str> = parts.collect();
     match (&target.release, target.ecosystem) {
         // Ubuntu: `22.04`, `22.04:LTS`; not `Pro:…` (fixes only Ubuntu Pro ships) nor
         // FIPS streams.
         (Some(rel), Ecosystem::Ubuntu) => {
-            rest.first() == Some(&rel.as_str()) && rest.iter().skip(1).all(|p| *p == "LTS")
+            parts.next() == Some(rel.as_str()) && parts.all(|p| p == "LTS")
         }
         // Debian and Alpine: exactly the release; a bare `Debian` applies to all.
-        (Some(rel), _) => rest.is_empty() || (rest.len() == 1 && rest[0] == rel),
+        (Some(rel), _) => match (parts.next(), parts.next()) {
+            (None, _) => true,
+            (Some(r), None) => r == rel,
+            _ => false,
+        },
         // Language ecosystems carry no release.
         (None, _) => true,
     }

@@ -16,6 +16,7 @@
 pub mod cvss;
 pub mod ecosystem;
 pub mod osv;
+pub mod row;
 mod source;
 pub mod version;
 
@@ -28,7 +29,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{Distro, Package, Severity, Vulnerability};
 
-use self::osv::{Advisory, AffectedPackage, ParseNotes, Parsed};
+use self::osv::{Advisory, AdvisoryHead, AffectedPackage, IndexRow, ParseNotes, Parsed};
+
+/// What a finding takes from its advisory.
+struct Head {
+    id: String,
+    aliases: Vec<String>,
+    summary: Option<String>,
+    severity: Severity,
+    score: Option<f32>,
+}
+
+impl From<&AdvisoryHead<'_>> for Head {
+    fn from(h: &AdvisoryHead<'_>) -> Head {
+        Head {
+            id: h.id.to_string(),
+            aliases: h.aliases.iter().map(|a| a.to_string()).collect(),
+            summary: h.summary.as_ref().map(|s| s.to_string()),
+            severity: h.severity,
+            score: h.score,
+        }
+    }
+}
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const AFFECTED: TableDefinition<&str, &[u8]> = TableDefinition::new("affected");
@@ -71,12 +93,19 @@ pub enum VulnDbError {
         #[source]
         source: redb::Error,
     },
-    #[error("vulnerability database {path}: creating {dir}")]
-    CreateDir {
+    #[error("vulnerability database {path}: {what}")]
+    Io {
         path: PathBuf,
-        dir: PathBuf,
+        what: &'static str,
         #[source]
         source: std::io::Error,
+    },
+    #[error("vulnerability database {path}: index row {key:?} is damaged")]
+    DamagedRow {
+        path: PathBuf,
+        key: String,
+        #[source]
+        source: row::RowError,
     },
     #[error("vulnerability database {path}: stored entry {key:?} is unreadable")]
     StoredEntry {
@@ -152,6 +181,8 @@ pub struct VulnDb {
     path: PathBuf,
     handle: Option<Handle>,
     version: String,
+    /// Identity of the file opened, None when it did not exist.
+    file_id: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for VulnDb {
@@ -185,6 +216,7 @@ impl VulnDb {
                 path,
                 handle: None,
                 version: EMPTY_VERSION.into(),
+                file_id: None,
             });
         }
         let handle = match redb::ReadOnlyDatabase::open(&path) {
@@ -205,10 +237,12 @@ impl VulnDb {
                 }
             }
         };
+        let file_id = file_id(&path);
         let mut db = VulnDb {
             path,
             handle: Some(handle),
             version: EMPTY_VERSION.into(),
+            file_id,
         };
         db.version = db.read_version()?;
         Ok(db)
@@ -272,157 +306,68 @@ impl VulnDb {
             .unwrap_or_else(|| EMPTY_VERSION.into()))
     }
 
-    /// Switch to a writable handle, creating the file (and its directory) if needed.
-    fn writable(&mut self) -> Result<&redb::Database, VulnDbError> {
-        if !matches!(self.handle, Some(Handle::Write(_))) {
-            // The read-only handle holds a shared lock; drop it before locking for write.
-            self.handle = None;
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| VulnDbError::CreateDir {
-                    path: self.path.clone(),
-                    dir: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-            let db = match redb::Database::create(&self.path) {
-                Ok(db) => db,
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                    return Err(VulnDbError::InUse {
-                        path: self.path.clone(),
-                    });
-                }
-                Err(source) => {
-                    return Err(VulnDbError::Corrupt {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
-            };
-            // A fresh file gets our schema; an existing one must already have it.
-            let txn = db.begin_write().map_err(|e| self.storage(e))?;
-            {
-                let mut meta = txn.open_table(META).map_err(|e| self.storage(e))?;
-                let existing = meta
-                    .get("schema")
-                    .map_err(|e| self.storage(e))?
-                    .map(|v| v.value().to_string());
-                let has_records = txn
-                    .open_table(RECORDS)
-                    .map_err(|e| self.storage(e))?
-                    .len()
-                    .map_err(|e| self.storage(e))?
-                    > 0;
-                match existing {
-                    Some(s) if s == SCHEMA => {}
-                    None if !has_records => {
-                        meta.insert("schema", SCHEMA).map_err(|e| self.storage(e))?;
-                    }
-                    other => {
-                        return Err(VulnDbError::Schema {
-                            path: self.path.clone(),
-                            found: other.unwrap_or_default(),
-                        });
-                    }
-                }
-                txn.open_table(AFFECTED).map_err(|e| self.storage(e))?;
-                txn.open_table(ALIASES).map_err(|e| self.storage(e))?;
-                txn.open_table(ECO_COUNTS).map_err(|e| self.storage(e))?;
-            }
-            txn.commit().map_err(|e| self.storage(e))?;
-            self.handle = Some(Handle::Write(db));
-        }
-        match &self.handle {
-            Some(Handle::Write(db)) => Ok(db),
-            // unreachable by construction; reported rather than panicking
-            _ => Err(VulnDbError::InUse {
-                path: self.path.clone(),
-            }),
-        }
-    }
-
-    /// Import OSV sources (zip archives, directories, JSON files) in one transaction:
-    /// readers see the old content or the new, never a mix.
+    /// Import OSV sources (zip archives, directories, JSON files).
+    ///
+    /// Copy-on-write: the import runs on a copy (`<db>.importing`) which then replaces
+    /// the database by rename. Readers that have the old file open (the daemon) keep a
+    /// consistent view and are never locked out, an interrupted import leaves the old
+    /// database untouched, and concurrent imports are serialised by `<db>.lock`.
     pub fn import(&mut self, paths: &[PathBuf]) -> Result<ImportReport, VulnDbError> {
         let started = Instant::now();
+        let path = self.path.clone();
+        let io = |what: &'static str, source: std::io::Error| VulnDbError::Io {
+            path: path.clone(),
+            what,
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating its directory", e))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(sibling(&self.path, "lock"))
+            .map_err(|e| io("opening the import lock", e))?;
+        lock.lock().map_err(|e| io("taking the import lock", e))?;
+        // Under the lock, the file on disk is what the previous import left; match it.
         let mut report = ImportReport {
-            version_before: self.version.clone(),
+            version_before: match VulnDb::open(&self.path) {
+                Ok(current) => current.version,
+                Err(e) => return Err(e),
+            },
             ..Default::default()
         };
-        let path = self.path.clone();
-        let storage = |e: redb::Error| VulnDbError::Storage {
-            path: path.clone(),
-            source: e,
-        };
-        let db = self.writable()?;
-        let txn = db.begin_write().map_err(|e| storage(e.into()))?;
-        let mut notes = ParseNotes::default();
-        let mut fatal: Option<VulnDbError> = None;
-        {
-            let mut tables = Tables {
-                records: txn.open_table(RECORDS).map_err(|e| storage(e.into()))?,
-                affected: txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?,
-                aliases: txn.open_table(ALIASES).map_err(|e| storage(e.into()))?,
-                eco_counts: txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?,
-                meta: txn.open_table(META).map_err(|e| storage(e.into()))?,
-            };
-            let mut counters = tables.read_counters().map_err(storage)?;
-            for src in paths {
-                let mut sink = |item: source::Item<'_>| {
-                    if fatal.is_some() {
-                        return;
-                    }
-                    match item {
-                        source::Item::Unreadable {
-                            name,
-                            category,
-                            detail,
-                        } => {
-                            report.records_read += 1;
-                            skip(&mut report, name, category, &detail);
-                        }
-                        source::Item::Record { name, bytes } => {
-                            report.records_read += 1;
-                            match osv::parse(bytes, &mut notes) {
-                                Err(r) => skip(&mut report, name, r.category, &r.detail),
-                                Ok(parsed) => {
-                                    if let Err(e) = tables.apply(parsed, &mut counters, &mut report)
-                                    {
-                                        fatal = Some(match e {
-                                            ApplyError::Storage(e) => storage(e),
-                                            ApplyError::Stored(key, source) => {
-                                                VulnDbError::StoredEntry {
-                                                    path: path.clone(),
-                                                    key,
-                                                    source,
-                                                }
-                                            }
-                                        });
-                                    }
-                                }
-                            }
-                        }
-                    }
-                };
-                if let Err(f) = source::read_source(src, &mut sink) {
-                    report
-                        .failed_sources
-                        .push(format!("{}: {}", f.path.display(), f.reason));
-                }
-            }
-            if let Some(e) = fatal.take() {
-                return Err(e);
-            }
-            tables.write_counters(&counters).map_err(storage)?;
-            report.version_after = version_string(&counters);
+        let work = sibling(&self.path, "importing");
+        let _ = std::fs::remove_file(&work);
+        if self.path.exists() {
+            std::fs::copy(&self.path, &work).map_err(|e| io("copying for import", e))?;
         }
-        txn.commit().map_err(|e| storage(e.into()))?;
-        report.git_ranges_ignored = notes.git_ranges;
-        report.unknown_range_types = notes.unknown_range_types;
-        report.unparseable_ranges = notes.unparseable_ranges;
-        report.unsupported_affected = notes.unsupported_affected;
+        let result = import_into(&work, paths, &mut report);
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&work);
+            return Err(e);
+        }
+        std::fs::File::open(&work)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io("syncing the imported copy", e))?;
+        std::fs::rename(&work, &self.path)
+            .map_err(|e| io("replacing with the imported copy", e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // make the rename durable
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        self.handle = None;
+        *self = VulnDb::open(&self.path)?;
+        drop(lock);
         report.seconds = started.elapsed().as_secs_f64();
-        self.version = report.version_after.clone();
         Ok(report)
+    }
+
+    /// True when the file at `path` is no longer the one this instance has open (an
+    /// import replaced it): the daemon then opens a fresh instance and swaps it in.
+    pub fn is_replaced(&self) -> bool {
+        file_id(&self.path) != self.file_id
     }
 
     /// Counts and version, for `db status` and the daemon's status page.
@@ -478,26 +423,29 @@ impl VulnDb {
                 continue;
             };
             let prefix = target.ecosystem.index_prefix(&target.name);
-            for row in affected
+            for item in affected
                 .range(prefix.as_str()..)
                 .map_err(|e| self.storage(e))?
             {
-                let (k, v) = row.map_err(|e| self.storage(e))?;
+                let (k, v) = item.map_err(|e| self.storage(e))?;
                 let key = k.value();
                 let Some(id) = key.strip_prefix(prefix.as_str()) else {
                     break;
                 };
-                let entries: Vec<AffectedPackage> =
-                    serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(key, e))?;
-                let mut hit: Option<(&AffectedPackage, Option<String>)> = None;
-                for entry in &entries {
+                let row = row::decode(v.value()).map_err(|source| VulnDbError::DamagedRow {
+                    path: self.path.clone(),
+                    key: key.to_string(),
+                    source,
+                })?;
+                let mut hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
+                for entry in &row.entries {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
                         continue;
                     }
-                    if let Some(fixed) = entry.affects(&target.version) {
-                        if hit.as_ref().is_none_or(|(_, f)| f.is_none()) {
-                            hit = Some((entry, fixed));
-                        }
+                    if let Some(fixed) = entry.affects(&target.version)
+                        && hit.as_ref().is_none_or(|(_, f)| f.is_none())
+                    {
+                        hit = Some((entry, fixed));
                     }
                 }
                 let Some((entry, fixed_in)) = hit else {
@@ -511,9 +459,7 @@ impl VulnDb {
                 )) {
                     continue;
                 }
-                let Some(adv) = self.load(&records, id)? else {
-                    continue;
-                };
+                let adv = Head::from(&row.head);
                 let (severity, score) = match entry.severity {
                     Some(s) => s,
                     None if adv.severity != Severity::Unknown => (adv.severity, adv.score),
@@ -524,7 +470,7 @@ impl VulnDb {
                     aliases: adv.aliases.clone(),
                     package: pkg.name.clone(),
                     installed_version: pkg.version.clone(),
-                    ecosystem: entry.ecosystem.clone(),
+                    ecosystem: entry.ecosystem.to_string(),
                     fixed_in,
                     severity,
                     score,
@@ -541,13 +487,13 @@ impl VulnDb {
         &self,
         records: &redb::ReadOnlyTable<&str, &[u8]>,
         id: &str,
-    ) -> Result<Option<Advisory>, VulnDbError> {
-        match records.get(id).map_err(|e| self.storage(e))? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(v.value())
-                .map(Some)
-                .map_err(|e| self.stored_entry(id, e)),
-        }
+    ) -> Result<Option<Head>, VulnDbError> {
+        let Some(v) = records.get(id).map_err(|e| self.storage(e))? else {
+            return Ok(None);
+        };
+        let h: AdvisoryHead<'_> =
+            serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(id, e))?;
+        Ok(Some(Head::from(&h)))
     }
 
     /// Severity of a distro advisory that carries none: the most severe rating among
@@ -556,7 +502,7 @@ impl VulnDb {
         &self,
         records: &redb::ReadOnlyTable<&str, &[u8]>,
         aliases: &redb::ReadOnlyTable<&str, &str>,
-        adv: &Advisory,
+        adv: &Head,
     ) -> Result<(Severity, Option<f32>), VulnDbError> {
         let mut best: Option<(Severity, Option<f32>)> = None;
         let mut consider = |s: Severity, score: Option<f32>| {
@@ -596,6 +542,147 @@ impl VulnDb {
         }
         Ok(best.unwrap_or((Severity::Unknown, None)))
     }
+}
+
+/// Open (or create) the working copy for writing, with our schema.
+fn open_writable(path: &Path) -> Result<redb::Database, VulnDbError> {
+    let storage = |e: redb::Error| VulnDbError::Storage {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let db = match redb::Database::create(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(VulnDbError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(VulnDbError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    // A fresh file gets our schema; an existing one must already have it.
+    let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| storage(e.into()))?;
+        let existing = meta
+            .get("schema")
+            .map_err(|e| storage(e.into()))?
+            .map(|v| v.value().to_string());
+        let has_records = txn
+            .open_table(RECORDS)
+            .map_err(|e| storage(e.into()))?
+            .len()
+            .map_err(|e| storage(e.into()))?
+            > 0;
+        match existing {
+            Some(s) if s == SCHEMA => {}
+            None if !has_records => {
+                meta.insert("schema", SCHEMA)
+                    .map_err(|e| storage(e.into()))?;
+            }
+            other => {
+                return Err(VulnDbError::Schema {
+                    path: path.to_path_buf(),
+                    found: other.unwrap_or_default(),
+                });
+            }
+        }
+        txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?;
+        txn.open_table(ALIASES).map_err(|e| storage(e.into()))?;
+        txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?;
+    }
+    txn.commit().map_err(|e| storage(e.into()))?;
+    Ok(db)
+}
+
+/// Run one import transaction on the working copy at `path`.
+fn import_into(
+    path: &Path,
+    paths: &[PathBuf],
+    report: &mut ImportReport,
+) -> Result<(), VulnDbError> {
+    let storage = |e: redb::Error| VulnDbError::Storage {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let db = open_writable(path)?;
+    let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+    let mut notes = ParseNotes::default();
+    let mut fatal: Option<VulnDbError> = None;
+    {
+        let mut tables = Tables {
+            records: txn.open_table(RECORDS).map_err(|e| storage(e.into()))?,
+            affected: txn.open_table(AFFECTED).map_err(|e| storage(e.into()))?,
+            aliases: txn.open_table(ALIASES).map_err(|e| storage(e.into()))?,
+            eco_counts: txn.open_table(ECO_COUNTS).map_err(|e| storage(e.into()))?,
+            meta: txn.open_table(META).map_err(|e| storage(e.into()))?,
+        };
+        let mut counters = tables.read_counters().map_err(storage)?;
+        for src in paths {
+            let mut sink = |item: source::Item<'_>| {
+                if fatal.is_some() {
+                    return;
+                }
+                report.records_read += 1;
+                match item {
+                    source::Item::Unreadable {
+                        name,
+                        category,
+                        detail,
+                    } => skip(report, name, category, &detail),
+                    source::Item::Record { name, bytes } => match osv::parse(bytes, &mut notes) {
+                        Err(r) => skip(report, name, r.category, &r.detail),
+                        Ok(parsed) => {
+                            if let Err(e) = tables.apply(parsed, &mut counters, report) {
+                                fatal = Some(match e {
+                                    ApplyError::Storage(e) => storage(e),
+                                    ApplyError::Stored(key, source) => VulnDbError::StoredEntry {
+                                        path: path.to_path_buf(),
+                                        key,
+                                        source,
+                                    },
+                                });
+                            }
+                        }
+                    },
+                }
+            };
+            if let Err(f) = source::read_source(src, &mut sink) {
+                report
+                    .failed_sources
+                    .push(format!("{}: {}", f.path.display(), f.reason));
+            }
+        }
+        if let Some(e) = fatal.take() {
+            return Err(e);
+        }
+        tables.write_counters(&counters).map_err(storage)?;
+        report.version_after = version_string(&counters);
+    }
+    txn.commit().map_err(|e| storage(e.into()))?;
+    report.git_ranges_ignored = notes.git_ranges;
+    report.unknown_range_types = notes.unknown_range_types;
+    report.unparseable_ranges = notes.unparseable_ranges;
+    report.unsupported_affected = notes.unsupported_affected;
+    Ok(())
+}
+
+/// `<db>.<suffix>` next to the database file.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// (device, inode) of a file, to notice that an import replaced it.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn skip(report: &mut ImportReport, name: &str, category: &str, detail: &str) {
@@ -646,12 +733,11 @@ impl Tables<'_> {
             Ok(self.meta.get(k)?.map(|v| v.value().to_string()))
         };
         let mut hash = [0u8; 32];
-        if let Some(h) = get("content_hash")? {
-            if let Ok(bytes) = hex::decode(h) {
-                if bytes.len() == 32 {
-                    hash.copy_from_slice(&bytes);
-                }
-            }
+        if let Some(h) = get("content_hash")?
+            && let Ok(bytes) = hex::decode(h)
+            && bytes.len() == 32
+        {
+            hash.copy_from_slice(&bytes);
         }
         Ok(Counters {
             records: get("records")?.and_then(|s| s.parse().ok()).unwrap_or(0),
@@ -670,13 +756,14 @@ impl Tables<'_> {
         Ok(())
     }
 
-    fn stored(&self, id: &str) -> Result<Option<(Advisory, [u8; 32])>, ApplyError> {
+    fn stored(&self, id: &str) -> Result<Option<(Advisory<'static>, [u8; 32])>, ApplyError> {
         let Some(v) = self.records.get(id)? else {
             return Ok(None);
         };
         let bytes = v.value();
-        let adv: Advisory =
+        let adv: Advisory<'_> =
             serde_json::from_slice(bytes).map_err(|e| ApplyError::Stored(id.to_string(), e))?;
+        let adv = adv.into_owned();
         Ok(Some((adv, *blake3::hash(bytes).as_bytes())))
     }
 
@@ -696,11 +783,11 @@ impl Tables<'_> {
             },
             Parsed::Advisory(adv) => {
                 let old = self.stored(&adv.id)?;
-                if let Some((o, _)) = &old {
-                    if o.modified > adv.modified {
-                        report.stale += 1;
-                        return Ok(());
-                    }
+                if let Some((o, _)) = &old
+                    && o.modified > adv.modified
+                {
+                    report.stale += 1;
+                    return Ok(());
                 }
                 let keep = !adv.affected.is_empty() || adv.severity != Severity::Unknown;
                 let bytes =
@@ -728,7 +815,7 @@ impl Tables<'_> {
         Ok(())
     }
 
-    fn index_keys(adv: &Advisory) -> BTreeMap<String, Vec<&AffectedPackage>> {
+    fn index_keys<'s>(adv: &'s Advisory<'_>) -> BTreeMap<String, Vec<&'s AffectedPackage<'s>>> {
         let mut groups: BTreeMap<String, Vec<&AffectedPackage>> = BTreeMap::new();
         for a in &adv.affected {
             if let Some(e) = a.ecosystem_kind() {
@@ -741,14 +828,18 @@ impl Tables<'_> {
 
     fn insert(
         &mut self,
-        adv: &Advisory,
+        adv: &Advisory<'_>,
         bytes: &[u8],
         hash: [u8; 32],
         c: &mut Counters,
     ) -> Result<(), ApplyError> {
         self.records.insert(adv.id.as_str(), bytes)?;
         for (key, entries) in Self::index_keys(adv) {
-            let v = serde_json::to_vec(&entries).map_err(|e| ApplyError::Stored(key.clone(), e))?;
+            let row = IndexRow {
+                head: adv.head(),
+                entries: entries.into_iter().cloned().collect(),
+            };
+            let v = row::encode(&row);
             self.affected.insert(key.as_str(), v.as_slice())?;
         }
         for alias in &adv.aliases {
@@ -769,7 +860,7 @@ impl Tables<'_> {
 
     fn remove(
         &mut self,
-        adv: &Advisory,
+        adv: &Advisory<'_>,
         hash: [u8; 32],
         c: &mut Counters,
     ) -> Result<(), ApplyError> {

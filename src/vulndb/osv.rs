@@ -3,6 +3,7 @@
 //! `ECOSYSTEM`/`SEMVER` ranges with events pre-sorted, severity computed from vectors.
 //! Anything malformed becomes a `Rejection` with a reason, never a panic.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
@@ -90,7 +91,7 @@ struct RawRange {
 
 /// One advisory as stored (compact, validated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Advisory {
+pub struct Advisory<'a> {
     pub id: String,
     pub modified: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -100,18 +101,163 @@ pub struct Advisory {
     pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
-    pub affected: Vec<AffectedPackage>,
+    #[serde(borrow)]
+    pub affected: Vec<AffectedPackage<'a>>,
+}
+
+impl Advisory<'_> {
+    /// Detach from the bytes it was decoded from.
+    pub fn into_owned(self) -> Advisory<'static> {
+        Advisory {
+            id: self.id,
+            modified: self.modified,
+            aliases: self.aliases,
+            summary: self.summary,
+            severity: self.severity,
+            score: self.score,
+            affected: self
+                .affected
+                .into_iter()
+                .map(AffectedPackage::into_owned)
+                .collect(),
+        }
+    }
+}
+
+impl<'a> AffectedPackage<'a> {
+    pub fn into_owned(self) -> AffectedPackage<'static> {
+        AffectedPackage {
+            ecosystem: self.ecosystem.into_owned(),
+            name: self.name.into_owned(),
+            ranges: self
+                .ranges
+                .into_iter()
+                .map(|r| Range {
+                    kind: r.kind,
+                    events: r.events.into_iter().map(Event::into_owned).collect(),
+                })
+                .collect(),
+            versions: self.versions.into_iter().map(Text::into_owned).collect(),
+            severity: self.severity,
+        }
+    }
+}
+
+impl Event<'_> {
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::Introduced(v) => Event::Introduced(v.into_owned()),
+            Event::Fixed(v) => Event::Fixed(v.into_owned()),
+            Event::LastAffected(v) => Event::LastAffected(v.into_owned()),
+            Event::Limit(v) => Event::Limit(v.into_owned()),
+        }
+    }
+}
+
+impl Text<'_> {
+    pub fn into_owned(self) -> Text<'static> {
+        Text(Cow::Owned(self.0.into_owned()))
+    }
+}
+
+/// The parts of a stored advisory a finding needs; deserialising it skips the
+/// `affected` list (which can hold thousands of versions) without allocating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdvisoryHead<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(default, borrow)]
+    pub aliases: Vec<Text<'a>>,
+    #[serde(default, borrow)]
+    pub summary: Option<Text<'a>>,
+    pub severity: Severity,
+    #[serde(default)]
+    pub score: Option<f32>,
+}
+
+/// One row of the package index: an advisory's entries for one package plus the head
+/// a finding needs, so a match costs one index scan and no record lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexRow<'a> {
+    #[serde(borrow)]
+    pub head: AdvisoryHead<'a>,
+    #[serde(borrow)]
+    pub entries: Vec<AffectedPackage<'a>>,
+}
+
+impl<'a> Advisory<'a> {
+    pub fn head(&self) -> AdvisoryHead<'_> {
+        AdvisoryHead {
+            id: Text(Cow::Borrowed(&self.id)),
+            aliases: self
+                .aliases
+                .iter()
+                .map(|a| Text(Cow::Borrowed(a.as_str())))
+                .collect(),
+            summary: self.summary.as_deref().map(|s| Text(Cow::Borrowed(s))),
+            severity: self.severity,
+            score: self.score,
+        }
+    }
+}
+
+/// A string that borrows from the stored bytes when it can (no escapes) and owns
+/// otherwise: matching decodes index entries without allocating their strings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Text<'static> {
+    fn from(s: String) -> Self {
+        Text(Cow::Owned(s))
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AffectedPackage {
+pub struct AffectedPackage<'a> {
     /// Full OSV ecosystem string (`Debian:12`).
-    pub ecosystem: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ranges: Vec<Range>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub versions: Vec<String>,
+    #[serde(borrow)]
+    pub ecosystem: Text<'a>,
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub ranges: Vec<Range<'a>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    pub versions: Vec<Text<'a>>,
     /// Severity specific to this package, overriding the record's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<(Severity, Option<f32>)>,
@@ -125,20 +271,21 @@ pub enum RangeKind {
 
 /// A range whose events are sorted by version (introduced `0` first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Range {
+pub struct Range<'a> {
     pub kind: RangeKind,
-    pub events: Vec<Event>,
+    #[serde(borrow)]
+    pub events: Vec<Event<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Event {
-    Introduced(String),
-    Fixed(String),
-    LastAffected(String),
-    Limit(String),
+pub enum Event<'a> {
+    Introduced(#[serde(borrow)] Text<'a>),
+    Fixed(#[serde(borrow)] Text<'a>),
+    LastAffected(#[serde(borrow)] Text<'a>),
+    Limit(#[serde(borrow)] Text<'a>),
 }
 
-impl Event {
+impl Event<'_> {
     fn version(&self) -> &str {
         match self {
             Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => v,
@@ -146,7 +293,7 @@ impl Event {
     }
 }
 
-impl AffectedPackage {
+impl AffectedPackage<'_> {
     pub fn ecosystem_kind(&self) -> Option<Ecosystem> {
         Ecosystem::from_osv(&self.ecosystem)
     }
@@ -181,7 +328,7 @@ impl AffectedPackage {
         let listed = self
             .versions
             .iter()
-            .any(|v| v == version || scheme.compare(v, version) == Some(Ordering::Equal));
+            .any(|v| &**v == version || scheme.compare(v, version) == Some(Ordering::Equal));
         listed.then_some(None)
     }
 }
@@ -191,13 +338,13 @@ fn is_zero(v: &str) -> bool {
 }
 
 /// Evaluate one range (events sorted) per the OSV specification.
-fn range_affects(scheme: Scheme, events: &[Event], version: &str) -> Option<Option<String>> {
+fn range_affects(scheme: Scheme, events: &[Event<'_>], version: &str) -> Option<Option<String>> {
     let cmp = |a: &str| -> Option<Ordering> { scheme.compare(version, a) };
     // A range with limits only covers versions below one of them.
     let limits: Vec<&str> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Limit(l) => Some(l.as_str()),
+            Event::Limit(l) => Some(&**l),
             _ => None,
         })
         .collect();
@@ -240,7 +387,7 @@ fn range_affects(scheme: Scheme, events: &[Event], version: &str) -> Option<Opti
             _ => None,
         })
         .min_by(|a, b| scheme.compare(a, b).unwrap_or(Ordering::Equal))
-        .cloned();
+        .map(|v| v.to_string());
     Some(fixed)
 }
 
@@ -263,7 +410,7 @@ fn reject(category: &'static str, detail: impl Into<String>) -> Rejection {
 /// What parsing one file produced.
 #[derive(Debug)]
 pub enum Parsed {
-    Advisory(Advisory),
+    Advisory(Advisory<'static>),
     /// A withdrawn record: only its id and modified time matter.
     Withdrawn {
         id: String,
@@ -368,10 +515,10 @@ pub fn parse(bytes: &[u8], notes: &mut ParseNotes) -> Result<Parsed, Rejection> 
                     return Err(reject("absurd-version", raw.id));
                 }
                 events.push(match k.as_str() {
-                    "introduced" => Event::Introduced(v.to_string()),
-                    "fixed" => Event::Fixed(v.to_string()),
-                    "last_affected" => Event::LastAffected(v.to_string()),
-                    "limit" => Event::Limit(v.to_string()),
+                    "introduced" => Event::Introduced(v.to_string().into()),
+                    "fixed" => Event::Fixed(v.to_string().into()),
+                    "last_affected" => Event::LastAffected(v.to_string().into()),
+                    "limit" => Event::Limit(v.to_string().into()),
                     _ => return Err(reject("bad-event", raw.id)),
                 });
             }
@@ -394,10 +541,10 @@ pub fn parse(bytes: &[u8], notes: &mut ParseNotes) -> Result<Parsed, Rejection> 
             continue;
         }
         affected.push(AffectedPackage {
-            ecosystem: pkg.ecosystem,
-            name: eco.normalize_name(&pkg.name),
+            ecosystem: pkg.ecosystem.into(),
+            name: eco.normalize_name(&pkg.name).into(),
             ranges,
-            versions,
+            versions: versions.into_iter().map(Text::from).collect(),
             severity: pkg_severity,
         });
     }
@@ -445,11 +592,11 @@ pub fn parse_time(s: &str) -> Option<String> {
 
 /// Sort events by version with introduced `0` first; None when a bound cannot be
 /// parsed under the scheme.
-fn sort_events(scheme: Scheme, mut events: Vec<Event>) -> Option<Vec<Event>> {
+fn sort_events(scheme: Scheme, mut events: Vec<Event<'static>>) -> Option<Vec<Event<'static>>> {
     for e in &events {
         let v = e.version();
         let is_sentinel = matches!(e, Event::Introduced(x) if is_zero(x))
-            || matches!(e, Event::Limit(x) if x == "*");
+            || matches!(e, Event::Limit(x) if &**x == "*");
         if !is_sentinel && scheme.compare(v, v).is_none() {
             return None;
         }
@@ -513,22 +660,22 @@ fn text_rating(s: &str) -> Option<Severity> {
 }
 
 /// The `ecosystem` strings one advisory touches (for per-ecosystem counts).
-pub fn ecosystems(a: &Advisory) -> BTreeSet<&str> {
-    a.affected.iter().map(|p| p.ecosystem.as_str()).collect()
+pub fn ecosystems<'s>(a: &'s Advisory<'_>) -> BTreeSet<&'s str> {
+    a.affected.iter().map(|p| &*p.ecosystem).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_ok(json: &str) -> Advisory {
+    fn parse_ok(json: &str) -> Advisory<'static> {
         match parse(json.as_bytes(), &mut ParseNotes::default()) {
             Ok(Parsed::Advisory(a)) => a,
             other => panic!("unexpected {other:?}"),
         }
     }
 
-    fn affects(a: &Advisory, v: &str) -> Option<Option<String>> {
+    fn affects(a: &Advisory<'_>, v: &str) -> Option<Option<String>> {
         a.affected[0].affects(v)
     }
 
@@ -538,7 +685,7 @@ mod tests {
             r#"{"id":"X-1","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"Foo_Bar"},
             "ranges":[{"type":"ECOSYSTEM","events":[{"fixed":"1.5"},{"introduced":"0"},{"introduced":"2.0"},{"fixed":"2.3.1"},{"introduced":"3.0"},{"last_affected":"3.2"}]}]}]}"#,
         );
-        assert_eq!(a.affected[0].name, "foo-bar");
+        assert_eq!(&*a.affected[0].name, "foo-bar");
         assert_eq!(affects(&a, "0.1"), Some(Some("1.5".into())));
         assert_eq!(affects(&a, "1.5rc1"), Some(Some("1.5".into())));
         assert_eq!(affects(&a, "1.5"), None);

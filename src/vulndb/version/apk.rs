@@ -270,6 +270,15 @@ mod tests {
                 ("1.0", "1", Greater),
                 ("0.0.2_git20220126", "0.0.2", Greater),
                 ("0.0.2_rc1", "0.0.2", Less),
+                ("1.2.3_alpha1", "1.2.3_alpha", Greater),
+                ("1.2.3_p1", "1.2.3_rc1", Greater),
+                ("1.2.3_rc1-r1", "1.2.3_rc1-r0", Greater),
+                ("1.2.3_pre2", "1.2.3_rc1", Less),
+                ("2.39.3-r0", "2.39.10-r0", Less),
+                ("1.36.1-r15", "1.36.1-r7", Greater),
+                ("3.0.8a", "3.0.8", Greater),
+                ("3.0.8a", "3.0.9", Less),
+                ("0.9.8z", "0.9.8y", Greater),
                 // huge numbers never overflow
                 (
                     "1.99999999999999999999999",

@@ -164,6 +164,17 @@ mod tests {
                     "1.100000000000000000000000000000",
                     Less,
                 ),
+                // real-world Debian/Ubuntu pairs
+                ("2.36-9+deb12u3", "2.36-9+deb12u10", Less),
+                ("1:9.18.24-1", "1:9.18.19-1~deb12u1", Greater),
+                ("7.88.1-10+deb12u5", "7.88.1-10+deb12u12", Less),
+                ("1.2.13.dfsg-1", "1:1.2.11.dfsg-2+deb11u2", Less),
+                ("5.10.0-28", "5.10.0-28+b1", Less),
+                ("2.7.4-0ubuntu1.6~22.04.1", "2.7.4-0ubuntu1.6", Less),
+                ("3.0.2-0ubuntu1.15", "3.0.2-0ubuntu1.9", Greater),
+                ("1.0~rc1~git20200101", "1.0~rc1", Less),
+                ("1.0+git20200101", "1.0", Greater),
+                ("0.0~git20230101.abcdef-1", "0.0~git20230102.000000-1", Less),
                 // a non-numeric "epoch" is part of the upstream version, not an error
                 ("a:1", "a:1", Equal),
             ],

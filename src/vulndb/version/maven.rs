@@ -141,8 +141,7 @@ fn parse(version: &str) -> Item {
             stack.push(Vec::new());
         }
     };
-    for i in 0..chars.len() {
-        let c = chars[i];
+    for (i, &c) in chars.iter().enumerate() {
         let top = stack.len() - 1;
         if c == '.' {
             let item = if i == start {

@@ -347,6 +347,17 @@ mod tests {
                 ("1.26.18", "1.26.5", Greater),
                 ("42.0.0", "41.0.7", Greater),
                 ("2.0.0rc1", "2.0.0", Less),
+                ("1.0.0.0.0", "1", Equal),
+                ("1.0a1", "1.0a1.post1", Less),
+                ("1.0a1.post1", "1.0a2.dev1", Less),
+                ("1.0.dev1", "1.0a1.dev1", Less),
+                ("1.0.post1.dev1", "1.0.post1", Less),
+                ("1.0.post1.dev1", "1.0", Greater),
+                ("1.0+local", "1.0.post1", Less),
+                ("1.0+1.a", "1.0+1.1", Less),
+                ("1.0+abc", "1.0+abc.1", Less),
+                ("1!1.0", "2.0", Greater),
+                (" 1.0 ", "1.0", Equal),
             ],
         );
     }

@@ -45,13 +45,11 @@ impl<'a> SemVer<'a> {
             None => (s, None),
         };
         let mut parts = [&b"0"[..]; 3];
-        let mut n = 0;
-        for part in core.split('.') {
-            if n == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        for (n, part) in core.split('.').enumerate() {
+            if n >= 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             parts[n] = part.as_bytes();
-            n += 1;
         }
         let mut ids = Vec::new();
         if let Some(pre) = pre {
@@ -189,6 +187,12 @@ mod tests {
                 ("1.0.0-rc.1+build", "1.0.0-rc.1", Equal),
                 ("1.0.0-alpha-1", "1.0.0-alpha", Greater),
                 ("4.17.21", "4.17.4", Greater),
+                ("1.0.0-alpha.1", "1.0.0-alpha.01", Equal),
+                ("1.0.0-x.7.z.92", "1.0.0-x.7.z.93", Less),
+                ("1.0.0-beta.11", "1.0.0-beta.2", Greater),
+                ("1.0.0-rc.1", "1.0.0-rc.1.0", Less),
+                ("1.0.0-a-b", "1.0.0-a", Greater),
+                ("2.0.0-0", "1.99.99", Greater),
                 (
                     "99999999999999999999.0.0",
                     "100000000000000000000.0.0",
