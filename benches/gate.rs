@@ -3,6 +3,7 @@
 //!      (interleaved; target ≤ 1 ms added at p50);
 //!   2. cold pulls: verify + pull + scan through pullwarden vs a bare pull of images of
 //!      the same shape and size (distinct content, so neither side finds blobs cached).
+//!
 //! Needs the real services: `bash integration/bench.sh gate`.
 
 use std::io::Write;
@@ -37,8 +38,8 @@ fn filler(seed: u64, len: usize) -> Vec<u8> {
         x ^= x >> 7;
         x ^= x << 17;
         out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
-        out.push(if x % 11 == 0 { b'\n' } else { b' ' });
-        if x % 5 == 0 {
+        out.push(if x.is_multiple_of(11) { b'\n' } else { b' ' });
+        if x.is_multiple_of(5) {
             out.extend_from_slice(format!("{}", x % 100_000).as_bytes());
         }
     }

@@ -130,6 +130,27 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// Judges a finished scan under `[policy.scan]`: secrets and risky files, then
+/// vulnerabilities (with exceptions as of `today`). One function for the gate and
+/// `pullwarden scan`, so the node and CI decide alike.
+pub fn judge_scan(
+    report: ScanReport,
+    policy: &crate::config::ScanPolicy,
+    today: time::Date,
+) -> JudgedScan {
+    let files = super::findings::judge_findings(policy, &report.secrets, &report.files);
+    let vulns = super::vulns::judge(&report.vulnerabilities, policy, today);
+    let mut deny_reasons = files.deny_reasons;
+    deny_reasons.extend(vulns.deny_reasons);
+    let mut warnings = files.warnings;
+    warnings.extend(vulns.warnings);
+    JudgedScan {
+        report,
+        deny_reasons,
+        warnings,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,26 +280,5 @@ mod tests {
         );
         assert_eq!(v.decision, Decision::Allow);
         assert!(v.reasons.is_empty() && !v.would_deny && v.deny_kind.is_none());
-    }
-}
-
-/// Judges a finished scan under `[policy.scan]`: secrets and risky files, then
-/// vulnerabilities (with exceptions as of `today`). One function for the gate and
-/// `pullwarden scan`, so the node and CI decide alike.
-pub fn judge_scan(
-    report: ScanReport,
-    policy: &crate::config::ScanPolicy,
-    today: time::Date,
-) -> JudgedScan {
-    let files = super::findings::judge_findings(policy, &report.secrets, &report.files);
-    let vulns = super::vulns::judge(&report.vulnerabilities, policy, today);
-    let mut deny_reasons = files.deny_reasons;
-    deny_reasons.extend(vulns.deny_reasons);
-    let mut warnings = files.warnings;
-    warnings.extend(vulns.warnings);
-    JudgedScan {
-        report,
-        deny_reasons,
-        warnings,
     }
 }
