@@ -168,17 +168,7 @@ async fn push(prefix: &str, img: &Image) -> String {
 }
 
 async fn in_containerd(image: &str) -> bool {
-    images(&it_env().containerd_sock)
-        .await
-        .image_status(ImageStatusRequest {
-            image: spec(image),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .image
-        .is_some()
+    crate::support::cri::present(&it_env().containerd_sock, image).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -37,3 +37,18 @@ pub fn pull_request(image: &str, namespace: &str) -> PullImageRequest {
         }),
     }
 }
+
+/// Whether `socket` (containerd's, or pullwarden's) reports `image` present.
+pub async fn present(socket: &Path, image: &str) -> bool {
+    images(socket)
+        .await
+        .image_status(k8s_cri::v1::ImageStatusRequest {
+            image: spec(image),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .image
+        .is_some()
+}
