@@ -269,20 +269,8 @@ impl RegistryClient {
                 bytes,
             });
         }
-        let url = format!(
-            "{}/v2/{}/manifests/{}",
-            self.base(&reference.registry),
-            reference.repository,
-            digest
-        );
-        let f = self
-            .get(
-                reference,
-                &url,
-                Some(MANIFEST_ACCEPT),
-                self.inner.max_manifest_bytes,
-                creds,
-            )
+        let (url, f) = self
+            .fetch_manifest(reference, &digest.to_string(), creds)
             .await?;
         verify_digest(&url, digest, &f.body)?;
         let media_type = manifest_media_type(&url, f.content_type.as_deref(), &f.body)?;
@@ -294,19 +282,18 @@ impl RegistryClient {
         })
     }
 
-    /// A manifest by tag, always from the registry (tags move). The digest is computed
-    /// from the bytes; a `Docker-Content-Digest` header that disagrees is an error.
-    async fn manifest_by_tag_uncached(
+    /// GET `/v2/<name>/manifests/<tag or digest>` under the manifest size cap.
+    async fn fetch_manifest(
         &self,
         reference: &Reference,
-        tag: &str,
+        tag_or_digest: &str,
         creds: &Credentials,
-    ) -> Result<Manifest, RegistryError> {
+    ) -> Result<(String, Fetched), RegistryError> {
         let url = format!(
             "{}/v2/{}/manifests/{}",
             self.base(&reference.registry),
             reference.repository,
-            tag
+            tag_or_digest
         );
         let f = self
             .get(
@@ -317,6 +304,18 @@ impl RegistryClient {
                 creds,
             )
             .await?;
+        Ok((url, f))
+    }
+
+    /// A manifest by tag, always from the registry (tags move). The digest is computed
+    /// from the bytes; a `Docker-Content-Digest` header that disagrees is an error.
+    async fn manifest_by_tag_uncached(
+        &self,
+        reference: &Reference,
+        tag: &str,
+        creds: &Credentials,
+    ) -> Result<Manifest, RegistryError> {
+        let (url, f) = self.fetch_manifest(reference, tag, creds).await?;
         let digest = Digest::sha256_of(&f.body);
         if let Some(h) = f.docker_digest.as_deref()
             && let Ok(claimed) = h.parse::<Digest>()
