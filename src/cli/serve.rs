@@ -14,7 +14,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let cfg = args.config.load()?;
     init_logging(cfg.server.log_format);
     let path = args.config.path();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One async thread: the proxy's work per call is tiny and latency-bound, and
+    // keeping both HTTP/2 connections of a call on one thread saves the cross-thread
+    // wake-ups that dominate a loopback hop. Scans, store I/O and other heavy work run
+    // on the blocking pool (spawn_blocking), never on this thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("pullwarden")
         .build()?;

@@ -590,6 +590,11 @@ impl Gate {
             Ok(r) => r,
             Err(e) => return grpc::status_response(e.to_status()),
         };
+        let requested = req.image.map(|i| i.image).unwrap_or_default();
+        if !self.may_hide(&requested) {
+            // No enforcing policy can cover this image: containerd's answer as it streams.
+            return cri::forward(&upstream, call.into_request()).await;
+        }
         let resp = match buffered(&upstream, call.into_request()).await {
             Ok(r) => r,
             Err(e) => {
@@ -607,12 +612,26 @@ impl Gate {
         else {
             return resp.to_response();
         };
-        let requested = req.image.map(|i| i.image).unwrap_or_default();
         if self.admitted(&requested, &image).await {
             resp.to_response()
         } else {
             tracing::info!(image = %requested, "present in containerd without an allow verdict: reported absent");
             absent_response(&resp)
+        }
+    }
+
+    /// Whether ImageStatus for `requested` might have to be answered "absent": some
+    /// policy other than `off` could cover it. An image id (not a reference) is named
+    /// only by containerd's answer, so it always might.
+    fn may_hide(&self, requested: &str) -> bool {
+        let state = self.policies();
+        let active = state.config.policies.iter().filter(|p| p.mode != Mode::Off);
+        match requested.parse::<Reference>() {
+            Ok(r) if !is_image_id(requested) => {
+                let name = r.to_string();
+                active.into_iter().any(|p| p.matches_image(&name))
+            }
+            _ => active.count() > 0,
         }
     }
 
@@ -623,9 +642,7 @@ impl Gate {
         if state.config.policies.is_empty() {
             return true;
         }
-        let by_id = requested.starts_with("sha256:")
-            || (requested.len() == 64 && requested.bytes().all(|b| b.is_ascii_hexdigit()));
-        let reference = if by_id {
+        let reference = if is_image_id(requested) {
             None
         } else {
             requested.parse::<Reference>().ok()
@@ -681,6 +698,11 @@ impl Gate {
         }
         false
     }
+}
+
+/// `sha256:<hex>` or a bare 64-hex id: ImageStatus by id rather than by name.
+fn is_image_id(s: &str) -> bool {
+    s.starts_with("sha256:") || (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 enum PostPull {
