@@ -292,18 +292,32 @@ async fn main() {
     // --- ImageStatus of that allowed image under the enforcing policy: containerd's
     // answer plus the verdict lookup that decides present/absent.
     let status = k8s_cri::v1::ImageStatusRequest {
-        image: Some(ImageSpec { image: image.clone(), ..Default::default() }),
+        image: Some(ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        }),
         verbose: false,
     };
     let (mut d, mut p) = (Vec::new(), Vec::new());
     for i in 0..2000 + 100 {
         let t = Instant::now();
-        let a = direct.image_status(status.clone()).await.unwrap().into_inner();
+        let a = direct
+            .image_status(status.clone())
+            .await
+            .unwrap()
+            .into_inner();
         let td = t.elapsed();
         let t = Instant::now();
-        let b = proxy.image_status(status.clone()).await.unwrap().into_inner();
+        let b = proxy
+            .image_status(status.clone())
+            .await
+            .unwrap()
+            .into_inner();
         let tp = t.elapsed();
-        assert_eq!(a, b, "an allowed image must look the same through pullwarden");
+        assert_eq!(
+            a, b,
+            "an allowed image must look the same through pullwarden"
+        );
         if i >= 100 {
             d.push(td);
             p.push(tp);
@@ -311,10 +325,24 @@ async fn main() {
     }
     d.sort();
     p.sort();
-    println!("ImageStatus of an allowed image under an enforcing policy, 2000 calls each, interleaved");
-    println!("  direct to containerd: p50 {:>7.3} ms   p99 {:>7.3} ms", pct(&d, 0.5), pct(&d, 0.99));
-    println!("  through pullwarden:   p50 {:>7.3} ms   p99 {:>7.3} ms", pct(&p, 0.5), pct(&p, 0.99));
-    println!("  added:                p50 {:>7.3} ms   p99 {:>7.3} ms", pct(&p, 0.5) - pct(&d, 0.5), pct(&p, 0.99) - pct(&d, 0.99));
+    println!(
+        "ImageStatus of an allowed image under an enforcing policy, 2000 calls each, interleaved"
+    );
+    println!(
+        "  direct to containerd: p50 {:>7.3} ms   p99 {:>7.3} ms",
+        pct(&d, 0.5),
+        pct(&d, 0.99)
+    );
+    println!(
+        "  through pullwarden:   p50 {:>7.3} ms   p99 {:>7.3} ms",
+        pct(&p, 0.5),
+        pct(&p, 0.99)
+    );
+    println!(
+        "  added:                p50 {:>7.3} ms   p99 {:>7.3} ms",
+        pct(&p, 0.5) - pct(&d, 0.5),
+        pct(&p, 0.99) - pct(&d, 0.99)
+    );
     let _ = daemon.kill();
     let _ = daemon.wait();
 }

@@ -102,6 +102,31 @@ pub struct Gate {
     flights: flight::Group<VerdictKey, Result<Outcome, GateError>>,
     clock: fn() -> OffsetDateTime,
     metrics: Arc<Metrics>,
+    allowed_names: AllowedNames,
+}
+
+/// Image name → the digest it had when last allowed (under a policy fingerprint).
+/// Only a hint for finding the stored verdict: every answer from it is bound to what
+/// containerd actually stored. Bounded: cleared whole when full.
+#[derive(Default)]
+struct AllowedNames(std::sync::Mutex<HashMap<(String, String), crate::digest::Digest>>);
+
+const ALLOWED_NAMES_MAX: usize = 10_000;
+
+impl AllowedNames {
+    fn get(&self, name: &str, fingerprint: &str) -> Option<crate::digest::Digest> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(name.to_string(), fingerprint.to_string()))
+            .cloned()
+    }
+
+    fn put(&self, name: String, fingerprint: &str, digest: crate::digest::Digest) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= ALLOWED_NAMES_MAX {
+            map.clear();
+        }
+        map.insert((name, fingerprint.to_string()), digest);
+    }
 }
 
 struct PullCtx {
@@ -132,6 +157,7 @@ impl Gate {
             flights: flight::Group::default(),
             clock: OffsetDateTime::now_utc,
             metrics: Arc::new(Metrics::new()),
+            allowed_names: AllowedNames::default(),
         }
     }
 
@@ -221,10 +247,17 @@ impl Gate {
             policy_fingerprint: ctx.fingerprint.clone(),
             db_version: db_version.clone(),
         };
-        // Already in containerd with a verdict: answer without asking the registry.
-        if let Some(present) = self.images.target(&name).await?
-            && let Some(v) = self.lookup(&key_for(&present.digest)).await?
-            && let Some(o) = self.answer_from_verdict(&ctx, &v, &present.digest).await?
+        // Already in containerd with a verdict: answer without asking the registry. The
+        // digest this name had at its last allowed pull saves asking containerd; the
+        // bind check after the pull catches a name that has moved since.
+        let remembered = self.allowed_names.get(&name, &ctx.fingerprint);
+        let present = match remembered {
+            Some(d) => Some(d),
+            None => self.images.target(&name).await?.map(|t| t.digest),
+        };
+        if let Some(present) = present
+            && let Some(v) = self.lookup(&key_for(&present)).await?
+            && let Some(o) = self.answer_from_verdict(&ctx, &v, &present).await?
         {
             self.record(&ctx, &v, "cached");
             return Ok(o);
@@ -534,12 +567,11 @@ impl Gate {
         Ok(())
     }
 
+    /// A verdict read is a redb read transaction and one JSON decode (tens of µs), done
+    /// in place: a hop to the blocking pool would cost about as much. Writes (fsync)
+    /// go to the blocking pool.
     async fn lookup(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
-        let store = self.verdicts.clone();
-        let key = key.clone();
-        tokio::task::spawn_blocking(move || store.get(&key))
-            .await
-            .map_err(|e| GateError::Internal(e.to_string()))?
+        self.verdicts.get(key)
     }
 
     async fn store(&self, key: &VerdictKey, v: &Verdict) -> Result<(), GateError> {
@@ -558,6 +590,12 @@ impl Gate {
         };
         self.metrics
             .record_pull(&v.policy, v.decision, how != "evaluated");
+        if v.decision == Decision::Allow
+            && let Ok(d) = v.digest.parse()
+        {
+            self.allowed_names
+                .put(ctx.reference.to_string(), &ctx.fingerprint, d);
+        }
         tracing::info!(
             target: "pullwarden::audit",
             reference = %ctx.requested,

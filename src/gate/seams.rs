@@ -69,7 +69,8 @@ pub struct DecisionEvent {
     pub reasons: Vec<String>,
 }
 
-/// Where verdicts live. Synchronous: callers run it off the async threads.
+/// Where verdicts live. Synchronous: `get` must be quick (it runs on the async thread);
+/// `put` may block (it runs on the blocking pool).
 pub trait VerdictCache: Send + Sync {
     fn get(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError>;
     fn put(&self, key: &VerdictKey, verdict: &Verdict) -> Result<(), GateError>;
