@@ -24,4 +24,12 @@ bash integration/services.sh start "$dir"
 # shellcheck disable=SC1091
 source "$dir/env"
 
-cargo test --locked "$@"
+# Keep cargo's own output, then close with one total line over every test binary
+# (the last binary cargo runs is the doc tests, which has none of its own).
+set +e
+cargo test --locked "$@" 2>&1 | tee "$dir/cargo-test.log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$dir/cargo-test.log"
+exit "$status"
