@@ -3,18 +3,16 @@
 //! services: `bash integration/bench.sh cri_proxy`.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::env;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ImageSpec, ImageStatusRequest, PodSandboxConfig, PullImageRequest, VersionRequest,
 };
-
-fn env(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run via integration/bench.sh"))
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -38,16 +36,7 @@ async fn main() {
         ),
     )
     .unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("PULLWARDEN_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    while std::os::unix::net::UnixStream::connect(&listen).is_err() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut daemon = common::start_daemon(&cfg, &listen).await;
 
     let image = pullwarden_bench_image(&registry).await;
     let mut direct =
@@ -151,10 +140,8 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Pushes a small two-layer image with the registry API and returns its reference.
+/// Pushes a small one-layer image with the registry API and returns its reference.
 async fn pullwarden_bench_image(registry: &str) -> String {
-    use sha2::Digest as _;
-    let http = reqwest::Client::new();
     let repo = format!("bench/status-{}", std::process::id());
     let mut tar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -162,37 +149,11 @@ async fn pullwarden_bench_image(registry: &str) -> String {
     h.set_mode(0o644);
     tar.append_data(&mut h, "hello", &b"hi\n"[..]).unwrap();
     let layer = tar.into_inner().unwrap();
-    let sha = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
-    let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha(&layer)]}}).to_string();
-    for blob in [layer.as_slice(), config.as_bytes()] {
-        let r = http
-            .post(format!("http://{registry}/v2/{repo}/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
-        let loc = r.headers()["location"].to_str().unwrap().to_string();
-        let url = if loc.starts_with("http") {
-            loc
-        } else {
-            format!("http://{registry}{loc}")
-        };
-        let sep = if url.contains('?') { '&' } else { '?' };
-        http.put(format!("{url}{sep}digest={}", sha(blob)))
-            .body(blob.to_vec())
-            .send()
-            .await
-            .unwrap();
-    }
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config.as_bytes()), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(&layer), "size": layer.len()}]
-    });
-    http.put(format!("http://{registry}/v2/{repo}/manifests/v1"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.to_string())
-        .send()
-        .await
-        .unwrap();
+    let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[common::sha(&layer)]}}).to_string();
+    let manifest = common::manifest(
+        config.as_bytes(),
+        &[("application/vnd.oci.image.layer.v1.tar", &layer)],
+    );
+    common::push(registry, &repo, &[&layer, config.as_bytes()], &manifest).await;
     format!("{registry}/{repo}:v1")
 }

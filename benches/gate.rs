@@ -8,20 +8,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{env, sha};
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::{ImageSpec, PodSandboxConfig, PodSandboxMetadata, PullImageRequest};
-use sha2::Digest as _;
-
-fn env(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run via integration/bench.sh"))
-}
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
-}
 
 /// Text-like content that compresses like real files (about 3:1).
 fn filler(seed: u64, len: usize) -> Vec<u8> {
@@ -85,46 +79,19 @@ fn build_image(salt: u64) -> (Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
         layers.push(gz.finish().unwrap());
     }
     let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":diff_ids}}).to_string().into_bytes();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
-        "layers": layers.iter().map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(l), "size": l.len()})).collect::<Vec<_>>(),
-    }).to_string().into_bytes();
+    let layer_refs: Vec<(&str, &[u8])> = layers
+        .iter()
+        .map(|l| ("application/vnd.oci.image.layer.v1.tar+gzip", l.as_slice()))
+        .collect();
+    let manifest = common::manifest(&config, &layer_refs);
     (layers, config, manifest)
 }
 
 async fn push(registry: &str, repo: &str, image: &(Vec<Vec<u8>>, Vec<u8>, Vec<u8>)) {
-    let http = reqwest::Client::new();
     let (layers, config, manifest) = image;
-    for blob in layers.iter().chain(std::iter::once(config)) {
-        let r = http
-            .post(format!("http://{registry}/v2/{repo}/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
-        let loc = r.headers()["location"].to_str().unwrap().to_string();
-        let url = if loc.starts_with("http") {
-            loc
-        } else {
-            format!("http://{registry}{loc}")
-        };
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let r = http
-            .put(format!("{url}{sep}digest={}", sha(blob)))
-            .body(blob.clone())
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-    let r = http
-        .put(format!("http://{registry}/v2/{repo}/manifests/v1"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let mut blobs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    blobs.push(config);
+    common::push(registry, repo, &blobs, manifest).await;
 }
 
 fn pull_req(image: &str) -> PullImageRequest {
@@ -185,16 +152,7 @@ async fn main() {
     )
     .unwrap();
     pw(&["keygen", "--output", key.to_str().unwrap()], &cfg);
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("PULLWARDEN_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    while std::os::unix::net::UnixStream::connect(&listen).is_err() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut daemon = common::start_daemon(&cfg, &listen).await;
     let mut direct =
         ImageServiceClient::new(pullwarden::cli::cri::channel(&containerd).await.unwrap());
     let mut proxy = ImageServiceClient::new(pullwarden::cli::cri::channel(&listen).await.unwrap());

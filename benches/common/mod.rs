@@ -1,0 +1,78 @@
+//! What the service benchmarks share: the harness environment, pushing an image over
+//! the distribution API, and starting the daemon binary.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sha2::Digest as _;
+
+pub fn env(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| panic!("{k} not set: run via integration/bench.sh"))
+}
+
+pub fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// An OCI manifest over `config` and `layers` (media type given per layer).
+pub fn manifest(config: &[u8], layers: &[(&str, &[u8])]) -> Vec<u8> {
+    serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": config.len()},
+        "layers": layers.iter().map(|(mt, l)| serde_json::json!({"mediaType": mt, "digest": sha(l), "size": l.len()})).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Monolithic uploads of every blob, then the manifest as `repo:v1`.
+pub async fn push(registry: &str, repo: &str, blobs: &[&[u8]], manifest: &[u8]) {
+    let http = reqwest::Client::new();
+    for blob in blobs {
+        let r = http
+            .post(format!("http://{registry}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        let url = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("http://{registry}{loc}")
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let r = http
+            .put(format!("{url}{sep}digest={}", sha(blob)))
+            .body(blob.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "blob upload: {}", r.status());
+    }
+    let r = http
+        .put(format!("http://{registry}/v2/{repo}/manifests/v1"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "manifest put: {}", r.status());
+}
+
+/// Starts `pullwarden serve --config cfg` and waits until `listen` accepts.
+pub async fn start_daemon(cfg: &Path, listen: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .env("PULLWARDEN_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    while std::os::unix::net::UnixStream::connect(listen).is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child
+}
