@@ -578,3 +578,40 @@ async fn a_vulnerability_import_invalidates_verdicts_and_denies() {
     );
     assert_ne!(v["db_version"], "none");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pod_namespace_picks_the_policy() {
+    let node = Node::start("");
+    let text = std::fs::read_to_string(&node.daemon.config).unwrap();
+    let text = text.replacen(
+        "[[policy]]",
+        "[[policy]]\nname = \"system\"\nimages = [\"**\"]\nnamespaces = [\"kube-system\"]\nmode = \"off\"\n\n[[policy]]",
+        1,
+    );
+    std::fs::write(&node.daemon.config, text).unwrap();
+    let out = node.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unsigned = image("e2e-ns", vec![]);
+    let reference = push("e2ens", &unsigned).await;
+    let mut cri = images(&node.daemon.listen).await;
+    // kube-system: the `off` policy, a plain passthrough (nothing judged or recorded).
+    cri.pull_image(pull_request(&reference, "kube-system"))
+        .await
+        .unwrap();
+    assert_eq!(node.cli(&["verdict", &reference]).status.code(), Some(1));
+    // Any other namespace: the enforcing policy.
+    let e = cri
+        .pull_image(pull_request(&reference, "team-a"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().starts_with("SignatureValidationFailed: ")
+            && e.message().contains("denied by policy e2e"),
+        "{}",
+        e.message()
+    );
+}
