@@ -3,7 +3,6 @@
 //! services: `bash integration/bench.sh cri_proxy`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 mod common;
 
@@ -13,10 +12,6 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ImageSpec, ImageStatusRequest, PodSandboxConfig, PullImageRequest, VersionRequest,
 };
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -62,44 +57,13 @@ async fn main() {
     };
 
     let n = 3000;
-    let (mut d, mut p) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n + 200 {
-        let t = Instant::now();
-        direct.image_status(req.clone()).await.unwrap();
-        let td = t.elapsed();
-        let t = Instant::now();
-        proxy.image_status(req.clone()).await.unwrap();
-        let tp = t.elapsed();
-        if i >= 200 {
-            d.push(td);
-            p.push(tp);
-        }
-    }
-    d.sort();
-    p.sort();
-    let (d50, d99, p50, p99) = (
-        percentile(&d, 0.5),
-        percentile(&d, 0.99),
-        percentile(&p, 0.5),
-        percentile(&p, 0.99),
+    let (d, p) = interleaved!(
+        200,
+        n,
+        direct.image_status(req.clone()).await.unwrap(),
+        proxy.image_status(req.clone()).await.unwrap()
     );
-    println!("ImageStatus, {n} calls each, interleaved");
-    println!(
-        "  direct to containerd: p50 {:>8.1} µs   p99 {:>8.1} µs",
-        us(d50),
-        us(d99)
-    );
-    println!(
-        "  through pullwarden:   p50 {:>8.1} µs   p99 {:>8.1} µs",
-        us(p50),
-        us(p99)
-    );
-    println!(
-        "  added latency:        p50 {:>8.1} µs   p99 {:>8.1} µs   (ratio p50 {:.2}x; target: <= 100 µs added at p50)",
-        us(p50) - us(d50),
-        us(p99) - us(d99),
-        us(p50) / us(d50)
-    );
+    common::report("ImageStatus", &d, &p, "; target: <= 100 µs added at p50");
 
     // The same hop for a call pullwarden does not intercept (RuntimeService/Version):
     // what the bare HTTP/2 forward costs, without decoding anything.
@@ -110,34 +74,20 @@ async fn main() {
     let v = VersionRequest {
         version: "v1".into(),
     };
-    let (mut d, mut p) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n + 200 {
-        let t = Instant::now();
-        rt_direct.version(v.clone()).await.unwrap();
-        let td = t.elapsed();
-        let t = Instant::now();
-        rt_proxy.version(v.clone()).await.unwrap();
-        let tp = t.elapsed();
-        if i >= 200 {
-            d.push(td);
-            p.push(tp);
-        }
-    }
-    d.sort();
-    p.sort();
-    println!("RuntimeService/Version (forwarded without interception), {n} calls each");
-    println!(
-        "  added latency:        p50 {:>8.1} µs   p99 {:>8.1} µs   (direct p50 {:.1} µs)",
-        us(percentile(&p, 0.5)) - us(percentile(&d, 0.5)),
-        us(percentile(&p, 0.99)) - us(percentile(&d, 0.99)),
-        us(percentile(&d, 0.5))
+    let (d, p) = interleaved!(
+        200,
+        n,
+        rt_direct.version(v.clone()).await.unwrap(),
+        rt_proxy.version(v.clone()).await.unwrap()
+    );
+    common::report(
+        "RuntimeService/Version (forwarded without interception)",
+        &d,
+        &p,
+        "",
     );
     let _ = daemon.kill();
     let _ = daemon.wait();
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 /// Pushes a small one-layer image with the registry API and returns its reference.

@@ -126,10 +126,6 @@ fn pw(args: &[&str], config: &Path) {
     );
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let registry = env("PW_IT_REGISTRY");
@@ -214,37 +210,17 @@ async fn main() {
     // --- present and allowed: PullImage again, interleaved.
     let image = &gated_refs[0];
     let rounds = 400;
-    let (mut d, mut p) = (Vec::new(), Vec::new());
-    for i in 0..rounds + 30 {
-        let t = Instant::now();
-        direct.pull_image(pull_req(image)).await.unwrap();
-        let td = t.elapsed();
-        let t = Instant::now();
-        proxy.pull_image(pull_req(image)).await.unwrap();
-        let tp = t.elapsed();
-        if i >= 30 {
-            d.push(td);
-            p.push(tp);
-        }
-    }
-    d.sort();
-    p.sort();
-    println!("PullImage of a present, allowed image, {rounds} calls each, interleaved");
-    println!(
-        "  direct to containerd: p50 {:>7.3} ms   p99 {:>7.3} ms",
-        pct(&d, 0.5),
-        pct(&d, 0.99)
+    let (d, p) = interleaved!(
+        30,
+        rounds,
+        direct.pull_image(pull_req(image)).await.unwrap(),
+        proxy.pull_image(pull_req(image)).await.unwrap()
     );
-    println!(
-        "  through pullwarden:   p50 {:>7.3} ms   p99 {:>7.3} ms",
-        pct(&p, 0.5),
-        pct(&p, 0.99)
-    );
-    println!(
-        "  added:                p50 {:>7.3} ms   p99 {:>7.3} ms   (ratio p50 {:.2}x; target <= 1 ms added at p50)",
-        pct(&p, 0.5) - pct(&d, 0.5),
-        pct(&p, 0.99) - pct(&d, 0.99),
-        pct(&p, 0.5) / pct(&d, 0.5)
+    common::report(
+        "PullImage of a present, allowed image",
+        &d,
+        &p,
+        "; target: <= 1 ms added at p50",
     );
 
     // --- ImageStatus of that allowed image under the enforcing policy: containerd's
@@ -256,50 +232,31 @@ async fn main() {
         }),
         verbose: false,
     };
-    let (mut d, mut p) = (Vec::new(), Vec::new());
-    for i in 0..2000 + 100 {
-        let t = Instant::now();
-        let a = direct
-            .image_status(status.clone())
-            .await
-            .unwrap()
-            .into_inner();
-        let td = t.elapsed();
-        let t = Instant::now();
-        let b = proxy
-            .image_status(status.clone())
-            .await
-            .unwrap()
-            .into_inner();
-        let tp = t.elapsed();
-        assert_eq!(
-            a, b,
-            "an allowed image must look the same through pullwarden"
-        );
-        if i >= 100 {
-            d.push(td);
-            p.push(tp);
-        }
-    }
-    d.sort();
-    p.sort();
-    println!(
-        "ImageStatus of an allowed image under an enforcing policy, 2000 calls each, interleaved"
+    let a = direct
+        .image_status(status.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let b = proxy
+        .image_status(status.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        a, b,
+        "an allowed image must look the same through pullwarden"
     );
-    println!(
-        "  direct to containerd: p50 {:>7.3} ms   p99 {:>7.3} ms",
-        pct(&d, 0.5),
-        pct(&d, 0.99)
+    let (d, p) = interleaved!(
+        100,
+        2000,
+        direct.image_status(status.clone()).await.unwrap(),
+        proxy.image_status(status.clone()).await.unwrap()
     );
-    println!(
-        "  through pullwarden:   p50 {:>7.3} ms   p99 {:>7.3} ms",
-        pct(&p, 0.5),
-        pct(&p, 0.99)
-    );
-    println!(
-        "  added:                p50 {:>7.3} ms   p99 {:>7.3} ms",
-        pct(&p, 0.5) - pct(&d, 0.5),
-        pct(&p, 0.99) - pct(&d, 0.99)
+    common::report(
+        "ImageStatus of an allowed image under an enforcing policy",
+        &d,
+        &p,
+        "",
     );
     let _ = daemon.kill();
     let _ = daemon.wait();

@@ -76,3 +76,49 @@ pub async fn start_daemon(cfg: &Path, listen: &Path) -> Child {
     }
     child
 }
+
+/// Times `direct` and `through` alternately, `n` times each after `warmup` rounds, so
+/// machine noise hits both sides alike; returns both samples sorted.
+#[macro_export]
+macro_rules! interleaved {
+    ($warmup:expr, $n:expr, $direct:expr, $through:expr) => {{
+        let (mut d, mut p) = (Vec::with_capacity($n), Vec::with_capacity($n));
+        for i in 0..$warmup + $n {
+            let t = std::time::Instant::now();
+            $direct;
+            let td = t.elapsed();
+            let t = std::time::Instant::now();
+            $through;
+            let tp = t.elapsed();
+            if i >= $warmup {
+                d.push(td);
+                p.push(tp);
+            }
+        }
+        d.sort();
+        p.sort();
+        (d, p)
+    }};
+}
+
+fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6
+}
+
+/// Prints p50/p99 of both sides and what pullwarden adds, in µs.
+pub fn report(title: &str, direct: &[Duration], through: &[Duration], target: &str) {
+    let (d50, d99) = (percentile_us(direct, 0.5), percentile_us(direct, 0.99));
+    let (p50, p99) = (percentile_us(through, 0.5), percentile_us(through, 0.99));
+    println!("{title}, {} calls each, interleaved", direct.len());
+    println!(
+        "  direct to containerd: p50 {d50:>9.1} µs   p99 {p99_d:>9.1} µs",
+        p99_d = d99
+    );
+    println!("  through pullwarden:   p50 {p50:>9.1} µs   p99 {p99:>9.1} µs");
+    println!(
+        "  added:                p50 {:>9.1} µs   p99 {:>9.1} µs   (ratio p50 {:.2}x{target})",
+        p50 - d50,
+        p99 - d99,
+        p50 / d50
+    );
+}
