@@ -369,16 +369,8 @@ async fn verdicts_survive_restart_and_policy_change_invalidates() {
     node.daemon.stop();
     node.daemon.spawn();
     let mut cri = images(&node.daemon.listen).await;
-    let st = cri
-        .image_status(ImageStatusRequest {
-            image: spec(&app_ref),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert!(
-        st.image.is_some(),
+        crate::support::cri::present(&node.daemon.listen, &app_ref).await,
         "allowed image reported absent after restart"
     );
     cri.pull_image(pull_request(&app_ref, "default"))
@@ -402,16 +394,8 @@ async fn verdicts_survive_restart_and_policy_change_invalidates() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let st = cri
-        .image_status(ImageStatusRequest {
-            image: spec(&app_ref),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert!(
-        st.image.is_none(),
+        !crate::support::cri::present(&node.daemon.listen, &app_ref).await,
         "a verdict under the old policy still admits the image"
     );
     cri.pull_image(pull_request(&app_ref, "default"))
@@ -434,15 +418,10 @@ async fn twenty_concurrent_pulls_one_evaluation_and_side_loads_are_absent() {
         .await
         .unwrap();
     let mut cri = images(&node.daemon.listen).await;
-    let st = cri
-        .image_status(ImageStatusRequest {
-            image: spec(&app_ref),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(st.image.is_none(), "side-loaded image reported present");
+    assert!(
+        !crate::support::cri::present(&node.daemon.listen, &app_ref).await,
+        "side-loaded image reported present"
+    );
 
     let mut tasks = Vec::new();
     for _ in 0..20 {

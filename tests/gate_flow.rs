@@ -287,15 +287,7 @@ async fn signed_clean_image_is_allowed_then_answered_from_the_cache() {
         ["evaluated", "cached"]
     );
     // Present through the proxy: it has an allow verdict.
-    let st = cri
-        .image_status(ImageStatusRequest {
-            image: spec(&image),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(st.image.is_some());
+    assert!(crate::support::cri::present(&h.listen, &image).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,15 +411,10 @@ async fn side_loaded_images_are_absent_until_verified() {
         .await
         .unwrap();
     let mut cri = images(&h.listen).await;
-    let st = cri
-        .image_status(ImageStatusRequest {
-            image: spec(&image),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(st.image.is_none(), "side-loaded image reported present");
+    assert!(
+        !crate::support::cri::present(&h.listen, &image).await,
+        "side-loaded image reported present"
+    );
     h.sign(&img.digest);
     cri.pull_image(pull_request(&image, "default"))
         .await
