@@ -279,7 +279,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         None => None,
     };
     let access = PeerAccess::for_group(&cfg.server.socket_group)?;
-    let upstream = Arc::new(Upstream::new(&cfg.server.upstream));
+    let upstream =
+        Arc::new(Upstream::new(&cfg.server.upstream).with_busy_poll(cfg.server.upstream_busy_poll));
     let proxy = Proxy::new(upstream, daemon.gate());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

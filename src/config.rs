@@ -70,6 +70,8 @@ pub struct RawServer {
     pub socket_group: Option<String>,
     /// How long a draining daemon waits for calls in flight on SIGTERM.
     pub drain_timeout: Option<String>,
+    /// How long a forwarded call polls for containerd's answer before sleeping.
+    pub upstream_busy_poll: Option<String>,
     /// Log format: "text" (default on a terminal) or "json".
     pub log_format: Option<String>,
 }
@@ -185,6 +187,8 @@ pub struct Server {
     pub socket_group: String,
     #[serde(with = "humantime_serde_compat")]
     pub drain_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub upstream_busy_poll: Duration,
     pub log_format: LogFormat,
 }
 
@@ -447,6 +451,9 @@ fn compile_globs(key: &str, patterns: &[String]) -> Result<GlobSet, ConfigError>
     b.build().map_err(|e| invalid(key, e.to_string()))
 }
 
+/// Upper bound for `server.upstream_busy_poll`: beyond this, polling only burns CPU.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
+
 fn parse_duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(s)
         .map_err(|e| invalid(key, format!("{s:?} is not a duration like \"10s\": {e}")))
@@ -503,6 +510,21 @@ impl TryFrom<RawConfig> for Config {
             drain_timeout: match s.drain_timeout {
                 None => Duration::from_secs(30),
                 Some(d) => parse_duration("server.drain_timeout", &d)?,
+            },
+            upstream_busy_poll: match s.upstream_busy_poll {
+                None => crate::cri::upstream::DEFAULT_BUSY_POLL,
+                Some(d) => {
+                    let v = parse_duration("server.upstream_busy_poll", &d)?;
+                    if v > MAX_BUSY_POLL {
+                        return Err(invalid(
+                            "server.upstream_busy_poll",
+                            format!(
+                                "{d:?} is longer than the 100ms this may spin (\"0s\" turns it off)"
+                            ),
+                        ));
+                    }
+                    v
+                }
             },
             log_format,
         };
@@ -832,7 +854,10 @@ denylist = "/etc/pullwarden/denylist.txt"
         let c = Config::parse("").unwrap();
         assert_eq!(c.server.listen, PathBuf::from("/run/pullwarden/cri.sock"));
         assert_eq!(c.server.containerd_namespace, "k8s.io");
+        assert_eq!(c.server.upstream_busy_poll, Duration::from_millis(2));
         assert!(c.policies.is_empty());
+        let off = Config::parse("[server]\nupstream_busy_poll = \"0s\"").unwrap();
+        assert!(off.server.upstream_busy_poll.is_zero());
     }
 
     #[test]
@@ -879,6 +904,14 @@ mode = "audit"
         let cases = [
             ("[server]\nlisten = \"relative.sock\"", "server.listen"),
             ("[registry]\ntimeout = \"soon\"", "registry.timeout"),
+            (
+                "[server]\nupstream_busy_poll = \"1s\"",
+                "server.upstream_busy_poll",
+            ),
+            (
+                "[server]\nupstream_busy_poll = \"fast\"",
+                "server.upstream_busy_poll",
+            ),
             ("[[policy]]\nimages=[\"**\"]", "policy[0].name"),
             ("[[policy]]\nname=\"a\"", "policy[0].images"),
             (

@@ -142,13 +142,13 @@ pub fn full_body(data: Bytes, trailers: Option<http::HeaderMap>) -> BoxBody {
 /// gRPC trailers saying so (`UNAVAILABLE`, naming the socket) instead of a bare HTTP/2
 /// reset, so the kubelet gets a status it understands.
 pub struct EndsInStatus {
-    inner: hyper::body::Incoming,
+    inner: super::relay::RecvBody,
     socket: std::path::PathBuf,
     done: bool,
 }
 
 impl EndsInStatus {
-    pub fn new(inner: hyper::body::Incoming, socket: std::path::PathBuf) -> EndsInStatus {
+    pub fn new(inner: super::relay::RecvBody, socket: std::path::PathBuf) -> EndsInStatus {
         EndsInStatus {
             inner,
             socket,

@@ -5,6 +5,8 @@
 //! [`ImageGate`], which decodes a copy of the request and decides.
 
 pub mod grpc;
+pub mod io;
+pub mod relay;
 pub mod server;
 pub mod upstream;
 
@@ -149,16 +151,11 @@ impl Proxy {
         Proxy { upstream, gate }
     }
 
-    pub async fn handle(
-        &self,
-        req: http::Request<hyper::body::Incoming>,
-    ) -> http::Response<BoxBody> {
+    pub async fn handle(&self, req: http::Request<BoxBody>) -> http::Response<BoxBody> {
         let path = req.uri().path();
         let intercepted = path == PULL_IMAGE || path == IMAGE_STATUS;
         if !intercepted {
-            let (parts, body) = req.into_parts();
-            let body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
-            return forward(&self.upstream, http::Request::from_parts(parts, body)).await;
+            return forward(&self.upstream, req).await;
         }
         let is_pull = path == PULL_IMAGE;
         let (parts, body) = req.into_parts();

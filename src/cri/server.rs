@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use bytes::Bytes;
 use tokio::net::UnixListener;
 
 use super::Proxy;
+use super::io::UnixIo;
+use super::relay::{self, RecvBody};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -84,13 +86,15 @@ pub fn bind_socket_std(
 }
 
 /// Serves HTTP/2 (gRPC) on `listener` until `shutdown` resolves, then stops accepting,
-/// lets calls in flight finish for up to `drain`, and returns.
+/// tells every client to go away (HTTP/2 GOAWAY), lets calls in flight finish for up
+/// to `drain`, and returns.
 pub async fn serve<S>(listener: UnixListener, proxy: Proxy, shutdown: S, drain: Duration)
 where
     S: std::future::Future<Output = ()>,
 {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let proxy = Arc::new(proxy);
+    // Every connection holds a receiver: `closed()` resolves when the last one ends.
+    let (draining, _) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -105,27 +109,85 @@ where
                 }
             },
         };
-        let proxy = proxy.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
-        });
-        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .initial_stream_window_size(4 << 20)
-            .initial_connection_window_size(8 << 20)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "CRI client connection ended with an error");
+        let io = match UnixIo::from_tokio(stream) {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::warn!(error = %e, "registering a CRI client connection failed");
+                continue;
             }
-        });
+        };
+        tokio::spawn(connection(io, proxy.clone(), draining.subscribe()));
     }
     tracing::info!("draining calls in flight");
-    if tokio::time::timeout(drain, graceful.shutdown())
+    let _ = draining.send(true);
+    if tokio::time::timeout(drain, draining.closed())
         .await
         .is_err()
     {
         tracing::warn!(?drain, "drain timeout: closing remaining connections");
     }
+}
+
+/// One kubelet (or crictl) connection: accepts its streams and runs each call as its
+/// own task, so a slow PullImage never holds up an ImageStatus behind it.
+async fn connection(
+    io: UnixIo,
+    proxy: Arc<Proxy>,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut conn = match h2::server::Builder::new()
+        .initial_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_concurrent_streams(MAX_CONCURRENT_CALLS)
+        .handshake::<_, Bytes>(io)
+        .await
+    {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(error = %e, "CRI client connection failed its HTTP/2 handshake");
+            return;
+        }
+    };
+    let mut going_away = false;
+    loop {
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    tokio::spawn(call(proxy.clone(), req, respond));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "CRI client connection ended with an error");
+                    break;
+                }
+                None => break,
+            },
+            _ = draining.changed(), if !going_away => {
+                going_away = true;
+                conn.graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// The most calls one client may have open at once (the kubelet pulls a few images in
+/// parallel and polls status; this only stops a runaway client).
+const MAX_CONCURRENT_CALLS: u32 = 1024;
+
+async fn call(
+    proxy: Arc<Proxy>,
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+) {
+    let req = req.map(RecvBody::boxed);
+    // A client that resets the stream (the kubelet's call deadline, a crictl ^C) drops
+    // the forwarded call, which resets it upstream. PullImage evaluations run on their
+    // own task in the gate and are not cancelled by this.
+    let resp = tokio::select! {
+        resp = proxy.handle(req) => resp,
+        reason = std::future::poll_fn(|cx| respond.poll_reset(cx)) => {
+            tracing::debug!(?reason, "CRI client cancelled a call");
+            return;
+        }
+    };
+    relay::respond(respond, resp).await;
 }
