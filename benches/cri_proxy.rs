@@ -21,25 +21,21 @@ async fn main() {
     let registry = env("PW_IT_REGISTRY");
     let containerd = PathBuf::from(env("PW_IT_CONTAINERD_SOCK"));
     let dir = tempfile::tempdir().unwrap();
-    let listen = dir.path().join("cri.sock");
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[server]\nlisten = \"{}\"\nupstream = \"{}\"\nadmin = \"{}\"\nmetrics = \"\"\nstate_dir = \"{}\"\n",
-            listen.display(),
-            containerd.display(),
-            dir.path().join("admin.sock").display(),
-            dir.path().join("state").display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = common::start_daemon(&cfg, &listen).await;
+    // The daemon as configured by default, and one that never busy-polls (for the
+    // comparison the README records: what the poll-before-sleep is worth).
+    let (mut daemon, listen) = start(dir.path(), "default", &containerd, None).await;
+    let (mut sleeper, sleeper_listen) =
+        start(dir.path(), "sleeping", &containerd, Some("0s")).await;
 
     let image = pullwarden_bench_image(&registry).await;
     let mut direct =
         ImageServiceClient::new(pullwarden::cli::cri::channel(&containerd).await.unwrap());
     let mut proxy = ImageServiceClient::new(pullwarden::cli::cri::channel(&listen).await.unwrap());
+    let mut sleeping = ImageServiceClient::new(
+        pullwarden::cli::cri::channel(&sleeper_listen)
+            .await
+            .unwrap(),
+    );
     direct
         .pull_image(PullImageRequest {
             image: Some(ImageSpec {
@@ -67,6 +63,18 @@ async fn main() {
         proxy.image_status(req.clone()).await.unwrap()
     );
     common::report("ImageStatus", &d, &p, "; target: <= 100 µs added at p50");
+    let (d, p) = interleaved!(
+        200,
+        n,
+        direct.image_status(req.clone()).await.unwrap(),
+        sleeping.image_status(req.clone()).await.unwrap()
+    );
+    common::report(
+        "ImageStatus with upstream_busy_poll = \"0s\" (the daemon sleeps while containerd answers)",
+        &d,
+        &p,
+        "",
+    );
 
     // The same hop for a call pullwarden does not intercept (RuntimeService/Version):
     // what the bare HTTP/2 forward costs, without decoding anything.
@@ -89,8 +97,35 @@ async fn main() {
         &p,
         "",
     );
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    for d in [&mut daemon, &mut sleeper] {
+        let _ = d.kill();
+        let _ = d.wait();
+    }
+}
+
+/// Starts a daemon in `dir/name` in front of `containerd`, with no policy.
+async fn start(
+    dir: &std::path::Path,
+    name: &str,
+    containerd: &std::path::Path,
+    busy_poll: Option<&str>,
+) -> (std::process::Child, PathBuf) {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen = dir.join("cri.sock");
+    let cfg = dir.join("c.toml");
+    let mut text = format!(
+        "[server]\nlisten = \"{}\"\nupstream = \"{}\"\nadmin = \"{}\"\nmetrics = \"\"\nstate_dir = \"{}\"\n",
+        listen.display(),
+        containerd.display(),
+        dir.join("admin.sock").display(),
+        dir.join("state").display()
+    );
+    if let Some(b) = busy_poll {
+        text.push_str(&format!("upstream_busy_poll = \"{b}\"\n"));
+    }
+    std::fs::write(&cfg, text).unwrap();
+    (common::start_daemon(&cfg, &listen).await, listen)
 }
 
 /// Pushes a small one-layer image with the registry API and returns its reference.

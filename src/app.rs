@@ -116,7 +116,8 @@ impl Daemon {
         if let Some(moved) = store.recovered_from_corruption() {
             tracing::error!(moved_to = %moved.display(), "the verdict store was corrupt; it was set aside and rebuilt empty");
         }
-        let containerd = Containerd::new(&cfg.server.upstream, &cfg.server.containerd_namespace)?;
+        let containerd = Containerd::new(&cfg.server.upstream, &cfg.server.containerd_namespace)?
+            .with_busy_poll(cfg.server.upstream_busy_poll);
         let signatures = Arc::new(RegistrySignatures::new(RegistryClient::new(&cfg.registry)?));
         let scanner = Arc::new(LayerScanner::new(
             containerd.clone(),

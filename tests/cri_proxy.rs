@@ -244,6 +244,63 @@ async fn malformed_frames_get_invalid_argument_and_the_daemon_stays_up() {
     .unwrap();
 }
 
+/// Bytes that are not HTTP/2, or HTTP/2 that breaks the protocol, end that connection
+/// (with a GOAWAY where the preface was valid) and nothing else; an idle connection that
+/// never speaks holds nothing up either.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_http2_ends_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let settings = [0u8, 0, 0, 4, 0, 0, 0, 0, 0];
+    let d = Daemon::start("");
+    let idle = tokio::net::UnixStream::connect(&d.listen).await.unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("not HTTP/2", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        (
+            "random bytes",
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+    ];
+    let mut bad_hpack = PREFACE.to_vec();
+    bad_hpack.extend_from_slice(&settings);
+    // HEADERS on stream 1, END_HEADERS, whose block indexes a table entry that does not exist.
+    bad_hpack.extend_from_slice(&[0, 0, 2, 1, 4, 0, 0, 0, 1, 0xff, 0xff]);
+    cases.push(("undecodable header block", bad_hpack));
+    let mut data_on_zero = PREFACE.to_vec();
+    data_on_zero.extend_from_slice(&settings);
+    data_on_zero.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41]);
+    cases.push(("DATA on stream 0", data_on_zero));
+    let mut huge_frame = PREFACE.to_vec();
+    huge_frame.extend_from_slice(&settings);
+    huge_frame.extend_from_slice(&[0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1]);
+    cases.push(("frame over the size limit", huge_frame));
+    for (what, bytes) in cases {
+        let mut s = tokio::net::UnixStream::connect(&d.listen).await.unwrap();
+        let _ = s.write_all(&bytes).await;
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "{what}: the connection was left open");
+        if bytes.starts_with(PREFACE) {
+            // Somewhere in what came back: a GOAWAY frame (type 7).
+            let mut rest = &got[..];
+            let mut goaway = false;
+            while rest.len() >= 9 {
+                let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+                goaway |= rest[3] == 7;
+                rest = &rest[(9 + len).min(rest.len())..];
+            }
+            assert!(goaway, "{what}: no GOAWAY in {got:?}");
+        }
+    }
+    let mut rt = runtime(&d.listen).await;
+    rt.version(VersionRequest {
+        version: "v1".into(),
+    })
+    .await
+    .unwrap();
+    drop(idle);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_down_is_unavailable_and_the_proxy_reconnects() {
     let tmp = tempfile::tempdir().unwrap();
@@ -646,4 +703,116 @@ async fn upstream_dying_mid_stream_ends_the_call_with_unavailable() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unavailable);
     assert!(std::os::unix::net::UnixStream::connect(&d.listen).is_ok());
+}
+
+/// Large bodies in both directions at once, through a client with a small flow-control
+/// window: every byte arrives, in order, and the trailers follow (the proxy's relay
+/// holds back instead of buffering without bound).
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_stream_both_ways_under_flow_control() {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use sha2::Digest;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = tmp.path().join("echo.sock");
+    let listener = tokio::net::UnixListener::bind(&upstream).unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        // Echoes each request chunk as it comes, then grpc-status 0.
+        let svc =
+            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let (tx, rx) =
+                    tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, hyper::Error>>(4);
+                tokio::spawn(async move {
+                    let mut body = req.into_body();
+                    while let Some(frame) = body.frame().await {
+                        match frame {
+                            Ok(f) => {
+                                if let Ok(d) = f.into_data() {
+                                    if tx.send(Ok(http_body::Frame::data(d))).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    let mut t = http::HeaderMap::new();
+                    t.insert("grpc-status", "0".parse().unwrap());
+                    let _ = tx.send(Ok(http_body::Frame::trailers(t))).await;
+                });
+                let body = http_body_util::StreamBody::new(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                );
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .unwrap(),
+                )
+            });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    });
+    let d = Daemon::start_with_upstream(&upstream, "");
+
+    let io = tokio::net::UnixStream::connect(&d.listen).await.unwrap();
+    let (client, conn) = h2::client::Builder::new()
+        .initial_window_size(32 << 10)
+        .initial_connection_window_size(64 << 10)
+        .handshake::<_, Bytes>(io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("http://localhost/test.Echo/Big")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (answer, mut send) = client.send_request(req, false).unwrap();
+    let total = 6 << 20;
+    let payload: Vec<u8> = (0..total).map(|i: usize| (i * 31 % 253) as u8).collect();
+    let want = sha2::Sha256::digest(&payload);
+    let sender = tokio::spawn(async move {
+        for chunk in payload.chunks(100_000) {
+            send.reserve_capacity(chunk.len());
+            let mut left = Bytes::copy_from_slice(chunk);
+            while !left.is_empty() {
+                let cap = std::future::poll_fn(|cx| send.poll_capacity(cx))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let n = cap.min(left.len());
+                send.send_data(left.split_to(n), false).unwrap();
+            }
+        }
+        send.send_data(Bytes::new(), true).unwrap();
+    });
+    let resp = tokio::time::timeout(Duration::from_secs(60), answer)
+        .await
+        .expect("no answer head")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut got = sha2::Sha256::new();
+    let mut n = 0usize;
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), body.data())
+        .await
+        .expect("body stalled")
+    {
+        let chunk = chunk.unwrap();
+        n += chunk.len();
+        got.update(&chunk);
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    sender.await.unwrap();
+    assert_eq!(n, total);
+    assert_eq!(got.finalize(), want, "bytes changed on the way");
+    assert_eq!(trailers["grpc-status"], "0");
 }

@@ -48,6 +48,7 @@ pub struct Containerd {
     channel: Channel,
     namespace: String,
     socket: PathBuf,
+    busy_poll: Duration,
 }
 
 impl Containerd {
@@ -67,7 +68,15 @@ impl Containerd {
             channel,
             namespace: namespace.to_string(),
             socket: socket.to_path_buf(),
+            busy_poll: Duration::ZERO,
         })
+    }
+
+    /// Lookups on the kubelet's call path poll for the answer this long before the
+    /// runtime sleeps (see [`crate::cri::upstream::busy_wait`]).
+    pub fn with_busy_poll(mut self, busy_poll: Duration) -> Containerd {
+        self.busy_poll = busy_poll;
+        self
     }
 
     pub fn namespace(&self) -> &str {
@@ -249,7 +258,7 @@ pub fn blob_path(content_root: &Path, digest: &Digest) -> PathBuf {
 #[async_trait::async_trait]
 impl crate::gate::ImageStore for Containerd {
     async fn target(&self, name: &str) -> Result<Option<Target>, crate::gate::GateError> {
-        self.image_target(name)
+        crate::cri::upstream::busy_wait(self.image_target(name), self.busy_poll)
             .await
             .map_err(|e| crate::gate::GateError::Containerd(e.to_string()))
     }

@@ -45,7 +45,7 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_millis(2);
 /// p50 sleeping, +39 µs never sleeping). Go's scheduler, on the other side of the
 /// socket, spins the same way before it parks. Only calls in flight poll; an idle
 /// daemon sleeps.
-async fn busy_wait<F: std::future::Future>(answer: F, limit: Duration) -> F::Output {
+pub async fn busy_wait<F: std::future::Future>(answer: F, limit: Duration) -> F::Output {
     let mut answer = std::pin::pin!(answer);
     if limit.is_zero() {
         return answer.await;
