@@ -727,15 +727,11 @@ async fn large_bodies_stream_both_ways_under_flow_control() {
                 tokio::spawn(async move {
                     let mut body = req.into_body();
                     while let Some(frame) = body.frame().await {
-                        match frame {
-                            Ok(f) => {
-                                if let Ok(d) = f.into_data() {
-                                    if tx.send(Ok(http_body::Frame::data(d))).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Err(_) => return,
+                        let Ok(frame) = frame else { return };
+                        if let Ok(d) = frame.into_data()
+                            && tx.send(Ok(http_body::Frame::data(d))).await.is_err()
+                        {
+                            return;
                         }
                     }
                     let mut t = http::HeaderMap::new();
