@@ -708,6 +708,19 @@ mod keyless {
             }
         }
 
+        /// The log's signed entry timestamp over `body` and the log id (hex).
+        pub fn sign_entry(&self, body: &[u8], integrated: i64, index: i64) -> (Vec<u8>, String) {
+            let canonical = format!(
+                r#"{{"body":"{}","integratedTime":{integrated},"logID":"{}","logIndex":{index}}}"#,
+                B64.encode(body),
+                self.log_id
+            );
+            (
+                self.rekor.sign(canonical.as_bytes()).unwrap(),
+                self.log_id.clone(),
+            )
+        }
+
         /// A hashedrekord entry for (signature, payload, certificate) and the legacy
         /// bundle annotation carrying it with a SET.
         pub fn rekor_bundle(
@@ -954,6 +967,147 @@ async fn keyless_bundle_via_referrers_tag() {
             .iter()
             .any(|c| c.verified && c.source == "referrers-tag")
     );
+}
+
+/// cosign v3 signs images keylessly as a DSSE envelope (an in-toto statement naming
+/// the digest) in a bundle, logged in Rekor as a `dsse` entry (or `intoto` 0.0.2 by
+/// older clients). Both verify; entries for another signature, another payload or
+/// another certificate do not.
+#[tokio::test]
+async fn keyless_dsse_bundles_with_dsse_and_intoto_entries() {
+    use keyless::*;
+    use pullwarden::verify::payload::{IN_TOTO_PAYLOAD_TYPE, dsse_pae};
+    use sha2::Digest as _;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let v = policy_for(&ts, &format!("subject = \"{subject}\""));
+
+    #[derive(Clone, Copy, Debug)]
+    enum Entry {
+        Dsse,
+        IntotoDoubleEncoded,
+        IntotoSingleEncoded,
+        DsseOtherSignature,
+        DsseOtherPayload,
+        DsseOtherCertificate,
+        DsseWrongVersion,
+    }
+    let cases = [
+        (Entry::Dsse, "verified"),
+        (Entry::IntotoDoubleEncoded, "verified"),
+        (Entry::IntotoSingleEncoded, "verified"),
+        (
+            Entry::DsseOtherSignature,
+            "Rekor entry is for another signature",
+        ),
+        (
+            Entry::DsseOtherPayload,
+            "Rekor entry is for another payload",
+        ),
+        (
+            Entry::DsseOtherCertificate,
+            "Rekor entry is for another key or certificate",
+        ),
+        (
+            Entry::DsseWrongVersion,
+            "unsupported Rekor entry kind \"dsse\" version \"9.9.9\"",
+        ),
+    ];
+    for (entry, want) in cases {
+        let (r, d) = pushed_image(&format!("keyless-dsse-{entry:?}")).await;
+        let c = client(&r.registry);
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"{}","digest":{{"sha256":"{}"}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#,
+            r.name(),
+            d.hex()
+        );
+        let leaf = ts.leaf(subject, GITHUB, now - Duration::minutes(1), 10);
+        let sig = leaf
+            .signer
+            .sign(&dsse_pae(IN_TOTO_PAYLOAD_TYPE, statement.as_bytes()))
+            .unwrap();
+        let logged_sig = match entry {
+            Entry::DsseOtherSignature => leaf.signer.sign(b"something else").unwrap(),
+            _ => sig.clone(),
+        };
+        let logged_payload = match entry {
+            Entry::DsseOtherPayload => b"{}".to_vec(),
+            _ => statement.clone().into_bytes(),
+        };
+        let logged_cert = match entry {
+            Entry::DsseOtherCertificate => ts.leaf(subject, GITHUB, now, 10).cert_pem,
+            _ => leaf.cert_pem.clone(),
+        };
+        let payload_hash = serde_json::json!({
+            "algorithm": "sha256",
+            "value": hex::encode(sha2::Sha256::digest(&logged_payload)),
+        });
+        let body = match entry {
+            Entry::IntotoDoubleEncoded | Entry::IntotoSingleEncoded => {
+                let sig_field = match entry {
+                    Entry::IntotoDoubleEncoded => B64.encode(B64.encode(&logged_sig)),
+                    _ => B64.encode(&logged_sig),
+                };
+                serde_json::json!({
+                    "apiVersion": "0.0.2", "kind": "intoto",
+                    "spec": {"content": {
+                        "envelope": {"payloadType": IN_TOTO_PAYLOAD_TYPE,
+                                     "signatures": [{"sig": sig_field, "publicKey": B64.encode(&logged_cert)}]},
+                        "hash": {"algorithm": "sha256", "value": "00"},
+                        "payloadHash": payload_hash,
+                    }},
+                })
+            }
+            _ => serde_json::json!({
+                "apiVersion": if matches!(entry, Entry::DsseWrongVersion) { "9.9.9" } else { "0.0.1" },
+                "kind": "dsse",
+                "spec": {
+                    "envelopeHash": {"algorithm": "sha256", "value": "00"},
+                    "payloadHash": payload_hash,
+                    "signatures": [{"signature": B64.encode(&logged_sig), "verifier": B64.encode(&logged_cert)}],
+                },
+            }),
+        };
+        let body = serde_json::to_vec(&body).unwrap();
+        let integrated = now.unix_timestamp();
+        let (set, log_id) = ts.sign_entry(&body, integrated, 7);
+        let cert_der = pullwarden::verify::keys::pem_block(&leaf.cert_pem, "CERTIFICATE").unwrap();
+        let bundle = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {
+                "certificate": {"rawBytes": B64.encode(&cert_der)},
+                "tlogEntries": [{
+                    "logIndex": "7",
+                    "logId": {"keyId": B64.encode(hex::decode(&log_id).unwrap())},
+                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                    "integratedTime": integrated.to_string(),
+                    "inclusionPromise": {"signedEntryTimestamp": B64.encode(&set)},
+                    "canonicalizedBody": B64.encode(&body),
+                }],
+            },
+            "dsseEnvelope": {
+                "payload": B64.encode(&statement),
+                "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                "signatures": [{"sig": B64.encode(&sig)}],
+            },
+        });
+        push_bundle(
+            &c,
+            &r,
+            &d,
+            &serde_json::to_vec(&bundle).unwrap(),
+            None,
+            &Credentials::default(),
+        )
+        .await
+        .unwrap();
+        let rep = verify(&v, &r, &single(&d)).await;
+        let text = reasons(&rep);
+        assert!(text.contains(want), "{entry:?}: want {want:?}:\n{text}");
+        assert_eq!(rep.satisfied, want == "verified", "{entry:?}: {text}");
+    }
 }
 
 // ---------------------------------------------------------------- CLI

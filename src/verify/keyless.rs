@@ -11,8 +11,8 @@
 //! 2. the certificate chains to a trusted CA (rustls-webpki, code-signing EKU) with its
 //!    validity checked *at the integrated time*;
 //! 3. the signature verifies with the certificate's key over the signed bytes;
-//! 4. the Rekor entry body (hashedrekord) names this signature, this payload hash and
-//!    this certificate;
+//! 4. the Rekor entry body names this signature, this payload hash and this
+//!    certificate (`hashedrekord`, or `dsse`/`intoto` for DSSE envelopes);
 //! 5. the identity (issuer exact, subject exact/regex, Fulcio extensions) matches.
 
 use std::collections::BTreeMap;
@@ -33,6 +33,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 use super::VerifyError;
 use super::evidence::{Evidence, InclusionProof, TlogEntry};
 use super::keys::{pem_block, verify_with_spki};
+use super::payload::PayloadKind;
 use crate::config::KeylessIdentity;
 
 /// Code signing EKU, 1.3.6.1.5.5.7.3.3, DER content bytes.
@@ -166,20 +167,36 @@ pub enum BodyKey<'a> {
     Spki(&'a [u8]),
 }
 
-/// Checks that a hashedrekord entry body records this signature, this payload hash and
-/// this key. The crate trusts the SET alone, which would let any logged entry vouch for
-/// any layer.
+/// Checks that the Rekor entry body records this signature, this payload and this key.
+/// The crate trusts the SET alone, which would let any logged entry vouch for any
+/// layer. Three entry kinds: `hashedrekord` (message signatures, cosign's legacy
+/// layers) and, for DSSE envelopes, `dsse` 0.0.1 (cosign v3) and `intoto` 0.0.2.
 fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| "Rekor entry body does not parse")?;
     let kind = v["kind"].as_str().unwrap_or("");
-    if kind != "hashedrekord" {
-        return Err(format!(
-            "unsupported Rekor entry kind {:?}",
-            kind.chars().take(32).collect::<String>()
-        ));
+    let version = v["apiVersion"].as_str().unwrap_or("");
+    let dsse = e.payload_kind == PayloadKind::InToto;
+    match (kind, version) {
+        ("hashedrekord", _) => check_hashedrekord(&v["spec"], e, key),
+        ("dsse", "0.0.1") if dsse => check_dsse(&v["spec"], e, key),
+        ("intoto", "0.0.2") if dsse => check_intoto(&v["spec"], e, key),
+        ("dsse" | "intoto", _) if !dsse => {
+            Err("Rekor entry records a DSSE envelope, but this is a message signature".into())
+        }
+        _ => Err(format!(
+            "unsupported Rekor entry kind {:?} version {:?}",
+            kind.chars().take(32).collect::<String>(),
+            version.chars().take(16).collect::<String>()
+        )),
     }
-    let spec = &v["spec"];
+}
+
+fn check_hashedrekord(
+    spec: &serde_json::Value,
+    e: &Evidence,
+    key: &BodyKey<'_>,
+) -> Result<(), String> {
     let sig = spec["signature"]["content"]
         .as_str()
         .and_then(|s| BASE64.decode(s).ok())
@@ -187,20 +204,93 @@ fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String
     if sig != e.signature {
         return Err("Rekor entry is for another signature".into());
     }
-    let alg = spec["data"]["hash"]["algorithm"].as_str().unwrap_or("");
-    let value = spec["data"]["hash"]["value"].as_str().unwrap_or("");
-    let want = hex::encode(sha2::Sha256::digest(&e.signed));
+    check_hash(&spec["data"]["hash"], &e.signed)?;
+    let pem = spec["signature"]["publicKey"]["content"]
+        .as_str()
+        .and_then(decode_pem_b64)
+        .ok_or("Rekor entry body has no public key")?;
+    check_key(&pem, key)
+}
+
+/// `dsse` 0.0.1: the payload's hash and a list of (signature, verifier) pairs, one of
+/// which must be this signature with this key. (The envelope hash is over Rekor's own
+/// serialization and is not recomputed: the payload hash plus the signature, which
+/// covers the payload type, pin the envelope.)
+fn check_dsse(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+    check_hash(&spec["payloadHash"], &e.payload)?;
+    let sigs = spec["signatures"]
+        .as_array()
+        .ok_or("Rekor entry body has no signature")?;
+    let mut ours = sigs.iter().filter(|s| {
+        s["signature"]
+            .as_str()
+            .and_then(|b| BASE64.decode(b).ok())
+            .as_deref()
+            == Some(&e.signature[..])
+    });
+    let Some(sig) = ours.next() else {
+        return Err("Rekor entry is for another signature".into());
+    };
+    let pem = sig["verifier"]
+        .as_str()
+        .and_then(decode_pem_b64)
+        .ok_or("Rekor entry body has no public key")?;
+    check_key(&pem, key)
+}
+
+/// `intoto` 0.0.2: the envelope (payload omitted) with its signatures, each `sig`
+/// base64-encoded once more than in the envelope, and the payload's hash.
+fn check_intoto(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+    let content = &spec["content"];
+    check_hash(&content["payloadHash"], &e.payload)?;
+    let envelope = &content["envelope"];
+    if envelope["payloadType"].as_str() != Some(super::payload::IN_TOTO_PAYLOAD_TYPE) {
+        return Err("Rekor entry is for another payload".into());
+    }
+    let sigs = envelope["signatures"]
+        .as_array()
+        .ok_or("Rekor entry body has no signature")?;
+    let decode_sig = |s: &str| -> Option<Vec<u8>> {
+        let once = BASE64.decode(s).ok()?;
+        if once == e.signature {
+            return Some(once);
+        }
+        BASE64.decode(&once).ok()
+    };
+    let Some(sig) = sigs
+        .iter()
+        .find(|s| s["sig"].as_str().and_then(decode_sig).as_deref() == Some(&e.signature[..]))
+    else {
+        return Err("Rekor entry is for another signature".into());
+    };
+    let pem = sig["publicKey"]
+        .as_str()
+        .and_then(decode_pem_b64)
+        .ok_or("Rekor entry body has no public key")?;
+    check_key(&pem, key)
+}
+
+fn check_hash(hash: &serde_json::Value, data: &[u8]) -> Result<(), String> {
+    let alg = hash["algorithm"].as_str().unwrap_or("");
+    let value = hash["value"].as_str().unwrap_or("");
+    let want = hex::encode(sha2::Sha256::digest(data));
     if alg != "sha256" || !value.eq_ignore_ascii_case(&want) {
         return Err("Rekor entry is for another payload".into());
     }
-    let pem = spec["signature"]["publicKey"]["content"]
-        .as_str()
-        .and_then(|s| BASE64.decode(s).ok())
+    Ok(())
+}
+
+fn decode_pem_b64(s: &str) -> Option<String> {
+    BASE64
+        .decode(s)
+        .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or("Rekor entry body has no public key")?;
+}
+
+fn check_key(pem: &str, key: &BodyKey<'_>) -> Result<(), String> {
     let matches = match key {
-        BodyKey::Certificate(der) => pem_block(&pem, "CERTIFICATE").as_deref() == Some(*der),
-        BodyKey::Spki(der) => pem_block(&pem, "PUBLIC KEY").as_deref() == Some(*der),
+        BodyKey::Certificate(der) => pem_block(pem, "CERTIFICATE").as_deref() == Some(*der),
+        BodyKey::Spki(der) => pem_block(pem, "PUBLIC KEY").as_deref() == Some(*der),
     };
     if !matches {
         return Err("Rekor entry is for another key or certificate".into());
