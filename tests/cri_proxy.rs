@@ -812,3 +812,52 @@ async fn large_bodies_stream_both_ways_under_flow_control() {
     assert_eq!(got.finalize(), want, "bytes changed on the way");
     assert_eq!(trailers["grpc-status"], "0");
 }
+
+/// Many calls at once, multiplexed on shared connections and spread over several: all
+/// answer, none is lost or mixed up (each names the image it asked for).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_calls_on_shared_and_separate_connections() {
+    let (image, _) = push_small_image("concurrent").await;
+    let d = Daemon::start("");
+    let mut proxy = images(&d.listen).await;
+    proxy
+        .pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for conn in 0..4 {
+        let client = images(&d.listen).await;
+        let rt = runtime(&d.listen).await;
+        for i in 0..50 {
+            let (mut client, mut rt, image) = (client.clone(), rt.clone(), image.clone());
+            calls.spawn(async move {
+                if i % 2 == 0 {
+                    let s = client
+                        .image_status(ImageStatusRequest {
+                            image: spec(&image),
+                            verbose: false,
+                        })
+                        .await
+                        .map_err(|e| format!("conn {conn} call {i}: {e}"))?
+                        .into_inner();
+                    let tags = s.image.map(|i| i.repo_tags).unwrap_or_default();
+                    if !tags.contains(&image) {
+                        return Err(format!("conn {conn} call {i}: answer for {tags:?}"));
+                    }
+                } else {
+                    rt.version(VersionRequest {
+                        version: "v1".into(),
+                    })
+                    .await
+                    .map_err(|e| format!("conn {conn} call {i}: {e}"))?;
+                }
+                Ok::<_, String>(())
+            });
+        }
+    }
+    let all = tokio::time::timeout(Duration::from_secs(60), calls.join_all())
+        .await
+        .expect("calls hung");
+    let failed: Vec<String> = all.into_iter().filter_map(|r| r.err()).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}

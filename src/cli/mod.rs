@@ -134,7 +134,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pullwarden: {e:#}");
+            eprintln!("pullwarden: {}", error_chain(&e));
             if e.downcast_ref::<ConfigError>().is_some() {
                 EXIT_CONFIG
             } else {
@@ -144,9 +144,49 @@ pub fn main() -> i32 {
     }
 }
 
+/// The error and its causes, each cause once: many errors already name their source in
+/// their own message, and repeating it ("…: No such file: No such file") reads badly.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// A current-thread tokio runtime for client commands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read {path}: {source}")]
+    struct Named {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Named {
+            path: "/x".into(),
+            source: io,
+        })
+        .context("loading the config");
+        assert_eq!(
+            error_chain(&e),
+            "loading the config: cannot read /x: no such file"
+        );
+    }
 }
