@@ -705,23 +705,41 @@ impl Gate {
         if matching.iter().all(|p| p.mode == Mode::Off) {
             return true;
         }
-        let mut digests: Vec<String> = Vec::new();
-        if let Ok(Some(t)) = self.images.target(&name).await {
-            digests.push(t.digest.to_string());
-        }
-        digests.extend(
-            image
-                .repo_digests
-                .iter()
-                .filter_map(|d| d.split_once('@').map(|(_, d)| d.to_string())),
-        );
+        // containerd's own answer names the image's digests (repo_digests): an allowed
+        // image is admitted from those, without another containerd call. Only when none
+        // admits is the name's current target asked for as well.
+        let mut digests: Vec<String> = image
+            .repo_digests
+            .iter()
+            .filter_map(|d| d.split_once('@').map(|(_, d)| d.to_string()))
+            .collect();
         digests.dedup();
+        if self.any_admits(&state, &matching, &digests).await {
+            return true;
+        }
+        if let Ok(Some(t)) = self.images.target(&name).await {
+            let target = t.digest.to_string();
+            if !digests.contains(&target) {
+                return self.any_admits(&state, &matching, &[target]).await;
+            }
+        }
+        false
+    }
+
+    /// Whether a current verdict for one of `digests` under one of the (not off)
+    /// `matching` policies admits the image: an allow, or any verdict under audit.
+    async fn any_admits(
+        &self,
+        state: &PolicyState,
+        matching: &[&Policy],
+        digests: &[String],
+    ) -> bool {
         let db_version = self.scanner.db_version();
         for p in matching.iter().filter(|p| p.mode != Mode::Off) {
             let Ok(fp) = state.fingerprint(&p.name) else {
                 continue;
             };
-            for d in &digests {
+            for d in digests {
                 let key = VerdictKey {
                     digest: d.clone(),
                     policy_fingerprint: fp.to_string(),
