@@ -2,6 +2,7 @@
 //! through it; before a pull may complete, the image's signatures are verified and its
 //! layers scanned, and the verdict is recorded by digest. See DESIGN.md for the data flow.
 
+pub mod accept;
 pub mod admin;
 pub mod app;
 pub mod cli;

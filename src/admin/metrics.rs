@@ -197,19 +197,8 @@ pub async fn serve_metrics<S>(listener: TcpListener, metrics: std::sync::Arc<Met
 where
     S: std::future::Future<Output = ()>,
 {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    // Anyone on the node can reach the port: a bounded number of connections.
+    crate::accept::accept_loop(&listener, 64, "metrics", shutdown, |stream, permit| {
         let metrics = metrics.clone();
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -243,8 +232,10 @@ where
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "metrics connection ended with an error");
             }
+            drop(permit);
         });
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const EXPLAIN_HISTORY: usize = 20;
 /// Most history events one request may ask for.
 const MAX_HISTORY: usize = 10_000;
+/// The most admin connections open at once.
+const MAX_CONNECTIONS: usize = 64;
 /// How long a draining admin server waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -47,54 +49,50 @@ pub async fn serve<S>(
 {
     let api = Arc::new(Api { store, backend });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let refusal = match stream.peer_cred() {
-            Ok(cred) => access.check(cred.uid(), cred.gid()).err().inspect(|_| {
-                tracing::warn!(
-                    uid = cred.uid(),
-                    gid = cred.gid(),
-                    pid = ?cred.pid(),
-                    "admin connection refused: not root and not in the socket group"
-                );
-            }),
-            Err(e) => Some(format!(
-                "permission denied: peer credentials unavailable: {e}"
-            )),
-        };
-        let api = api.clone();
-        let service = hyper::service::service_fn(move |req| {
+    crate::accept::accept_loop(
+        &listener,
+        MAX_CONNECTIONS,
+        "admin",
+        shutdown,
+        |stream, permit| {
+            let refusal = match stream.peer_cred() {
+                Ok(cred) => access.check(cred.uid(), cred.gid()).err().inspect(|_| {
+                    tracing::warn!(
+                        uid = cred.uid(),
+                        gid = cred.gid(),
+                        pid = ?cred.pid(),
+                        "admin connection refused: not root and not in the socket group"
+                    );
+                }),
+                Err(e) => Some(format!(
+                    "permission denied: peer credentials unavailable: {e}"
+                )),
+            };
             let api = api.clone();
-            let refusal = refusal.clone();
-            async move {
-                Ok::<_, Infallible>(match refusal {
-                    Some(message) => error(StatusCode::FORBIDDEN, message),
-                    None => api.handle(req).await,
-                })
-            }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "admin connection ended with an error");
-            }
-        });
-    }
+            let service = hyper::service::service_fn(move |req| {
+                let api = api.clone();
+                let refusal = refusal.clone();
+                async move {
+                    Ok::<_, Infallible>(match refusal {
+                        Some(message) => error(StatusCode::FORBIDDEN, message),
+                        None => api.handle(req).await,
+                    })
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "admin connection ended with an error");
+                }
+                drop(permit);
+            });
+        },
+    )
+    .await;
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()

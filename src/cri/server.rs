@@ -95,29 +95,27 @@ where
     let proxy = Arc::new(proxy);
     // Every connection holds a receiver: `closed()` resolves when the last one ends.
     let (draining, _) = tokio::sync::watch::channel(false);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+    crate::accept::accept_loop(
+        &listener,
+        MAX_CONNECTIONS,
+        "cri",
+        shutdown,
+        |stream, permit| {
+            let io = match UnixIo::from_tokio(stream) {
+                Ok(io) => io,
                 Err(e) => {
-                    // EMFILE and friends: keep serving, back off a little.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    tracing::warn!(error = %e, "registering a CRI client connection failed");
+                    return;
                 }
-            },
-        };
-        let io = match UnixIo::from_tokio(stream) {
-            Ok(io) => io,
-            Err(e) => {
-                tracing::warn!(error = %e, "registering a CRI client connection failed");
-                continue;
-            }
-        };
-        tokio::spawn(connection(io, proxy.clone(), draining.subscribe()));
-    }
+            };
+            let (proxy, draining) = (proxy.clone(), draining.subscribe());
+            tokio::spawn(async move {
+                connection(io, proxy, draining).await;
+                drop(permit);
+            });
+        },
+    )
+    .await;
     tracing::info!("draining calls in flight");
     let _ = draining.send(true);
     if tokio::time::timeout(drain, draining.closed())
@@ -168,6 +166,10 @@ async fn connection(
         }
     }
 }
+
+/// The most CRI connections open at once (the kubelet holds one or two; crictl one per
+/// command).
+const MAX_CONNECTIONS: usize = 256;
 
 /// The most calls one client may have open at once (the kubelet pulls a few images in
 /// parallel and polls status; this only stops a runaway client).
