@@ -282,7 +282,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     let access = PeerAccess::for_group(&cfg.server.socket_group)?;
     let upstream =
         Arc::new(Upstream::new(&cfg.server.upstream).with_busy_poll(cfg.server.upstream_busy_poll));
-    let proxy = Proxy::new(upstream, daemon.gate());
+    let proxy = Proxy::new(upstream, daemon.gate()).with_metrics(metrics.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -350,6 +350,17 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
         .unwrap();
     assert!(body.contains("policy=\"e2e\""), "{body}");
     assert!(body.contains("decision=\"deny\""), "{body}");
+    // And every CRI call through the proxy, by method and status: the allowed pull
+    // ended OK, the unsigned one Unknown (SignatureValidationFailed), the secret one
+    // PermissionDenied.
+    for want in [
+        "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/PullImage\",code=\"OK\"}",
+        "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/PullImage\",code=\"Unknown\"}",
+        "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/PullImage\",code=\"PermissionDenied\"}",
+        "pullwarden_cri_call_duration_seconds_count{method=\"runtime.v1.ImageService/PullImage\"}",
+    ] {
+        assert!(body.contains(want), "missing {want} in:\n{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,21 +30,45 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
 
-#[derive(Debug, Default)]
+/// CRI call latency buckets in seconds: ImageStatus and friends take a fraction of a
+/// millisecond, a PullImage seconds to minutes.
+const CALL_BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0, 30.0, 120.0,
+];
+
+#[derive(Debug)]
 struct Histogram {
+    buckets: &'static [f64],
     /// Non-cumulative counts per bucket, plus the +Inf bucket at the end.
-    counts: [u64; BUCKETS.len() + 1],
+    counts: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram::with_buckets(&BUCKETS)
+    }
+}
+
 impl Histogram {
+    fn with_buckets(buckets: &'static [f64]) -> Histogram {
+        Histogram {
+            buckets,
+            counts: vec![0; buckets.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
     fn observe(&mut self, v: f64) {
         let v = if v.is_finite() && v >= 0.0 { v } else { 0.0 };
-        let i = BUCKETS
+        let i = self
+            .buckets
             .iter()
             .position(|b| v <= *b)
-            .unwrap_or(BUCKETS.len());
+            .unwrap_or(self.buckets.len());
         if let Some(c) = self.counts.get_mut(i) {
             *c += 1;
         }
@@ -52,15 +76,30 @@ impl Histogram {
         self.count += 1;
     }
 
-    fn render(&self, out: &mut String, name: &str) {
+    /// Renders the series `name` with `labels` (`key="value"` pairs, already escaped,
+    /// or empty).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
-        for (i, le) in BUCKETS.iter().enumerate() {
+        for (i, le) in self.buckets.iter().enumerate() {
             cumulative += self.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}", self.sum);
-        let _ = writeln!(out, "{name}_count {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
     }
 }
 
@@ -74,6 +113,10 @@ pub struct Metrics {
     verify: Mutex<Histogram>,
     scan: Mutex<Histogram>,
     scanned_bytes: AtomicU64,
+    /// (method, gRPC code) → calls through the CRI proxy.
+    calls: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// method → call latency.
+    call_latency: Mutex<BTreeMap<String, Histogram>>,
 }
 
 fn capped_key<K: Ord>(map: &BTreeMap<K, u64>, key: K, overflow: impl FnOnce() -> K) -> K {
@@ -127,6 +170,29 @@ impl Metrics {
         self.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// One CRI call through the proxy: its gRPC method path, the gRPC status code it
+    /// ended with (`None`: cut short, no status), and how long it took to answer.
+    pub fn record_call(&self, path: &str, code: Option<tonic::Code>, took: Duration) {
+        let method = path.trim_start_matches('/');
+        let code = code.map(code_name).unwrap_or("none");
+        if let Ok(mut m) = self.calls.lock() {
+            let key = capped_key(&m, (method.to_string(), code), || {
+                ("_other".to_string(), code)
+            });
+            *m.entry(key).or_default() += 1;
+        }
+        if let Ok(mut m) = self.call_latency.lock() {
+            let key = if m.len() >= MAX_SERIES && !m.contains_key(method) {
+                "_other".to_string()
+            } else {
+                method.to_string()
+            };
+            m.entry(key)
+                .or_insert_with(|| Histogram::with_buckets(&CALL_BUCKETS))
+                .observe(took.as_secs_f64());
+        }
+    }
+
     /// An error of `kind` (e.g. `registry`, `containerd`, `store`, `verify`, `scan`).
     pub fn record_error(&self, kind: &str) {
         if let Ok(mut m) = self.errors.lock() {
@@ -174,12 +240,12 @@ impl Metrics {
         );
         out.push_str("# TYPE pullwarden_verify_duration_seconds histogram\n");
         if let Ok(h) = self.verify.lock() {
-            h.render(&mut out, "pullwarden_verify_duration_seconds");
+            h.render(&mut out, "pullwarden_verify_duration_seconds", "");
         }
         out.push_str("# HELP pullwarden_scan_duration_seconds Layer scan time per image.\n");
         out.push_str("# TYPE pullwarden_scan_duration_seconds histogram\n");
         if let Ok(h) = self.scan.lock() {
-            h.render(&mut out, "pullwarden_scan_duration_seconds");
+            h.render(&mut out, "pullwarden_scan_duration_seconds", "");
         }
         out.push_str("# HELP pullwarden_scanned_bytes_total Uncompressed layer bytes scanned.\n");
         out.push_str("# TYPE pullwarden_scanned_bytes_total counter\n");
@@ -188,7 +254,50 @@ impl Metrics {
             "pullwarden_scanned_bytes_total {}",
             self.scanned_bytes.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP pullwarden_cri_calls_total CRI calls through the proxy, by method and gRPC status.\n");
+        out.push_str("# TYPE pullwarden_cri_calls_total counter\n");
+        if let Ok(m) = self.calls.lock() {
+            for ((method, code), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "pullwarden_cri_calls_total{{method=\"{}\",code=\"{code}\"}} {n}",
+                    escape(method)
+                );
+            }
+        }
+        out.push_str("# HELP pullwarden_cri_call_duration_seconds Time to answer a CRI call through the proxy (verification and scans included), by method.\n");
+        out.push_str("# TYPE pullwarden_cri_call_duration_seconds histogram\n");
+        if let Ok(m) = self.call_latency.lock() {
+            for (method, h) in m.iter() {
+                let labels = format!("method=\"{}\"", escape(method));
+                h.render(&mut out, "pullwarden_cri_call_duration_seconds", &labels);
+            }
+        }
         out
+    }
+}
+
+/// gRPC's canonical code names, as other exporters (grpc-go's, tonic's) label them.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
     }
 }
 
@@ -254,6 +363,15 @@ mod tests {
         m.observe_verify(3.0);
         m.observe_scan(0.7, 1000);
         m.observe_scan(500.0, 24);
+        let status = "/runtime.v1.ImageService/ImageStatus";
+        m.record_call(status, Some(tonic::Code::Ok), Duration::from_micros(300));
+        m.record_call(status, Some(tonic::Code::Ok), Duration::from_millis(2));
+        m.record_call(
+            "/runtime.v1.ImageService/PullImage",
+            Some(tonic::Code::FailedPrecondition),
+            Duration::from_secs(3),
+        );
+        m.record_call(status, None, Duration::from_micros(50));
         let t = m.render();
         for line in [
             "pullwarden_pulls_total{policy=\"prod\",decision=\"allow\",cached=\"true\"} 2",
@@ -268,6 +386,13 @@ mod tests {
             "pullwarden_scan_duration_seconds_bucket{le=\"120\"} 1",
             "pullwarden_scan_duration_seconds_bucket{le=\"+Inf\"} 2",
             "pullwarden_scanned_bytes_total 1024",
+            "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/ImageStatus\",code=\"OK\"} 2",
+            "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/ImageStatus\",code=\"none\"} 1",
+            "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/PullImage\",code=\"FailedPrecondition\"} 1",
+            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"0.0001\"} 1",
+            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"0.0005\"} 2",
+            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"+Inf\"} 3",
+            "pullwarden_cri_call_duration_seconds_count{method=\"runtime.v1.ImageService/PullImage\"} 1",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

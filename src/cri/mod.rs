@@ -144,11 +144,33 @@ fn absolute(mut req: http::Request<BoxBody>) -> http::Request<BoxBody> {
 pub struct Proxy {
     upstream: Arc<Upstream>,
     gate: Arc<dyn ImageGate>,
+    metrics: Option<Arc<crate::admin::Metrics>>,
 }
 
 impl Proxy {
     pub fn new(upstream: Arc<Upstream>, gate: Arc<dyn ImageGate>) -> Proxy {
-        Proxy { upstream, gate }
+        Proxy {
+            upstream,
+            gate,
+            metrics: None,
+        }
+    }
+
+    /// Counts every call and its latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::admin::Metrics>) -> Proxy {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub(crate) fn record_call(
+        &self,
+        path: &str,
+        code: Option<tonic::Code>,
+        took: std::time::Duration,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.record_call(path, code, took);
+        }
     }
 
     pub async fn handle(&self, req: http::Request<BoxBody>) -> http::Response<BoxBody> {

@@ -81,10 +81,14 @@ pub enum PumpError {
     Sink(h2::Error),
 }
 
-/// Copies `body` into `send`, ending the stream. Frames that are ready now are handed
-/// to h2 without yielding, so they are flushed together; only later chunks wait for
-/// flow-control capacity, which bounds what is buffered to one chunk per stream.
-pub async fn pump(body: BoxBody, mut send: h2::SendStream<Bytes>) -> Result<(), PumpError> {
+/// Copies `body` into `send`, ending the stream, and returns the trailers' gRPC status
+/// if the body ended with trailers. Frames that are ready now are handed to h2 without
+/// yielding, so they are flushed together; only later chunks wait for flow-control
+/// capacity, which bounds what is buffered to one chunk per stream.
+pub async fn pump(
+    body: BoxBody,
+    mut send: h2::SendStream<Bytes>,
+) -> Result<Option<tonic::Code>, PumpError> {
     let mut body = std::pin::pin!(body);
     let mut first = true;
     while let Some(frame) = body.frame().await {
@@ -104,17 +108,21 @@ pub async fn pump(body: BoxBody, mut send: h2::SendStream<Bytes>) -> Result<(), 
                 let eos = body.is_end_stream();
                 send.send_data(data, eos).map_err(PumpError::Sink)?;
                 if eos {
-                    return Ok(());
+                    return Ok(None);
                 }
                 continue;
             }
             Err(frame) => frame,
         };
         if let Ok(trailers) = frame.into_trailers() {
-            return send.send_trailers(trailers).map_err(PumpError::Sink);
+            let code = super::grpc::grpc_code(&trailers, None);
+            send.send_trailers(trailers).map_err(PumpError::Sink)?;
+            return Ok(Some(code));
         }
     }
-    send.send_data(Bytes::new(), true).map_err(PumpError::Sink)
+    send.send_data(Bytes::new(), true)
+        .map_err(PumpError::Sink)?;
+    Ok(None)
 }
 
 async fn wait_capacity(send: &mut h2::SendStream<Bytes>, want: usize) -> Result<(), PumpError> {
@@ -134,22 +142,34 @@ async fn wait_capacity(send: &mut h2::SendStream<Bytes>, want: usize) -> Result<
     Ok(())
 }
 
-/// Sends `resp` on `respond`: the head, then the body through [`pump`].
-pub async fn respond(mut respond: h2::server::SendResponse<Bytes>, resp: http::Response<BoxBody>) {
+/// Sends `resp` on `respond`: the head, then the body through [`pump`]. Returns the
+/// gRPC status the answer carried (`None`: cut short before it was sent).
+pub async fn respond(
+    mut respond: h2::server::SendResponse<Bytes>,
+    resp: http::Response<BoxBody>,
+) -> Option<tonic::Code> {
     let (parts, body) = resp.into_parts();
     let eos = body.is_end_stream();
+    let in_head = parts
+        .headers
+        .contains_key("grpc-status")
+        .then(|| super::grpc::grpc_code(&parts.headers, None));
     let send = match respond.send_response(http::Response::from_parts(parts, ()), eos) {
         Ok(send) => send,
         Err(e) => {
             tracing::debug!(error = %e, "CRI client stream closed before the answer");
-            return;
+            return None;
         }
     };
     if eos {
-        return;
+        return in_head.or(Some(tonic::Code::Unknown));
     }
-    if let Err(e) = pump(body, send).await {
-        tracing::debug!(error = ?e, "answer to the CRI client cut short");
+    match pump(body, send).await {
+        Ok(code) => code.or(in_head).or(Some(tonic::Code::Unknown)),
+        Err(e) => {
+            tracing::debug!(error = ?e, "answer to the CRI client cut short");
+            None
+        }
     }
 }
 
@@ -159,7 +179,7 @@ pub async fn respond(mut respond: h2::server::SendResponse<Bytes>, resp: http::R
 pub async fn start_pump(body: BoxBody, send: h2::SendStream<Bytes>) {
     let mut fut = Box::pin(pump(body, send));
     match futures::poll!(fut.as_mut()) {
-        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Ok(_)) => {}
         Poll::Ready(Err(e)) => tracing::debug!(error = ?e, "request body to containerd cut short"),
         Poll::Pending => {
             tokio::spawn(async move {

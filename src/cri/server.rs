@@ -180,6 +180,8 @@ async fn call(
     req: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
 ) {
+    let started = std::time::Instant::now();
+    let path = req.uri().path().to_string();
     let req = req.map(RecvBody::boxed);
     // A client that resets the stream (the kubelet's call deadline, a crictl ^C) drops
     // the forwarded call, which resets it upstream. PullImage evaluations run on their
@@ -188,8 +190,10 @@ async fn call(
         resp = proxy.handle(req) => resp,
         reason = std::future::poll_fn(|cx| respond.poll_reset(cx)) => {
             tracing::debug!(?reason, "CRI client cancelled a call");
+            proxy.record_call(&path, None, started.elapsed());
             return;
         }
     };
-    relay::respond(respond, resp).await;
+    let code = relay::respond(respond, resp).await;
+    proxy.record_call(&path, code, started.elapsed());
 }
