@@ -38,7 +38,7 @@ impl FromStr for Reference {
             return Err(ReferenceError::Empty);
         }
         if s.len() > 4096 {
-            return Err(ReferenceError::TooLong(s[..64].to_string()));
+            return Err(ReferenceError::TooLong(s.chars().take(64).collect()));
         }
         let bad = |why| ReferenceError::Invalid(s.to_string(), why);
         let (rest, digest) = match s.split_once('@') {

@@ -8,6 +8,7 @@ mod containerd_api;
 mod cri_proxy;
 mod gate_e2e;
 mod gate_flow;
+mod hostile;
 mod scan;
 mod scan_sources;
 mod store;

@@ -1,0 +1,411 @@
+//! Every parser against mutated input: a valid seed for each, then thousands of
+//! deterministic mutations (bit flips, truncations, spliced and repeated runs, length
+//! fields set to extremes, random bytes). Each call must return — an error, an empty
+//! result, a finding — and never panic. Stable Rust has no cargo-fuzz, so this is the
+//! fuzzing that runs in every CI build; a failure prints the seed and the input.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use pullwarden::config::{Config, ScanLimits};
+use pullwarden::digest::Digest;
+use pullwarden::reference::Reference;
+use pullwarden::scan::analyzers;
+use pullwarden::scan::{LayerRef, MemoryBlobs, Scanner};
+use pullwarden::verify::evidence;
+use pullwarden::verify::payload::{self, PayloadKind};
+use pullwarden::vulndb::{cvss, osv};
+
+use crate::support::image::{Compression, Entry, Layer};
+
+/// xorshift64*: deterministic, so a failure reproduces from its round number.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// One mutation of `seed` (several stacked now and then).
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let len = v.len();
+        match rng.below(8) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => v.truncate(rng.below(len + 1)),
+            2 if len > 0 => {
+                // Repeat a run (long lines, duplicated records, nested structures).
+                let a = rng.below(len);
+                let b = (a + 1 + rng.below(64)).min(len);
+                let run = v[a..b].to_vec();
+                let at = rng.below(len + 1);
+                for _ in 0..1 + rng.below(50) {
+                    v.splice(at..at, run.iter().copied());
+                }
+            }
+            3 if len > 0 => {
+                // Extremes where length fields and counters live.
+                let i = rng.below(len);
+                let val = [0x00, 0xff, 0x7f, 0x80, b'9', b'-', b'"', b'\n'][rng.below(8)];
+                for b in v.iter_mut().skip(i).take(1 + rng.below(8)) {
+                    *b = val;
+                }
+            }
+            4 if len > 1 => {
+                let a = rng.below(len);
+                let b = (a + rng.below(len - a)).min(len);
+                v.drain(a..b);
+            }
+            5 => {
+                let at = rng.below(len + 1);
+                let junk: Vec<u8> = (0..1 + rng.below(32)).map(|_| rng.next() as u8).collect();
+                v.splice(at..at, junk);
+            }
+            6 if len > 0 => {
+                // Overwrite with printable noise (text formats).
+                let i = rng.below(len);
+                for b in v.iter_mut().skip(i).take(1 + rng.below(16)) {
+                    *b = b' ' + (rng.next() % 95) as u8;
+                }
+            }
+            _ => {
+                v = (0..rng.below(512)).map(|_| rng.next() as u8).collect();
+            }
+        }
+    }
+    v
+}
+
+/// Runs `f` on `rounds` mutations of each seed; returns the inputs that panicked.
+fn survive(name: &str, seeds: &[&[u8]], rounds: usize, f: impl Fn(&[u8])) {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
+    let mut failures = Vec::new();
+    for (s, seed) in seeds.iter().enumerate() {
+        // The seed itself must be fine too.
+        if catch_unwind(AssertUnwindSafe(|| f(seed))).is_err() {
+            failures.push(format!("seed {s} itself"));
+        }
+        for round in 0..rounds {
+            let input = mutate(seed, &mut rng);
+            if catch_unwind(AssertUnwindSafe(|| f(&input))).is_err() {
+                let shown: String = String::from_utf8_lossy(&input).chars().take(300).collect();
+                failures.push(format!("seed {s} round {round}: {shown:?}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{name} panicked on:\n{}",
+        failures.join("\n")
+    );
+}
+
+const DPKG: &[u8] = b"Package: libc6\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 12984\nMaintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>\nArchitecture: amd64\nMulti-Arch: same\nSource: glibc (2.36-9+deb12u4)\nVersion: 2.36-9+deb12u4\nDepends: libgcc-s1\nDescription: GNU C Library\n multi line\n .\n more\n\nPackage: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13.dfsg-1\nSource: zlib\n";
+const APK: &[u8] = b"C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nI:622592\nT:the musl c library\nU:https://musl.libc.org/\nL:MIT\no:musl\nm:Maintainer <m@example.org>\nt:1700000000\nc:abc\n\nP:busybox\nV:1.36.1-r5\no:busybox\n";
+const METADATA: &[u8] = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nSummary: HTTP\nLicense: Apache 2.0\nRequires-Dist: idna\n\nbody text\n";
+const PACKAGE_JSON: &[u8] = br#"{"name":"@scope/left-pad","version":"1.3.0","license":"MIT","dependencies":{"a":"^1"},"_resolved":"https://registry.npmjs.org/x"}"#;
+const OS_RELEASE: &[u8] = b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\nHOME_URL=\"https://www.debian.org/\"\n";
+const OSV: &[u8] = br#"{"schema_version":"1.6.0","id":"DSA-5000-1","aliases":["CVE-2024-0001"],"modified":"2024-05-01T00:00:00Z","published":"2024-04-01T00:00:00Z","summary":"s","severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],"affected":[{"package":{"ecosystem":"Debian:12","name":"glibc","purl":"pkg:deb/debian/glibc"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2.36-9+deb12u5"}]}],"versions":["2.36-9"],"ecosystem_specific":{"urgency":"high"},"database_specific":{"severity":"HIGH"}},{"package":{"ecosystem":"npm","name":"left-pad"},"ranges":[{"type":"SEMVER","events":[{"introduced":"1.0.0"},{"last_affected":"1.3.0"}]}]}]}"#;
+const CONFIG: &[u8] = br#"[server]
+listen = "/run/pullwarden/cri.sock"
+upstream_busy_poll = "2ms"
+[registry]
+plain_http = ["127.0.0.1:5000"]
+timeout = "10s"
+[[policy]]
+name = "prod"
+images = ["registry.example.com/prod/**"]
+namespaces = ["*"]
+mode = "enforce"
+on_error = "deny"
+[policy.signatures]
+keys = ["/etc/pullwarden/keys/a.pub"]
+threshold = 1
+[policy.scan]
+secrets = "deny"
+max_severity = "high"
+allow = [{ id = "CVE-2024-0001", until = "2027-01-01", reason = "r" }]
+"#;
+
+#[test]
+fn package_database_parsers() {
+    survive("dpkg status", &[DPKG], 3000, |b| {
+        let _ = analyzers::dpkg::parse_status(b, true);
+        let _ = analyzers::dpkg::python_dirs_in_list(b);
+    });
+    survive("apk installed", &[APK], 3000, |b| {
+        let _ = analyzers::apk::parse(b);
+    });
+    survive("python METADATA", &[METADATA], 3000, |b| {
+        let _ = analyzers::python::parse(b);
+    });
+    survive("npm package.json", &[PACKAGE_JSON], 3000, |b| {
+        let _ = analyzers::npm::parse(b);
+    });
+    survive("os-release", &[OS_RELEASE], 3000, |b| {
+        let _ = analyzers::os_release::parse(b);
+    });
+    survive(
+        "path routing",
+        &[b"usr/lib/python3/dist-packages/x.dist-info/METADATA"],
+        2000,
+        |b| {
+            let _ = analyzers::route(&String::from_utf8_lossy(b));
+        },
+    );
+}
+
+/// A `.go.buildinfo` section as the Go 1.18+ linker writes it (inline strings).
+fn go_buildinfo(goversion: &str, modinfo: &str) -> Vec<u8> {
+    fn varstr(out: &mut Vec<u8>, s: &str) {
+        let mut n = s.len() as u64;
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut b = analyzers::gobin::MAGIC.to_vec();
+    b.push(8);
+    b.push(2);
+    b.resize(32, 0);
+    varstr(&mut b, goversion);
+    varstr(
+        &mut b,
+        &format!("{}{modinfo}\n{}", "S".repeat(16), "E".repeat(16)),
+    );
+    b
+}
+
+fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn binary_parsers() {
+    let mut elf = b"\x7fELF".to_vec();
+    elf.resize(256, 0);
+    elf.extend(go_buildinfo(
+        "go1.22.1",
+        "path\tgithub.com/acme/app\nmod\tgithub.com/acme/app\t(devel)\t\ndep\tgolang.org/x/net\tv0.20.0\th1:abc=\n=>\tgolang.org/x/net\tv0.23.0\th1:d=",
+    ));
+    survive("go build info", &[&elf], 3000, |b| {
+        let _ = analyzers::gobin::parse(b);
+    });
+    let jar = jar(&[
+        (
+            "META-INF/maven/org.acme/lib/pom.properties",
+            b"groupId=org.acme\nartifactId=lib\nversion=1.2.3\n",
+        ),
+        (
+            "META-INF/MANIFEST.MF",
+            b"Manifest-Version: 1.0\nImplementation-Title: lib\nImplementation-Version: 1.2.3\n",
+        ),
+    ]);
+    survive("jar", &[&jar], 1500, |b| {
+        let _ = analyzers::java::parse(b, "app/lib.jar");
+    });
+}
+
+/// Whole layers: tar, gzip and zstd streams, mutated after compression, through the
+/// scanner (stored under their own digest so the digest check passes and the content
+/// is really parsed).
+#[test]
+fn layers_through_the_scanner() {
+    let entries = [
+        Entry::dir("etc/"),
+        Entry::file("etc/os-release", OS_RELEASE.to_vec()),
+        Entry::file("var/lib/dpkg/status", DPKG.to_vec()),
+        Entry::file(
+            "app/.env",
+            b"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n".to_vec(),
+        ),
+        Entry::symlink("app/link", "../etc/os-release"),
+        Entry::whiteout("app/old"),
+    ];
+    let scanner = Scanner::new(&ScanLimits::default(), None);
+    for (compression, media_type, rounds) in [
+        (
+            Compression::None,
+            "application/vnd.oci.image.layer.v1.tar",
+            600,
+        ),
+        (
+            Compression::Gzip,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            300,
+        ),
+        (
+            Compression::Zstd,
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            300,
+        ),
+    ] {
+        let layer = Layer::from_entries(&entries, compression);
+        survive(media_type, &[&layer.blob], rounds, |b| {
+            let blobs = MemoryBlobs::new();
+            let digest = blobs.add(b);
+            let r = LayerRef {
+                digest,
+                diff_id: None,
+                media_type: media_type.to_string(),
+                size: b.len() as u64,
+            };
+            let _ = scanner.scan_layer(&blobs, &r);
+        });
+    }
+}
+
+#[test]
+fn vulnerability_records_and_scores() {
+    survive("OSV record", &[OSV], 3000, |b| {
+        let mut notes = osv::ParseNotes::default();
+        let _ = osv::parse(b, &mut notes);
+    });
+    survive(
+        "CVSS vectors",
+        &[
+            b"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+            b"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+        ],
+        3000,
+        |b| {
+            let s = String::from_utf8_lossy(b);
+            let _ = cvss::v3_base_score(&s);
+            let _ = cvss::v4_score(&s);
+        },
+    );
+    survive(
+        "version orderings",
+        &[
+            b"1:2.36-9+deb12u4~rc1 2.36-10",
+            b"1.2.4-r2 1.2.4_rc1-r0",
+            b"1.0.0-alpha.1+b 1.0.0",
+            b"2.31.0.post1 2.31.0rc1.dev3",
+        ],
+        3000,
+        |b| {
+            let s = String::from_utf8_lossy(b);
+            let (a, c) = s.split_once(' ').unwrap_or((&s, "1"));
+            let _ = pullwarden::vulndb::version::dpkg::compare(a, c);
+            let _ = pullwarden::vulndb::version::apk::compare(a, c);
+            let _ = pullwarden::vulndb::version::semver::compare(a, c);
+            let _ = pullwarden::vulndb::version::semver::compare_go(a, c);
+            let _ = pullwarden::vulndb::version::pep440::compare(a, c);
+            let _ = pullwarden::vulndb::version::maven::compare(a, c);
+            let _ = pullwarden::vulndb::version::rubygems::compare(a, c);
+        },
+    );
+}
+
+#[test]
+fn signature_formats() {
+    let digest = Digest::sha256_of(b"manifest");
+    let simple = pullwarden::verify::sign::simple_signing_payload("r.io/app", &digest);
+    let statement = format!(
+        r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"r.io/app","digest":{{"sha256":"{}"}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#,
+        digest.hex()
+    );
+    survive("simple-signing payload", &[&simple], 2000, |b| {
+        let _ = payload::parse_claim(PayloadKind::SimpleSigning, b);
+    });
+    survive("in-toto statement", &[statement.as_bytes()], 2000, |b| {
+        let _ = payload::parse_claim(PayloadKind::InToto, b);
+    });
+    let bundle = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"MIIB"},"tlogEntries":[{"logIndex":"42","logId":{"keyId":"AAAA"},"kindVersion":{"kind":"hashedrekord","version":"0.0.1"},"integratedTime":"1700000000","inclusionPromise":{"signedEntryTimestamp":"AAAA"},"inclusionProof":{"logIndex":"42","treeSize":"100","rootHash":"AAAA","hashes":["AAAA"],"checkpoint":{"envelope":"rekor\n100\nAAAA\n\n- rekor AAAA\n"}},"canonicalizedBody":"e30="}]},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":"AAAA"}}"#;
+    let dsse = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"k"}},"dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AAAA"}]}}"#;
+    survive("sigstore bundle", &[bundle, dsse], 3000, |b| {
+        let _ = evidence::from_bundle(b, Some(simple.clone()));
+    });
+    let legacy_bundle = r#"{"SignedEntryTimestamp":"AAAA","Payload":{"body":"e30=","integratedTime":1700000000,"logIndex":1,"logID":"abcd"}}"#;
+    survive(
+        "legacy signature annotations",
+        &[legacy_bundle.as_bytes()],
+        2000,
+        |b| {
+            let mut ann = BTreeMap::new();
+            ann.insert(evidence::ANN_SIGNATURE.to_string(), "AAAA".to_string());
+            ann.insert(
+                evidence::ANN_CERTIFICATE.to_string(),
+                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_string(),
+            );
+            ann.insert(
+                evidence::ANN_BUNDLE.to_string(),
+                String::from_utf8_lossy(b).into_owned(),
+            );
+            let _ = evidence::from_legacy_layer(simple.clone(), &ann);
+        },
+    );
+    let trusted_root = br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"baseUrl":"https://rekor.test","hashAlgorithm":"SHA2_256","publicKey":{"rawBytes":"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE","keyDetails":"PKIX_ECDSA_P256_SHA_256","validFor":{"start":"2020-01-01T00:00:00Z"}},"logId":{"keyId":"AAAA"}}],"certificateAuthorities":[{"subject":{"organization":"o","commonName":"c"},"uri":"https://fulcio.test","certChain":{"certificates":[{"rawBytes":"MIIB"}]},"validFor":{"start":"2020-01-01T00:00:00Z"}}],"ctlogs":[],"timestampAuthorities":[]}"#;
+    survive("trusted_root.json", &[trusted_root], 2000, |b| {
+        let _ = pullwarden::verify::keyless::TrustMaterial::from_json(b);
+    });
+    survive(
+        "PEM and keys",
+        &[b"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAAAA\n-----END PUBLIC KEY-----\n"],
+        2000,
+        |b| {
+            let s = String::from_utf8_lossy(b);
+            if let Some(der) = pullwarden::verify::keys::pem_block(&s, "PUBLIC KEY") {
+                let _ = pullwarden::verify::keys::TrustedKey::from_spki_der("k", &der);
+                let _ = pullwarden::verify::keys::verify_with_spki(&der, b"sig", b"msg");
+            }
+            let _ = pullwarden::verify::keyless::certificate_spki(b);
+        },
+    );
+}
+
+#[test]
+fn names_config_and_frames() {
+    survive(
+        "image references and digests",
+        &[
+            b"registry.example.com:5000/team/app:v1.2@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            b"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ],
+        3000,
+        |b| {
+            let s = String::from_utf8_lossy(b);
+            let _ = s.parse::<Reference>().map(|r| r.to_string());
+            let _ = s.parse::<Digest>();
+        },
+    );
+    survive("config TOML", &[CONFIG], 2000, |b| {
+        let _ = Config::parse(&String::from_utf8_lossy(b));
+    });
+    let frame = pullwarden::cri::grpc::frame(b"\x0a\x05hello");
+    survive("gRPC message frames", &[&frame], 2000, |b| {
+        let _ = pullwarden::cri::grpc::single_message(&bytes::Bytes::copy_from_slice(b));
+    });
+    survive("secret matcher", &[b"token: ghp_0123456789abcdefghijABCDEFGHIJ012345\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"], 1500, |b| {
+        let _ = pullwarden::scan::secrets::SecretMatcher::builtin().scan(b);
+    });
+}
