@@ -145,20 +145,20 @@ allow = [{ id = "CVE-2024-0001", until = "2027-01-01", reason = "r" }]
 
 #[test]
 fn package_database_parsers() {
-    survive("dpkg status", &[DPKG], 3000, |b| {
+    survive("dpkg status", &[DPKG], 10000, |b| {
         let _ = analyzers::dpkg::parse_status(b, true);
         let _ = analyzers::dpkg::python_dirs_in_list(b);
     });
-    survive("apk installed", &[APK], 3000, |b| {
+    survive("apk installed", &[APK], 10000, |b| {
         let _ = analyzers::apk::parse(b);
     });
-    survive("python METADATA", &[METADATA], 3000, |b| {
+    survive("python METADATA", &[METADATA], 10000, |b| {
         let _ = analyzers::python::parse(b);
     });
-    survive("npm package.json", &[PACKAGE_JSON], 3000, |b| {
+    survive("npm package.json", &[PACKAGE_JSON], 10000, |b| {
         let _ = analyzers::npm::parse(b);
     });
-    survive("os-release", &[OS_RELEASE], 3000, |b| {
+    survive("os-release", &[OS_RELEASE], 10000, |b| {
         let _ = analyzers::os_release::parse(b);
     });
     survive(
@@ -217,7 +217,7 @@ fn binary_parsers() {
         "go1.22.1",
         "path\tgithub.com/acme/app\nmod\tgithub.com/acme/app\t(devel)\t\ndep\tgolang.org/x/net\tv0.20.0\th1:abc=\n=>\tgolang.org/x/net\tv0.23.0\th1:d=",
     ));
-    survive("go build info", &[&elf], 3000, |b| {
+    survive("go build info", &[&elf], 10000, |b| {
         let _ = analyzers::gobin::parse(b);
     });
     let jar = jar(&[
@@ -286,7 +286,7 @@ fn layers_through_the_scanner() {
 
 #[test]
 fn vulnerability_records_and_scores() {
-    survive("OSV record", &[OSV], 3000, |b| {
+    survive("OSV record", &[OSV], 10000, |b| {
         let mut notes = osv::ParseNotes::default();
         let _ = osv::parse(b, &mut notes);
     });
@@ -342,7 +342,7 @@ fn signature_formats() {
     });
     let bundle = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"MIIB"},"tlogEntries":[{"logIndex":"42","logId":{"keyId":"AAAA"},"kindVersion":{"kind":"hashedrekord","version":"0.0.1"},"integratedTime":"1700000000","inclusionPromise":{"signedEntryTimestamp":"AAAA"},"inclusionProof":{"logIndex":"42","treeSize":"100","rootHash":"AAAA","hashes":["AAAA"],"checkpoint":{"envelope":"rekor\n100\nAAAA\n\n- rekor AAAA\n"}},"canonicalizedBody":"e30="}]},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":"AAAA"}}"#;
     let dsse = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"k"}},"dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AAAA"}]}}"#;
-    survive("sigstore bundle", &[bundle, dsse], 3000, |b| {
+    survive("sigstore bundle", &[bundle, dsse], 10000, |b| {
         let _ = evidence::from_bundle(b, Some(simple.clone()));
     });
     let legacy_bundle = r#"{"SignedEntryTimestamp":"AAAA","Payload":{"body":"e30=","integratedTime":1700000000,"logIndex":1,"logID":"abcd"}}"#;
