@@ -409,3 +409,53 @@ fn names_config_and_frames() {
         let _ = pullwarden::scan::secrets::SecretMatcher::builtin().scan(b);
     });
 }
+
+/// Image documents (index → manifest → config) resolved from a blob source, each
+/// mutated document stored under its own digest so it is really parsed; and the
+/// docker `config.json` credentials file.
+#[test]
+fn image_documents_and_credentials() {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]}}"#;
+    let config_digest = Digest::sha256_of(config);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":32}}]}}"#,
+        config.len()
+    );
+    let manifest_digest = Digest::sha256_of(manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        manifest.len()
+    );
+    let platform = pullwarden::scan::Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    };
+    let blobs = MemoryBlobs::new();
+    blobs.add(config);
+    blobs.add(manifest.as_bytes());
+    survive(
+        "image index and manifest",
+        &[index.as_bytes(), manifest.as_bytes()],
+        3000,
+        |b| {
+            let d = blobs.add(b);
+            let _ = pullwarden::scan::resolve_image(&blobs, &d, &platform);
+        },
+    );
+    let mutated_config_blobs = MemoryBlobs::new();
+    survive("image config", &[config], 3000, |b| {
+        let d = mutated_config_blobs.add(b);
+        let m = manifest.replace(&config_digest.to_string(), &d.to_string());
+        let md = mutated_config_blobs.add(m.as_bytes());
+        let _ = pullwarden::scan::resolve_image(&mutated_config_blobs, &md, &platform);
+    });
+    survive(
+        "docker config.json",
+        &[br#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"},"https://index.docker.io/v1/":{"username":"u","password":"p"}},"credHelpers":{"x":"y"}}"#],
+        5000,
+        |b| {
+            let _ = pullwarden::registry::AuthFile::parse(b);
+        },
+    );
+}
