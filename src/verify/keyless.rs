@@ -753,10 +753,17 @@ mod tests {
 
     #[test]
     fn inclusion_proofs_and_checkpoints_verify() {
-        let (private, public) = crate::verify::sign::generate_key(
+        // Rekor v1 signs checkpoints with ECDSA, Rekor v2 logs may use Ed25519.
+        for scheme in [
             sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1,
-        )
-        .unwrap();
+            sigstore::crypto::SigningScheme::ED25519,
+        ] {
+            inclusion_proofs_with(scheme);
+        }
+    }
+
+    fn inclusion_proofs_with(scheme: sigstore::crypto::SigningScheme) {
+        let (private, public) = crate::verify::sign::generate_key(scheme).unwrap();
         let log = crate::verify::sign::ImageSigner::from_pem(private.as_bytes(), false).unwrap();
         let key = pem_block(&public, "PUBLIC KEY").unwrap();
         for n in 1..=9usize {
@@ -794,6 +801,106 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn evidence(kind: PayloadKind) -> Evidence {
+        Evidence {
+            payload_kind: kind,
+            payload: b"payload".to_vec(),
+            signed: b"signed".to_vec(),
+            signature: b"sig".to_vec(),
+            certificates: vec![b"cert".to_vec()],
+            tlog: None,
+            timestamps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rekor_v2_bodies_bind_signature_payload_and_key() {
+        let b64 = |b: &[u8]| BASE64.encode(b);
+        let sha = |b: &[u8]| b64(&sha2::Sha256::digest(b));
+        let cert = BodyKey::Certificate(b"cert");
+        let hashed = |sig: &[u8], data: &[u8], alg: &str, verifier: serde_json::Value| {
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "0.0.2", "kind": "hashedrekord",
+                "spec": {"hashedRekordV002": {
+                    "data": {"algorithm": alg, "digest": sha(data)},
+                    "signature": {"content": b64(sig), "verifier": verifier},
+                }},
+            }))
+            .unwrap()
+        };
+        let by_cert = serde_json::json!({"x509Certificate": {"rawBytes": b64(b"cert")}});
+        let e = evidence(PayloadKind::SimpleSigning);
+        let ok = hashed(b"sig", b"signed", "SHA2_256", by_cert.clone());
+        check_body(&ok, &e, &cert).unwrap();
+        // The same entry does not vouch for a key-signed signature (publicKey absent).
+        assert_eq!(
+            check_body(&ok, &e, &BodyKey::Spki(b"cert")).unwrap_err(),
+            "Rekor entry is for another key or certificate"
+        );
+        for (body, want) in [
+            (
+                hashed(b"other", b"signed", "SHA2_256", by_cert.clone()),
+                "Rekor entry is for another signature",
+            ),
+            (
+                hashed(b"sig", b"payload", "SHA2_256", by_cert.clone()),
+                "Rekor entry is for another payload",
+            ),
+            (
+                hashed(b"sig", b"signed", "SHA1", by_cert.clone()),
+                "Rekor entry is for another payload",
+            ),
+            (
+                hashed(b"sig", b"signed", "SHA2_256", serde_json::json!({})),
+                "Rekor entry body has no public key",
+            ),
+            (
+                hashed(
+                    b"sig",
+                    b"signed",
+                    "SHA2_256",
+                    serde_json::json!({"x509Certificate": {"rawBytes": b64(b"another")}}),
+                ),
+                "Rekor entry is for another key or certificate",
+            ),
+            (
+                br#"{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{}}"#.to_vec(),
+                "Rekor entry body has no signature",
+            ),
+        ] {
+            assert_eq!(check_body(&body, &e, &cert).unwrap_err(), want);
+        }
+        let dsse = |hash_of: &[u8], sig: &[u8]| {
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "0.0.2", "kind": "dsse",
+                "spec": {"dsseV002": {
+                    "payloadHash": {"algorithm": "SHA2_256", "digest": sha(hash_of)},
+                    "signatures": [{"content": b64(sig), "verifier": by_cert.clone()}],
+                }},
+            }))
+            .unwrap()
+        };
+        let e = evidence(PayloadKind::InToto);
+        check_body(&dsse(b"payload", b"sig"), &e, &cert).unwrap();
+        assert_eq!(
+            check_body(&dsse(b"signed", b"sig"), &e, &cert).unwrap_err(),
+            "Rekor entry is for another payload"
+        );
+        assert_eq!(
+            check_body(&dsse(b"payload", b"other"), &e, &cert).unwrap_err(),
+            "Rekor entry is for another signature"
+        );
+        // A DSSE entry never vouches for a message signature.
+        assert!(
+            check_body(
+                &dsse(b"payload", b"sig"),
+                &evidence(PayloadKind::SimpleSigning),
+                &cert
+            )
+            .is_err()
+        );
     }
 
     #[test]
