@@ -1575,6 +1575,29 @@ async fn keyless_rekor_v2_entries_with_rfc3161_timestamps() {
             )
             .await;
             assert!(!rep.satisfied);
+            // A trust root whose TSA entry was valid only in 2020.
+            let mut root: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&ts.trusted_root).unwrap()).unwrap();
+            root["timestampAuthorities"][0]["validFor"] = serde_json::json!(
+                {"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"}
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("trusted_root.json");
+            std::fs::write(&path, serde_json::to_vec(&root).unwrap()).unwrap();
+            let retired = Verifier::load(&policy(&format!(
+                "trusted_root = {:?}\n[[policy.signatures.keyless]]\nissuer = \"{GITHUB}\"\nsubject = \"{subject}\"\n",
+                path.display().to_string()
+            )))
+            .unwrap();
+            let rep = verify(&retired, &r, &single(&d)).await;
+            assert!(!rep.satisfied);
+            assert!(
+                reasons(&rep).contains(
+                    "RFC 3161 timestamp genTime is outside its authority's validFor window"
+                ),
+                "{}",
+                reasons(&rep)
+            );
         }
     }
 }

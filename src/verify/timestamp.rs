@@ -180,8 +180,8 @@ pub fn verify(token: &[u8], signature: &[u8], authorities: &[Authority]) -> Resu
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         u64::try_from(tst.gen_time).map_err(|_| "RFC 3161 timestamp genTime is before 1970")?,
     ));
-    // The most telling failure across authorities: "not in the trust root" only when
-    // no authority knows the signer at all.
+    // The most specific failure across authorities is reported: a bad signature, an
+    // expired or EKU-less certificate or a validFor miss beats "not in the trust root".
     let mut best: Option<String> = None;
     let mut signer_found = false;
     for auth in authorities {
