@@ -606,13 +606,25 @@ mod keyless {
 
     pub const GITHUB: &str = "https://token.actions.githubusercontent.com";
 
-    /// A test Fulcio (root CA) and Rekor (log key) with a trusted_root.json naming both.
+    /// A test Fulcio (root CA), Rekor v1 (ECDSA log key), Rekor v2 (Ed25519 checkpoint
+    /// key) and timestamp authority (root CA + timeStamping leaf), with a
+    /// trusted_root.json naming all of them.
     pub struct TestSigstore {
         issuer: Issuer<'static, KeyPair>,
         rekor: ImageSigner,
         log_id: String,
+        rekor_v2: ImageSigner,
+        pub log_v2_id: String,
+        tsa_issuer: Issuer<'static, KeyPair>,
+        pub tsa: Tsa,
         pub trusted_root: PathBuf,
         _dir: tempfile::TempDir,
+    }
+
+    /// A timestamp authority's signing certificate and key.
+    pub struct Tsa {
+        pub cert_der: Vec<u8>,
+        pub signer: ImageSigner,
     }
 
     fn utf8_der(s: &str) -> Vec<u8> {
@@ -645,6 +657,16 @@ mod keyless {
             let rekor = ImageSigner::from_pem(rekor_private.as_bytes(), false).unwrap();
             let spki = pullwarden::verify::sign::public_pem_to_spki(&rekor_public).unwrap();
             let key_id = sha2::Sha256::digest(&spki);
+            let (v2_private, v2_public) = generate_key(SigningScheme::ED25519).unwrap();
+            let rekor_v2 = ImageSigner::from_pem(v2_private.as_bytes(), false).unwrap();
+            let v2_spki = pullwarden::verify::sign::public_pem_to_spki(&v2_public).unwrap();
+            let v2_key_id = sha2::Sha256::digest(&v2_spki);
+            let (tsa_issuer, tsa_root) = ca("pullwarden test tsa");
+            let tsa = tsa_leaf(
+                &tsa_issuer,
+                true,
+                OffsetDateTime::now_utc() - Duration::days(1),
+            );
             let trusted = serde_json::json!({
                 "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
                 "tlogs": [{
@@ -653,6 +675,12 @@ mod keyless {
                     "publicKey": {"rawBytes": B64.encode(&spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
                                   "validFor": {"start": "2020-01-01T00:00:00Z"}},
                     "logId": {"keyId": B64.encode(key_id)},
+                }, {
+                    "baseUrl": "https://log2026-1.rekor.test",
+                    "hashAlgorithm": "SHA2_256",
+                    "publicKey": {"rawBytes": B64.encode(&v2_spki), "keyDetails": "PKIX_ED25519",
+                                  "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                    "logId": {"keyId": B64.encode(v2_key_id)},
                 }],
                 "certificateAuthorities": [{
                     "subject": {"organization": "pullwarden", "commonName": "test fulcio"},
@@ -661,7 +689,15 @@ mod keyless {
                     "validFor": {"start": "2020-01-01T00:00:00Z"},
                 }],
                 "ctlogs": [],
-                "timestampAuthorities": [],
+                "timestampAuthorities": [{
+                    "subject": {"organization": "pullwarden", "commonName": "test tsa"},
+                    "uri": "https://tsa.test",
+                    "certChain": {"certificates": [
+                        {"rawBytes": B64.encode(&tsa.cert_der)},
+                        {"rawBytes": B64.encode(&tsa_root)},
+                    ]},
+                    "validFor": {"start": "2020-01-01T00:00:00Z"},
+                }],
             });
             let trusted_root = dir.path().join("trusted_root.json");
             std::fs::write(&trusted_root, serde_json::to_vec(&trusted).unwrap()).unwrap();
@@ -669,9 +705,47 @@ mod keyless {
                 issuer,
                 rekor,
                 log_id: hex::encode(key_id),
+                rekor_v2,
+                log_v2_id: hex::encode(v2_key_id),
+                tsa_issuer,
+                tsa,
                 trusted_root,
                 _dir: dir,
             }
+        }
+
+        /// Another signing certificate of this TSA's root: with or without the
+        /// timeStamping EKU, valid for two days from `from`.
+        pub fn tsa_leaf(&self, time_stamping: bool, from: OffsetDateTime) -> Tsa {
+            tsa_leaf(&self.tsa_issuer, time_stamping, from)
+        }
+
+        /// A Rekor v2 log of two entries, `body` second: the inclusion proof JSON of
+        /// a bundle's tlog entry, with a checkpoint signed by the v2 log key.
+        pub fn v2_inclusion_proof(&self, body: &[u8]) -> serde_json::Value {
+            let leaf = |b: &[u8]| {
+                let mut h = sha2::Sha256::new();
+                h.update([0u8]);
+                h.update(b);
+                h.finalize().to_vec()
+            };
+            let sibling = leaf(b"an earlier entry");
+            let mut h = sha2::Sha256::new();
+            h.update([1u8]);
+            h.update(&sibling);
+            h.update(leaf(body));
+            let root = h.finalize().to_vec();
+            let origin = "log2026-1.rekor.test";
+            let text = format!("{origin}\n2\n{}\n", B64.encode(&root));
+            let mut sig = vec![0xaa, 0xbb, 0xcc, 0xdd];
+            sig.extend(self.rekor_v2.sign(text.as_bytes()).unwrap());
+            serde_json::json!({
+                "logIndex": "1",
+                "rootHash": B64.encode(&root),
+                "treeSize": "2",
+                "hashes": [B64.encode(&sibling)],
+                "checkpoint": {"envelope": format!("{text}\n\u{2014} {origin} {}\n", B64.encode(&sig))},
+            })
         }
 
         /// A Fulcio-style leaf: SAN URI subject, OIDC issuer extension (v2 OID), code
@@ -755,6 +829,170 @@ mod keyless {
             })
             .to_string()
         }
+    }
+
+    /// A self-signed CA: its issuer handle and DER.
+    fn ca(name: &str) -> (Issuer<'static, KeyPair>, Vec<u8>) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = OffsetDateTime::now_utc() - Duration::days(30);
+        p.not_after = OffsetDateTime::now_utc() + Duration::days(30);
+        let der = p.self_signed(&key).unwrap().der().to_vec();
+        (Issuer::new(p, key), der)
+    }
+
+    fn tsa_leaf(
+        issuer: &Issuer<'static, KeyPair>,
+        time_stamping: bool,
+        from: OffsetDateTime,
+    ) -> Tsa {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "pullwarden test tsa signer");
+        p.extended_key_usages = if time_stamping {
+            vec![ExtendedKeyUsagePurpose::TimeStamping]
+        } else {
+            vec![ExtendedKeyUsagePurpose::CodeSigning]
+        };
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.not_before = from;
+        p.not_after = from + Duration::days(2);
+        let cert = p.signed_by(&key, issuer).unwrap();
+        Tsa {
+            cert_der: cert.der().to_vec(),
+            signer: ImageSigner::from_pem(key.serialize_pem().as_bytes(), false).unwrap(),
+        }
+    }
+
+    /// One DER TLV (short or long length form).
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 128 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// How a test TimeStampToken is made.
+    pub struct Stamp<'a> {
+        pub tsa: &'a Tsa,
+        /// The bytes whose SHA-256 is the message imprint (the bundle's signature).
+        pub imprint_of: &'a [u8],
+        pub gen_time: OffsetDateTime,
+        /// Changes the TSTInfo after it was signed.
+        pub tamper: bool,
+    }
+
+    /// A DER TimeStampToken: CMS SignedData over a TSTInfo, signed (ECDSA P-256,
+    /// SHA-256) over the DER of its signed attributes, with the TSA certificate.
+    pub fn timestamp_token(s: &Stamp<'_>) -> Vec<u8> {
+        use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+        use cms::content_info::{CmsVersion, ContentInfo};
+        use cms::signed_data::{
+            CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
+            SignerInfos,
+        };
+        use x509_cert::attr::Attribute;
+        use x509_cert::der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec};
+        use x509_cert::der::{Decode, Encode};
+        use x509_cert::spki::AlgorithmIdentifierOwned;
+        let oid = ObjectIdentifier::new_unwrap;
+        let sha256 = AlgorithmIdentifierOwned {
+            oid: oid("2.16.840.1.101.3.4.2.1"),
+            parameters: None,
+        };
+        let tst_info = |gen_time: OffsetDateTime| {
+            let g = gen_time
+                .format(&time::macros::format_description!(
+                    "[year][month][day][hour][minute][second]Z"
+                ))
+                .unwrap();
+            let imprint = [
+                sha256.to_der().unwrap(),
+                tlv(0x04, &sha2::Sha256::digest(s.imprint_of)),
+            ]
+            .concat();
+            let body = [
+                tlv(0x02, &[1]),
+                oid("1.3.6.1.4.1.57264.2").to_der().unwrap(),
+                tlv(0x30, &imprint),
+                tlv(0x02, &[0x11, 0x22]),
+                tlv(0x18, g.as_bytes()),
+            ]
+            .concat();
+            tlv(0x30, &body)
+        };
+        let tst = tst_info(s.gen_time);
+        let attr = |o: &str, v: Any| Attribute {
+            oid: oid(o),
+            values: SetOfVec::try_from(vec![v]).unwrap(),
+        };
+        let tst_type = oid("1.2.840.113549.1.9.16.1.4");
+        let signed_attrs = SetOfVec::try_from(vec![
+            attr("1.2.840.113549.1.9.3", Any::encode_from(&tst_type).unwrap()),
+            attr(
+                "1.2.840.113549.1.9.4",
+                Any::encode_from(&OctetString::new(sha2::Sha256::digest(&tst).to_vec()).unwrap())
+                    .unwrap(),
+            ),
+        ])
+        .unwrap();
+        let signature = s.tsa.signer.sign(&signed_attrs.to_der().unwrap()).unwrap();
+        let cert = x509_cert::Certificate::from_der(&s.tsa.cert_der).unwrap();
+        let tbs = cert.tbs_certificate();
+        let signer_info = SignerInfo {
+            version: CmsVersion::V1,
+            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+                issuer: tbs.issuer().clone(),
+                serial_number: tbs.serial_number().clone(),
+            }),
+            digest_alg: sha256.clone(),
+            signed_attrs: Some(signed_attrs),
+            signature_algorithm: AlgorithmIdentifierOwned {
+                oid: oid("1.2.840.10045.4.3.2"),
+                parameters: None,
+            },
+            signature: OctetString::new(signature).unwrap(),
+            unsigned_attrs: None,
+        };
+        let content = if s.tamper {
+            tst_info(s.gen_time - Duration::hours(1))
+        } else {
+            tst
+        };
+        let sd = SignedData {
+            version: CmsVersion::V3,
+            digest_algorithms: SetOfVec::try_from(vec![sha256]).unwrap(),
+            encap_content_info: EncapsulatedContentInfo {
+                econtent_type: tst_type,
+                econtent: Some(Any::encode_from(&OctetString::new(content).unwrap()).unwrap()),
+            },
+            certificates: Some(CertificateSet(
+                SetOfVec::try_from(vec![CertificateChoices::Certificate(cert)]).unwrap(),
+            )),
+            crls: None,
+            signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info]).unwrap()),
+        };
+        ContentInfo {
+            content_type: oid("1.2.840.113549.1.7.2"),
+            content: Any::encode_from(&sd).unwrap(),
+        }
+        .to_der()
+        .unwrap()
     }
 
     pub fn policy_for(ts: &TestSigstore, identity: &str) -> Verifier {
@@ -1107,6 +1345,260 @@ async fn keyless_dsse_bundles_with_dsse_and_intoto_entries() {
         let text = reasons(&rep);
         assert!(text.contains(want), "{entry:?}: want {want:?}:\n{text}");
         assert_eq!(rep.satisfied, want == "verified", "{entry:?}: {text}");
+    }
+}
+
+/// Rekor v2 (cosign v3, GitHub attestations): the entry has an inclusion proof to a
+/// checkpoint signed by the log (Ed25519 here) and no SET; an RFC 3161 timestamp over
+/// the signature gives the signing time at which the certificate must be valid.
+/// Forged or foreign timestamps, and an entry with neither SET nor timestamp, fail
+/// with their own reasons.
+#[tokio::test]
+async fn keyless_rekor_v2_entries_with_rfc3161_timestamps() {
+    use keyless::*;
+    use sha2::Digest as _;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let stranger = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let v = policy_for(&ts, &format!("subject = \"{subject}\""));
+    let no_eku = ts.tsa_leaf(false, now - Duration::days(1));
+    let expired_tsa = ts.tsa_leaf(true, now - Duration::days(5));
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Case {
+        Good,
+        DsseGood,
+        GoodWithSet,
+        OverOtherSignature,
+        TsaNotInTrustRoot,
+        TsaWithoutTimeStampingEku,
+        TsaCertificateExpired,
+        GenTimeAfterCertificate,
+        TamperedTstInfo,
+        NoTimestampNoSet,
+        SetAndBadTimestamp,
+        TruncatedToken,
+        EntryForOtherCertificate,
+    }
+    let cases = [
+        (Case::Good, "verified"),
+        (Case::DsseGood, "verified"),
+        (Case::GoodWithSet, "verified"),
+        (
+            Case::OverOtherSignature,
+            "RFC 3161 timestamp is for another signature",
+        ),
+        (
+            Case::TsaNotInTrustRoot,
+            "RFC 3161 timestamp authority is not in the trust root",
+        ),
+        (
+            Case::TsaWithoutTimeStampingEku,
+            "RFC 3161 timestamp authority certificate lacks the timeStamping EKU",
+        ),
+        (
+            Case::TsaCertificateExpired,
+            "RFC 3161 timestamp authority certificate had expired at genTime",
+        ),
+        (
+            Case::GenTimeAfterCertificate,
+            "certificate had expired at the RFC 3161 timestamp's genTime",
+        ),
+        (
+            Case::TamperedTstInfo,
+            "RFC 3161 timestamp TSTInfo does not match its signed digest",
+        ),
+        (
+            Case::NoTimestampNoSet,
+            "missing transparency proof (no signed entry timestamp and no RFC 3161 timestamp",
+        ),
+        (
+            Case::SetAndBadTimestamp,
+            "RFC 3161 timestamp is for another signature",
+        ),
+        (
+            Case::TruncatedToken,
+            "RFC 3161 timestamp does not parse as CMS",
+        ),
+        (
+            Case::EntryForOtherCertificate,
+            "Rekor entry is for another key or certificate",
+        ),
+    ];
+    for (case, want) in cases {
+        let (r, d) = pushed_image(&format!("rekor-v2-{case:?}")).await;
+        let c = client(&r.registry);
+        let leaf = ts.leaf(subject, GITHUB, now - Duration::minutes(1), 10);
+        let cert_der = pullwarden::verify::keys::pem_block(&leaf.cert_pem, "CERTIFICATE").unwrap();
+        let logged_cert = match case {
+            Case::EntryForOtherCertificate => pullwarden::verify::keys::pem_block(
+                &ts.leaf(subject, GITHUB, now, 10).cert_pem,
+                "CERTIFICATE",
+            )
+            .unwrap(),
+            _ => cert_der.clone(),
+        };
+        let verifier = serde_json::json!({
+            "x509Certificate": {"rawBytes": B64.encode(&logged_cert)},
+            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+        });
+        let dsse = case == Case::DsseGood;
+        let payload = simple_signing_payload(&r.name(), &d);
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"{}","digest":{{"sha256":"{}"}}}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{{}}}}"#,
+            r.name(),
+            d.hex()
+        );
+        use pullwarden::verify::payload::{IN_TOTO_PAYLOAD_TYPE, dsse_pae};
+        let signed = if dsse {
+            dsse_pae(IN_TOTO_PAYLOAD_TYPE, statement.as_bytes())
+        } else {
+            payload.clone()
+        };
+        let sig = leaf.signer.sign(&signed).unwrap();
+        let body = if dsse {
+            serde_json::json!({
+                "apiVersion": "0.0.2", "kind": "dsse",
+                "spec": {"dsseV002": {
+                    "payloadHash": {"algorithm": "SHA2_256", "digest": B64.encode(sha2::Sha256::digest(&statement))},
+                    "signatures": [{"content": B64.encode(&sig), "verifier": verifier}],
+                }},
+            })
+        } else {
+            serde_json::json!({
+                "apiVersion": "0.0.2", "kind": "hashedrekord",
+                "spec": {"hashedRekordV002": {
+                    "data": {"algorithm": "SHA2_256", "digest": B64.encode(sha2::Sha256::digest(&signed))},
+                    "signature": {"content": B64.encode(&sig), "verifier": verifier},
+                }},
+            })
+        };
+        let body = serde_json::to_vec(&body).unwrap();
+        let with_set = matches!(case, Case::GoodWithSet | Case::SetAndBadTimestamp);
+        let mut entry = serde_json::json!({
+            "logIndex": "1",
+            "logId": {"keyId": B64.encode(hex::decode(&ts.log_v2_id).unwrap())},
+            "kindVersion": {"kind": if dsse { "dsse" } else { "hashedrekord" }, "version": "0.0.2"},
+            "inclusionProof": ts.v2_inclusion_proof(&body),
+            "canonicalizedBody": B64.encode(&body),
+        });
+        if with_set {
+            // The same body in a Rekor v1 log, which promises it with a SET.
+            let integrated = now.unix_timestamp();
+            let (set, log_id) = ts.sign_entry(&body, integrated, 1);
+            entry = serde_json::json!({
+                "logIndex": "1",
+                "logId": {"keyId": B64.encode(hex::decode(&log_id).unwrap())},
+                "kindVersion": {"kind": "hashedrekord", "version": "0.0.2"},
+                "integratedTime": integrated.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": B64.encode(&set)},
+                "canonicalizedBody": B64.encode(&body),
+            });
+        }
+        let stranger_tsa;
+        let stamp = Stamp {
+            tsa: match case {
+                Case::TsaNotInTrustRoot => {
+                    stranger_tsa = &stranger.tsa;
+                    stranger_tsa
+                }
+                Case::TsaWithoutTimeStampingEku => &no_eku,
+                Case::TsaCertificateExpired => &expired_tsa,
+                _ => &ts.tsa,
+            },
+            imprint_of: match case {
+                Case::OverOtherSignature | Case::SetAndBadTimestamp => b"another signature",
+                _ => &sig,
+            },
+            gen_time: match case {
+                Case::GenTimeAfterCertificate => now + Duration::minutes(30),
+                _ => now,
+            },
+            tamper: case == Case::TamperedTstInfo,
+        };
+        let mut token = timestamp_token(&stamp);
+        if case == Case::TruncatedToken {
+            token.truncate(token.len() / 2);
+        }
+        let mut material = serde_json::json!({
+            "certificate": {"rawBytes": B64.encode(&cert_der)},
+            "tlogEntries": [entry],
+        });
+        if case != Case::NoTimestampNoSet {
+            material["timestampVerificationData"] =
+                serde_json::json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(&token)}]});
+        }
+        let mut bundle = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": material,
+        });
+        if dsse {
+            bundle["dsseEnvelope"] = serde_json::json!({
+                "payload": B64.encode(&statement),
+                "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                "signatures": [{"sig": B64.encode(&sig)}],
+            });
+        } else {
+            bundle["messageSignature"] = serde_json::json!({
+                "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(sha2::Sha256::digest(&payload))},
+                "signature": B64.encode(&sig),
+            });
+        }
+        push_bundle(
+            &c,
+            &r,
+            &d,
+            &serde_json::to_vec(&bundle).unwrap(),
+            (!dsse).then_some(&payload[..]),
+            &Credentials::default(),
+        )
+        .await
+        .unwrap();
+        let rep = verify(&v, &r, &single(&d)).await;
+        let text = reasons(&rep);
+        assert!(text.contains(want), "{case:?}: want {want:?}:\n{text}");
+        assert_eq!(rep.satisfied, want == "verified", "{case:?}: {text}");
+        if case == Case::Good {
+            assert!(
+                rep.checks
+                    .iter()
+                    .any(|c| c.verified && c.source == "referrers-tag"),
+                "{text}"
+            );
+            // The same bundle against a trust root without this TSA or this log.
+            let rep = verify(
+                &policy_for(&stranger, &format!("subject = \"{subject}\"")),
+                &r,
+                &single(&d),
+            )
+            .await;
+            assert!(!rep.satisfied);
+            // A trust root whose TSA entry was valid only in 2020.
+            let mut root: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&ts.trusted_root).unwrap()).unwrap();
+            root["timestampAuthorities"][0]["validFor"] = serde_json::json!(
+                {"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"}
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("trusted_root.json");
+            std::fs::write(&path, serde_json::to_vec(&root).unwrap()).unwrap();
+            let retired = Verifier::load(&policy(&format!(
+                "trusted_root = {:?}\n[[policy.signatures.keyless]]\nissuer = \"{GITHUB}\"\nsubject = \"{subject}\"\n",
+                path.display().to_string()
+            )))
+            .unwrap();
+            let rep = verify(&retired, &r, &single(&d)).await;
+            assert!(!rep.satisfied);
+            assert!(
+                reasons(&rep).contains(
+                    "RFC 3161 timestamp genTime is outside its authority's validFor window"
+                ),
+                "{}",
+                reasons(&rep)
+            );
+        }
     }
 }
 

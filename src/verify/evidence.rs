@@ -52,6 +52,8 @@ pub struct Evidence {
     /// DER certificates, leaf first; empty for key-signed signatures.
     pub certificates: Vec<Vec<u8>>,
     pub tlog: Option<TlogEntry>,
+    /// DER RFC 3161 TimeStampTokens over `signature` (bundle v0.2+).
+    pub timestamps: Vec<Vec<u8>>,
 }
 
 /// The legacy Rekor bundle annotation.
@@ -122,6 +124,7 @@ pub fn from_legacy_layer(
         signature,
         certificates,
         tlog,
+        timestamps: Vec::new(),
     })
 }
 
@@ -160,6 +163,20 @@ struct VerificationMaterial {
     x509_certificate_chain: Option<CertChain>,
     #[serde(default)]
     tlog_entries: Vec<BundleTlogEntry>,
+    timestamp_verification_data: Option<TimestampVerificationData>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimestampVerificationData {
+    #[serde(default)]
+    rfc3161_timestamps: Vec<Rfc3161Timestamp>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rfc3161Timestamp {
+    signed_timestamp: String,
 }
 
 #[derive(Deserialize)]
@@ -179,7 +196,8 @@ struct CertChain {
 struct BundleTlogEntry {
     log_index: Int,
     log_id: LogId,
-    integrated_time: Int,
+    /// Absent in Rekor v2 entries (protobuf JSON omits the zero value).
+    integrated_time: Option<Int>,
     inclusion_promise: Option<InclusionPromise>,
     inclusion_proof: Option<BundleInclusionProof>,
     canonicalized_body: String,
@@ -278,11 +296,22 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
             certificates.push(b64("bundle certificate", &c.raw_bytes)?);
         }
     }
+    let timestamps = vm
+        .timestamp_verification_data
+        .map(|t| t.rfc3161_timestamps)
+        .unwrap_or_default()
+        .iter()
+        .take(8)
+        .map(|t| b64("signedTimestamp", &t.signed_timestamp))
+        .collect::<Result<Vec<_>, _>>()?;
     let tlog = match vm.tlog_entries.first() {
         None => None,
         Some(e) => Some(TlogEntry {
             body: b64("canonicalizedBody", &e.canonicalized_body)?,
-            integrated_time: e.integrated_time.get("integratedTime")?,
+            integrated_time: match &e.integrated_time {
+                Some(t) => t.get("integratedTime")?,
+                None => 0,
+            },
             log_index: e.log_index.get("logIndex")?,
             log_id: hex::encode(b64("logId", &e.log_id.key_id)?),
             set: e
@@ -337,6 +366,7 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
                 signature: b64("bundle signature", &ms.signature)?,
                 certificates,
                 tlog,
+                timestamps,
             })
         }
         (None, Some(env)) => {
@@ -354,6 +384,7 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
                 signature: b64("DSSE signature", &sig.sig)?,
                 certificates,
                 tlog,
+                timestamps,
             })
         }
         _ => Err("sigstore bundle has neither or both of messageSignature and dsseEnvelope".into()),

@@ -7,12 +7,15 @@
 //! Rekor-body checks. Here, for every keyless signature:
 //! 1. the transparency entry's SET verifies with a trusted Rekor key — this signs the
 //!    integrated time; an inclusion proof, when present, must reach a checkpoint
-//!    signed by the same log (RFC 6962 audit path + signed note);
+//!    signed by the same log (RFC 6962 audit path + signed note). Rekor v2 entries have
+//!    no SET: their signing time comes from RFC 3161 timestamps (`timestamp`) instead,
+//!    and every proof present (SET, timestamps) must verify;
 //! 2. the certificate chains to a trusted CA (rustls-webpki, code-signing EKU) with its
-//!    validity checked *at the integrated time*;
+//!    validity checked *at every signed time* (integrated time, each genTime);
 //! 3. the signature verifies with the certificate's key over the signed bytes;
 //! 4. the Rekor entry body names this signature, this payload hash and this
-//!    certificate (`hashedrekord`, or `dsse`/`intoto` for DSSE envelopes);
+//!    certificate (`hashedrekord` 0.0.1/0.0.2, or `dsse` 0.0.1/0.0.2 and `intoto`
+//!    0.0.2 for DSSE envelopes);
 //! 5. the identity (issuer exact, subject exact/regex, Fulcio extensions) matches.
 
 use std::collections::BTreeMap;
@@ -34,6 +37,7 @@ use super::VerifyError;
 use super::evidence::{Evidence, InclusionProof, TlogEntry};
 use super::keys::{pem_block, verify_with_spki};
 use super::payload::PayloadKind;
+use super::timestamp;
 use crate::config::KeylessIdentity;
 
 /// Code signing EKU, 1.3.6.1.5.5.7.3.3, DER content bytes.
@@ -47,6 +51,7 @@ pub struct TrustMaterial {
     intermediates: Vec<CertificateDer<'static>>,
     /// Rekor public keys (DER SPKI) by hex log id.
     rekor_keys: BTreeMap<String, Vec<u8>>,
+    timestamp_authorities: Vec<timestamp::Authority>,
 }
 
 impl TrustMaterial {
@@ -90,11 +95,17 @@ impl TrustMaterial {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
             .collect::<BTreeMap<_, _>>();
+        let timestamp_authorities = timestamp::authorities_from_json(bytes)?;
         Ok(TrustMaterial {
             anchors,
             intermediates,
             rekor_keys,
+            timestamp_authorities,
         })
+    }
+
+    pub fn timestamp_authorities(&self) -> &[timestamp::Authority] {
+        &self.timestamp_authorities
     }
 
     pub fn has_rekor_keys(&self) -> bool {
@@ -112,16 +123,18 @@ pub struct CertIdentity {
     pub extensions: BTreeMap<String, String>,
 }
 
-/// Verifies a transparency entry: its SET (or inclusion proof + signed checkpoint) with
-/// a trusted Rekor key, and that its body records exactly this signature. Returns the
-/// integrated time. Errors are stable reasons.
+/// Verifies a transparency entry: its SET and/or inclusion proof + signed checkpoint
+/// with a trusted Rekor key (each one present must verify), and that its body records
+/// exactly this signature. Returns the integrated time when a SET signs it (Rekor v2
+/// entries have none). `need_signed_time`: no other source (RFC 3161) gives the signing
+/// time, so a SET is required. Errors are stable reasons.
 pub fn verify_tlog(
     trust: &TrustMaterial,
     tlog: Option<&TlogEntry>,
     evidence: &Evidence,
     signer_key_or_cert_pem: &BodyKey<'_>,
     need_signed_time: bool,
-) -> Result<i64, String> {
+) -> Result<Option<i64>, String> {
     let entry = tlog.ok_or("missing transparency proof (no Rekor entry)")?;
     let key = trust
         .rekor_keys
@@ -152,11 +165,12 @@ pub fn verify_tlog(
     // exists but not when, and certificate validity is judged at that time.
     if need_signed_time && entry.set.is_none() {
         return Err(
-            "missing transparency proof (no signed entry timestamp for the integrated time)".into(),
+            "missing transparency proof (no signed entry timestamp and no RFC 3161 timestamp for the signing time)"
+                .into(),
         );
     }
     check_body(&entry.body, evidence, signer_key_or_cert_pem)?;
-    Ok(entry.integrated_time)
+    Ok(entry.set.is_some().then_some(entry.integrated_time))
 }
 
 /// The public key material a Rekor body must name.
@@ -169,8 +183,9 @@ pub enum BodyKey<'a> {
 
 /// Checks that the Rekor entry body records this signature, this payload and this key.
 /// The crate trusts the SET alone, which would let any logged entry vouch for any
-/// layer. Three entry kinds: `hashedrekord` (message signatures, cosign's legacy
-/// layers) and, for DSSE envelopes, `dsse` 0.0.1 (cosign v3) and `intoto` 0.0.2.
+/// layer. Entry kinds: `hashedrekord` (message signatures, cosign's legacy layers)
+/// and, for DSSE envelopes, `dsse` 0.0.1 (cosign v3) and `intoto` 0.0.2; Rekor v2 logs
+/// `hashedrekord` and `dsse` 0.0.2, protobuf-JSON shaped (base64 bytes, DER keys).
 fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| "Rekor entry body does not parse")?;
@@ -178,7 +193,9 @@ fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String
     let version = v["apiVersion"].as_str().unwrap_or("");
     let dsse = e.payload_kind == PayloadKind::InToto;
     match (kind, version) {
+        ("hashedrekord", "0.0.2") => check_hashedrekord_v2(&v["spec"]["hashedRekordV002"], e, key),
         ("hashedrekord", _) => check_hashedrekord(&v["spec"], e, key),
+        ("dsse", "0.0.2") if dsse => check_dsse_v2(&v["spec"]["dsseV002"], e, key),
         ("dsse", "0.0.1") if dsse => check_dsse(&v["spec"], e, key),
         ("intoto", "0.0.2") if dsse => check_intoto(&v["spec"], e, key),
         ("dsse" | "intoto", _) if !dsse => {
@@ -268,6 +285,72 @@ fn check_intoto(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Re
         .and_then(decode_pem_b64)
         .ok_or("Rekor entry body has no public key")?;
     check_key(&pem, key)
+}
+
+/// `hashedrekord` 0.0.2: `{data: {algorithm, digest}, signature: {content, verifier}}`;
+/// the digest is over the signed bytes.
+fn check_hashedrekord_v2(
+    spec: &serde_json::Value,
+    e: &Evidence,
+    key: &BodyKey<'_>,
+) -> Result<(), String> {
+    let sig =
+        b64_field(&spec["signature"]["content"]).ok_or("Rekor entry body has no signature")?;
+    if sig != e.signature {
+        return Err("Rekor entry is for another signature".into());
+    }
+    check_hash_v2(&spec["data"], &e.signed)?;
+    check_verifier_v2(&spec["signature"]["verifier"], key)
+}
+
+/// `dsse` 0.0.2: `{payloadHash: {algorithm, digest}, signatures: [{content, verifier}]}`.
+fn check_dsse_v2(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+    check_hash_v2(&spec["payloadHash"], &e.payload)?;
+    let sigs = spec["signatures"]
+        .as_array()
+        .ok_or("Rekor entry body has no signature")?;
+    let Some(sig) = sigs
+        .iter()
+        .find(|s| b64_field(&s["content"]).as_deref() == Some(&e.signature[..]))
+    else {
+        return Err("Rekor entry is for another signature".into());
+    };
+    check_verifier_v2(&sig["verifier"], key)
+}
+
+fn b64_field(v: &serde_json::Value) -> Option<Vec<u8>> {
+    v.as_str().and_then(|s| BASE64.decode(s).ok())
+}
+
+/// A protobuf `HashOutput`: algorithm enum name and base64 digest.
+fn check_hash_v2(hash: &serde_json::Value, data: &[u8]) -> Result<(), String> {
+    let want = match hash["algorithm"].as_str() {
+        Some("SHA2_256") => sha2::Sha256::digest(data).to_vec(),
+        Some("SHA2_384") => sha2::Sha384::digest(data).to_vec(),
+        Some("SHA2_512") => sha2::Sha512::digest(data).to_vec(),
+        _ => return Err("Rekor entry is for another payload".into()),
+    };
+    if b64_field(&hash["digest"]) != Some(want) {
+        return Err("Rekor entry is for another payload".into());
+    }
+    Ok(())
+}
+
+/// A Rekor v2 `Verifier`: an X.509 certificate or a public key, both DER.
+fn check_verifier_v2(verifier: &serde_json::Value, key: &BodyKey<'_>) -> Result<(), String> {
+    let cert = b64_field(&verifier["x509Certificate"]["rawBytes"]);
+    let spki = b64_field(&verifier["publicKey"]["rawBytes"]);
+    if cert.is_none() && spki.is_none() {
+        return Err("Rekor entry body has no public key".into());
+    }
+    let matches = match key {
+        BodyKey::Certificate(der) => cert.as_deref() == Some(*der),
+        BodyKey::Spki(der) => spki.as_deref() == Some(*der),
+    };
+    if !matches {
+        return Err("Rekor entry is for another key or certificate".into());
+    }
+    Ok(())
 }
 
 fn check_hash(hash: &serde_json::Value, data: &[u8]) -> Result<(), String> {
@@ -375,12 +458,52 @@ fn verify_inclusion(p: &InclusionProof, body: &[u8], key: &[u8]) -> Result<(), S
     }
 }
 
-/// Chains the leaf to a trusted CA at `at` (the integrated time) and reads its identity.
+/// Where a signed time comes from, for the reasons that name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedTime {
+    /// The Rekor integrated time, signed by the SET.
+    Integrated(i64),
+    /// An RFC 3161 timestamp's verified genTime.
+    Timestamp(i64),
+}
+
+impl SignedTime {
+    fn secs(self) -> i64 {
+        match self {
+            SignedTime::Integrated(t) | SignedTime::Timestamp(t) => t,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SignedTime::Integrated(_) => "the Rekor integrated time",
+            SignedTime::Timestamp(_) => "the RFC 3161 timestamp's genTime",
+        }
+    }
+}
+
+/// Chains the leaf to a trusted CA at each signed time (all must hold) and reads its
+/// identity.
 pub fn verify_certificate(
     trust: &TrustMaterial,
     chain: &[Vec<u8>],
-    at: i64,
+    times: &[SignedTime],
 ) -> Result<CertIdentity, String> {
+    if times.is_empty() {
+        return Err("missing transparency proof (no signed time for the certificate)".into());
+    }
+    for t in times {
+        verify_certificate_at(trust, chain, *t)?;
+    }
+    read_identity(chain.first().ok_or("no certificate")?)
+}
+
+fn verify_certificate_at(
+    trust: &TrustMaterial,
+    chain: &[Vec<u8>],
+    when: SignedTime,
+) -> Result<(), String> {
+    let at = when.secs();
     let leaf_der = chain.first().ok_or("no certificate")?;
     let leaf = CertificateDer::from(leaf_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&leaf)
@@ -391,7 +514,7 @@ pub fn verify_certificate(
         .map(|c| CertificateDer::from(c.as_slice()))
         .collect();
     intermediates.extend(trust.intermediates.iter().cloned());
-    let secs = u64::try_from(at).map_err(|_| "integrated time is negative")?;
+    let secs = u64::try_from(at).map_err(|_| "signed time is negative")?;
     let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
@@ -404,15 +527,15 @@ pub fn verify_certificate(
     )
     .map_err(|e| match e {
         webpki::Error::CertExpired { .. } => {
-            "certificate had expired at the Rekor integrated time".to_string()
+            format!("certificate had expired at {}", when.name())
         }
         webpki::Error::CertNotValidYet { .. } => {
-            "certificate was not yet valid at the Rekor integrated time".to_string()
+            format!("certificate was not yet valid at {}", when.name())
         }
         webpki::Error::UnknownIssuer => "certificate is not issued by a trusted CA".to_string(),
         other => format!("certificate chain does not verify: {other:?}"),
     })?;
-    read_identity(leaf_der)
+    Ok(())
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
@@ -630,10 +753,17 @@ mod tests {
 
     #[test]
     fn inclusion_proofs_and_checkpoints_verify() {
-        let (private, public) = crate::verify::sign::generate_key(
+        // Rekor v1 signs checkpoints with ECDSA, Rekor v2 logs may use Ed25519.
+        for scheme in [
             sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1,
-        )
-        .unwrap();
+            sigstore::crypto::SigningScheme::ED25519,
+        ] {
+            inclusion_proofs_with(scheme);
+        }
+    }
+
+    fn inclusion_proofs_with(scheme: sigstore::crypto::SigningScheme) {
+        let (private, public) = crate::verify::sign::generate_key(scheme).unwrap();
         let log = crate::verify::sign::ImageSigner::from_pem(private.as_bytes(), false).unwrap();
         let key = pem_block(&public, "PUBLIC KEY").unwrap();
         for n in 1..=9usize {
@@ -671,6 +801,106 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn evidence(kind: PayloadKind) -> Evidence {
+        Evidence {
+            payload_kind: kind,
+            payload: b"payload".to_vec(),
+            signed: b"signed".to_vec(),
+            signature: b"sig".to_vec(),
+            certificates: vec![b"cert".to_vec()],
+            tlog: None,
+            timestamps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rekor_v2_bodies_bind_signature_payload_and_key() {
+        let b64 = |b: &[u8]| BASE64.encode(b);
+        let sha = |b: &[u8]| b64(&sha2::Sha256::digest(b));
+        let cert = BodyKey::Certificate(b"cert");
+        let hashed = |sig: &[u8], data: &[u8], alg: &str, verifier: serde_json::Value| {
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "0.0.2", "kind": "hashedrekord",
+                "spec": {"hashedRekordV002": {
+                    "data": {"algorithm": alg, "digest": sha(data)},
+                    "signature": {"content": b64(sig), "verifier": verifier},
+                }},
+            }))
+            .unwrap()
+        };
+        let by_cert = serde_json::json!({"x509Certificate": {"rawBytes": b64(b"cert")}});
+        let e = evidence(PayloadKind::SimpleSigning);
+        let ok = hashed(b"sig", b"signed", "SHA2_256", by_cert.clone());
+        check_body(&ok, &e, &cert).unwrap();
+        // The same entry does not vouch for a key-signed signature (publicKey absent).
+        assert_eq!(
+            check_body(&ok, &e, &BodyKey::Spki(b"cert")).unwrap_err(),
+            "Rekor entry is for another key or certificate"
+        );
+        for (body, want) in [
+            (
+                hashed(b"other", b"signed", "SHA2_256", by_cert.clone()),
+                "Rekor entry is for another signature",
+            ),
+            (
+                hashed(b"sig", b"payload", "SHA2_256", by_cert.clone()),
+                "Rekor entry is for another payload",
+            ),
+            (
+                hashed(b"sig", b"signed", "SHA1", by_cert.clone()),
+                "Rekor entry is for another payload",
+            ),
+            (
+                hashed(b"sig", b"signed", "SHA2_256", serde_json::json!({})),
+                "Rekor entry body has no public key",
+            ),
+            (
+                hashed(
+                    b"sig",
+                    b"signed",
+                    "SHA2_256",
+                    serde_json::json!({"x509Certificate": {"rawBytes": b64(b"another")}}),
+                ),
+                "Rekor entry is for another key or certificate",
+            ),
+            (
+                br#"{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{}}"#.to_vec(),
+                "Rekor entry body has no signature",
+            ),
+        ] {
+            assert_eq!(check_body(&body, &e, &cert).unwrap_err(), want);
+        }
+        let dsse = |hash_of: &[u8], sig: &[u8]| {
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "0.0.2", "kind": "dsse",
+                "spec": {"dsseV002": {
+                    "payloadHash": {"algorithm": "SHA2_256", "digest": sha(hash_of)},
+                    "signatures": [{"content": b64(sig), "verifier": by_cert.clone()}],
+                }},
+            }))
+            .unwrap()
+        };
+        let e = evidence(PayloadKind::InToto);
+        check_body(&dsse(b"payload", b"sig"), &e, &cert).unwrap();
+        assert_eq!(
+            check_body(&dsse(b"signed", b"sig"), &e, &cert).unwrap_err(),
+            "Rekor entry is for another payload"
+        );
+        assert_eq!(
+            check_body(&dsse(b"payload", b"other"), &e, &cert).unwrap_err(),
+            "Rekor entry is for another signature"
+        );
+        // A DSSE entry never vouches for a message signature.
+        assert!(
+            check_body(
+                &dsse(b"payload", b"sig"),
+                &evidence(PayloadKind::SimpleSigning),
+                &cert
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! Layout: `discover` finds signatures (referrers API / fallback tag / legacy `.sig`
 //! tag), `evidence` normalizes every storage format, `keys` and `keyless` hold the
-//! trust material and checks, `payload` the digest/repository binding, `sign` the
-//! project's own signer.
+//! trust material and checks, `timestamp` RFC 3161 signed times, `payload` the
+//! digest/repository binding, `sign` the project's own signer.
 
 pub mod discover;
 pub mod evidence;
@@ -13,6 +13,7 @@ pub mod keyless;
 pub mod keys;
 pub mod payload;
 pub mod sign;
+pub mod timestamp;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use crate::registry::{
 use crate::report::{SignatureCheck, SignatureReport};
 use discover::Found;
 use evidence::Evidence;
-use keyless::{BodyKey, TrustMaterial};
+use keyless::{BodyKey, SignedTime, TrustMaterial};
 use keys::TrustedKey;
 use payload::parse_claim;
 
@@ -233,6 +234,8 @@ impl Verifier {
                 &BodyKey::Spki(&key.spki),
                 false,
             )?;
+            // Every proof present must verify, even where a key needs no signed time.
+            verify_timestamps(trust, ev)?;
         }
         self.check_binding(ev, reference, image, f)
     }
@@ -256,14 +259,23 @@ impl Verifier {
         if !keys::verify_with_spki(&spki, &ev.signature, &ev.signed) {
             return Err("signature does not verify with the certificate's key".into());
         }
+        // The signing time comes from the SET (Rekor v1) or from RFC 3161 timestamps
+        // (Rekor v2, which has no SET); when both are present all must verify and the
+        // certificate must have been valid at each.
+        let stamps = verify_timestamps(trust, ev)?;
         let integrated = keyless::verify_tlog(
             trust,
             ev.tlog.as_ref(),
             ev,
             &BodyKey::Certificate(leaf),
-            true,
+            stamps.is_empty(),
         )?;
-        let cert = keyless::verify_certificate(trust, &ev.certificates, integrated)?;
+        let times: Vec<SignedTime> = integrated
+            .map(SignedTime::Integrated)
+            .into_iter()
+            .chain(stamps.into_iter().map(SignedTime::Timestamp))
+            .collect();
+        let cert = keyless::verify_certificate(trust, &ev.certificates, &times)?;
         self.check_binding(ev, reference, image, f)?;
         Ok(cert)
     }
@@ -305,6 +317,14 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// Verifies every RFC 3161 timestamp of a signature; returns their genTimes.
+fn verify_timestamps(trust: &TrustMaterial, ev: &Evidence) -> Result<Vec<i64>, String> {
+    ev.timestamps
+        .iter()
+        .map(|t| timestamp::verify(t, &ev.signature, trust.timestamp_authorities()))
+        .collect()
 }
 
 /// Picks the platform manifest of an index for `os`/`arch`.
@@ -481,6 +501,7 @@ mod tests {
             payload,
             certificates: vec![b"not a certificate".to_vec()],
             tlog: None,
+            timestamps: Vec::new(),
         };
         let rep = v.evaluate(&r, &subject, &[found(&d, Ok(ev.clone()))]);
         // The key does verify it (same key pair): key checks do not look at certificates.
