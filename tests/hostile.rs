@@ -365,7 +365,18 @@ fn signature_formats() {
         },
     );
     let trusted_root = br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[{"baseUrl":"https://rekor.test","hashAlgorithm":"SHA2_256","publicKey":{"rawBytes":"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE","keyDetails":"PKIX_ECDSA_P256_SHA_256","validFor":{"start":"2020-01-01T00:00:00Z"}},"logId":{"keyId":"AAAA"}}],"certificateAuthorities":[{"subject":{"organization":"o","commonName":"c"},"uri":"https://fulcio.test","certChain":{"certificates":[{"rawBytes":"MIIB"}]},"validFor":{"start":"2020-01-01T00:00:00Z"}}],"ctlogs":[],"timestampAuthorities":[]}"#;
+    // An RFC 3161 token's outer shape (SEQUENCE { contentType, [0] SignedData }) with
+    // junk inside: the CMS and TSTInfo readers see it all.
+    let token: &[u8] = &[
+        0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x0d,
+        0x30, 0x0b, 0x02, 0x01, 0x03, 0x31, 0x00, 0x30, 0x04, 0x06, 0x02, 0x2a, 0x03,
+    ];
+    survive("RFC 3161 token", &[token], 5000, |b| {
+        let _ = pullwarden::verify::timestamp::verify(b, b"signature", &[]);
+        let _ = pullwarden::verify::timestamp::parse_tst_info(b);
+    });
     survive("trusted_root.json", &[trusted_root], 2000, |b| {
+        let _ = pullwarden::verify::timestamp::authorities_from_json(b);
         let _ = pullwarden::verify::keyless::TrustMaterial::from_json(b);
     });
     survive(
