@@ -9,6 +9,7 @@ mod cri_proxy;
 mod gate_e2e;
 mod gate_flow;
 mod scan;
+mod scan_rpm;
 mod scan_sources;
 mod store;
 mod support;

@@ -250,6 +250,39 @@ mod tests {
         );
     }
 
+    /// A header as rpm 4.18 stored it (see tests/fixtures/rpm/README.md).
+    const REAL_HEADER: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rpm/python3-pwtest.header"
+    ));
+
+    #[test]
+    fn real_header() {
+        let (p, dirs) = package_of(REAL_HEADER).unwrap().unwrap();
+        assert_eq!(p.name, "python3-pwtest");
+        assert_eq!(p.version, "2:1.2.3-4.el9");
+        assert_eq!(p.arch.as_deref(), Some("noarch"));
+        assert_eq!(p.source_name.as_deref(), Some("pwtest"));
+        assert_eq!(p.source_version, None);
+        assert_eq!(p.licenses, ["MIT"]);
+        assert_eq!(
+            dirs,
+            ["usr/lib/python3.9/site-packages/pwtest-1.0.dist-info"]
+        );
+        // Cut anywhere: an error (the declared lengths no longer fit), never a panic.
+        for n in 0..REAL_HEADER.len() {
+            assert!(package_of(&REAL_HEADER[..n]).is_err(), "cut at {n}");
+        }
+        // Any byte changed: an error or some record, never a panic.
+        for at in 0..REAL_HEADER.len() {
+            for x in [0x01, 0x80, 0xff] {
+                let mut b = REAL_HEADER.to_vec();
+                b[at] ^= x;
+                let _ = package_of(&b);
+            }
+        }
+    }
+
     #[test]
     fn signing_keys_and_subpackage_versions() {
         let key = build(&[

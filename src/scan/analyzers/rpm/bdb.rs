@@ -308,14 +308,16 @@ pub(crate) mod tests {
         pages.concat()
     }
 
-    fn collect(db: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BdbError> {
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn collect(db: &[u8]) -> Result<Pairs, BdbError> {
         let mut out = Vec::new();
         for_each(db, |k, v, _| out.push((k.to_vec(), v.to_vec())))?;
         Ok(out)
     }
 
-    fn sample() -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0u32..12)
+    fn sample() -> (Vec<u8>, Pairs) {
+        let pairs: Pairs = (0u32..12)
             .map(|i| {
                 let len = if i % 3 == 0 { 1500 + i as usize } else { 20 };
                 (i.to_le_bytes().to_vec(), vec![i as u8; len])

@@ -114,7 +114,7 @@ impl<'a> Header<'a> {
     }
 
     /// Bytes from an entry's offset to the end of the store.
-    fn from_offset(&self, e: Entry) -> Result<&'a [u8], HeaderError> {
+    fn tail_at(&self, e: Entry) -> Result<&'a [u8], HeaderError> {
         self.store
             .get(e.offset as usize..)
             .filter(|s| !s.is_empty())
@@ -133,7 +133,7 @@ impl<'a> Header<'a> {
         if e.kind != TYPE_STRING && e.kind != TYPE_I18NSTRING && e.kind != TYPE_STRING_ARRAY {
             return Err(HeaderError::WrongType { tag, kind: e.kind });
         }
-        let s = self.from_offset(e)?;
+        let s = self.tail_at(e)?;
         let end = memchr::memchr(0, s).ok_or(HeaderError::Unterminated { tag })?;
         Ok(Some(String::from_utf8_lossy(&s[..end])))
     }
@@ -147,7 +147,7 @@ impl<'a> Header<'a> {
         if e.kind != TYPE_STRING_ARRAY {
             return Err(HeaderError::WrongType { tag, kind: e.kind });
         }
-        let mut s = self.from_offset(e)?;
+        let mut s = self.tail_at(e)?;
         if e.count as usize > s.len() {
             return Err(HeaderError::OutOfRange {
                 tag,
