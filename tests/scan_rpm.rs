@@ -1,8 +1,10 @@
 //! rpm-based images end to end, on package databases made by the real tools: `rpmbuild`
 //! builds a package set, `rpm --justdb` installs it into an sqlite database (what
 //! Debian's rpm 4.18 writes), and Berkeley DB's own `db5.3_load` writes the same
-//! headers as a hash `Packages` file (rpm 4.18 here cannot write BDB). The databases go
-//! into image layers, are scanned, and OSV records for the source package are matched.
+//! headers as a hash `Packages` file (rpm 4.18 here cannot write BDB). Debian's rpm has
+//! no ndb backend either: the same real headers are laid out in ndb's `Packages.db`
+//! format by `ndb_packages` below. The databases go into image layers, are scanned, and
+//! OSV records for the source package are matched.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -210,76 +212,30 @@ fn osv(dir: &Path, id: &str, ecosystem: &str, name: &str, fixed: &str) {
 fn vulndb(dir: &Path) -> PathBuf {
     let osv_dir = dir.join("osv");
     std::fs::create_dir_all(&osv_dir).unwrap();
-    osv(
-        &osv_dir,
-        "RLSA-2026:0001",
-        "Rocky Linux:9",
-        "pwtest",
-        "2:1.2.3-5.el9",
-    );
-    osv(
-        &osv_dir,
-        "RLSA-2026:0002",
-        "Rocky Linux:8",
-        "pwtest",
-        "2:1.2.3-5.el8",
-    );
-    // already fixed: the installed release is the fix; a lower epoch is older
-    osv(
-        &osv_dir,
-        "RLSA-2026:0003",
-        "Rocky Linux:9",
-        "pwtest",
-        "2:1.2.3-4.el9",
-    );
-    osv(
-        &osv_dir,
-        "RLSA-2026:0004",
-        "Rocky Linux:9",
-        "pwtest",
-        "1:9.9-1.el9",
-    );
-    osv(
-        &osv_dir,
-        "ALSA-2026:0005",
-        "AlmaLinux:8",
-        "pwtest",
-        "2:1.2.3-5.el8",
-    );
-    osv(
-        &osv_dir,
-        "ALSA-2026:0006",
-        "AlmaLinux:9",
-        "pwtest",
-        "2:1.2.3-5.el9",
-    );
-    // Red Hat names binary RPMs; only the main RHEL stream applies
-    osv(
-        &osv_dir,
-        "RHSA-2026:0007",
-        "Red Hat:enterprise_linux:9::baseos",
-        "pwtest-libs",
-        "2:1.2.3-4.el9_1",
-    );
-    osv(
-        &osv_dir,
-        "RHSA-2026:0008",
-        "Red Hat:rhel_eus:9.2::baseos",
-        "pwtest",
-        "2:1.2.3-4.el9_0.1",
-    );
-    // the binary name under a source-name ecosystem does not match
-    osv(
-        &osv_dir,
-        "RLSA-2026:0009",
-        "Rocky Linux:9",
-        "pwtest-libs",
-        "2:1.2.3-5.el9",
-    );
+    #[rustfmt::skip]
+    let records = [
+        ("RLSA-2026:0001", "Rocky Linux:9", "pwtest", "2:1.2.3-5.el9"),
+        ("RLSA-2026:0002", "Rocky Linux:8", "pwtest", "2:1.2.3-5.el8"),
+        // already fixed: the installed release is the fix; a lower epoch is older
+        ("RLSA-2026:0003", "Rocky Linux:9", "pwtest", "2:1.2.3-4.el9"),
+        ("RLSA-2026:0004", "Rocky Linux:9", "pwtest", "1:9.9-1.el9"),
+        ("ALSA-2026:0005", "AlmaLinux:8", "pwtest", "2:1.2.3-5.el8"),
+        ("ALSA-2026:0006", "AlmaLinux:9", "pwtest", "2:1.2.3-5.el9"),
+        // Red Hat names binary RPMs; only the main RHEL stream applies
+        ("RHSA-2026:0007", "Red Hat:enterprise_linux:9::baseos", "pwtest-libs", "2:1.2.3-4.el9_1"),
+        ("RHSA-2026:0008", "Red Hat:rhel_eus:9.2::baseos", "pwtest", "2:1.2.3-4.el9_0.1"),
+        // the binary name under a source-name ecosystem does not match
+        ("RLSA-2026:0009", "Rocky Linux:9", "pwtest-libs", "2:1.2.3-5.el9"),
+        ("SUSE-SU-2026:0010", "openSUSE:Leap 15.5", "pwtest", "2:1.2.3-150500.1.1"),
+        ("SUSE-SU-2026:0011", "openSUSE:Leap 15.6", "pwtest", "2:1.2.3-150600.1.1"),
+    ];
+    for (id, ecosystem, name, fixed) in records {
+        osv(&osv_dir, id, ecosystem, name, fixed);
+    }
     let path = dir.join("vulndb.redb");
     let mut db = VulnDb::open(&path).unwrap();
     let report = db.import(&[osv_dir]).unwrap();
-    assert_eq!(report.added, 9, "{report:?}");
+    assert_eq!(report.added, records.len() as u64, "{report:?}");
     path
 }
 
@@ -486,6 +442,93 @@ fn berkeley_db_packages_written_by_libdb_reads_the_same() {
     assert_eq!(rpms(&r).len(), 3);
 }
 
+/// rpm's ndb `Packages.db` (lib/backend/ndb/rpmpkg.c): a 32-byte header in the first of
+/// the 4 KiB slot pages, 16-byte slots, blobs in 16-byte blocks after the slot pages.
+fn ndb_packages(sqlite: &Path) -> Vec<u8> {
+    let conn = rusqlite::Connection::open(sqlite).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT blob FROM Packages ORDER BY hnum")
+        .unwrap();
+    let blobs: Vec<Vec<u8>> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = vec![0u8; 4096];
+    out[0..4].copy_from_slice(b"RpmP");
+    out[12..16].copy_from_slice(&1u32.to_le_bytes());
+    for slot in out.chunks_mut(16).skip(2) {
+        slot[0..4].copy_from_slice(b"Slot");
+    }
+    for (n, blob) in blobs.iter().enumerate() {
+        let pkg = n as u32 + 1;
+        let blocks = (16 + blob.len() + 12).div_ceil(16);
+        let slot = (2 + n) * 16;
+        let blkoff = (out.len() / 16) as u32;
+        out[slot + 4..slot + 8].copy_from_slice(&pkg.to_le_bytes());
+        out[slot + 8..slot + 12].copy_from_slice(&blkoff.to_le_bytes());
+        out[slot + 12..slot + 16].copy_from_slice(&(blocks as u32).to_le_bytes());
+        let mut area = vec![0u8; blocks * 16];
+        area[0..4].copy_from_slice(b"BlbS");
+        area[4..8].copy_from_slice(&pkg.to_le_bytes());
+        area[12..16].copy_from_slice(&(blob.len() as u32).to_le_bytes());
+        area[16..16 + blob.len()].copy_from_slice(blob);
+        let tail = area.len() - 4;
+        area[tail..].copy_from_slice(b"BlbE");
+        out.extend_from_slice(&area);
+    }
+    out
+}
+
+#[test]
+fn opensuse_ndb_database_is_scanned_and_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = real_sqlite_rpmdb(dir.path());
+    let db = VulnDb::open(vulndb(dir.path())).unwrap();
+    let report = scan(&[Layer::from_entries(
+        &[
+            Entry::file(
+                "usr/lib/os-release",
+                "NAME=\"openSUSE Leap\"\nVERSION=\"15.5\"\nID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.5\"\nPRETTY_NAME=\"openSUSE Leap 15.5\"\n",
+            ),
+            Entry::file("usr/lib/sysimage/rpm/Packages.db", ndb_packages(&sqlite)),
+            python_metadata(),
+        ],
+        Compression::Gzip,
+    )]);
+    assert!(report.files.is_empty(), "{:?}", report.files);
+    let purls: Vec<String> = rpms(&report).into_iter().map(|p| p.3).collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:rpm/opensuse-leap/pwtest@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2",
+            "pkg:rpm/opensuse-leap/pwtest-libs@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2",
+            "pkg:rpm/opensuse-leap/python3-pwtest@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2",
+        ]
+    );
+    assert!(
+        !report
+            .packages
+            .iter()
+            .any(|p| p.kind == PackageType::Python)
+    );
+    let mut found: Vec<String> = db
+        .matches(report.os.as_ref(), &report.packages)
+        .unwrap()
+        .into_iter()
+        .map(|v| format!("{} {} {}", v.id, v.package, v.ecosystem))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "SUSE-SU-2026:0010 pwtest openSUSE:Leap 15.5",
+            "SUSE-SU-2026:0010 pwtest-libs openSUSE:Leap 15.5",
+            "SUSE-SU-2026:0010 python3-pwtest openSUSE:Leap 15.5",
+        ]
+    );
+}
+
 #[test]
 fn broken_and_hostile_rpm_databases_are_findings() {
     let dir = tempfile::tempdir().unwrap();
@@ -506,6 +549,12 @@ fn broken_and_hostile_rpm_databases_are_findings() {
         ),
         ("var/lib/rpm/Packages", bdb[..bdb.len() - 1024].to_vec()),
         ("var/lib/rpm/Packages", vec![0xff; 8192]),
+        ("var/lib/rpm/Packages.db", {
+            let mut b = ndb_packages(&dir.path().join("rpmdb/rpmdb.sqlite"));
+            // the first slot's blob now starts inside the slot pages
+            b[40..44].copy_from_slice(&1u32.to_le_bytes());
+            b
+        }),
         ("usr/lib/sysimage/rpm/Packages", {
             // every overflow page pointing at page 1: a loop
             let mut b = bdb.clone();

@@ -633,42 +633,9 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
         ),
         Route::DpkgFileList => out.os_python_dirs.extend(dpkg::python_dirs_in_list(bytes)),
         Route::ApkInstalled => push_inventory(out, path, layer_id, with_path(apk::parse(bytes))),
-        Route::RpmSqlite | Route::RpmBdb => {
-            let parsed = if route == Route::RpmSqlite {
-                rpm::parse_sqlite(bytes)
-            } else {
-                rpm::parse_bdb(bytes)
-            };
-            // An unreadable database still replaces a lower layer's copy: recorded
-            // empty, and the finding says the package list is not known.
-            let packages = match parsed {
-                Ok(db) => {
-                    if let Some(e) = &db.first_error {
-                        out.files.push(finding(
-                            FileFindingKind::Malformed,
-                            &shown,
-                            layer_id,
-                            format!(
-                                "rpm database: {} package header(s) unreadable, first: {e}",
-                                db.bad_headers
-                            ),
-                        ));
-                    }
-                    out.os_python_dirs.extend(db.python_dirs);
-                    db.packages
-                }
-                Err(e) => {
-                    out.files.push(finding(
-                        FileFindingKind::Malformed,
-                        &shown,
-                        layer_id,
-                        format!("rpm database cannot be read: {e}"),
-                    ));
-                    Vec::new()
-                }
-            };
-            push_inventory(out, path, layer_id, with_path(packages));
-        }
+        Route::RpmSqlite => rpm_inventory(out, path, layer_id, rpm::parse_sqlite(bytes)),
+        Route::RpmBdb => rpm_inventory(out, path, layer_id, rpm::parse_bdb(bytes)),
+        Route::RpmNdb => rpm_inventory(out, path, layer_id, rpm::parse_ndb(bytes)),
         Route::PythonMetadata => push_inventory(
             out,
             path,
@@ -683,6 +650,46 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
         ),
         Route::Jar => push_inventory(out, path, layer_id, java::parse(bytes, &shown)),
     }
+}
+
+/// An rpm database's packages and owned Python directories; an unreadable database
+/// (or header) is a Malformed finding: the image's package list is not known.
+fn rpm_inventory(
+    out: &mut LayerResult,
+    path: &str,
+    layer_id: &str,
+    parsed: Result<rpm::RpmDb, rpm::RpmDbError>,
+) {
+    let shown = display(path);
+    let packages = match parsed {
+        Ok(db) => {
+            if let Some(e) = &db.first_error {
+                out.files.push(finding(
+                    FileFindingKind::Malformed,
+                    &shown,
+                    layer_id,
+                    format!(
+                        "rpm database: {} package header(s) unreadable, first: {e}",
+                        db.bad_headers
+                    ),
+                ));
+            }
+            out.os_python_dirs.extend(db.python_dirs);
+            db.packages
+        }
+        Err(e) => {
+            out.files.push(finding(
+                FileFindingKind::Malformed,
+                &shown,
+                layer_id,
+                format!("rpm database cannot be read: {e}"),
+            ));
+            Vec::new()
+        }
+    };
+    // Recorded even when empty: this copy replaces a lower layer's.
+    let packages = packages.into_iter().map(|p| (shown.clone(), p)).collect();
+    push_inventory(out, path, layer_id, packages);
 }
 
 #[cfg(test)]

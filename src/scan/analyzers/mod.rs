@@ -30,6 +30,8 @@ pub enum Route {
     RpmSqlite,
     /// rpm's Berkeley DB hash database, `Packages` (rpm < 4.16).
     RpmBdb,
+    /// rpm's ndb database, `Packages.db` (SUSE).
+    RpmNdb,
     PythonMetadata,
     NpmPackage,
     Jar,
@@ -47,6 +49,9 @@ pub fn route(path: &str) -> Option<Route> {
         }
         "var/lib/rpm/Packages" | "usr/lib/sysimage/rpm/Packages" => {
             return Some(Route::RpmBdb);
+        }
+        "var/lib/rpm/Packages.db" | "usr/lib/sysimage/rpm/Packages.db" => {
+            return Some(Route::RpmNdb);
         }
         _ => {}
     }
@@ -133,6 +138,10 @@ mod tests {
             Some(Route::RpmSqlite)
         );
         assert_eq!(route("var/lib/rpm/Packages"), Some(Route::RpmBdb));
+        assert_eq!(
+            route("usr/lib/sysimage/rpm/Packages.db"),
+            Some(Route::RpmNdb)
+        );
         assert_eq!(route("var/lib/rpm/rpmdb.sqlite-wal"), None);
         assert_eq!(route("var/lib/rpm/Name"), None);
         assert_eq!(route("etc/passwd"), None);

@@ -1,11 +1,12 @@
-//! rpm's package database, in the two formats images carry: sqlite `rpmdb.sqlite`
-//! (rpm ≥ 4.16: RHEL/UBI 9, Fedora 33+, Amazon Linux 2023, Rocky/Alma 9) and Berkeley
-//! DB hash `Packages` (RHEL/CentOS 7 and 8, Amazon Linux 2). Either way the database
-//! is a list of rpm headers; each installed package's header gives its record and the
+//! rpm's package database, in the three formats images carry: sqlite `rpmdb.sqlite`
+//! (rpm ≥ 4.16: RHEL/UBI 9, Fedora 33+, Amazon Linux 2023, Rocky/Alma 9), Berkeley DB
+//! hash `Packages` (RHEL/CentOS 7 and 8, Amazon Linux 2) and rpm's own ndb
+//! `Packages.db` (openSUSE, SLE 15 SP3+). Each is a list of rpm headers; each installed package's header gives its record and the
 //! Python metadata directories it owns (so pip's view of them is not reported twice).
 
 mod bdb;
 mod header;
+mod ndb;
 
 use crate::report::{Package, PackageType};
 
@@ -13,6 +14,7 @@ use self::header::{Header, HeaderError};
 use super::package;
 
 pub use self::bdb::BdbError;
+pub use self::ndb::NdbError;
 
 /// The sqlite database may not make sqlite do more than this many VM steps (in units
 /// of `PROGRESS_STEP`): reading every row of a real database takes a small fraction of
@@ -46,6 +48,8 @@ pub enum RpmDbError {
     NoPackagesTable(Option<String>),
     #[error("Berkeley DB: {0}")]
     Bdb(#[from] BdbError),
+    #[error("ndb: {0}")]
+    Ndb(#[from] NdbError),
 }
 
 impl RpmDb {
@@ -146,6 +150,13 @@ pub fn parse_bdb(bytes: &[u8]) -> Result<RpmDb, RpmDbError> {
             db.add_header(value);
         }
     })?;
+    Ok(db)
+}
+
+/// Packages of an ndb `Packages.db`.
+pub fn parse_ndb(bytes: &[u8]) -> Result<RpmDb, RpmDbError> {
+    let mut db = RpmDb::default();
+    ndb::for_each(bytes, |blob| db.add_header(blob))?;
     Ok(db)
 }
 
@@ -407,6 +418,15 @@ mod tests {
     }
 
     #[test]
+    fn ndb_database() {
+        let r = parse_ndb(&ndb::tests::build(&[REAL_HEADER.to_vec(), vec![0; 3]])).unwrap();
+        assert_eq!(r.packages.len(), 1);
+        assert_eq!(r.packages[0].name, "python3-pwtest");
+        assert_eq!(r.python_dirs.len(), 1);
+        assert_eq!(r.bad_headers, 1);
+    }
+
+    #[test]
     fn not_databases() {
         assert!(matches!(parse_sqlite(b"junk"), Err(RpmDbError::NotSqlite)));
         let mut fake = b"SQLite format 3\0".to_vec();
@@ -414,5 +434,6 @@ mod tests {
         assert!(parse_sqlite(&fake).is_err());
         assert!(parse_bdb(&[0u8; 4096]).is_err());
         assert!(parse_bdb(b"").is_err());
+        assert!(parse_ndb(&[0u8; 4096]).is_err());
     }
 }
