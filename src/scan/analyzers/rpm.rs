@@ -127,7 +127,7 @@ pub fn parse_sqlite(bytes: &[u8]) -> Result<RpmDb, RpmDbError> {
             Ok(blob) => db.add_header(blob),
             Err(_) => {
                 db.bad_headers += 1;
-                db.first_error.get_or_insert(HeaderError::Truncated(0));
+                db.first_error.get_or_insert(HeaderError::NotBlob);
             }
         }
     }
@@ -404,6 +404,15 @@ mod tests {
         .unwrap();
         let db = c.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
         assert!(matches!(parse_sqlite(&db), Err(RpmDbError::Sqlite(_))));
+        // a row whose "blob" is a number: counted as an unreadable header
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(RPM_SCHEMA).unwrap();
+        c.execute_batch("INSERT INTO Packages(blob) VALUES (42);")
+            .unwrap();
+        let db = c.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+        let r = parse_sqlite(&db).unwrap();
+        assert_eq!((r.packages.len(), r.bad_headers), (0, 1));
+        assert_eq!(r.first_error, Some(HeaderError::NotBlob));
         // every truncation and a flipped byte at each of many places: an error or a
         // partial answer, never a panic
         let good = sqlite_db(RPM_SCHEMA, &vec![header::tests::sample(); 3]);

@@ -29,6 +29,8 @@ const TYPE_I18NSTRING: u32 = 9;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
+    #[error("database record holds no header blob")]
+    NotBlob,
     #[error("header is {0} bytes, shorter than its own length fields")]
     Truncated(usize),
     #[error("header declares {0} tags (rpm allows at most 65535)")]
