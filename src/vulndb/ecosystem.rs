@@ -184,36 +184,35 @@ pub fn targets_for(pkg: &Package, os: Option<&Distro>) -> Vec<Target> {
         version: version.to_string(),
     };
     let source = pkg.source_name.as_deref().filter(|s| !s.is_empty());
+    // The source version where the analyzer knows it differs (dpkg `Source: x (v)`,
+    // an rpm subpackage versioned apart from its source rpm); otherwise the binary's,
+    // which for rpm also carries the epoch the source rpm's file name lacks.
+    let source_version = pkg
+        .source_version
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&pkg.version);
     match ecosystem {
-        // Published per source package, at the source version where dpkg says it
-        // differs. (rpm binaries carry their source's EVR already; the source RPM's
-        // file name would lose the epoch, so the binary's version is used.)
+        // Published per source package.
         Ecosystem::Debian
         | Ecosystem::Ubuntu
         | Ecosystem::Alpine
         | Ecosystem::RockyLinux
         | Ecosystem::AlmaLinux
-        | Ecosystem::OpenSuse => {
-            let version = pkg
-                .source_version
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .unwrap_or(&pkg.version);
-            vec![target(source.unwrap_or(&pkg.name), version)]
-        }
+        | Ecosystem::OpenSuse => vec![target(source.unwrap_or(&pkg.name), source_version)],
         Ecosystem::RedHat => {
             let mut v = vec![target(&pkg.name, &pkg.version)];
             if let Some(src) = source.filter(|s| *s != pkg.name) {
-                let version = pkg
-                    .source_version
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or(&pkg.version);
-                v.push(target(src, version));
+                v.push(target(src, source_version));
             }
             v
         }
-        _ => vec![target(&pkg.name, &pkg.version)],
+        Ecosystem::PyPI
+        | Ecosystem::Npm
+        | Ecosystem::Go
+        | Ecosystem::Maven
+        | Ecosystem::CratesIo
+        | Ecosystem::RubyGems => vec![target(&pkg.name, &pkg.version)],
     }
 }
 

@@ -1,8 +1,9 @@
 //! rpm's package database, in the three formats images carry: sqlite `rpmdb.sqlite`
 //! (rpm ≥ 4.16: RHEL/UBI 9, Fedora 33+, Amazon Linux 2023, Rocky/Alma 9), Berkeley DB
 //! hash `Packages` (RHEL/CentOS 7 and 8, Amazon Linux 2) and rpm's own ndb
-//! `Packages.db` (openSUSE, SLE 15 SP3+). Each is a list of rpm headers; each installed package's header gives its record and the
-//! Python metadata directories it owns (so pip's view of them is not reported twice).
+//! `Packages.db` (openSUSE, SLE 15 SP3+). Each is a list of rpm headers; a header gives
+//! the package record and the Python metadata directories the package owns (so pip's
+//! view of them is not reported twice).
 
 mod bdb;
 mod header;
@@ -71,8 +72,9 @@ impl RpmDb {
 /// Packages of an sqlite `rpmdb.sqlite`.
 ///
 /// The database is opened from memory (`sqlite3_deserialize`) rather than from a
-/// temporary file: the bytes are already in memory, the daemon runs with a read-only
-/// file system view, and nothing is left behind on a crash. In memory sqlite cannot
+/// temporary file: the bytes are already in memory, the daemon's unit makes most of
+/// the file system read-only (`ProtectSystem=strict`), and nothing is left behind on a
+/// crash. In memory sqlite cannot
 /// use a WAL, so the header's WAL marker (rpm opens its database in WAL mode) is set
 /// back to the rollback journal in our copy; a checkpointed database reads the same.
 pub fn parse_sqlite(bytes: &[u8]) -> Result<RpmDb, RpmDbError> {
@@ -164,16 +166,15 @@ pub fn parse_ndb(bytes: &[u8]) -> Result<RpmDb, RpmDbError> {
 /// `None` for entries that are not software (imported signing keys).
 fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError> {
     let h = Header::parse(blob)?;
-    let missing = |tag| HeaderError::CountMismatch {
-        tag,
-        found: 0,
-        expected: 1,
-    };
-    let name = h.string(header::NAME)?.ok_or(missing(header::NAME))?;
+    let name = h
+        .string(header::NAME)?
+        .ok_or(HeaderError::Missing(header::NAME))?;
     if name == "gpg-pubkey" {
         return Ok(None);
     }
-    let version = h.string(header::VERSION)?.ok_or(missing(header::VERSION))?;
+    let version = h
+        .string(header::VERSION)?
+        .ok_or(HeaderError::Missing(header::VERSION))?;
     let release = h.string(header::RELEASE)?;
     let epoch = h.int32(header::EPOCH)?;
     let vr = match &release {
@@ -205,7 +206,7 @@ fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError
         }
         None => p.source_name = Some(name.to_string()),
     }
-    let dirs = h
+    let mut dirs: Vec<String> = h
         .files_where(|dir, base| is_python_meta(base) || is_python_meta(dir.trim_end_matches('/')))?
         .into_iter()
         .filter_map(|path| {
@@ -215,8 +216,7 @@ fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError
             let d = if is_python_meta(base) { path } else { dir };
             Some(d.to_string())
         })
-        .collect::<Vec<_>>();
-    let mut dirs = dirs;
+        .collect();
     dirs.sort();
     dirs.dedup();
     Ok(Some((p, dirs)))

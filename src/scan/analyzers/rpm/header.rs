@@ -31,6 +31,8 @@ const TYPE_I18NSTRING: u32 = 9;
 pub enum HeaderError {
     #[error("database record holds no header blob")]
     NotBlob,
+    #[error("tag {0} is missing")]
+    Missing(u32),
     #[error("header is {0} bytes, shorter than its own length fields")]
     Truncated(usize),
     #[error("header declares {0} tags (rpm allows at most 65535)")]
