@@ -107,8 +107,9 @@ fn real_sqlite_rpmdb(dir: &Path) -> PathBuf {
 }
 
 /// The same headers written by Berkeley DB itself as rpm's hash `Packages` (with rpm's
-/// record 0, the next header number), small pages so that headers go to overflow pages.
-fn real_bdb_packages(sqlite: &Path, dir: &Path) -> PathBuf {
+/// record 0, the next header number), small pages so that headers go to overflow pages;
+/// in the byte order of an s390x or ppc64 host when `big_endian`.
+fn real_bdb_packages(sqlite: &Path, dir: &Path, big_endian: bool) -> PathBuf {
     need("db5.3_load");
     let conn = rusqlite::Connection::open(sqlite).unwrap();
     let mut stmt = conn
@@ -119,8 +120,10 @@ fn real_bdb_packages(sqlite: &Path, dir: &Path) -> PathBuf {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let mut dump =
-        String::from("VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize=1024\nHEADER=END\n");
+    let lorder = if big_endian { 4321 } else { 1234 };
+    let mut dump = format!(
+        "VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize=1024\ndb_lorder={lorder}\nHEADER=END\n"
+    );
     let next = rows.iter().map(|r| r.0).max().unwrap_or(0) + 1;
     let mut pair = |k: u32, v: &[u8]| {
         dump.push_str(&format!(
@@ -134,9 +137,9 @@ fn real_bdb_packages(sqlite: &Path, dir: &Path) -> PathBuf {
         pair(*h, blob);
     }
     dump.push_str("DATA=END\n");
-    let dump_file = dir.join("packages.dump");
+    let dump_file = dir.join(format!("packages-{lorder}.dump"));
     std::fs::write(&dump_file, dump).unwrap();
-    let out = dir.join("Packages");
+    let out = dir.join(format!("Packages-{lorder}"));
     run(Command::new("db5.3_load")
         .arg("-f")
         .arg(&dump_file)
@@ -409,7 +412,7 @@ fn rhel_and_alma_images_match_their_own_ecosystems() {
 fn berkeley_db_packages_written_by_libdb_reads_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = real_sqlite_rpmdb(dir.path());
-    let bdb = real_bdb_packages(&sqlite, dir.path());
+    let bdb = real_bdb_packages(&sqlite, dir.path(), false);
     let base = |db_path: &str, bytes: Vec<u8>| {
         Layer::from_entries(
             &[
@@ -427,6 +430,13 @@ fn berkeley_db_packages_written_by_libdb_reads_the_same() {
     assert!(from_bdb.files.is_empty(), "{:?}", from_bdb.files);
     assert_eq!(rpms(&from_bdb), rpms(&from_sqlite));
     assert_eq!(rpms(&from_bdb).len(), 3);
+    let bdb_be = real_bdb_packages(&sqlite, dir.path(), true);
+    let from_be = scan(&[base(
+        "var/lib/rpm/Packages",
+        std::fs::read(&bdb_be).unwrap(),
+    )]);
+    assert!(from_be.files.is_empty(), "{:?}", from_be.files);
+    assert_eq!(rpms(&from_be), rpms(&from_sqlite));
 
     // An upper layer's database replaces the lower one: a yum/dnf install in a
     // later layer rewrites the whole file.
@@ -532,12 +542,9 @@ fn opensuse_ndb_database_is_scanned_and_matched() {
 #[test]
 fn broken_and_hostile_rpm_databases_are_findings() {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = std::fs::read(real_sqlite_rpmdb(dir.path())).unwrap();
-    let bdb = std::fs::read(real_bdb_packages(
-        &dir.path().join("rpmdb/rpmdb.sqlite"),
-        dir.path(),
-    ))
-    .unwrap();
+    let sqlite_path = real_sqlite_rpmdb(dir.path());
+    let sqlite = std::fs::read(&sqlite_path).unwrap();
+    let bdb = std::fs::read(real_bdb_packages(&sqlite_path, dir.path(), false)).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "var/lib/rpm/rpmdb.sqlite",
@@ -550,7 +557,7 @@ fn broken_and_hostile_rpm_databases_are_findings() {
         ("var/lib/rpm/Packages", bdb[..bdb.len() - 1024].to_vec()),
         ("var/lib/rpm/Packages", vec![0xff; 8192]),
         ("var/lib/rpm/Packages.db", {
-            let mut b = ndb_packages(&dir.path().join("rpmdb/rpmdb.sqlite"));
+            let mut b = ndb_packages(&sqlite_path);
             // the first slot's blob now starts inside the slot pages
             b[40..44].copy_from_slice(&1u32.to_le_bytes());
             b
