@@ -15,6 +15,10 @@ have pkg-config || need+=(pkg-config)
 have clang || need+=(clang)
 have ld.lld || need+=(lld)
 have python3 || need+=(python3)
+# rpm fixtures: rpmbuild and rpm write real packages and an sqlite rpmdb; Berkeley DB's
+# db5.3_load writes rpm's older hash-format Packages file.
+have rpmbuild || need+=(rpm)
+have db5.3_load || need+=(db5.3-util)
 dpkg -s libzstd-dev >/dev/null 2>&1 || need+=(libzstd-dev)
 
 if [ ${#need[@]} -gt 0 ]; then

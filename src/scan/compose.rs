@@ -53,9 +53,9 @@ fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
 
 pub fn compose(layers: &[LayerResult]) -> ScanReport {
     let os = final_distro(layers);
-    let dpkg_python: HashSet<&str> = layers
+    let os_python: HashSet<&str> = layers
         .iter()
-        .flat_map(|l| l.dpkg_python_dirs.iter().map(String::as_str))
+        .flat_map(|l| l.os_python_dirs.iter().map(String::as_str))
         .collect();
     let has_dpkg = layers.iter().any(|l| {
         l.inventory
@@ -69,13 +69,13 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
                 continue;
             }
             if let Some(dir) = f.path.rsplit_once('/').map(|(d, _)| d) {
-                // Python packages dpkg installed are reported (and matched) once, as
-                // the Debian package. dpkg's own file lists say which; without them
+                // Python packages dpkg or rpm installed are reported (and matched)
+                // once, as the OS package. Their file lists say which; without them
                 // (distroless), Debian's layout rule: dpkg installs into
                 // /usr/lib/python3/dist-packages, pip into /usr/local or a venv.
                 let is_py = f.packages.iter().any(|p| p.kind == PackageType::Python);
                 if is_py
-                    && (dpkg_python.contains(dir)
+                    && (os_python.contains(dir)
                         || (has_dpkg && dir.starts_with("usr/lib/python3/dist-packages/")))
                 {
                     continue;
@@ -169,8 +169,27 @@ pub fn purl(p: &Package, os: Option<&Distro>) -> String {
             format!("pkg:apk/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
         }
         PackageType::Rpm => {
+            // purl-spec rpm type: the epoch is the `epoch` qualifier, not part of the
+            // version; Red Hat's own purls (OSV, VEX) use the `redhat` namespace.
             let (ns, q) = distro_q("redhat");
-            format!("pkg:rpm/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
+            let ns = if ns == "rhel" {
+                "redhat".to_string()
+            } else {
+                ns
+            };
+            let (epoch, vr) = match p.version.split_once(':') {
+                Some((e, vr)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+                    (Some(e), vr)
+                }
+                _ => (None, p.version.as_str()),
+            };
+            let q = match epoch {
+                // qualifiers sorted by key: arch, distro, epoch
+                Some(e) if q.is_empty() => format!("?epoch={}", enc(e)),
+                Some(e) => format!("{q}&epoch={}", enc(e)),
+                None => q,
+            };
+            format!("pkg:rpm/{}/{}@{}{q}", enc(&ns), enc(&p.name), enc(vr))
         }
         PackageType::Python => format!("pkg:pypi/{}@{ver}", enc(&python::normalize_name(&p.name))),
         PackageType::Npm => match p.name.split_once('/') {
@@ -212,6 +231,33 @@ mod tests {
         assert_eq!(
             purl(&epoch, None),
             "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1"
+        );
+        let rhel = Distro {
+            id: "rhel".into(),
+            version_id: Some("9.4".into()),
+            ..Default::default()
+        };
+        let mut ssl = package(PackageType::Rpm, "openssl-libs", "1:3.0.7-27.el9");
+        ssl.arch = Some("x86_64".into());
+        assert_eq!(
+            purl(&ssl, Some(&rhel)),
+            "pkg:rpm/redhat/openssl-libs@3.0.7-27.el9?arch=x86_64&distro=rhel-9.4&epoch=1"
+        );
+        let rocky = Distro {
+            id: "rocky".into(),
+            version_id: Some("9.3".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            purl(
+                &package(PackageType::Rpm, "bash", "5.1.8-6.el9_1"),
+                Some(&rocky)
+            ),
+            "pkg:rpm/rocky/bash@5.1.8-6.el9_1?distro=rocky-9.3"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Rpm, "gcc-c++", "2:11-1"), None),
+            "pkg:rpm/redhat/gcc-c%2B%2B@11-1?epoch=2"
         );
         assert_eq!(
             purl(&package(PackageType::Python, "Flask_Login", "0.6.3"), None),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ScanLimits;
 use crate::report::{Distro, FileFinding, FileFindingKind, LayerSummary, Package, SecretFinding};
 
-use super::analyzers::{self, Route, apk, dpkg, gobin, java, npm, os_release, python};
+use super::analyzers::{self, Route, apk, dpkg, gobin, java, npm, os_release, python, rpm};
 use super::decompress::{InflateEnd, InflateOutcome, inflate_blob};
 use super::denylist::Denylist;
 use super::mmap::Blob;
@@ -60,8 +60,10 @@ pub struct LayerResult {
     pub summary: LayerSummary,
     pub os_release: Vec<OsRelease>,
     pub inventory: Vec<InventoryFile>,
-    /// `.dist-info` / `.egg-info` directories dpkg's `info/*.list` files claim.
-    pub dpkg_python_dirs: Vec<String>,
+    /// `.dist-info` / `.egg-info` directories the OS package manager claims (dpkg's
+    /// `info/*.list` files, rpm's file lists).
+    #[serde(alias = "dpkg_python_dirs")]
+    pub os_python_dirs: Vec<String>,
     pub secrets: Vec<SecretFinding>,
     pub files: Vec<FileFinding>,
     /// Paths deleted from lower layers (`.wh.<name>`), normalized.
@@ -161,7 +163,7 @@ pub(crate) fn scan_layer(
         },
         os_release: Vec::new(),
         inventory: Vec::new(),
-        dpkg_python_dirs: Vec::new(),
+        os_python_dirs: Vec::new(),
         secrets: Vec::new(),
         files: Vec::new(),
         whiteouts: Vec::new(),
@@ -629,10 +631,11 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
             layer_id,
             with_path(dpkg::parse_status(bytes, false)),
         ),
-        Route::DpkgFileList => out
-            .dpkg_python_dirs
-            .extend(dpkg::python_dirs_in_list(bytes)),
+        Route::DpkgFileList => out.os_python_dirs.extend(dpkg::python_dirs_in_list(bytes)),
         Route::ApkInstalled => push_inventory(out, path, layer_id, with_path(apk::parse(bytes))),
+        Route::RpmSqlite => rpm_inventory(out, path, layer_id, rpm::parse_sqlite(bytes)),
+        Route::RpmBdb => rpm_inventory(out, path, layer_id, rpm::parse_bdb(bytes)),
+        Route::RpmNdb => rpm_inventory(out, path, layer_id, rpm::parse_ndb(bytes)),
         Route::PythonMetadata => push_inventory(
             out,
             path,
@@ -647,6 +650,46 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
         ),
         Route::Jar => push_inventory(out, path, layer_id, java::parse(bytes, &shown)),
     }
+}
+
+/// An rpm database's packages and owned Python directories; an unreadable database
+/// (or header) is a Malformed finding: the image's package list is not known.
+fn rpm_inventory(
+    out: &mut LayerResult,
+    path: &str,
+    layer_id: &str,
+    parsed: Result<rpm::RpmDb, rpm::RpmDbError>,
+) {
+    let shown = display(path);
+    let packages = match parsed {
+        Ok(db) => {
+            if let Some(e) = &db.first_error {
+                out.files.push(finding(
+                    FileFindingKind::Malformed,
+                    &shown,
+                    layer_id,
+                    format!(
+                        "rpm database: {} package header(s) unreadable, first: {e}",
+                        db.bad_headers
+                    ),
+                ));
+            }
+            out.os_python_dirs.extend(db.python_dirs);
+            db.packages
+        }
+        Err(e) => {
+            out.files.push(finding(
+                FileFindingKind::Malformed,
+                &shown,
+                layer_id,
+                format!("rpm database cannot be read: {e}"),
+            ));
+            Vec::new()
+        }
+    };
+    // Recorded even when empty: this copy replaces a lower layer's.
+    let packages = packages.into_iter().map(|p| (shown.clone(), p)).collect();
+    push_inventory(out, path, layer_id, packages);
 }
 
 #[cfg(test)]

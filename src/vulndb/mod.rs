@@ -418,10 +418,11 @@ impl VulnDb {
         let aliases = txn.open_table(ALIASES).map_err(|e| self.storage(e))?;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        for pkg in packages {
-            let Some(target) = ecosystem::target_for(pkg, os) else {
-                continue;
-            };
+        for (pkg, target) in packages.iter().flat_map(|p| {
+            ecosystem::targets_for(p, os)
+                .into_iter()
+                .map(move |t| (p, t))
+        }) {
             let prefix = target.ecosystem.index_prefix(&target.name);
             for item in affected
                 .range(prefix.as_str()..)

@@ -9,11 +9,12 @@ pub mod java;
 pub mod npm;
 pub mod os_release;
 pub mod python;
+pub mod rpm;
 
 use crate::report::{Package, PackageType};
 
 /// Bumped whenever an analyzer's output changes, so cached layer results are redone.
-pub const ANALYZER_SET_VERSION: u32 = 1;
+pub const ANALYZER_SET_VERSION: u32 = 2;
 
 /// Which analyzer a file goes to, decided from its (normalized) path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,12 @@ pub enum Route {
     /// `/var/lib/dpkg/info/*.list`: files owned by dpkg packages.
     DpkgFileList,
     ApkInstalled,
+    /// rpm's sqlite database, `rpmdb.sqlite` (rpm ≥ 4.16).
+    RpmSqlite,
+    /// rpm's Berkeley DB hash database, `Packages` (rpm < 4.16).
+    RpmBdb,
+    /// rpm's ndb database, `Packages.db` (SUSE).
+    RpmNdb,
     PythonMetadata,
     NpmPackage,
     Jar,
@@ -35,6 +42,17 @@ pub fn route(path: &str) -> Option<Route> {
         "etc/os-release" | "usr/lib/os-release" => return Some(Route::OsRelease),
         "var/lib/dpkg/status" => return Some(Route::DpkgStatus),
         "lib/apk/db/installed" => return Some(Route::ApkInstalled),
+        // Fedora 36+ keeps the database in /usr/lib/sysimage/rpm (/var/lib/rpm is a
+        // symlink there).
+        "var/lib/rpm/rpmdb.sqlite" | "usr/lib/sysimage/rpm/rpmdb.sqlite" => {
+            return Some(Route::RpmSqlite);
+        }
+        "var/lib/rpm/Packages" | "usr/lib/sysimage/rpm/Packages" => {
+            return Some(Route::RpmBdb);
+        }
+        "var/lib/rpm/Packages.db" | "usr/lib/sysimage/rpm/Packages.db" => {
+            return Some(Route::RpmNdb);
+        }
         _ => {}
     }
     let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
@@ -114,6 +132,18 @@ mod tests {
         assert_eq!(route("app/node_modules/x/lib/package.json"), None);
         assert_eq!(route("app/package.json"), None);
         assert_eq!(route("opt/app/lib/app.JAR"), Some(Route::Jar));
+        assert_eq!(route("var/lib/rpm/rpmdb.sqlite"), Some(Route::RpmSqlite));
+        assert_eq!(
+            route("usr/lib/sysimage/rpm/rpmdb.sqlite"),
+            Some(Route::RpmSqlite)
+        );
+        assert_eq!(route("var/lib/rpm/Packages"), Some(Route::RpmBdb));
+        assert_eq!(
+            route("usr/lib/sysimage/rpm/Packages.db"),
+            Some(Route::RpmNdb)
+        );
+        assert_eq!(route("var/lib/rpm/rpmdb.sqlite-wal"), None);
+        assert_eq!(route("var/lib/rpm/Name"), None);
         assert_eq!(route("etc/passwd"), None);
     }
 }

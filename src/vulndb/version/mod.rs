@@ -6,6 +6,7 @@ pub mod apk;
 pub mod dpkg;
 pub mod maven;
 pub mod pep440;
+pub mod rpm;
 pub mod rubygems;
 pub mod semver;
 
@@ -16,6 +17,8 @@ use std::cmp::Ordering;
 pub enum Scheme {
     Dpkg,
     Apk,
+    /// RHEL and its rebuilds, openSUSE: rpm's EVR order.
+    Rpm,
     Pep440,
     /// npm, crates.io, and OSV `SEMVER` ranges.
     Semver,
@@ -32,6 +35,7 @@ impl Scheme {
         match self {
             Scheme::Dpkg => Some(dpkg::compare(a, b)),
             Scheme::Apk => Some(apk::compare(a, b)),
+            Scheme::Rpm => Some(rpm::compare(a, b)),
             Scheme::Pep440 => pep440::compare(a, b),
             Scheme::Semver => semver::compare(a, b),
             Scheme::Go => semver::compare_go(a, b),
