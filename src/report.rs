@@ -48,7 +48,8 @@ pub struct Package {
     /// ecosystem has one; vulnerabilities of distros are published per source package.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_name: Option<String>,
-    /// Source package version when it differs from `version` (dpkg `Source: x (ver)`).
+    /// Source package version when it differs from `version` (dpkg `Source: x (ver)`, an
+    /// rpm subpackage versioned apart from its SOURCERPM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

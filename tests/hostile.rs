@@ -235,6 +235,49 @@ fn binary_parsers() {
     });
 }
 
+/// rpm databases: an sqlite `rpmdb.sqlite` holding a real header (stored by rpm 4.18),
+/// the header itself, and junk for the Berkeley DB and ndb readers. (Their own tests
+/// flip every byte of real databases; this adds stacked mutations.)
+#[test]
+fn rpm_databases() {
+    let header = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rpm/python3-pwtest.header"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rpmdb.sqlite");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);",
+        )
+        .unwrap();
+        c.execute("INSERT INTO Packages (blob) VALUES (?1)", [&header])
+            .unwrap();
+    }
+    let sqlite = std::fs::read(&db).unwrap();
+    assert_eq!(
+        analyzers::rpm::parse_sqlite(&sqlite)
+            .map(|d| d.packages.len())
+            .ok(),
+        Some(1),
+        "the seed database must read"
+    );
+    survive("rpmdb.sqlite", &[&sqlite], 300, |b| {
+        let _ = analyzers::rpm::parse_sqlite(b);
+    });
+    survive(
+        "rpm Packages (Berkeley DB) and Packages.db (ndb)",
+        &[&header, &sqlite],
+        3000,
+        |b| {
+            let _ = analyzers::rpm::parse_bdb(b);
+            let _ = analyzers::rpm::parse_ndb(b);
+        },
+    );
+}
+
 /// Whole layers: tar, gzip and zstd streams, mutated after compression, through the
 /// scanner (stored under their own digest so the digest check passes and the content
 /// is really parsed).
