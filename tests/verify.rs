@@ -1668,3 +1668,50 @@ async fn cli_keygen_sign_verify() {
     let out = run(&["verify", "127.0.0.1:1/x/y:v1", "--config", cfg_s]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// cosign's legacy `.sig` layers carry an RFC 3161 timestamp in the
+/// `dev.sigstore.cosign/rfc3161timestamp` annotation (over the raw signature bytes,
+/// as cosign timestamps them): it is checked like a bundle's, next to the SET.
+#[tokio::test]
+async fn legacy_layers_with_an_rfc3161_timestamp_annotation() {
+    use keyless::*;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let v = policy_for(&ts, &format!("subject = \"{subject}\""));
+    for (over_other_signature, want) in [
+        (false, "verified"),
+        (true, "RFC 3161 timestamp is for another signature"),
+    ] {
+        let (r, d) = pushed_image(&format!("legacy-tsa-{over_other_signature}")).await;
+        let c = client(&r.registry);
+        let payload = simple_signing_payload(&r.name(), &d);
+        let leaf = ts.leaf(subject, GITHUB, now - Duration::minutes(1), 10);
+        let sig = leaf.signer.sign(&payload).unwrap();
+        let bundle = ts.rekor_bundle(&sig, &payload, &leaf.cert_pem, now.unix_timestamp(), true);
+        let token = timestamp_token(&Stamp {
+            tsa: &ts.tsa,
+            imprint_of: if over_other_signature {
+                b"another signature"
+            } else {
+                &sig
+            },
+            gen_time: now,
+            tamper: false,
+        });
+        let mut layer =
+            LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle);
+        layer.annotations.insert(
+            pullwarden::verify::evidence::ANN_RFC3161.to_string(),
+            serde_json::json!({"SignedRFC3161Timestamp": B64.encode(&token)}).to_string(),
+        );
+        push_legacy(&c, &r, &d, &[layer], &Credentials::default())
+            .await
+            .unwrap();
+        let rep = verify(&v, &r, &single(&d)).await;
+        let text = reasons(&rep);
+        assert!(text.contains(want), "want {want:?}:\n{text}");
+        assert_eq!(rep.satisfied, want == "verified", "{text}");
+    }
+}

@@ -16,6 +16,15 @@ pub const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 pub const ANN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 pub const ANN_CHAIN: &str = "dev.sigstore.cosign/chain";
 pub const ANN_BUNDLE: &str = "dev.sigstore.cosign/bundle";
+/// cosign's RFC 3161 timestamp over the raw signature bytes (`cosign sign
+/// --timestamp-server-url`): `{"SignedRFC3161Timestamp": "<base64 DER token>"}`.
+pub const ANN_RFC3161: &str = "dev.sigstore.cosign/rfc3161timestamp";
+
+#[derive(Deserialize)]
+struct LegacyTimestamp {
+    #[serde(rename = "SignedRFC3161Timestamp")]
+    token: String,
+}
 
 /// A transparency-log entry as carried by a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +126,14 @@ pub fn from_legacy_layer(
             })
         }
     };
+    let timestamps = match annotations.get(ANN_RFC3161).filter(|s| !s.is_empty()) {
+        None => Vec::new(),
+        Some(text) => {
+            let t: LegacyTimestamp = serde_json::from_str(text)
+                .map_err(|_| "RFC 3161 timestamp annotation does not parse".to_string())?;
+            vec![b64("RFC 3161 timestamp", &t.token)?]
+        }
+    };
     Ok(Evidence {
         payload_kind: PayloadKind::SimpleSigning,
         signed: payload.clone(),
@@ -124,7 +141,7 @@ pub fn from_legacy_layer(
         signature,
         certificates,
         tlog,
-        timestamps: Vec::new(),
+        timestamps,
     })
 }
 
