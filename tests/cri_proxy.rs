@@ -292,6 +292,17 @@ async fn hostile_http2_ends_only_that_connection() {
             assert!(goaway, "{what}: no GOAWAY in {got:?}");
         }
     }
+    // A header block far over the limit: that call fails, the connection's others work.
+    let mut rt = runtime(&d.listen).await;
+    let mut huge = tonic::Request::new(VersionRequest {
+        version: "v1".into(),
+    });
+    huge.metadata_mut()
+        .insert("x-padding", "a".repeat(200 << 10).parse().unwrap());
+    assert!(
+        rt.version(huge).await.is_err(),
+        "a 200 KiB header block was accepted"
+    );
     let mut rt = runtime(&d.listen).await;
     rt.version(VersionRequest {
         version: "v1".into(),

@@ -137,6 +137,8 @@ async fn connection(
         .initial_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .max_concurrent_streams(MAX_CONCURRENT_CALLS)
+        // CRI metadata is a few hundred bytes; h2's default would buffer 16 MiB.
+        .max_header_list_size(MAX_HEADER_LIST)
         .handshake::<_, Bytes>(io)
         .await
     {
@@ -170,6 +172,9 @@ async fn connection(
 /// The most CRI connections open at once (the kubelet holds one or two; crictl one per
 /// command).
 const MAX_CONNECTIONS: usize = 256;
+
+/// Largest header block a client may send (HPACK-decoded size).
+pub const MAX_HEADER_LIST: u32 = 64 << 10;
 
 /// The most calls one client may have open at once (the kubelet pulls a few images in
 /// parallel and polls status; this only stops a runaway client).

@@ -114,6 +114,7 @@ impl Upstream {
             // Large windows: ListImages/ListContainers answers can be megabytes.
             .initial_window_size(4 << 20)
             .initial_connection_window_size(8 << 20)
+            .max_header_list_size(super::server::MAX_HEADER_LIST)
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| unreachable(format!("HTTP/2 handshake failed: {e}")))?;
