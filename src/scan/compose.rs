@@ -131,7 +131,8 @@ fn enc_path(s: &str) -> String {
     s.split('/').map(enc).collect::<Vec<_>>().join("/")
 }
 
-/// Package URL of a package (purl-spec types deb, apk, pypi, npm, golang, maven).
+/// Package URL of a package (purl-spec types deb, apk, rpm, pypi, npm, golang, maven,
+/// cargo, gem, composer, nuget).
 pub fn purl(p: &Package, os: Option<&Distro>) -> String {
     let ver = enc(&p.version);
     let distro_q = |default_ns: &str| {
@@ -205,7 +206,20 @@ pub fn purl(p: &Package, os: Option<&Distro>) -> String {
             Some((g, a)) => format!("pkg:maven/{}/{}@{ver}", enc(g), enc(a)),
             None => format!("pkg:maven/{}@{ver}", enc(&p.name)),
         },
-        PackageType::Rust => format!("pkg:cargo/{}@{ver}", enc(&p.name)),
+        PackageType::Rust | PackageType::RustBinary => {
+            format!("pkg:cargo/{}@{ver}", enc(&p.name))
+        }
+        PackageType::Gem => format!("pkg:gem/{}@{ver}", enc(&p.name)),
+        // purl-spec composer type: `vendor/name` is namespace and name, lowercased.
+        PackageType::Composer => {
+            let lower = p.name.to_ascii_lowercase();
+            match lower.split_once('/') {
+                Some((vendor, name)) => format!("pkg:composer/{}/{}@{ver}", enc(vendor), enc(name)),
+                None => format!("pkg:composer/{}@{ver}", enc(&lower)),
+            }
+        }
+        // purl-spec nuget type: the name keeps its case.
+        PackageType::NuGet => format!("pkg:nuget/{}@{ver}", enc(&p.name)),
     }
 }
 
@@ -280,6 +294,28 @@ mod tests {
                 None
             ),
             "pkg:maven/org.yaml/snakeyaml@2.2"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Gem, "rack", "2.2.8"), None),
+            "pkg:gem/rack@2.2.8"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::Composer, "Symfony/http-kernel", "v5.4.0"),
+                None
+            ),
+            "pkg:composer/symfony/http-kernel@v5.4.0"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::NuGet, "Newtonsoft.Json", "13.0.1"),
+                None
+            ),
+            "pkg:nuget/Newtonsoft.Json@13.0.1"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Rust, "serde_json", "1.0.120"), None),
+            "pkg:cargo/serde_json@1.0.120"
         );
     }
 }
