@@ -488,6 +488,44 @@ fn upper_layers_replace_and_delete_language_inventory() {
     assert_eq!(rack.layer, upper.digest);
 }
 
+/// Ruby's own gems in a distro's ruby package are the OS package's (matched as such);
+/// a gem installed with `gem install` is a gem.
+#[test]
+fn gems_the_os_package_manager_owns_are_not_reported_again() {
+    let default_gem = "usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec";
+    let layer = Layer::from_entries(
+        &[
+            Entry::file(
+                "var/lib/dpkg/status",
+                "Package: libruby3.1\nStatus: install ok installed\nArchitecture: amd64\nSource: ruby3.1\nVersion: 3.1.2-7+deb12u1\n",
+            ),
+            Entry::file(
+                "var/lib/dpkg/info/libruby3.1:amd64.list",
+                format!("/.\n/usr/lib/ruby/3.1.0/json.rb\n/{default_gem}\n"),
+            ),
+            Entry::file(
+                default_gem,
+                "# stub: json 2.6.1 ruby lib\nGem::Specification.new do |s|\n  s.name = \"json\".freeze\n  s.version = \"2.6.1\"\nend\n",
+            ),
+            Entry::file(
+                "var/lib/gems/3.1.0/specifications/rack-2.2.8.gemspec",
+                GEMSPEC,
+            ),
+        ],
+        Compression::Gzip,
+    );
+    let report = scan(&[layer]);
+    let got: Vec<(PackageType, &str)> = report
+        .packages
+        .iter()
+        .map(|p| (p.kind, p.name.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [(PackageType::Deb, "libruby3.1"), (PackageType::Gem, "rack")]
+    );
+}
+
 #[test]
 fn a_bad_dependency_list_is_reported_not_fatal() {
     // A decompression bomb in .dep-v0 (64 MiB of spaces) and a list that is not JSON.

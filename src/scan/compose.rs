@@ -53,7 +53,8 @@ fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
 
 pub fn compose(layers: &[LayerResult]) -> ScanReport {
     let os = final_distro(layers);
-    let os_python: HashSet<&str> = layers
+    // Python metadata directories and gem specifications.
+    let os_owned: HashSet<&str> = layers
         .iter()
         .flat_map(|l| l.os_python_dirs.iter().map(String::as_str))
         .collect();
@@ -75,11 +76,17 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
                 // /usr/lib/python3/dist-packages, pip into /usr/local or a venv.
                 let is_py = f.packages.iter().any(|p| p.kind == PackageType::Python);
                 if is_py
-                    && (os_python.contains(dir)
+                    && (os_owned.contains(dir)
                         || (has_dpkg && dir.starts_with("usr/lib/python3/dist-packages/")))
                 {
                     continue;
                 }
+            }
+            // Likewise the gems that ship with a distro's ruby (`specifications/default`).
+            if f.packages.iter().any(|p| p.kind == PackageType::Gem)
+                && os_owned.contains(f.path.as_str())
+            {
+                continue;
             }
             for p in &f.packages {
                 let mut p = p.clone();

@@ -70,8 +70,8 @@ pub struct LayerResult {
     pub summary: LayerSummary,
     pub os_release: Vec<OsRelease>,
     pub inventory: Vec<InventoryFile>,
-    /// `.dist-info` / `.egg-info` directories the OS package manager claims (dpkg's
-    /// `info/*.list` files, rpm's file lists).
+    /// `.dist-info` / `.egg-info` directories and `.gemspec` files the OS package
+    /// manager claims (dpkg's `info/*.list` files, rpm's file lists).
     #[serde(alias = "dpkg_python_dirs")]
     pub os_python_dirs: Vec<String>,
     pub secrets: Vec<SecretFinding>,
