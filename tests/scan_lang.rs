@@ -528,7 +528,8 @@ fn gems_the_os_package_manager_owns_are_not_reported_again() {
 
 #[test]
 fn a_bad_dependency_list_is_reported_not_fatal() {
-    // A decompression bomb in .dep-v0 (64 MiB of spaces) and a list that is not JSON.
+    // A decompression bomb in .dep-v0 (64 MiB of spaces) and a list that is not a
+    // dependency list are reported as not examined, never as integrity failures.
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     let spaces = vec![b' '; 1 << 20];
     for _ in 0..64 {
@@ -544,6 +545,16 @@ fn a_bad_dependency_list_is_reported_not_fatal() {
                 0o755,
             ),
             Entry::file_mode("usr/bin/plain", rust_elf(None), 0o755),
+            // Section headers that point nowhere: an odd ELF, not a dependency list.
+            Entry::file_mode(
+                "usr/bin/odd",
+                {
+                    let mut e = b"\x7fELF\x02\x01\x01".to_vec();
+                    e.resize(40 << 10, 0x90);
+                    e
+                },
+                0o755,
+            ),
         ],
         Compression::Gzip,
     );

@@ -585,14 +585,17 @@ fn regular_file<R: BufRead>(
         match auditable::parse_elf(buf) {
             Ok(pkgs) => Some(pkgs),
             Err(err) => {
-                // The dependency list could not be read: visible, but not an integrity
-                // failure of the image (the ELF runs the same either way).
-                out.files.push(finding(
-                    FileFindingKind::NotExamined,
-                    &shown,
-                    layer_id,
-                    format!("Rust dependency list not read: {err}"),
-                ));
+                // A dependency list that could not be read is visible, but not an
+                // integrity failure of the image (the ELF runs the same either way);
+                // an ELF whose section headers are unreadable has none to read.
+                if err.is_in_dependency_list() {
+                    out.files.push(finding(
+                        FileFindingKind::NotExamined,
+                        &shown,
+                        layer_id,
+                        format!("Rust dependency list not read: {err}"),
+                    ));
+                }
                 Some(Vec::new())
             }
         }

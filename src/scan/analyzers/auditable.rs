@@ -49,6 +49,24 @@ pub enum AuditableError {
     Json(String),
 }
 
+impl AuditableError {
+    /// True when the binary has a `.dep-v0` section that could not be read; false when
+    /// the ELF structure itself is unreadable (then there is no dependency list to
+    /// speak of, as for any other unusual ELF file).
+    pub fn is_in_dependency_list(&self) -> bool {
+        match self {
+            AuditableError::BadHeader
+            | AuditableError::SectionTableOutOfBounds
+            | AuditableError::TooManySections(_) => false,
+            AuditableError::SectionOutOfBounds
+            | AuditableError::SectionTooLarge(_)
+            | AuditableError::Inflate(_)
+            | AuditableError::InflatedTooLarge
+            | AuditableError::Json(_) => true,
+        }
+    }
+}
+
 /// Byte order and class of the file being read.
 #[derive(Clone, Copy)]
 struct Elf<'a> {
@@ -225,7 +243,8 @@ struct VersionInfo {
 struct AuditPackage {
     name: String,
     version: String,
-    /// `crates.io`, `local`, `git`, `registry`, `other`.
+    /// `crates.io`, `local`, `git`, `registry`, `other`; a missing one is not crates.io.
+    #[serde(default)]
     source: String,
     /// `runtime` when absent.
     #[serde(default)]
@@ -406,6 +425,8 @@ pub(crate) mod tests {
         let mut e = good.clone();
         e[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(parse_elf(&e), Err(AuditableError::SectionTableOutOfBounds));
+        assert!(!AuditableError::SectionTableOutOfBounds.is_in_dependency_list());
+        assert!(AuditableError::InflatedTooLarge.is_in_dependency_list());
         // absurd section count, directly and through extended numbering
         let mut e = good.clone();
         e[0x3c..0x3e].copy_from_slice(&0xfff0u16.to_le_bytes());
