@@ -614,6 +614,10 @@ fn regular_file<R: BufRead>(
             pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
         );
     }
+    if collect_elf && buf.capacity() as u64 > MAX_ANALYZER_FILE {
+        // A big binary's buffer is not held for the rest of the layer.
+        *buf = Vec::new();
+    }
     if let (Some(h), Some(d)) = (hashers, ctx.denylist)
         && let Some(entry) = d.check(h)
     {
