@@ -28,7 +28,17 @@ pub enum PackageType {
     Go,
     GoModule,
     Java,
+    /// A crate a Rust binary was built with (cargo-auditable's `.dep-v0`).
     Rust,
+    /// The crate a cargo-auditable binary was built from (the application itself).
+    RustBinary,
+    /// A Ruby gem (installed gem specification).
+    Gem,
+    /// A PHP package Composer installed (`vendor/composer/installed.json`).
+    Composer,
+    /// A NuGet package a .NET application was published with (`*.deps.json`).
+    #[serde(rename = "nuget")]
+    NuGet,
 }
 
 /// One installed package, as found in the final filesystem view of the image.

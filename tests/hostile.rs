@@ -162,6 +162,31 @@ fn package_database_parsers() {
         let _ = analyzers::os_release::parse(b);
     });
     survive(
+        "gemspec",
+        &[crate::scan_lang::GEMSPEC.as_bytes()],
+        10000,
+        |b| {
+            let _ = analyzers::gem::parse(b);
+        },
+    );
+    let composer_1 = br#"[{"name":"guzzlehttp/guzzle","version":"6.5.5","license":"MIT"}]"#;
+    survive(
+        "composer installed.json",
+        &[crate::scan_lang::INSTALLED_JSON.as_bytes(), composer_1],
+        10000,
+        |b| {
+            let _ = analyzers::composer::parse(b);
+        },
+    );
+    survive(
+        "deps.json",
+        &[crate::scan_lang::DEPS_JSON.as_bytes()],
+        10000,
+        |b| {
+            let _ = analyzers::dotnet::parse(b);
+        },
+    );
+    survive(
         "path routing",
         &[b"usr/lib/python3/dist-packages/x.dist-info/METADATA"],
         2000,
@@ -230,6 +255,20 @@ fn binary_parsers() {
             b"Manifest-Version: 1.0\nImplementation-Title: lib\nImplementation-Version: 1.2.3\n",
         ),
     ]);
+    let dep = crate::scan_lang::zlib(crate::scan_lang::DEP_TREE.as_bytes());
+    let elf = crate::scan_lang::auditable_elf(Some(&dep), 64);
+    survive("cargo-auditable ELF", &[&elf], 10000, |b| {
+        let _ = analyzers::auditable::parse_elf(b);
+    });
+    // Mutated JSON inside a valid zlib stream (mutated zlib mostly fails to inflate).
+    survive(
+        "cargo-auditable dependency list",
+        &[crate::scan_lang::DEP_TREE.as_bytes()],
+        5000,
+        |b| {
+            let _ = analyzers::auditable::parse_section(&crate::scan_lang::zlib(b));
+        },
+    );
     survive("jar", &[&jar], 1500, |b| {
         let _ = analyzers::java::parse(b, "app/lib.jar");
     });

@@ -1057,7 +1057,7 @@ fn schema(name: &str) -> serde_json::Value {
 }
 
 /// Against the official CycloneDX 1.6 JSON schema (vendored, see SOURCE.md there).
-fn validate_cyclonedx(bom: &serde_json::Value) {
+pub(crate) fn validate_cyclonedx(bom: &serde_json::Value) {
     let registry = jsonschema::Registry::new()
         .add(
             "http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json",
@@ -1089,7 +1089,7 @@ fn validate_cyclonedx(bom: &serde_json::Value) {
 
 /// The SPDX 2.3 schema's required fields and patterns, checked by hand (no registry
 /// ships the schema file; see tests/fixtures/scan/schemas/SOURCE.md).
-fn validate_spdx(doc: &serde_json::Value) {
+pub(crate) fn validate_spdx(doc: &serde_json::Value) {
     let id_ok = |s: &str| {
         s.strip_prefix("SPDXRef-").is_some_and(|r| {
             !r.is_empty()

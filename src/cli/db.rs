@@ -88,6 +88,8 @@ fn default_ecosystems() -> Vec<String> {
         "Maven",
         "crates.io",
         "RubyGems",
+        "Packagist",
+        "NuGet",
     ]
     .map(String::from)
     .to_vec()

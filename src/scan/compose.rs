@@ -53,7 +53,8 @@ fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
 
 pub fn compose(layers: &[LayerResult]) -> ScanReport {
     let os = final_distro(layers);
-    let os_python: HashSet<&str> = layers
+    // Python metadata directories and gem specifications.
+    let os_owned: HashSet<&str> = layers
         .iter()
         .flat_map(|l| l.os_python_dirs.iter().map(String::as_str))
         .collect();
@@ -75,11 +76,17 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
                 // /usr/lib/python3/dist-packages, pip into /usr/local or a venv.
                 let is_py = f.packages.iter().any(|p| p.kind == PackageType::Python);
                 if is_py
-                    && (os_python.contains(dir)
+                    && (os_owned.contains(dir)
                         || (has_dpkg && dir.starts_with("usr/lib/python3/dist-packages/")))
                 {
                     continue;
                 }
+            }
+            // Likewise the gems that ship with a distro's ruby (`specifications/default`).
+            if f.packages.iter().any(|p| p.kind == PackageType::Gem)
+                && os_owned.contains(f.path.as_str())
+            {
+                continue;
             }
             for p in &f.packages {
                 let mut p = p.clone();
@@ -131,7 +138,8 @@ fn enc_path(s: &str) -> String {
     s.split('/').map(enc).collect::<Vec<_>>().join("/")
 }
 
-/// Package URL of a package (purl-spec types deb, apk, pypi, npm, golang, maven).
+/// Package URL of a package (purl-spec types deb, apk, rpm, pypi, npm, golang, maven,
+/// cargo, gem, composer, nuget).
 pub fn purl(p: &Package, os: Option<&Distro>) -> String {
     let ver = enc(&p.version);
     let distro_q = |default_ns: &str| {
@@ -205,7 +213,20 @@ pub fn purl(p: &Package, os: Option<&Distro>) -> String {
             Some((g, a)) => format!("pkg:maven/{}/{}@{ver}", enc(g), enc(a)),
             None => format!("pkg:maven/{}@{ver}", enc(&p.name)),
         },
-        PackageType::Rust => format!("pkg:cargo/{}@{ver}", enc(&p.name)),
+        PackageType::Rust | PackageType::RustBinary => {
+            format!("pkg:cargo/{}@{ver}", enc(&p.name))
+        }
+        PackageType::Gem => format!("pkg:gem/{}@{ver}", enc(&p.name)),
+        // purl-spec composer type: `vendor/name` is namespace and name, lowercased.
+        PackageType::Composer => {
+            let lower = p.name.to_ascii_lowercase();
+            match lower.split_once('/') {
+                Some((vendor, name)) => format!("pkg:composer/{}/{}@{ver}", enc(vendor), enc(name)),
+                None => format!("pkg:composer/{}@{ver}", enc(&lower)),
+            }
+        }
+        // purl-spec nuget type: the name keeps its case.
+        PackageType::NuGet => format!("pkg:nuget/{}@{ver}", enc(&p.name)),
     }
 }
 
@@ -280,6 +301,28 @@ mod tests {
                 None
             ),
             "pkg:maven/org.yaml/snakeyaml@2.2"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Gem, "rack", "2.2.8"), None),
+            "pkg:gem/rack@2.2.8"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::Composer, "Symfony/http-kernel", "v5.4.0"),
+                None
+            ),
+            "pkg:composer/symfony/http-kernel@v5.4.0"
+        );
+        assert_eq!(
+            purl(
+                &package(PackageType::NuGet, "Newtonsoft.Json", "13.0.1"),
+                None
+            ),
+            "pkg:nuget/Newtonsoft.Json@13.0.1"
+        );
+        assert_eq!(
+            purl(&package(PackageType::Rust, "serde_json", "1.0.120"), None),
+            "pkg:cargo/serde_json@1.0.120"
         );
     }
 }

@@ -1,7 +1,8 @@
 //! One layer, one streaming pass: the blob is inflated (and hashed) on one thread
 //! while this thread walks the tar headers and routes each entry: package databases
 //! and metadata to their analyzers, candidate text files to the secret matcher, ELF
-//! files past the Go build-info finder, everything else skipped without a copy.
+//! files past the Go build-info finder and the cargo-auditable reader, everything else
+//! skipped without a copy.
 
 use std::io::BufRead;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
@@ -11,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::ScanLimits;
 use crate::report::{Distro, FileFinding, FileFindingKind, LayerSummary, Package, SecretFinding};
 
-use super::analyzers::{self, Route, apk, dpkg, gobin, java, npm, os_release, python, rpm};
+use super::analyzers::{
+    self, Route, apk, auditable, composer, dotnet, dpkg, gem, gobin, java, npm, os_release, python,
+    rpm,
+};
 use super::decompress::{InflateEnd, InflateOutcome, inflate_blob};
 use super::denylist::Denylist;
 use super::mmap::Blob;
@@ -31,6 +35,12 @@ const MAX_ANALYZER_FILE: u64 = 64 << 20;
 const MAX_JAR: u64 = 256 << 20;
 /// Go binaries are megabytes; smaller ELF files are not searched for build info.
 const MIN_GO_BINARY: u64 = 256 << 10;
+/// ELF files searched for a cargo-auditable `.dep-v0` section. The section is found
+/// through the section header table at the end of the file, after the section itself,
+/// so a streamed file is kept whole; the upper bound caps that memory (Rust binaries
+/// are usually a few MiB; larger ones are not searched).
+const MIN_RUST_BINARY: u64 = 16 << 10;
+const MAX_RUST_BINARY: u64 = 128 << 20;
 /// Findings kept per layer. A layer past these is hostile or absurd; it is denied
 /// (LimitExceeded) rather than allowed to grow the report without bound.
 const MAX_FILE_FINDINGS: usize = 10_000;
@@ -60,8 +70,8 @@ pub struct LayerResult {
     pub summary: LayerSummary,
     pub os_release: Vec<OsRelease>,
     pub inventory: Vec<InventoryFile>,
-    /// `.dist-info` / `.egg-info` directories the OS package manager claims (dpkg's
-    /// `info/*.list` files, rpm's file lists).
+    /// `.dist-info` / `.egg-info` directories and `.gemspec` files the OS package
+    /// manager claims (dpkg's `info/*.list` files, rpm's file lists).
     #[serde(alias = "dpkg_python_dirs")]
     pub os_python_dirs: Vec<String>,
     pub secrets: Vec<SecretFinding>,
@@ -506,8 +516,10 @@ fn regular_file<R: BufRead>(
     let secret_candidate = !is_noise_path(path);
     let secret_fits = e.size <= ctx.limits.max_secret_file_bytes;
     let go_candidate = e.size >= MIN_GO_BINARY;
+    let rust_candidate = (MIN_RUST_BINARY..=MAX_RUST_BINARY).contains(&e.size);
     let mut hashers = ctx.denylist.map(|d| d.hashers());
-    if !collect_route && !secret_candidate && !go_candidate && hashers.is_none() {
+    if !collect_route && !secret_candidate && !go_candidate && !rust_candidate && hashers.is_none()
+    {
         return Ok(()); // skipped by the next header read, without a copy
     }
     buf.clear();
@@ -515,19 +527,24 @@ fn regular_file<R: BufRead>(
     let mut collect_secret = secret_candidate && secret_fits;
     let mut big_text = false;
     let mut go: Option<gobin::BuildInfoFinder> = None;
+    let mut collect_elf = false;
     w.read_content(|s| {
         if first {
             first = false;
             if is_binary(s) {
                 collect_secret = false;
-                if go_candidate && s.starts_with(b"\x7fELF") {
+                // A slice can end inside the magic; the full check follows on the
+                // whole file.
+                let elf = b"\x7fELF".starts_with(s.get(..4).unwrap_or(s));
+                if go_candidate && elf {
                     go = Some(gobin::BuildInfoFinder::new());
                 }
+                collect_elf = rust_candidate && elf;
             } else if secret_candidate && !secret_fits {
                 big_text = true;
             }
         }
-        if collect_route || collect_secret {
+        if collect_route || collect_secret || collect_elf {
             buf.extend_from_slice(s);
         }
         if let Some(g) = &mut go {
@@ -564,16 +581,42 @@ fn regular_file<R: BufRead>(
             ),
         ));
     }
-    if let Some(g) = go {
-        // Recorded even without build info: a binary an upper layer replaces must
-        // take the lower layer's Go packages with it.
-        let pkgs = g.finish();
+    let rust = if collect_elf && buf.starts_with(b"\x7fELF") {
+        match auditable::parse_elf(buf) {
+            Ok(pkgs) => Some(pkgs),
+            Err(err) => {
+                // A dependency list that could not be read is visible, but not an
+                // integrity failure of the image (the ELF runs the same either way);
+                // an ELF whose section headers are unreadable has none to read.
+                if err.is_in_dependency_list() {
+                    out.files.push(finding(
+                        FileFindingKind::NotExamined,
+                        &shown,
+                        layer_id,
+                        format!("Rust dependency list not read: {err}"),
+                    ));
+                }
+                Some(Vec::new())
+            }
+        }
+    } else {
+        None
+    };
+    if go.is_some() || rust.is_some() {
+        // Recorded even without packages: a binary an upper layer replaces must take
+        // the lower layer's Go or Rust packages with it.
+        let mut pkgs = go.map(gobin::BuildInfoFinder::finish).unwrap_or_default();
+        pkgs.extend(rust.unwrap_or_default());
         push_inventory(
             out,
             path,
             layer_id,
             pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
         );
+    }
+    if collect_elf && buf.capacity() as u64 > MAX_ANALYZER_FILE {
+        // A big binary's buffer is not held for the rest of the layer.
+        *buf = Vec::new();
     }
     if let (Some(h), Some(d)) = (hashers, ctx.denylist)
         && let Some(entry) = d.check(h)
@@ -649,6 +692,16 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
             with_path(npm::parse(bytes).into_iter().collect()),
         ),
         Route::Jar => push_inventory(out, path, layer_id, java::parse(bytes, &shown)),
+        Route::Gemspec => push_inventory(
+            out,
+            path,
+            layer_id,
+            with_path(gem::parse(bytes).into_iter().collect()),
+        ),
+        Route::ComposerInstalled => {
+            push_inventory(out, path, layer_id, with_path(composer::parse(bytes)))
+        }
+        Route::DotnetDeps => push_inventory(out, path, layer_id, with_path(dotnet::parse(bytes))),
     }
 }
 

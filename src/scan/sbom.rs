@@ -60,7 +60,11 @@ pub fn cyclonedx(subject: &SbomSubject, report: &ScanReport) -> Value {
     }
     for (i, p) in report.packages.iter().enumerate() {
         let mut c = json!({
-            "type": if matches!(p.kind, PackageType::Go) && p.name == "stdlib" { "framework" } else { "library" },
+            "type": match p.kind {
+                PackageType::Go if p.name == "stdlib" => "framework",
+                PackageType::RustBinary => "application",
+                _ => "library",
+            },
             "bom-ref": format!("pkg-{i}:{}", p.purl),
             "name": p.name,
             "version": p.version,
@@ -157,7 +161,7 @@ pub fn spdx(subject: &SbomSubject, report: &ScanReport) -> Value {
             "versionInfo": p.version,
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
-            "primaryPackagePurpose": "LIBRARY",
+            "primaryPackagePurpose": if p.kind == PackageType::RustBinary { "APPLICATION" } else { "LIBRARY" },
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": "NOASSERTION",
             "copyrightText": "NOASSERTION",

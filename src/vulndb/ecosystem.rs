@@ -25,6 +25,9 @@ pub enum Ecosystem {
     Maven,
     CratesIo,
     RubyGems,
+    /// PHP Composer packages.
+    Packagist,
+    NuGet,
 }
 
 impl Ecosystem {
@@ -46,6 +49,8 @@ impl Ecosystem {
             "Maven" => Ecosystem::Maven,
             "crates.io" => Ecosystem::CratesIo,
             "RubyGems" => Ecosystem::RubyGems,
+            "Packagist" => Ecosystem::Packagist,
+            "NuGet" => Ecosystem::NuGet,
             _ => return None,
         })
     }
@@ -65,6 +70,8 @@ impl Ecosystem {
             Ecosystem::Maven => "Maven",
             Ecosystem::CratesIo => "crates.io",
             Ecosystem::RubyGems => "RubyGems",
+            Ecosystem::Packagist => "Packagist",
+            Ecosystem::NuGet => "NuGet",
         }
     }
 
@@ -82,6 +89,8 @@ impl Ecosystem {
             Ecosystem::Go => Scheme::Go,
             Ecosystem::Maven => Scheme::Maven,
             Ecosystem::RubyGems => Scheme::RubyGems,
+            Ecosystem::Packagist => Scheme::Composer,
+            Ecosystem::NuGet => Scheme::NuGet,
         }
     }
 
@@ -100,6 +109,8 @@ impl Ecosystem {
             Ecosystem::PyPI => pep440::normalize_name(name),
             // crates.io and npm names are case-insensitive on their registries
             Ecosystem::CratesIo => name.trim().to_ascii_lowercase(),
+            // Packagist names are lowercase by rule, NuGet ids case-insensitive.
+            Ecosystem::Packagist | Ecosystem::NuGet => name.trim().to_ascii_lowercase(),
             _ => name.trim().to_string(),
         }
     }
@@ -173,6 +184,12 @@ pub fn targets_for(pkg: &Package, os: Option<&Distro>) -> Vec<Target> {
         PackageType::Go | PackageType::GoModule => Some((Ecosystem::Go, None)),
         PackageType::Java => Some((Ecosystem::Maven, None)),
         PackageType::Rust => Some((Ecosystem::CratesIo, None)),
+        PackageType::Gem => Some((Ecosystem::RubyGems, None)),
+        PackageType::Composer => Some((Ecosystem::Packagist, None)),
+        PackageType::NuGet => Some((Ecosystem::NuGet, None)),
+        // The crate a Rust binary was built from is the application itself, usually a
+        // local path: reported, never matched (its crates.io namesake is another crate).
+        PackageType::RustBinary => None,
     };
     let Some((ecosystem, release)) = lookup else {
         return Vec::new();
@@ -212,7 +229,14 @@ pub fn targets_for(pkg: &Package, os: Option<&Distro>) -> Vec<Target> {
         | Ecosystem::Go
         | Ecosystem::Maven
         | Ecosystem::CratesIo
-        | Ecosystem::RubyGems => vec![target(&pkg.name, &pkg.version)],
+        | Ecosystem::RubyGems
+        | Ecosystem::NuGet => vec![target(&pkg.name, &pkg.version)],
+        // installed.json keeps the tag as written (`v5.4.0`); advisories use `5.4.0`.
+        Ecosystem::Packagist => {
+            let v = pkg.version.trim();
+            let v = v.strip_prefix(['v', 'V']).unwrap_or(v);
+            vec![target(&pkg.name, v)]
+        }
     }
 }
 
@@ -476,6 +500,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.ecosystem, Ecosystem::Maven);
+
+        let t = target_for(&pkg(PackageType::Gem, "rack", "2.2.8", None), None).unwrap();
+        assert_eq!(t.ecosystem.index_prefix(&t.name), "RubyGems\0rack\0");
+        assert!(applies("RubyGems", &t));
+        let t = target_for(
+            &pkg(PackageType::Composer, "Symfony/HTTP-Kernel", "v5.4.0", None),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            t.ecosystem.index_prefix(&t.name),
+            "Packagist\0symfony/http-kernel\0"
+        );
+        assert_eq!(t.version, "5.4.0");
+        let t = target_for(
+            &pkg(PackageType::NuGet, "Newtonsoft.Json", "13.0.1", None),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            t.ecosystem.index_prefix(&t.name),
+            "NuGet\0newtonsoft.json\0"
+        );
+        assert!(applies("NuGet", &t));
+        assert!(!applies("npm", &t));
+        let t = target_for(&pkg(PackageType::Rust, "Smallvec", "1.6.0", None), None).unwrap();
+        assert_eq!(t.ecosystem.index_prefix(&t.name), "crates.io\0smallvec\0");
+        assert!(target_for(&pkg(PackageType::RustBinary, "app", "0.1.0", None), None).is_none());
+        for e in ["RubyGems", "Packagist", "NuGet", "crates.io"] {
+            assert_eq!(Ecosystem::from_osv(e).map(Ecosystem::base), Some(e));
+        }
     }
 
     #[test]

@@ -67,13 +67,15 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
     out
 }
 
-/// From a `.list` file: the `.dist-info` / `.egg-info` directories it owns
-/// (normalized, no leading slash).
+/// From a `.list` file: the `.dist-info` / `.egg-info` directories and the gem
+/// specifications it owns (normalized, no leading slash).
 pub fn python_dirs_in_list(bytes: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(bytes)
         .lines()
         .map(|l| l.trim().trim_start_matches('/'))
-        .filter(|l| l.ends_with(".dist-info") || l.ends_with(".egg-info"))
+        .filter(|l| {
+            l.ends_with(".dist-info") || l.ends_with(".egg-info") || l.ends_with(".gemspec")
+        })
         .map(str::to_string)
         .collect()
 }
@@ -224,6 +226,15 @@ Version: 3.0.16-1~deb12u1
         // Without Status the strict parser (main status file) drops it.
         assert!(parse_status(s, true).is_empty());
         assert!(parse_status(b"\xff\xfe\x00garbage: x\n\n\n:", true).is_empty());
+    }
+
+    #[test]
+    fn list_files_name_gem_specifications() {
+        let l = b"/usr/lib/ruby/gems/3.1.0/specifications/default\n/usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec\n/usr/lib/ruby/3.1.0/json.rb\n";
+        assert_eq!(
+            python_dirs_in_list(l),
+            ["usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec"]
+        );
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //! file and returns package records; the layer walk decides which files go where.
 
 pub mod apk;
+pub mod auditable;
+pub mod composer;
+pub mod dotnet;
 pub mod dpkg;
+pub mod gem;
 pub mod gobin;
 pub mod java;
 pub mod npm;
@@ -14,7 +18,7 @@ pub mod rpm;
 use crate::report::{Package, PackageType};
 
 /// Bumped whenever an analyzer's output changes, so cached layer results are redone.
-pub const ANALYZER_SET_VERSION: u32 = 2;
+pub const ANALYZER_SET_VERSION: u32 = 3;
 
 /// Which analyzer a file goes to, decided from its (normalized) path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,12 @@ pub enum Route {
     PythonMetadata,
     NpmPackage,
     Jar,
+    /// `…/specifications/<name>-<version>.gemspec` of an installed gem.
+    Gemspec,
+    /// `vendor/composer/installed.json`.
+    ComposerInstalled,
+    /// `<app>.deps.json` of a published .NET application.
+    DotnetDeps,
 }
 
 pub fn route(path: &str) -> Option<Route> {
@@ -69,6 +79,15 @@ pub fn route(path: &str) -> Option<Route> {
     }
     if base == "package.json" && npm::is_installed_package_dir(dir) {
         return Some(Route::NpmPackage);
+    }
+    if base.ends_with(".gemspec") && gem::is_specifications_dir(dir) {
+        return Some(Route::Gemspec);
+    }
+    if base == "installed.json" && composer::is_installed_json(path) {
+        return Some(Route::ComposerInstalled);
+    }
+    if dotnet::is_deps_json(base) {
+        return Some(Route::DotnetDeps);
     }
     let lower = base.to_ascii_lowercase();
     if lower.ends_with(".jar") || lower.ends_with(".war") || lower.ends_with(".ear") {
@@ -145,5 +164,28 @@ mod tests {
         assert_eq!(route("var/lib/rpm/rpmdb.sqlite-wal"), None);
         assert_eq!(route("var/lib/rpm/Name"), None);
         assert_eq!(route("etc/passwd"), None);
+        assert_eq!(
+            route("usr/local/lib/ruby/gems/3.2.0/specifications/rack-2.2.8.gemspec"),
+            Some(Route::Gemspec)
+        );
+        assert_eq!(
+            route("app/vendor/bundle/ruby/3.3.0/specifications/default/json-2.7.1.gemspec"),
+            Some(Route::Gemspec)
+        );
+        assert_eq!(
+            route("usr/local/lib/ruby/gems/3.2.0/gems/rack-2.2.8/rack.gemspec"),
+            None
+        );
+        assert_eq!(
+            route("var/www/vendor/composer/installed.json"),
+            Some(Route::ComposerInstalled)
+        );
+        assert_eq!(
+            route("vendor/composer/installed.json"),
+            Some(Route::ComposerInstalled)
+        );
+        assert_eq!(route("var/www/composer/installed.json"), None);
+        assert_eq!(route("app/MyApp.deps.json"), Some(Route::DotnetDeps));
+        assert_eq!(route("app/MyApp.runtimeconfig.json"), None);
     }
 }

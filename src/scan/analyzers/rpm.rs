@@ -30,8 +30,8 @@ const MAX_SQLITE_VALUE: i32 = 64 << 20;
 #[derive(Debug, Default)]
 pub struct RpmDb {
     pub packages: Vec<Package>,
-    /// `.dist-info` / `.egg-info` directories the packages own (normalized, no
-    /// leading slash).
+    /// `.dist-info` / `.egg-info` directories and gem specifications the packages
+    /// own (normalized, no leading slash).
     pub python_dirs: Vec<String>,
     /// Headers that could not be read, with the first reason: the database is then
     /// incompletely known.
@@ -207,13 +207,19 @@ fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError
         None => p.source_name = Some(name.to_string()),
     }
     let mut dirs: Vec<String> = h
-        .files_where(|dir, base| is_python_meta(base) || is_python_meta(dir.trim_end_matches('/')))?
+        .files_where(|dir, base| {
+            is_python_meta(base) || is_python_meta(dir.trim_end_matches('/')) || is_gemspec(base)
+        })?
         .into_iter()
         .filter_map(|path| {
-            // `…/x.dist-info` itself, or the parent of a file inside it.
+            // `…/x.dist-info` (or `x.gemspec`) itself, or the parent of a file inside it.
             let path = path.trim_start_matches('/');
             let (dir, base) = path.rsplit_once('/')?;
-            let d = if is_python_meta(base) { path } else { dir };
+            let d = if is_python_meta(base) || is_gemspec(base) {
+                path
+            } else {
+                dir
+            };
             Some(d.to_string())
         })
         .collect();
@@ -224,6 +230,12 @@ fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError
 
 fn is_python_meta(name: &str) -> bool {
     name.ends_with(".dist-info") || name.ends_with(".egg-info")
+}
+
+/// Ruby's own gems (`specifications/default/*.gemspec`) ship in the distro's ruby
+/// package.
+fn is_gemspec(name: &str) -> bool {
+    name.ends_with(".gemspec")
 }
 
 /// `openssl-3.0.7-27.el9.src.rpm` → (`openssl`, `3.0.7-27.el9`).
@@ -243,6 +255,41 @@ fn split_source_rpm(file: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::header::tests::{build, entry, s};
     use super::*;
+
+    #[test]
+    fn ruby_default_gem_specifications_are_owned() {
+        use super::header::tests::{i32s, sa};
+        use super::header::*;
+        // rpm's header value types (private to the header reader).
+        const TYPE_INT32: u32 = 4;
+        const TYPE_STRING: u32 = 6;
+        const TYPE_STRING_ARRAY: u32 = 8;
+        let blob = build(&[
+            entry(NAME, TYPE_STRING, s("rubygem-json")),
+            entry(VERSION, TYPE_STRING, s("2.5.1")),
+            entry(RELEASE, TYPE_STRING, s("160.el9")),
+            entry(SOURCERPM, TYPE_STRING, s("ruby-3.0.7-160.el9.src.rpm")),
+            entry(DIRINDEXES, TYPE_INT32, i32s(&[0, 1])),
+            entry(
+                BASENAMES,
+                TYPE_STRING_ARRAY,
+                sa(&["json-2.5.1.gemspec", "json.rb"]),
+            ),
+            entry(
+                DIRNAMES,
+                TYPE_STRING_ARRAY,
+                sa(&[
+                    "/usr/share/gems/specifications/default/",
+                    "/usr/share/ruby/",
+                ]),
+            ),
+        ]);
+        let (_, owned) = package_of(&blob).unwrap().unwrap();
+        assert_eq!(
+            owned,
+            ["usr/share/gems/specifications/default/json-2.5.1.gemspec"]
+        );
+    }
 
     #[test]
     fn package_record_from_header() {

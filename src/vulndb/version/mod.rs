@@ -3,8 +3,10 @@
 //! so every comparator is exact for well-formed input and total (never panics) on junk.
 
 pub mod apk;
+pub mod composer;
 pub mod dpkg;
 pub mod maven;
+pub mod nuget;
 pub mod pep440;
 pub mod rpm;
 pub mod rubygems;
@@ -26,6 +28,10 @@ pub enum Scheme {
     Go,
     Maven,
     RubyGems,
+    /// Packagist: Composer's normalised versions, PHP `version_compare` order.
+    Composer,
+    /// SemVer 2 with an optional fourth part, case-insensitive labels.
+    NuGet,
 }
 
 impl Scheme {
@@ -41,6 +47,8 @@ impl Scheme {
             Scheme::Go => semver::compare_go(a, b),
             Scheme::Maven => Some(maven::compare(a, b)),
             Scheme::RubyGems => rubygems::compare(a, b),
+            Scheme::Composer => composer::compare(a, b),
+            Scheme::NuGet => nuget::compare(a, b),
         }
     }
 }
