@@ -516,7 +516,11 @@ fn regular_file<R: BufRead>(
     let secret_candidate = !is_noise_path(path);
     let secret_fits = e.size <= ctx.limits.max_secret_file_bytes;
     let go_candidate = e.size >= MIN_GO_BINARY;
-    let rust_candidate = (MIN_RUST_BINARY..=MAX_RUST_BINARY).contains(&e.size);
+    // Executables only (as Trivy does): cargo-auditable writes its list into binaries,
+    // and skipping the many non-executable shared libraries of a distro layer keeps the
+    // whole-file copy off most ELF bytes.
+    let rust_candidate =
+        (MIN_RUST_BINARY..=MAX_RUST_BINARY).contains(&e.size) && e.mode & 0o111 != 0;
     let mut hashers = ctx.denylist.map(|d| d.hashers());
     if !collect_route && !secret_candidate && !go_candidate && !rust_candidate && hashers.is_none()
     {
