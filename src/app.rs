@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
@@ -100,6 +100,7 @@ pub struct Daemon {
     signatures: Arc<RegistrySignatures>,
     scanner: Arc<LayerScanner>,
     store: Arc<VerdictStore>,
+    containerd: Containerd,
     started: Instant,
     runtime: tokio::runtime::Handle,
 }
@@ -132,7 +133,7 @@ impl Daemon {
                 signatures.clone(),
                 scanner.clone(),
                 store.clone(),
-                Arc::new(containerd),
+                Arc::new(containerd.clone()),
             )
             .with_metrics(metrics),
         );
@@ -142,6 +143,7 @@ impl Daemon {
             signatures,
             scanner,
             store,
+            containerd,
             started: Instant::now(),
             runtime: tokio::runtime::Handle::current(),
         })
@@ -323,6 +325,15 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         tokio::spawn(crate::admin::serve_metrics(l, metrics.clone(), stopped()))
     });
 
+    let gc = (!cfg.server.verdict_retention.is_zero()).then(|| {
+        tokio::spawn(forget_absent_images(
+            daemon.store.clone(),
+            daemon.containerd.clone(),
+            cfg.server.verdict_retention,
+            stopped(),
+        ))
+    });
+
     tracing::info!(
         listen = %cfg.server.listen.display(),
         upstream = %cfg.server.upstream.display(),
@@ -337,8 +348,56 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     if let Some(m) = metrics_task {
         let _ = m.await;
     }
+    if let Some(gc) = gc {
+        gc.abort();
+    }
     let _ = std::fs::remove_file(&cfg.server.listen);
     let _ = std::fs::remove_file(&cfg.server.admin);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// First sweep this long after start (the node settles), then one per interval.
+const GC_FIRST: Duration = Duration::from_secs(300);
+const GC_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Forgets, now and then, the verdicts of images containerd no longer has, once they are
+/// older than `retention` (`server.verdict_retention`). Skipped whenever containerd
+/// cannot list its images: an empty list read as "nothing present" would forget all.
+async fn forget_absent_images<S>(
+    store: Arc<VerdictStore>,
+    containerd: Containerd,
+    retention: Duration,
+    stop: S,
+) where
+    S: std::future::Future<Output = ()>,
+{
+    let mut stop = std::pin::pin!(stop);
+    let mut wait = GC_FIRST;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = GC_INTERVAL;
+        let present = match containerd.image_digests().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "verdict sweep skipped: containerd did not list its images");
+                continue;
+            }
+        };
+        let cutoff = crate::policy::evaluate::rfc3339(time::OffsetDateTime::now_utc() - retention);
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.forget_absent(&present, &cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                images = n,
+                ?retention,
+                "forgot the verdicts of images gone from the node"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, "verdict sweep failed"),
+            Err(e) => tracing::warn!(error = %e, "verdict sweep failed"),
+        }
+    }
 }

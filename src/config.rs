@@ -72,6 +72,9 @@ pub struct RawServer {
     pub drain_timeout: Option<String>,
     /// How long a forwarded call polls for containerd's answer before sleeping.
     pub upstream_busy_poll: Option<String>,
+    /// Verdicts of images no longer in containerd are forgotten this long after they
+    /// were decided ("0s": never).
+    pub verdict_retention: Option<String>,
     /// Log format: "text" (default on a terminal) or "json".
     pub log_format: Option<String>,
 }
@@ -189,6 +192,8 @@ pub struct Server {
     pub drain_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub upstream_busy_poll: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub verdict_retention: Duration,
     pub log_format: LogFormat,
 }
 
@@ -451,6 +456,9 @@ fn compile_globs(key: &str, patterns: &[String]) -> Result<GlobSet, ConfigError>
     b.build().map_err(|e| invalid(key, e.to_string()))
 }
 
+/// How long verdicts of images gone from the node are kept by default.
+pub const DEFAULT_VERDICT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Upper bound for `server.upstream_busy_poll`: beyond this, polling only burns CPU.
 const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
 
@@ -525,6 +533,10 @@ impl TryFrom<RawConfig> for Config {
                     }
                     v
                 }
+            },
+            verdict_retention: match s.verdict_retention {
+                None => DEFAULT_VERDICT_RETENTION,
+                Some(d) => parse_duration("server.verdict_retention", &d)?,
             },
             log_format,
         };
@@ -855,6 +867,12 @@ denylist = "/etc/pullwarden/denylist.txt"
         assert_eq!(c.server.listen, PathBuf::from("/run/pullwarden/cri.sock"));
         assert_eq!(c.server.containerd_namespace, "k8s.io");
         assert_eq!(c.server.upstream_busy_poll, Duration::from_millis(2));
+        assert_eq!(c.server.verdict_retention, DEFAULT_VERDICT_RETENTION);
+        let week = Config::parse("[server]\nverdict_retention = \"7d\"").unwrap();
+        assert_eq!(
+            week.server.verdict_retention,
+            Duration::from_secs(7 * 86400)
+        );
         assert!(c.policies.is_empty());
         let off = Config::parse("[server]\nupstream_busy_poll = \"0s\"").unwrap();
         assert!(off.server.upstream_busy_poll.is_zero());
@@ -911,6 +929,10 @@ mode = "audit"
             (
                 "[server]\nupstream_busy_poll = \"fast\"",
                 "server.upstream_busy_poll",
+            ),
+            (
+                "[server]\nverdict_retention = \"a month\"",
+                "server.verdict_retention",
             ),
             ("[[policy]]\nimages=[\"**\"]", "policy[0].name"),
             ("[[policy]]\nname=\"a\"", "policy[0].images"),

@@ -37,6 +37,12 @@ async fn targets_content_and_leases() {
         "application/vnd.oci.image.manifest.v1+json"
     );
 
+    // The list the verdict sweep keeps: every image target of the namespace.
+    let present = c.image_digests().await.unwrap();
+    assert!(present.contains(&target.digest.to_string()), "{present:?}");
+    let other_namespace = Containerd::new(&env.containerd_sock, "pullwarden-empty").unwrap();
+    assert!(other_namespace.image_digests().await.unwrap().is_empty());
+
     let root = c.content_root().await.unwrap();
     assert!(root.starts_with(&env.containerd_root), "{}", root.display());
     let manifest_path = blob_path(&root, &target.digest);

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use containerd_client::services::v1::{
     AddResourceRequest, CreateRequest as CreateLeaseRequest, DeleteRequest as DeleteLeaseRequest,
-    GetImageRequest, PluginsRequest, ReadContentRequest, Resource, content_client::ContentClient,
-    images_client::ImagesClient, introspection_client::IntrospectionClient,
-    leases_client::LeasesClient,
+    GetImageRequest, ListImagesRequest, PluginsRequest, ReadContentRequest, Resource,
+    content_client::ContentClient, images_client::ImagesClient,
+    introspection_client::IntrospectionClient, leases_client::LeasesClient,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -131,6 +131,22 @@ impl Containerd {
             media_type: target.media_type,
             size: target.size,
         }))
+    }
+
+    /// The target digest of every image in the namespace (what verdicts are keyed by).
+    pub async fn image_digests(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, ContainerdError> {
+        let resp = ImagesClient::new(self.channel.clone())
+            .list(self.request(ListImagesRequest { filters: vec![] }))
+            .await
+            .map_err(self.err("images.List"))?;
+        Ok(resp
+            .into_inner()
+            .images
+            .into_iter()
+            .filter_map(|i| i.target.map(|t| t.digest))
+            .collect())
     }
 
     /// The content store directory, from the content plugin's introspection exports.

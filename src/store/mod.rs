@@ -447,6 +447,49 @@ impl VerdictStore {
         Ok(removed)
     }
 
+    /// Forgets the verdicts of images that are gone from the node: every digest whose
+    /// latest verdict was decided before `decided_before` (RFC 3339 UTC) and which
+    /// `present` (containerd's image targets) names neither as the digest nor as the
+    /// platform digest. Returns how many images went. Images still present keep their
+    /// verdicts whatever their age (ImageStatus admits them by these). History and layer
+    /// results stay.
+    pub fn forget_absent(
+        &self,
+        present: &std::collections::HashSet<String>,
+        decided_before: &str,
+    ) -> Result<u64, StoreError> {
+        let mut gone = Vec::new();
+        {
+            let rtx = self.db.begin_read().map_err(db("begin read"))?;
+            let latest = rtx.open_table(LATEST).map_err(db("open latest"))?;
+            let verdicts = rtx.open_table(VERDICTS).map_err(db("open verdicts"))?;
+            for entry in latest.iter().map_err(db("iterate latest"))? {
+                let (digest, key) = entry.map_err(db("iterate latest"))?;
+                let digest = digest.value().to_string();
+                if present.contains(&digest) {
+                    continue;
+                }
+                let v = verdicts
+                    .get(key.value())
+                    .map_err(db("read verdict"))?
+                    .and_then(|b| decode_verdict(key.value(), b.value()));
+                let keep = v.as_ref().is_some_and(|v| {
+                    v.decided_at.as_str() >= decided_before
+                        || v.platform_digest
+                            .as_ref()
+                            .is_some_and(|p| present.contains(p))
+                });
+                if !keep {
+                    gone.push(digest);
+                }
+            }
+        }
+        for d in &gone {
+            self.purge(d)?;
+        }
+        Ok(gone.len() as u64)
+    }
+
     /// Forgets every verdict; returns how many went. Layer results (content-addressed
     /// and keyed by analyzer version) and the history stay.
     pub fn purge_all(&self) -> Result<u64, StoreError> {

@@ -431,3 +431,44 @@ fn shared_between_threads() {
         (40, 40, 40)
     );
 }
+
+#[test]
+fn verdicts_of_images_gone_from_the_node_are_forgotten_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut old_present = verdict(&digest(1), "a:1", Decision::Allow, "fp", "db");
+    old_present.decided_at = "2026-01-01T00:00:00Z".into();
+    let mut old_gone = verdict(&digest(2), "b:1", Decision::Deny, "fp", "db");
+    old_gone.decided_at = "2026-01-01T00:00:00Z".into();
+    let mut new_gone = verdict(&digest(3), "c:1", Decision::Allow, "fp", "db");
+    new_gone.decided_at = "2026-11-20T00:00:00Z".into();
+    let mut old_platform_present = verdict(&digest(4), "d:1", Decision::Allow, "fp", "db");
+    old_platform_present.decided_at = "2026-01-01T00:00:00Z".into();
+    old_platform_present.platform_digest = Some(digest(5));
+    for v in [&old_present, &old_gone, &new_gone, &old_platform_present] {
+        put(&s, v);
+    }
+    let present: std::collections::HashSet<String> = [digest(1), digest(5)].into();
+    assert_eq!(
+        s.forget_absent(&present, "2026-06-01T00:00:00Z").unwrap(),
+        1
+    );
+    assert!(
+        s.latest(&digest(2)).unwrap().is_none(),
+        "an old verdict of a gone image stayed"
+    );
+    assert!(
+        s.latest("b:1").unwrap().is_none(),
+        "its reference still resolves"
+    );
+    for kept in [&old_present, &new_gone, &old_platform_present] {
+        assert_eq!(s.get(&VerdictKey::of(kept)).unwrap().as_ref(), Some(kept));
+    }
+    // Nothing present and a cutoff in the future: everything goes.
+    assert_eq!(
+        s.forget_absent(&Default::default(), "2099-01-01T00:00:00Z")
+            .unwrap(),
+        3
+    );
+    assert_eq!(s.stats().unwrap().verdicts, 0);
+}
