@@ -92,9 +92,19 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     v
 }
 
-/// Runs `f` on `rounds` mutations of each seed; returns the inputs that panicked.
+/// Runs `f` on `rounds` mutations of each seed (times `PW_FUZZ_ROUNDS`, default 1, for
+/// a deeper local run; `PW_FUZZ_SEED` varies the sequence) and fails listing the
+/// inputs that panicked.
 fn survive(name: &str, seeds: &[&[u8]], rounds: usize, f: impl Fn(&[u8])) {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let rounds = rounds * env("PW_FUZZ_ROUNDS", 1) as usize;
+    let mut rng =
+        Rng((0x9E37_79B9_7F4A_7C15 ^ name.len() as u64).wrapping_add(env("PW_FUZZ_SEED", 0)) | 1);
     let mut failures = Vec::new();
     for (s, seed) in seeds.iter().enumerate() {
         // The seed itself must be fine too.
