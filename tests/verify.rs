@@ -1715,3 +1715,51 @@ async fn legacy_layers_with_an_rfc3161_timestamp_annotation() {
         assert_eq!(rep.satisfied, want == "verified", "{text}");
     }
 }
+
+/// A Rekor key the trust root lists as rotated out (its `validFor` has ended) still
+/// vouches for entries it signed while current, and for nothing signed after.
+#[tokio::test]
+async fn rotated_out_log_keys_vouch_only_inside_their_window() {
+    use keyless::*;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let window_end = now - Duration::days(2);
+    // Rotate the first log's key out two days ago.
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ts.trusted_root).unwrap()).unwrap();
+    root["tlogs"][0]["publicKey"]["validFor"]["end"] = serde_json::Value::String(
+        window_end
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    );
+    std::fs::write(&ts.trusted_root, serde_json::to_vec(&root).unwrap()).unwrap();
+    let subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let v = policy_for(&ts, &format!("subject = \"{subject}\""));
+    for (signed_at, want) in [
+        (now - Duration::days(3), "verified"),
+        (now, "the transparency log's key was not valid at"),
+    ] {
+        let (r, d) = pushed_image(&format!("rotated-{}", signed_at.unix_timestamp())).await;
+        let c = client(&r.registry);
+        let payload = simple_signing_payload(&r.name(), &d);
+        let leaf = ts.leaf(subject, GITHUB, signed_at - Duration::minutes(1), 10);
+        let sig = leaf.signer.sign(&payload).unwrap();
+        let bundle = ts.rekor_bundle(
+            &sig,
+            &payload,
+            &leaf.cert_pem,
+            signed_at.unix_timestamp(),
+            true,
+        );
+        let layer =
+            LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle);
+        push_legacy(&c, &r, &d, &[layer], &Credentials::default())
+            .await
+            .unwrap();
+        let rep = verify(&v, &r, &single(&d)).await;
+        let text = reasons(&rep);
+        assert!(text.contains(want), "want {want:?}:\n{text}");
+        assert_eq!(rep.satisfied, want == "verified", "{text}");
+    }
+}

@@ -49,8 +49,8 @@ const FULCIO_OID_PREFIX: &str = "1.3.6.1.4.1.57264.1.";
 pub struct TrustMaterial {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
-    /// Rekor public keys (DER SPKI) by hex log id.
-    rekor_keys: BTreeMap<String, Vec<u8>>,
+    /// Rekor public keys by hex log id, with the window in which each log signed.
+    rekor_keys: BTreeMap<String, LogKey>,
     timestamp_authorities: Vec<timestamp::Authority>,
 }
 
@@ -89,12 +89,7 @@ impl TrustMaterial {
         if anchors.is_empty() {
             return Err("no root certificate authority".into());
         }
-        let rekor_keys = root
-            .rekor_keys()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
-            .collect::<BTreeMap<_, _>>();
+        let rekor_keys = log_keys(bytes)?;
         let timestamp_authorities = timestamp::authorities_from_json(bytes)?;
         Ok(TrustMaterial {
             anchors,
@@ -111,6 +106,73 @@ impl TrustMaterial {
     pub fn has_rekor_keys(&self) -> bool {
         !self.rekor_keys.is_empty()
     }
+}
+
+/// A transparency log's key and the window (`validFor`, Unix seconds) in which the log
+/// used it. Read from the JSON here rather than through the crate, whose
+/// `rekor_keys()` drops every key whose window has ended (so entries a rotated-out
+/// key signed while it was current could not be checked) and never compares an
+/// entry's time with the window.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    pub spki: Vec<u8>,
+    pub valid_from: Option<i64>,
+    pub valid_until: Option<i64>,
+}
+
+impl LogKey {
+    pub fn valid_at(&self, t: i64) -> bool {
+        self.valid_from.is_none_or(|s| t >= s) && self.valid_until.is_none_or(|e| t <= e)
+    }
+}
+
+fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("does not parse: {e}"))?;
+    let time = |t: &serde_json::Value, what: &str| -> Result<Option<i64>, String> {
+        match t.as_str() {
+            None => Ok(None),
+            Some(s) => {
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map(|t| Some(t.unix_timestamp()))
+                    .map_err(|_| {
+                        format!(
+                            "tlog validFor.{what} {:?} is not an RFC 3339 time",
+                            s.chars().take(40).collect::<String>()
+                        )
+                    })
+            }
+        }
+    };
+    let mut out = BTreeMap::new();
+    for tlog in v["tlogs"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+    {
+        let (Some(id), Some(raw)) = (
+            tlog["logId"]["keyId"].as_str(),
+            tlog["publicKey"]["rawBytes"].as_str(),
+        ) else {
+            continue;
+        };
+        let id = BASE64
+            .decode(id)
+            .map_err(|_| "a tlog keyId is not base64".to_string())?;
+        let spki = BASE64
+            .decode(raw)
+            .map_err(|_| "a tlog public key is not base64".to_string())?;
+        let window = &tlog["publicKey"]["validFor"];
+        out.insert(
+            hex::encode(id),
+            LogKey {
+                spki,
+                valid_from: time(&window["start"], "start")?,
+                valid_until: time(&window["end"], "end")?,
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// What a verified Fulcio certificate says about its holder.
@@ -134,12 +196,33 @@ pub fn verify_tlog(
     evidence: &Evidence,
     signer_key_or_cert_pem: &BodyKey<'_>,
     need_signed_time: bool,
+    timestamps: &[i64],
 ) -> Result<Option<i64>, String> {
     let entry = tlog.ok_or("missing transparency proof (no Rekor entry)")?;
-    let key = trust
+    let log = trust
         .rekor_keys
         .get(&entry.log_id)
         .ok_or("transparency entry is from a log not in the trust root")?;
+    let key = &log.spki;
+    // The log's key must have been current when it vouched for the entry: at the
+    // integrated time its SET signs, and at each verified timestamp.
+    let signed_at = entry
+        .set
+        .as_ref()
+        .map(|_| entry.integrated_time)
+        .into_iter()
+        .chain(timestamps.iter().copied());
+    for t in signed_at {
+        if !log.valid_at(t) {
+            return Err(format!(
+                "the transparency log's key was not valid at {} (outside its validFor window in the trust root)",
+                crate::policy::evaluate::rfc3339(
+                    time::OffsetDateTime::from_unix_timestamp(t)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                )
+            ));
+        }
+    }
     let mut proven = false;
     if let Some(set) = &entry.set {
         let canonical = format!(

@@ -227,15 +227,16 @@ impl Verifier {
             let trust = self.trust.as_ref().ok_or(
                 "missing transparency proof (policy requires one but has no trusted_root)",
             )?;
+            // Every proof present must verify, even where a key needs no signed time.
+            let stamps = verify_timestamps(trust, ev)?;
             keyless::verify_tlog(
                 trust,
                 ev.tlog.as_ref(),
                 ev,
                 &BodyKey::Spki(&key.spki),
                 false,
+                &stamps,
             )?;
-            // Every proof present must verify, even where a key needs no signed time.
-            verify_timestamps(trust, ev)?;
         }
         self.check_binding(ev, reference, image, f)
     }
@@ -269,6 +270,7 @@ impl Verifier {
             ev,
             &BodyKey::Certificate(leaf),
             stamps.is_empty(),
+            &stamps,
         )?;
         let times: Vec<SignedTime> = integrated
             .map(SignedTime::Integrated)
