@@ -1716,19 +1716,37 @@ async fn legacy_layers_with_an_rfc3161_timestamp_annotation() {
     }
 }
 
-/// A Rekor key the trust root lists as rotated out (its `validFor` has ended) still
-/// vouches for entries it signed while current, and for nothing signed after.
+/// A Rekor key (or a Fulcio CA) the trust root lists as rotated out (its `validFor` has
+/// ended) still vouches for entries (certificates) from while it was current, and for
+/// nothing signed after.
 #[tokio::test]
 async fn rotated_out_log_keys_vouch_only_inside_their_window() {
+    rotated_out_window("tlogs", "the transparency log's key was not valid at").await;
+}
+
+#[tokio::test]
+async fn retired_certificate_authorities_vouch_only_inside_their_window() {
+    rotated_out_window(
+        "certificateAuthorities",
+        "the certificate authority was not valid at the Rekor integrated time",
+    )
+    .await;
+}
+
+async fn rotated_out_window(section: &str, refusal: &str) {
     use keyless::*;
     use time::{Duration, OffsetDateTime};
     let ts = TestSigstore::new();
     let now = OffsetDateTime::now_utc();
     let window_end = now - Duration::days(2);
-    // Rotate the first log's key out two days ago.
+    // Retire the first log key (or CA) two days ago.
     let mut root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&ts.trusted_root).unwrap()).unwrap();
-    root["tlogs"][0]["publicKey"]["validFor"]["end"] = serde_json::Value::String(
+    let window = match section {
+        "tlogs" => &mut root["tlogs"][0]["publicKey"]["validFor"],
+        _ => &mut root[section][0]["validFor"],
+    };
+    window["end"] = serde_json::Value::String(
         window_end
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap(),
@@ -1736,11 +1754,9 @@ async fn rotated_out_log_keys_vouch_only_inside_their_window() {
     std::fs::write(&ts.trusted_root, serde_json::to_vec(&root).unwrap()).unwrap();
     let subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
     let v = policy_for(&ts, &format!("subject = \"{subject}\""));
-    for (signed_at, want) in [
-        (now - Duration::days(3), "verified"),
-        (now, "the transparency log's key was not valid at"),
-    ] {
-        let (r, d) = pushed_image(&format!("rotated-{}", signed_at.unix_timestamp())).await;
+    for (signed_at, want) in [(now - Duration::days(3), "verified"), (now, refusal)] {
+        let (r, d) =
+            pushed_image(&format!("rotated-{section}-{}", signed_at.unix_timestamp())).await;
         let c = client(&r.registry);
         let payload = simple_signing_payload(&r.name(), &d);
         let leaf = ts.leaf(subject, GITHUB, signed_at - Duration::minutes(1), 10);

@@ -51,6 +51,9 @@ pub struct TrustMaterial {
     intermediates: Vec<CertificateDer<'static>>,
     /// Rekor public keys by hex log id, with the window in which each log signed.
     rekor_keys: BTreeMap<String, LogKey>,
+    /// Each CA's `validFor` window by the DER subject of its root (a root shared by
+    /// several CA entries has several windows).
+    ca_windows: Vec<(Vec<u8>, Window)>,
     timestamp_authorities: Vec<timestamp::Authority>,
 }
 
@@ -90,11 +93,13 @@ impl TrustMaterial {
             return Err("no root certificate authority".into());
         }
         let rekor_keys = log_keys(bytes)?;
+        let ca_windows = ca_windows(bytes)?;
         let timestamp_authorities = timestamp::authorities_from_json(bytes)?;
         Ok(TrustMaterial {
             anchors,
             intermediates,
             rekor_keys,
+            ca_windows,
             timestamp_authorities,
         })
     }
@@ -116,34 +121,73 @@ impl TrustMaterial {
 #[derive(Debug, Clone)]
 pub struct LogKey {
     pub spki: Vec<u8>,
-    pub valid_from: Option<i64>,
-    pub valid_until: Option<i64>,
+    pub window: Window,
 }
 
-impl LogKey {
-    pub fn valid_at(&self, t: i64) -> bool {
-        self.valid_from.is_none_or(|s| t >= s) && self.valid_until.is_none_or(|e| t <= e)
+/// A trust-root `validFor` window in Unix seconds (open ends allowed).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    pub fn contains(&self, t: i64) -> bool {
+        self.from.is_none_or(|s| t >= s) && self.until.is_none_or(|e| t <= e)
     }
+
+    fn read(v: &serde_json::Value, what: &str) -> Result<Window, String> {
+        let time = |t: &serde_json::Value, end: &str| -> Result<Option<i64>, String> {
+            match t.as_str() {
+                None => Ok(None),
+                Some(s) => {
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                        .map(|t| Some(t.unix_timestamp()))
+                        .map_err(|_| {
+                            format!(
+                                "{what} validFor.{end} {:?} is not an RFC 3339 time",
+                                s.chars().take(40).collect::<String>()
+                            )
+                        })
+                }
+            }
+        };
+        Ok(Window {
+            from: time(&v["start"], "start")?,
+            until: time(&v["end"], "end")?,
+        })
+    }
+}
+
+/// The `validFor` window of every certificate authority, by its root's DER subject.
+fn ca_windows(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Window)>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("does not parse: {e}"))?;
+    let mut out = Vec::new();
+    let list = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+    for ca in list(&v["certificateAuthorities"]) {
+        let window = Window::read(&ca["validFor"], "certificate authority")?;
+        for c in list(&ca["certChain"]["certificates"]) {
+            let Some(der) = c["rawBytes"].as_str().and_then(|b| BASE64.decode(b).ok()) else {
+                continue;
+            };
+            let Ok(cert) = Certificate::from_der(&der) else {
+                continue;
+            };
+            let tbs = cert.tbs_certificate();
+            if tbs.issuer() == tbs.subject()
+                && let Ok(subject) = tbs.subject().to_der()
+            {
+                out.push((subject, window));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, String> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("does not parse: {e}"))?;
-    let time = |t: &serde_json::Value, what: &str| -> Result<Option<i64>, String> {
-        match t.as_str() {
-            None => Ok(None),
-            Some(s) => {
-                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                    .map(|t| Some(t.unix_timestamp()))
-                    .map_err(|_| {
-                        format!(
-                            "tlog validFor.{what} {:?} is not an RFC 3339 time",
-                            s.chars().take(40).collect::<String>()
-                        )
-                    })
-            }
-        }
-    };
     let mut out = BTreeMap::new();
     for tlog in v["tlogs"]
         .as_array()
@@ -162,15 +206,8 @@ fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, String> {
         let spki = BASE64
             .decode(raw)
             .map_err(|_| "a tlog public key is not base64".to_string())?;
-        let window = &tlog["publicKey"]["validFor"];
-        out.insert(
-            hex::encode(id),
-            LogKey {
-                spki,
-                valid_from: time(&window["start"], "start")?,
-                valid_until: time(&window["end"], "end")?,
-            },
-        );
+        let window = Window::read(&tlog["publicKey"]["validFor"], "tlog")?;
+        out.insert(hex::encode(id), LogKey { spki, window });
     }
     Ok(out)
 }
@@ -213,7 +250,7 @@ pub fn verify_tlog(
         .into_iter()
         .chain(timestamps.iter().copied());
     for t in signed_at {
-        if !log.valid_at(t) {
+        if !log.window.contains(t) {
             return Err(format!(
                 "the transparency log's key was not valid at {} (outside its validFor window in the trust root)",
                 crate::policy::evaluate::rfc3339(
@@ -599,26 +636,57 @@ fn verify_certificate_at(
     intermediates.extend(trust.intermediates.iter().cloned());
     let secs = u64::try_from(at).map_err(|_| "signed time is negative")?;
     let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &trust.anchors,
-        &intermediates,
-        time,
-        webpki::KeyUsage::required(EKU_CODE_SIGNING),
-        None,
-        None,
-    )
-    .map_err(|e| match e {
-        webpki::Error::CertExpired { .. } => {
-            format!("certificate had expired at {}", when.name())
-        }
-        webpki::Error::CertNotValidYet { .. } => {
-            format!("certificate was not yet valid at {}", when.name())
-        }
-        webpki::Error::UnknownIssuer => "certificate is not issued by a trusted CA".to_string(),
-        other => format!("certificate chain does not verify: {other:?}"),
-    })?;
+    let path = ee
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &trust.anchors,
+            &intermediates,
+            time,
+            webpki::KeyUsage::required(EKU_CODE_SIGNING),
+            None,
+            None,
+        )
+        .map_err(|e| match e {
+            webpki::Error::CertExpired { .. } => {
+                format!("certificate had expired at {}", when.name())
+            }
+            webpki::Error::CertNotValidYet { .. } => {
+                format!("certificate was not yet valid at {}", when.name())
+            }
+            webpki::Error::UnknownIssuer => "certificate is not issued by a trusted CA".to_string(),
+            other => format!("certificate chain does not verify: {other:?}"),
+        })?;
+    // The CA must have been issuing then too: a CA the trust root retired (its
+    // `validFor` ended) vouches for nothing signed afterwards.
+    let root: &[u8] = path.anchor().subject.as_ref();
+    let windows: Vec<&Window> = trust
+        .ca_windows
+        .iter()
+        .filter(|(subject, _)| strip_sequence(subject) == Some(root) || subject.as_slice() == root)
+        .map(|(_, w)| w)
+        .collect();
+    if !windows.is_empty() && !windows.iter().any(|w| w.contains(at)) {
+        return Err(format!(
+            "the certificate authority was not valid at {} (outside its validFor window in the trust root)",
+            when.name()
+        ));
+    }
     Ok(())
+}
+
+/// The content of a DER SEQUENCE: webpki keeps a trust anchor's subject without its
+/// outer SEQUENCE header, x509-cert encodes the whole Name.
+fn strip_sequence(der: &[u8]) -> Option<&[u8]> {
+    if der.first() != Some(&0x30) {
+        return None;
+    }
+    let (len, hdr) = match *der.get(1)? {
+        l if l < 0x80 => (l as usize, 2),
+        0x81 => (*der.get(2)? as usize, 3),
+        0x82 => (u16::from_be_bytes([*der.get(2)?, *der.get(3)?]) as usize, 4),
+        _ => return None,
+    };
+    der.get(hdr..hdr + len)
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
