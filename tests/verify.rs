@@ -95,6 +95,14 @@ fn single(d: &Digest) -> ImageDigests {
     }
 }
 
+/// Asserts a report: satisfied exactly when `want` is "verified", and `want` among its
+/// reasons. `what` names the case in the failure message.
+fn expect(rep: &SignatureReport, want: &str, what: &str) {
+    let text = reasons(rep);
+    assert!(text.contains(want), "{what}: want {want:?}:\n{text}");
+    assert_eq!(rep.satisfied, want == "verified", "{what}: {text}");
+}
+
 fn reasons(r: &SignatureReport) -> String {
     r.checks
         .iter()
@@ -1100,9 +1108,7 @@ async fn keyless_signatures() {
             LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle);
         push_legacy(&c, &r, &d, &[layer], &creds).await.unwrap();
         let rep = verify(&v, &r, &single(&d)).await;
-        let text = reasons(&rep);
-        assert!(text.contains(want), "want {want:?}:\n{text}");
-        assert_eq!(rep.satisfied, want == "verified", "{text}");
+        expect(&rep, want, "");
         if want == "verified" {
             assert_eq!(
                 rep.verified_signers,
@@ -1342,9 +1348,7 @@ async fn keyless_dsse_bundles_with_dsse_and_intoto_entries() {
         .await
         .unwrap();
         let rep = verify(&v, &r, &single(&d)).await;
-        let text = reasons(&rep);
-        assert!(text.contains(want), "{entry:?}: want {want:?}:\n{text}");
-        assert_eq!(rep.satisfied, want == "verified", "{entry:?}: {text}");
+        expect(&rep, want, &format!("{entry:?}"));
     }
 }
 
@@ -1557,15 +1561,14 @@ async fn keyless_rekor_v2_entries_with_rfc3161_timestamps() {
         .await
         .unwrap();
         let rep = verify(&v, &r, &single(&d)).await;
-        let text = reasons(&rep);
-        assert!(text.contains(want), "{case:?}: want {want:?}:\n{text}");
-        assert_eq!(rep.satisfied, want == "verified", "{case:?}: {text}");
+        expect(&rep, want, &format!("{case:?}"));
         if case == Case::Good {
             assert!(
                 rep.checks
                     .iter()
                     .any(|c| c.verified && c.source == "referrers-tag"),
-                "{text}"
+                "{}",
+                reasons(&rep)
             );
             // The same bundle against a trust root without this TSA or this log.
             let rep = verify(
@@ -1710,9 +1713,7 @@ async fn legacy_layers_with_an_rfc3161_timestamp_annotation() {
             .await
             .unwrap();
         let rep = verify(&v, &r, &single(&d)).await;
-        let text = reasons(&rep);
-        assert!(text.contains(want), "want {want:?}:\n{text}");
-        assert_eq!(rep.satisfied, want == "verified", "{text}");
+        expect(&rep, want, "");
     }
 }
 
@@ -1774,8 +1775,6 @@ async fn rotated_out_window(section: &str, refusal: &str) {
             .await
             .unwrap();
         let rep = verify(&v, &r, &single(&d)).await;
-        let text = reasons(&rep);
-        assert!(text.contains(want), "want {want:?}:\n{text}");
-        assert_eq!(rep.satisfied, want == "verified", "{text}");
+        expect(&rep, want, "");
     }
 }
