@@ -555,53 +555,29 @@ fn notifies_systemd_when_ready() {
 /// client through the proxy before the last is even sent, and the trailers must follow.
 #[tokio::test(flavor = "multi_thread")]
 async fn server_streams_are_forwarded_as_they_flow() {
-    use http_body_util::StreamBody;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     use k8s_cri::v1::ContainerEventResponse;
     use prost::Message;
 
     let tmp = tempfile::tempdir().unwrap();
     let upstream = tmp.path().join("fake.sock");
-    let listener = tokio::net::UnixListener::bind(&upstream).unwrap();
     let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
-            let sent_tx = sent_tx.clone();
-            async move {
-                let (tx, rx) = tokio::sync::mpsc::channel::<
-                    Result<http_body::Frame<Bytes>, std::convert::Infallible>,
-                >(1);
-                tokio::spawn(async move {
-                    for i in 0..3 {
-                        let ev = ContainerEventResponse {
-                            container_id: format!("c{i}"),
-                            ..Default::default()
-                        };
-                        let _ = tx
-                            .send(Ok(http_body::Frame::data(pullwarden::cri::grpc::frame(
-                                &ev.encode_to_vec(),
-                            ))))
-                            .await;
-                        let _ = sent_tx.send(i);
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                    }
-                    let mut tr = http::HeaderMap::new();
-                    tr.insert("grpc-status", "0".parse().unwrap());
-                    let _ = tx.send(Ok(http_body::Frame::trailers(tr))).await;
-                });
-                let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .header("content-type", "application/grpc")
-                        .body(body)
-                        .unwrap(),
-                )
+    fake_upstream(&upstream, move |_req, tx| {
+        let sent_tx = sent_tx.clone();
+        async move {
+            for i in 0..3 {
+                let ev = ContainerEventResponse {
+                    container_id: format!("c{i}"),
+                    ..Default::default()
+                };
+                let _ = tx
+                    .send(Ok(http_body::Frame::data(pullwarden::cri::grpc::frame(
+                        &ev.encode_to_vec(),
+                    ))))
+                    .await;
+                let _ = sent_tx.send(i);
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
-        });
-        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(stream), svc)
-            .await;
+        }
     });
 
     let d = Daemon::start_with_upstream(&upstream, "");
@@ -722,46 +698,21 @@ async fn upstream_dying_mid_stream_ends_the_call_with_unavailable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn large_bodies_stream_both_ways_under_flow_control() {
     use http_body_util::BodyExt;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     use sha2::Digest;
 
     let tmp = tempfile::tempdir().unwrap();
     let upstream = tmp.path().join("echo.sock");
-    let listener = tokio::net::UnixListener::bind(&upstream).unwrap();
-    tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        // Echoes each request chunk as it comes, then grpc-status 0.
-        let svc =
-            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let (tx, rx) =
-                    tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, hyper::Error>>(4);
-                tokio::spawn(async move {
-                    let mut body = req.into_body();
-                    while let Some(frame) = body.frame().await {
-                        let Ok(frame) = frame else { return };
-                        if let Ok(d) = frame.into_data()
-                            && tx.send(Ok(http_body::Frame::data(d))).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    let mut t = http::HeaderMap::new();
-                    t.insert("grpc-status", "0".parse().unwrap());
-                    let _ = tx.send(Ok(http_body::Frame::trailers(t))).await;
-                });
-                let body = http_body_util::StreamBody::new(
-                    tokio_stream::wrappers::ReceiverStream::new(rx),
-                );
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .header("content-type", "application/grpc")
-                        .body(body)
-                        .unwrap(),
-                )
-            });
-        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(stream), svc)
-            .await;
+    // Echoes each request chunk as it comes.
+    fake_upstream(&upstream, |req, tx| async move {
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return };
+            if let Ok(d) = frame.into_data()
+                && tx.send(Ok(http_body::Frame::data(d))).await.is_err()
+            {
+                return;
+            }
+        }
     });
     let d = Daemon::start_with_upstream(&upstream, "");
 
@@ -871,4 +822,44 @@ async fn concurrent_calls_on_shared_and_separate_connections() {
         .expect("calls hung");
     let failed: Vec<String> = all.into_iter().filter_map(|r| r.err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
+}
+
+type FrameTx = tokio::sync::mpsc::Sender<Result<http_body::Frame<Bytes>, hyper::Error>>;
+
+/// A fake HTTP/2 upstream on `socket` for one connection: every call is answered by
+/// what `answer` sends (data frames), then trailers with grpc-status 0.
+fn fake_upstream<F, Fut>(socket: &std::path::Path, answer: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>, FrameTx) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let answer = answer.clone();
+            async move {
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(async move {
+                    answer(req, tx.clone()).await;
+                    let mut t = http::HeaderMap::new();
+                    t.insert("grpc-status", "0".parse().unwrap());
+                    let _ = tx.send(Ok(http_body::Frame::trailers(t))).await;
+                });
+                let body = http_body_util::StreamBody::new(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                );
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .unwrap(),
+                )
+            }
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    });
 }
