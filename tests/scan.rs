@@ -31,7 +31,8 @@ fn scan_with(layers: &[Layer], limits: &ScanLimits, denylist: Option<Denylist>) 
         .unwrap()
 }
 
-fn scan(layers: &[Layer]) -> ScanReport {
+/// Scans `layers` (bottom first) from memory with the default limits.
+pub(crate) fn scan(layers: &[Layer]) -> ScanReport {
     scan_with(layers, &ScanLimits::default(), None)
 }
 

@@ -9,9 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pullwarden::config::ScanLimits;
 use pullwarden::report::{FileFindingKind, PackageType, ScanReport};
-use pullwarden::scan::{LayerRef, MemoryBlobs, Scanner};
 use pullwarden::vulndb::VulnDb;
 
 use crate::support::image::{Compression, Entry, Image, Layer};
@@ -163,24 +161,7 @@ fn python_metadata() -> Entry {
     )
 }
 
-fn scan(layers: &[Layer]) -> ScanReport {
-    let blobs = MemoryBlobs::new();
-    let refs: Vec<LayerRef> = layers
-        .iter()
-        .map(|l| {
-            blobs.add(&l.blob);
-            LayerRef {
-                digest: l.digest.parse().unwrap(),
-                diff_id: Some(l.diff_id.parse().unwrap()),
-                media_type: l.media_type.clone(),
-                size: l.blob.len() as u64,
-            }
-        })
-        .collect();
-    Scanner::new(&ScanLimits::default(), None)
-        .scan_layers(&blobs, &refs, None)
-        .unwrap()
-}
+use crate::scan::scan;
 
 fn rpms(r: &ScanReport) -> Vec<(String, String, Option<String>, String)> {
     r.packages
