@@ -16,6 +16,7 @@ use pullwarden::verify::evidence;
 use pullwarden::verify::payload::{self, PayloadKind};
 use pullwarden::vulndb::{cvss, osv};
 
+use crate::scan::{go_binary, jar};
 use crate::support::image::{Compression, Entry, Layer};
 
 /// xorshift64*: deterministic, so a failure reproduces from its round number.
@@ -206,53 +207,11 @@ fn package_database_parsers() {
     );
 }
 
-/// A `.go.buildinfo` section as the Go 1.18+ linker writes it (inline strings).
-fn go_buildinfo(goversion: &str, modinfo: &str) -> Vec<u8> {
-    fn varstr(out: &mut Vec<u8>, s: &str) {
-        let mut n = s.len() as u64;
-        loop {
-            let b = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(b);
-                break;
-            }
-            out.push(b | 0x80);
-        }
-        out.extend_from_slice(s.as_bytes());
-    }
-    let mut b = analyzers::gobin::MAGIC.to_vec();
-    b.push(8);
-    b.push(2);
-    b.resize(32, 0);
-    varstr(&mut b, goversion);
-    varstr(
-        &mut b,
-        &format!("{}{modinfo}\n{}", "S".repeat(16), "E".repeat(16)),
-    );
-    b
-}
-
-fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
-    use std::io::Write;
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in members {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
 #[test]
 fn binary_parsers() {
-    let mut elf = b"\x7fELF".to_vec();
-    elf.resize(256, 0);
-    elf.extend(go_buildinfo(
-        "go1.22.1",
-        "path\tgithub.com/acme/app\nmod\tgithub.com/acme/app\t(devel)\t\ndep\tgolang.org/x/net\tv0.20.0\th1:abc=\n=>\tgolang.org/x/net\tv0.23.0\th1:d=",
-    ));
-    survive("go build info", &[&elf], 10000, |b| {
+    let elf = go_binary();
+    // A 400 kB binary: fewer rounds than the text formats.
+    survive("go build info", &[&elf], 1000, |b| {
         let _ = analyzers::gobin::parse(b);
     });
     let jar = jar(&[

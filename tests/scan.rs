@@ -100,7 +100,7 @@ Description: gone
 
 const SIX_LIST: &str = "/.\n/usr\n/usr/lib\n/usr/lib/python3\n/usr/lib/python3/dist-packages\n/usr/lib/python3/dist-packages/six-1.16.0.egg-info\n/usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO\n/usr/lib/python3/dist-packages/six.py\n";
 
-fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in members {
@@ -128,7 +128,7 @@ fn varstr(s: &str) -> Vec<u8> {
 }
 
 /// An ELF file carrying a Go 1.18+ `.go.buildinfo` section (inline strings).
-fn go_binary() -> Vec<u8> {
+pub(crate) fn go_binary() -> Vec<u8> {
     let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
     elf.resize(300_000, 0x90);
     let mut info = b"\xff Go buildinf:".to_vec();

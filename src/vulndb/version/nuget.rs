@@ -52,40 +52,27 @@ fn parse(v: &str) -> Option<NuGetVersion<'_>> {
     Some(NuGetVersion { release, labels })
 }
 
-fn cmp_label(a: &str, b: &str) -> Ordering {
-    let num = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+/// A SemVer 2 identifier comparison, case-insensitive.
+fn cmp_label(a: &[u8], b: &[u8]) -> Ordering {
+    let num = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     match (num(a), num(b)) {
-        (true, true) => cmp_digits(a.as_bytes(), b.as_bytes()),
+        (true, true) => cmp_digits(a, b),
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
         (false, false) => a
-            .bytes()
-            .map(|c| c.to_ascii_lowercase())
-            .cmp(b.bytes().map(|c| c.to_ascii_lowercase())),
+            .iter()
+            .map(u8::to_ascii_lowercase)
+            .cmp(b.iter().map(u8::to_ascii_lowercase)),
     }
 }
 
 pub fn compare(a: &str, b: &str) -> Option<Ordering> {
     let (a, b) = (parse(a)?, parse(b)?);
-    for (x, y) in a.release.iter().zip(&b.release) {
-        let o = cmp_digits(x.as_bytes(), y.as_bytes());
-        if o != Ordering::Equal {
-            return Some(o);
-        }
-    }
-    Some(match (a.labels.is_empty(), b.labels.is_empty()) {
-        (true, true) => Ordering::Equal,
-        // A release sorts after its pre-releases.
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        (false, false) => a
-            .labels
-            .iter()
-            .zip(&b.labels)
-            .map(|(x, y)| cmp_label(x, y))
-            .find(|o| *o != Ordering::Equal)
-            .unwrap_or_else(|| a.labels.len().cmp(&b.labels.len())),
-    })
+    Some(super::semver::precedence(
+        (&a.release, &a.labels),
+        (&b.release, &b.labels),
+        cmp_label,
+    ))
 }
 
 #[cfg(test)]

@@ -78,27 +78,42 @@ fn cmp_identifier(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
+/// SemVer 2 precedence of (release parts, pre-release identifiers) pairs: parts by
+/// numeric value, then a release after its pre-releases, then identifiers pairwise
+/// with `cmp_id`, then fewer identifiers first. Shared with NuGet, which differs only
+/// in a fourth part and case-insensitive identifiers.
+pub(super) fn precedence<T: AsRef<[u8]>>(
+    (a_core, a_pre): (&[T], &[T]),
+    (b_core, b_pre): (&[T], &[T]),
+    cmp_id: impl Fn(&[u8], &[u8]) -> Ordering,
+) -> Ordering {
+    for (a, b) in a_core.iter().zip(b_core) {
+        match cmp_digits(a.as_ref(), b.as_ref()) {
+            Ordering::Equal => {}
+            o => return o,
+        }
+    }
+    match (a_pre.is_empty(), b_pre.is_empty()) {
+        (true, true) => return Ordering::Equal,
+        (true, false) => return Ordering::Greater,
+        (false, true) => return Ordering::Less,
+        (false, false) => {}
+    }
+    a_pre
+        .iter()
+        .zip(b_pre)
+        .map(|(a, b)| cmp_id(a.as_ref(), b.as_ref()))
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or_else(|| a_pre.len().cmp(&b_pre.len()))
+}
+
 impl Ord for SemVer<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
-        for (a, b) in self.core.iter().zip(other.core.iter()) {
-            match cmp_digits(a, b) {
-                Ordering::Equal => {}
-                o => return o,
-            }
-        }
-        match (self.pre.is_empty(), other.pre.is_empty()) {
-            (true, true) => return Ordering::Equal,
-            (true, false) => return Ordering::Greater,
-            (false, true) => return Ordering::Less,
-            (false, false) => {}
-        }
-        for (a, b) in self.pre.iter().zip(other.pre.iter()) {
-            match cmp_identifier(a, b) {
-                Ordering::Equal => {}
-                o => return o,
-            }
-        }
-        self.pre.len().cmp(&other.pre.len())
+        precedence(
+            (&self.core, &self.pre),
+            (&other.core, &other.pre),
+            cmp_identifier,
+        )
     }
 }
 impl PartialOrd for SemVer<'_> {
