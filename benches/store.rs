@@ -45,6 +45,7 @@ fn verdict(n: u64) -> Verdict {
         reasons: vec![],
         deny_kind: None::<DenyKind>,
         would_deny: false,
+        enforced: true,
         signatures: SignatureReport {
             required: true,
             satisfied: true,

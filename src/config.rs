@@ -75,6 +75,10 @@ pub struct RawServer {
     /// Verdicts of images no longer in containerd are forgotten this long after they
     /// were decided ("0s": never).
     pub verdict_retention: Option<String>,
+    /// A deny that rests on what the registry says (no signature, no trusted signer, a
+    /// signature that failed to verify) is verified again on a pull this long after it
+    /// was decided ("0s": on every pull). Denies from the image's own bytes stay cached.
+    pub recheck_denied_after: Option<String>,
     /// Log format: "text" (default on a terminal) or "json".
     pub log_format: Option<String>,
 }
@@ -194,6 +198,8 @@ pub struct Server {
     pub upstream_busy_poll: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub verdict_retention: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub recheck_denied_after: Duration,
     pub log_format: LogFormat,
 }
 
@@ -458,6 +464,10 @@ fn compile_globs(key: &str, patterns: &[String]) -> Result<GlobSet, ConfigError>
 
 /// How long verdicts of images gone from the node are kept by default.
 pub const DEFAULT_VERDICT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `server.recheck_denied_after`: long enough that the kubelet's quick retries of one
+/// pull share an answer, short enough that an image signed just after its push is
+/// admitted on the next back-off retry (the kubelet backs off 10s, 20s, 40s, …).
+pub const DEFAULT_RECHECK_DENIED_AFTER: Duration = Duration::from_secs(30);
 
 /// Upper bound for `server.upstream_busy_poll`: beyond this, polling only burns CPU.
 const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
@@ -537,6 +547,10 @@ impl TryFrom<RawConfig> for Config {
             verdict_retention: match s.verdict_retention {
                 None => DEFAULT_VERDICT_RETENTION,
                 Some(d) => parse_duration("server.verdict_retention", &d)?,
+            },
+            recheck_denied_after: match s.recheck_denied_after {
+                None => DEFAULT_RECHECK_DENIED_AFTER,
+                Some(d) => parse_duration("server.recheck_denied_after", &d)?,
             },
             log_format,
         };
@@ -868,6 +882,7 @@ denylist = "/etc/pullwarden/denylist.txt"
         assert_eq!(c.server.containerd_namespace, "k8s.io");
         assert_eq!(c.server.upstream_busy_poll, Duration::from_millis(2));
         assert_eq!(c.server.verdict_retention, DEFAULT_VERDICT_RETENTION);
+        assert_eq!(c.server.recheck_denied_after, Duration::from_secs(30));
         let week = Config::parse("[server]\nverdict_retention = \"7d\"").unwrap();
         assert_eq!(
             week.server.verdict_retention,

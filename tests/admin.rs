@@ -328,7 +328,7 @@ fn api_end_to_end() {
 #[test]
 fn metrics_endpoint() {
     let m = Arc::new(admin::Metrics::new());
-    m.record_pull("prod", Decision::Deny, false);
+    m.record_pull("prod", "enforce", Decision::Deny, false);
     m.observe_scan(0.5, 4096);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -360,7 +360,7 @@ fn metrics_endpoint() {
     assert!(body.contains("text/plain; version=0.0.4"), "{body}");
     assert!(
         body.contains(
-            "pullwarden_pulls_total{policy=\"prod\",decision=\"deny\",cached=\"false\"} 1"
+            "pullwarden_pulls_total{policy=\"prod\",mode=\"enforce\",decision=\"deny\",cached=\"false\"} 1"
         )
     );
     assert!(body.contains("pullwarden_scanned_bytes_total 4096"));

@@ -28,7 +28,11 @@ use crate::support::{it_env, unique_repo};
 
 #[derive(Default)]
 struct FakeSignatures {
+    /// Digests signed for whatever repository holds them.
     signed: Mutex<HashSet<String>>,
+    /// `registry/repository@digest`: signed for that repository only (cosign's
+    /// `docker-reference`).
+    signed_for: Mutex<HashSet<String>>,
     registry_down: AtomicBool,
     verifications: AtomicUsize,
 }
@@ -66,7 +70,7 @@ impl SignatureSource for FakeSignatures {
     async fn verify(
         &self,
         _: &Policy,
-        _: &Reference,
+        r: &Reference,
         image: &ResolvedImage,
         _: Option<&k8s_cri::v1::AuthConfig>,
     ) -> Result<SignatureReport, GateError> {
@@ -75,7 +79,11 @@ impl SignatureSource for FakeSignatures {
             .signed
             .lock()
             .unwrap()
-            .contains(&image.digest.to_string());
+            .contains(&image.digest.to_string())
+            || self.signed_for.lock().unwrap().contains(&format!(
+                "{}/{}@{}",
+                r.registry, r.repository, image.digest
+            ));
         let check = SignatureCheck {
             subject: image.digest.to_string(),
             source: if ok {
@@ -160,9 +168,31 @@ struct Harness {
 }
 
 fn config(registry: &str) -> Arc<Config> {
+    config_with(registry, "")
+}
+
+/// [`config`] with a `[server]` section of `server` lines.
+fn config_with(registry: &str, server: &str) -> Arc<Config> {
     Arc::new(
         Config::parse(&format!(
             r#"
+[server]
+{server}
+
+[[policy]]
+name = "failopen"
+images = ["{registry}/it/failopen-*"]
+on_error = "allow"
+[policy.signatures]
+keys = ["/etc/test.pub"]
+
+[[policy]]
+name = "failopen-broken"
+images = ["{registry}/it/brokenkey-*"]
+on_error = "allow"
+[policy.signatures]
+keys = ["/etc/test.pub"]
+
 [[policy]]
 name = "audit"
 images = ["{registry}/it/audit-*"]
@@ -189,14 +219,24 @@ keys = ["/etc/test.pub"]
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_with("").await
+    }
+
+    /// A harness whose config has these `[server]` lines. The `failopen-broken` policy's
+    /// keys "do not load" (its fingerprint fails, as a key file that is not a key does).
+    async fn start_with(server: &str) -> Harness {
         let env = it_env();
         let dir = tempfile::tempdir().unwrap();
         let listen = dir.path().join("cri.sock");
         let sigs = Arc::new(FakeSignatures::default());
         let scanner = Arc::new(FakeScanner::default());
         let verdicts = Arc::new(MemVerdicts::default());
-        let state = PolicyState::new(config(&env.registry), |p| {
-            Ok::<_, String>(format!("fp-{}", p.name))
+        let state = PolicyState::new(config_with(&env.registry, server), |p| {
+            if p.name == "failopen-broken" {
+                Err("key file /etc/test.pub: not a public key".to_string())
+            } else {
+                Ok(format!("fp-{}", p.name))
+            }
         });
         let gate = Arc::new(Gate::new(
             state,
@@ -230,6 +270,16 @@ impl Harness {
 
     fn sign(&self, digest: &str) {
         self.sigs.signed.lock().unwrap().insert(digest.to_string());
+    }
+
+    /// Signs `digest` for the repository of `image` only.
+    fn sign_for(&self, image: &str, digest: &str) {
+        let r: Reference = image.parse().unwrap();
+        self.sigs
+            .signed_for
+            .lock()
+            .unwrap()
+            .insert(format!("{}/{}@{digest}", r.registry, r.repository));
     }
 
     fn evaluations(&self, digest: &str) -> usize {
@@ -533,4 +583,214 @@ async fn registry_down_fails_closed_and_caches_nothing() {
     cri.pull_image(pull_request(&image, "default"))
         .await
         .unwrap();
+}
+
+/// Pushes one image (same bytes, same digest) to a repository of each prefix.
+async fn push_to_each(prefixes: &[&str], salt: &str) -> (Vec<String>, Image) {
+    let env = it_env();
+    let img = Image::with_platform(
+        vec![Layer::from_entries(
+            &[Entry::file("etc/motd", salt.to_string())],
+            Compression::Gzip,
+        )],
+        "amd64",
+        salt,
+    );
+    let mut refs = Vec::new();
+    for prefix in prefixes {
+        let repo = unique_repo(prefix);
+        img.push(&env.registry, &repo, "v1").await;
+        refs.push(format!("{}/{repo}:v1", env.registry));
+    }
+    (refs, img)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_deny_is_verified_again_after_the_recheck_interval() {
+    let h = Harness::start_with("recheck_denied_after = \"1500ms\"").await;
+    let (image, img) = push("signlater", "signlater").await;
+    let mut cri = images(&h.listen).await;
+    let err = cri
+        .pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("SignatureValidationFailed: "), "{}", err.message());
+    // CI signs a moment after the push.
+    h.sign(&img.digest);
+    // The kubelet's quick retry inside the interval: the one stable answer, from the
+    // store, with no registry call.
+    let again = cri
+        .pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.message(), err.message());
+    assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), 1);
+    assert!(!present_in_containerd(&image).await);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // After it: verified again, now signed, pulled and scanned for the first time.
+    cri.pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap();
+    assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), 2);
+    assert_eq!(h.scanner.scans.load(Ordering::SeqCst), 1);
+    assert!(present_in_containerd(&image).await);
+    assert!(crate::support::cri::present(&h.listen, &image).await);
+    assert_eq!(h.evaluations(&img.digest), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_deny_stays_cached_past_the_recheck_interval() {
+    let h = Harness::start_with("recheck_denied_after = \"0s\"").await;
+    let (image, img) = push("scandeny-recheck", "scandeny-recheck").await;
+    h.sign(&img.digest);
+    h.scanner.bad.lock().unwrap().insert(img.digest.clone());
+    let mut cri = images(&h.listen).await;
+    for _ in 0..3 {
+        let err = cri
+            .pull_image(pull_request(&image, "default"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    }
+    // The image's own bytes decided: one verification, one scan, then the store.
+    assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), 1);
+    assert_eq!(h.scanner.scans.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recheck_that_still_fails_denies_and_restarts_the_interval() {
+    let h = Harness::start_with("recheck_denied_after = \"0s\"").await;
+    let (image, _) = push("stillunsigned", "stillunsigned").await;
+    let mut cri = images(&h.listen).await;
+    for n in 1..=3 {
+        let err = cri
+            .pull_image(pull_request(&image, "default"))
+            .await
+            .unwrap_err();
+        assert!(err.message().starts_with("SignatureValidationFailed: "));
+        assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), n);
+    }
+    assert_eq!(h.scanner.scans.load(Ordering::SeqCst), 0, "no layer is read");
+    assert!(!present_in_containerd(&image).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_verdict_holds_only_for_the_repository_it_was_verified_for() {
+    let h = Harness::start().await;
+    let mut cri = images(&h.listen).await;
+    // Order 1: the unsigned repository first. Its deny must not deny the signed one.
+    let (refs, img) = push_to_each(&["bindsigned", "bindcopy"], "bind-order-1").await;
+    let (signed, copy) = (&refs[0], &refs[1]);
+    h.sign_for(signed, &img.digest);
+    let err = cri
+        .pull_image(pull_request(copy, "default"))
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("SignatureValidationFailed: "), "{}", err.message());
+    cri.pull_image(pull_request(signed, "default"))
+        .await
+        .expect("the signed repository is judged on its own");
+    assert!(present_in_containerd(signed).await);
+
+    // Order 2: the signed repository first. Its allow must not admit the copy.
+    let (refs, img) = push_to_each(&["bindsigned", "bindcopy"], "bind-order-2").await;
+    let (signed, copy) = (&refs[0], &refs[1]);
+    h.sign_for(signed, &img.digest);
+    cri.pull_image(pull_request(signed, "default"))
+        .await
+        .unwrap();
+    let err = cri
+        .pull_image(pull_request(copy, "default"))
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("SignatureValidationFailed: "), "{}", err.message());
+    assert!(!present_in_containerd(copy).await);
+    assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), 4);
+    // The copy's name given to containerd by hand (as `ctr tag` would) is still absent
+    // through the proxy: the allow belongs to the signed repository.
+    let mut direct = images(&it_env().containerd_sock).await;
+    direct
+        .pull_image(pull_request(copy, "default"))
+        .await
+        .unwrap();
+    assert!(!crate::support::cri::present(&h.listen, copy).await);
+    assert!(crate::support::cri::present(&h.listen, signed).await);
+    // By image id, the image is present: one of its names is allowed.
+    let id = direct
+        .image_status(ImageStatusRequest {
+            image: spec(copy),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .image
+        .unwrap()
+        .id;
+    assert!(crate::support::cri::present(&h.listen, &id).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_error_allow_lets_an_outage_through_and_nothing_else() {
+    let h = Harness::start().await;
+    let mut cri = images(&h.listen).await;
+    // An outage (the registry unreachable for the verifier): fail open, as configured.
+    let (image, _) = push("failopen-outage", "failopen-outage").await;
+    h.sigs.registry_down.store(true, Ordering::SeqCst);
+    cri.pull_image(pull_request(&image, "default"))
+        .await
+        .expect("an outage fails open under on_error = allow");
+    h.sigs.registry_down.store(false, Ordering::SeqCst);
+    assert!(h.verdicts.map.lock().unwrap().is_empty(), "nothing cached");
+    // Our own broken configuration is never an outage: denied, nothing pulled.
+    let (image, _) = push("brokenkey", "brokenkey").await;
+    let err = cri
+        .pull_image(pull_request(&image, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{}", err.message());
+    assert!(err.message().contains("not a public key"), "{}", err.message());
+    assert!(!present_in_containerd(&image).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_and_a_digest_pulled_together_both_end_up_in_containerd() {
+    let h = Harness::start().await;
+    let mut shared = 0;
+    for round in 0..3 {
+        let (image, img) = push("tagdigest", &format!("tagdigest-{round}")).await;
+        h.sign(&img.digest);
+        let by_digest = format!("{}@{}", image.rsplit_once(':').unwrap().0, img.digest);
+        let mut names = Vec::new();
+        for i in 0..4 {
+            names.push(if i % 2 == 0 { image.clone() } else { by_digest.clone() });
+        }
+        let calls = names.iter().map(|name| {
+            let listen = h.listen.clone();
+            let name = name.clone();
+            async move {
+                images(&listen)
+                    .await
+                    .pull_image(pull_request(&name, "default"))
+                    .await
+            }
+        });
+        for r in futures::future::join_all(calls).await {
+            r.expect("every caller of an allowed image is answered OK");
+        }
+        for name in [&image, &by_digest] {
+            assert!(present_in_containerd(name).await, "{name} missing from containerd");
+            assert!(crate::support::cri::present(&h.listen, name).await, "{name} absent through the proxy");
+        }
+        assert_eq!(h.evaluations(&img.digest), 1);
+        shared += h
+            .verdicts
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.digest == img.digest && e.how == "shared")
+            .count();
+    }
+    assert!(shared > 0, "no pull joined an evaluation: the race was not exercised");
 }

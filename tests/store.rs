@@ -39,6 +39,7 @@ pub fn sample_verdict(digest: &str, reference: &str, decision: Decision) -> Verd
             Decision::Deny => Some(DenyKind::Signature),
         },
         would_deny: false,
+        enforced: true,
         signatures: SignatureReport {
             required: true,
             satisfied: decision == Decision::Allow,

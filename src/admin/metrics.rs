@@ -107,7 +107,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// (policy, decision, cached) → pulls.
-    pulls: Mutex<BTreeMap<(String, &'static str, bool), u64>>,
+    pulls: Mutex<BTreeMap<(String, &'static str, &'static str, bool), u64>>,
     cache_hits: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     verify: Mutex<Histogram>,
@@ -138,15 +138,21 @@ impl Metrics {
         Metrics::default()
     }
 
-    /// One pull answered under `policy` (`cached`: answered from the verdict store).
-    pub fn record_pull(&self, policy: &str, decision: Decision, cached: bool) {
+    /// One pull answered under `policy` in `mode` (`enforce`: the decision took effect;
+    /// `audit`: a deny was let through), `cached`: answered from the verdict store.
+    pub fn record_pull(&self, policy: &str, mode: &str, decision: Decision, cached: bool) {
         let decision = match decision {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
         };
+        let mode = match mode {
+            "enforce" => "enforce",
+            "audit" => "audit",
+            _ => "off",
+        };
         if let Ok(mut m) = self.pulls.lock() {
-            let key = capped_key(&m, (policy.to_string(), decision, cached), || {
-                ("_other".to_string(), decision, cached)
+            let key = capped_key(&m, (policy.to_string(), mode, decision, cached), || {
+                ("_other".to_string(), mode, decision, cached)
             });
             *m.entry(key).or_default() += 1;
         }
@@ -204,13 +210,13 @@ impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP pullwarden_pulls_total Image pulls decided, by policy, decision and whether the verdict came from the store.\n");
+        out.push_str("# HELP pullwarden_pulls_total Image pulls decided, by policy, mode (an audit-mode deny was let through), decision and whether the verdict came from the store.\n");
         out.push_str("# TYPE pullwarden_pulls_total counter\n");
         if let Ok(m) = self.pulls.lock() {
-            for ((policy, decision, cached), n) in m.iter() {
+            for ((policy, mode, decision, cached), n) in m.iter() {
                 let _ = writeln!(
                     out,
-                    "pullwarden_pulls_total{{policy=\"{}\",decision=\"{decision}\",cached=\"{cached}\"}} {n}",
+                    "pullwarden_pulls_total{{policy=\"{}\",mode=\"{mode}\",decision=\"{decision}\",cached=\"{cached}\"}} {n}",
                     escape(policy)
                 );
             }
@@ -354,10 +360,11 @@ mod tests {
     #[test]
     fn exposition() {
         let m = Metrics::new();
-        m.record_pull("prod", Decision::Allow, true);
-        m.record_pull("prod", Decision::Allow, true);
-        m.record_pull("prod", Decision::Deny, false);
-        m.record_pull("we\"ird", Decision::Deny, false);
+        m.record_pull("prod", "enforce", Decision::Allow, true);
+        m.record_pull("prod", "enforce", Decision::Allow, true);
+        m.record_pull("prod", "enforce", Decision::Deny, false);
+        m.record_pull("we\"ird", "enforce", Decision::Deny, false);
+        m.record_pull("prod", "audit", Decision::Deny, false);
         m.record_error("registry");
         m.observe_verify(0.02);
         m.observe_verify(3.0);
@@ -374,9 +381,10 @@ mod tests {
         m.record_call(status, None, Duration::from_micros(50));
         let t = m.render();
         for line in [
-            "pullwarden_pulls_total{policy=\"prod\",decision=\"allow\",cached=\"true\"} 2",
-            "pullwarden_pulls_total{policy=\"prod\",decision=\"deny\",cached=\"false\"} 1",
-            "pullwarden_pulls_total{policy=\"we\\\"ird\",decision=\"deny\",cached=\"false\"} 1",
+            "pullwarden_pulls_total{policy=\"prod\",mode=\"enforce\",decision=\"allow\",cached=\"true\"} 2",
+            "pullwarden_pulls_total{policy=\"prod\",mode=\"enforce\",decision=\"deny\",cached=\"false\"} 1",
+            "pullwarden_pulls_total{policy=\"prod\",mode=\"audit\",decision=\"deny\",cached=\"false\"} 1",
+            "pullwarden_pulls_total{policy=\"we\\\"ird\",mode=\"enforce\",decision=\"deny\",cached=\"false\"} 1",
             "pullwarden_verdict_cache_hits_total 2",
             "pullwarden_errors_total{kind=\"registry\"} 1",
             "pullwarden_verify_duration_seconds_bucket{le=\"0.01\"} 0",

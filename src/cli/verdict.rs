@@ -63,11 +63,16 @@ pub(crate) fn decision_word(v: &Verdict) -> String {
         .deny_kind
         .and_then(|k| serde_json::to_value(k).ok())
         .and_then(|k| k.as_str().map(str::to_string));
-    match (v.decision, v.would_deny, kind) {
-        (Decision::Allow, false, _) => "ALLOW".into(),
-        (Decision::Allow, true, _) => "ALLOW (audit mode: enforce would deny)".into(),
-        (Decision::Deny, _, Some(k)) => format!("DENY ({k})"),
-        (Decision::Deny, _, None) => "DENY".into(),
+    match (v.decision, v.enforced, kind) {
+        (Decision::Allow, _, _) => "ALLOW".into(),
+        (Decision::Deny, true, Some(k)) => format!("DENY ({k})"),
+        (Decision::Deny, true, None) => "DENY".into(),
+        (Decision::Deny, false, Some(k)) => {
+            format!("DENY (audit: allowed; {k}) — audit mode let the image through")
+        }
+        (Decision::Deny, false, None) => {
+            "DENY (audit: allowed) — audit mode let the image through".into()
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! `pullwarden verdicts [--decision allow|deny] [--json]`: the latest verdict of every
-//! image this node has decided, newest first.
+//! `pullwarden verdicts [--decision allow|deny] [--enforced[=true|false]] [--json]`: the
+//! latest verdict of every image this node has decided, newest first.
 
 use anyhow::Context as _;
 
@@ -17,6 +17,12 @@ pub struct VerdictsArgs {
     /// Only verdicts with this decision.
     #[arg(long, value_enum)]
     pub decision: Option<DecisionFilter>,
+    /// Only verdicts that took effect (`--enforced`, `--enforced=true`: enforce mode) or
+    /// only audit-mode ones (`--enforced=false`). `--decision deny --enforced` lists the
+    /// images actually refused; `--decision deny --enforced=false` the ones audit let
+    /// through.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub enforced: Option<bool>,
     /// Print a JSON array of verdicts.
     #[arg(long)]
     pub json: bool,
@@ -30,7 +36,10 @@ pub fn run(args: &VerdictsArgs) -> anyhow::Result<i32> {
         DecisionFilter::Allow => Decision::Allow,
         DecisionFilter::Deny => Decision::Deny,
     });
-    let list = super::runtime()?.block_on(client.verdicts(decision))?;
+    let mut list = super::runtime()?.block_on(client.verdicts(decision))?;
+    if let Some(enforced) = args.enforced {
+        list.retain(|v| v.enforced == enforced);
+    }
     if args.json {
         println!(
             "{}",
@@ -45,10 +54,10 @@ pub fn run(args: &VerdictsArgs) -> anyhow::Result<i32> {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|v| {
-            let decision = match (v.decision, v.would_deny) {
-                (Decision::Allow, false) => "allow",
-                (Decision::Allow, true) => "allow*",
-                (Decision::Deny, _) => "deny",
+            let decision = match (v.decision, v.enforced) {
+                (Decision::Allow, _) => "allow",
+                (Decision::Deny, true) => "deny",
+                (Decision::Deny, false) => "deny (audit: allowed)",
             };
             vec![
                 decision.to_string(),
@@ -74,11 +83,10 @@ pub fn run(args: &VerdictsArgs) -> anyhow::Result<i32> {
             &rows
         )
     );
-    if list
-        .iter()
-        .any(|v| v.would_deny && v.decision == Decision::Allow)
-    {
-        println!("(* allowed in audit mode; enforce would deny — see `pullwarden explain`)");
+    if list.iter().any(|v| v.audit_allowed()) {
+        println!(
+            "(audit: allowed = the policy is in audit mode: the image was let through; enforce would deny — see `pullwarden explain`)"
+        );
     }
     Ok(0)
 }

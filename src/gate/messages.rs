@@ -50,6 +50,10 @@ pub fn infrastructure(requested: &str, e: &GateError) -> (tonic::Code, String) {
             tonic::Code::Unknown,
             format!("RegistryUnavailable: pullwarden: {what}registry unavailable: {m}"),
         ),
+        GateError::RegistryContent(m) => (
+            tonic::Code::Unknown,
+            format!("RegistryUnavailable: pullwarden: {what}registry answered unusably: {m}"),
+        ),
         GateError::Containerd(_)
         | GateError::Store(_)
         | GateError::Scan(_)

@@ -31,9 +31,16 @@ pub use seams::{
 /// Failures of the parts around the decision. None of them is ever cached as allow.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GateError {
-    /// The registry could not be reached or answered unusably (→ `RegistryUnavailable:`).
+    /// The registry could not be reached, timed out or failed with a 5xx: an outage, the
+    /// one registry failure `on_error = "allow"` lets through (→ `RegistryUnavailable:`).
     #[error("{0}")]
     Registry(String),
+    /// The registry answered, but with what cannot be used: a missing or malformed
+    /// manifest, an index without this node's platform, content that does not match its
+    /// digest, a refusal (→ `RegistryUnavailable:`). What an image or its registry serves
+    /// is never an outage: it never fails open.
+    #[error("{0}")]
+    RegistryContent(String),
     /// containerd failed (→ `UNAVAILABLE`).
     #[error("containerd: {0}")]
     Containerd(String),
@@ -48,6 +55,23 @@ pub enum GateError {
     Policy(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl GateError {
+    /// Whether this is an outage that `on_error = "allow"` may let through: the registry
+    /// unreachable, timing out or failing with a 5xx, or containerd down. What the image
+    /// or its registry serves, our own broken configuration, the store and the scan never
+    /// are (no `_` arm: a new variant needs a decision).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            GateError::Registry(_) | GateError::Containerd(_) => true,
+            GateError::RegistryContent(_)
+            | GateError::Store(_)
+            | GateError::Scan(_)
+            | GateError::Policy(_)
+            | GateError::Internal(_) => false,
+        }
+    }
 }
 
 /// The policies in force with their fingerprints; replaced whole on reload.
@@ -135,7 +159,11 @@ struct PullCtx {
     requested: String,
     auth: Option<k8s_cri::v1::AuthConfig>,
     policy: Policy,
+    /// The policy fingerprint as verdict keys carry it: scoped to the repository when
+    /// the policy requires signatures (see [`verdict_scope`]).
     fingerprint: String,
+    /// `server.recheck_denied_after` of the config this pull runs under.
+    recheck_denied_after: std::time::Duration,
     call: Arc<InterceptedCall>,
     upstream: Arc<Upstream>,
 }
@@ -215,13 +243,16 @@ impl Gate {
             Some(p) if p.mode != Mode::Off => p.clone(),
             _ => return cri::forward(&upstream, call.into_request()).await,
         };
-        let fingerprint = state.fingerprint(&policy.name).map(str::to_string);
+        let fingerprint = state
+            .fingerprint(&policy.name)
+            .map(|fp| verdict_scope(&policy, fp, &reference));
         let ctx = Arc::new(PullCtx {
             reference,
             requested,
             auth: req.auth,
             policy,
             fingerprint: fingerprint.clone().unwrap_or_default(),
+            recheck_denied_after: state.config.server.recheck_denied_after,
             call: Arc::new(call),
             upstream,
         });
@@ -267,6 +298,7 @@ impl Gate {
             .resolve(&ctx.reference, ctx.auth.as_ref())
             .await?;
         let key = key_for(&resolved.digest);
+        let resolved_digest = resolved.digest.clone();
         if let Some(v) = self.lookup(&key).await?
             && let Some(o) = self.answer_from_verdict(&ctx, &v, &resolved.digest).await?
         {
@@ -283,34 +315,42 @@ impl Gate {
                 |panic| Err(GateError::Internal(panic)),
             )
             .await;
-        if role == flight::Role::Joined {
-            tracing::debug!(image = %ctx.requested, "joined an evaluation in flight");
-            match &result {
-                Ok(Outcome::Forward(_)) => {
-                    self.metrics
-                        .record_pull(&ctx.policy.name, Decision::Allow, true)
-                }
-                Ok(Outcome::Refuse(..)) => {
-                    self.metrics
-                        .record_pull(&ctx.policy.name, Decision::Deny, true)
-                }
-                Err(_) => {}
-            }
-            self.verdicts.record(&DecisionEvent {
-                at: evaluate::rfc3339((self.clock)()),
-                reference: ctx.reference.to_string(),
-                digest: String::new(),
-                policy: ctx.policy.name.clone(),
-                mode: evaluate::mode_name(ctx.policy.mode).into(),
-                decision: match &result {
-                    Ok(Outcome::Forward(_)) => "allow".into(),
-                    Ok(Outcome::Refuse(..)) => "deny".into(),
-                    Err(_) => "error".into(),
-                },
-                how: "shared".into(),
-                reasons: Vec::new(),
-            });
+        if role != flight::Role::Joined {
+            return result;
         }
+        tracing::debug!(image = %ctx.requested, "joined an evaluation in flight");
+        // The evaluation pulled the leader's name; this caller may have asked for the
+        // same image by another (a tag and a digest at once): that name must be in
+        // containerd too, bound to the digest that was judged.
+        let result = match result {
+            Ok(Outcome::Forward(resp)) if resp.code() == tonic::Code::Ok => {
+                self.bind_joined_name(&ctx, &resolved_digest, resp).await
+            }
+            other => other,
+        };
+        let mode = evaluate::mode_name(ctx.policy.mode);
+        let decision = match &result {
+            Ok(Outcome::Forward(_)) => Some(Decision::Allow),
+            Ok(Outcome::Refuse(..)) => Some(Decision::Deny),
+            Err(_) => None,
+        };
+        if let Some(d) = decision {
+            self.metrics.record_pull(&ctx.policy.name, mode, d, true);
+        }
+        self.verdicts.record(&DecisionEvent {
+            at: evaluate::rfc3339((self.clock)()),
+            reference: ctx.reference.to_string(),
+            digest: resolved_digest.to_string(),
+            policy: ctx.policy.name.clone(),
+            mode: mode.into(),
+            decision: match decision {
+                Some(Decision::Allow) => "allow".into(),
+                Some(Decision::Deny) => "deny".into(),
+                None => "error".into(),
+            },
+            how: "shared".into(),
+            reasons: Vec::new(),
+        });
         result
     }
 
@@ -323,6 +363,11 @@ impl Gate {
         v: &Verdict,
         digest: &crate::digest::Digest,
     ) -> Result<Option<Outcome>, GateError> {
+        if self.recheck_due(ctx, v) {
+            tracing::info!(image = %ctx.requested, digest = %digest, decided_at = %v.decided_at,
+                "a signature deny is older than server.recheck_denied_after: verifying again");
+            return Ok(None);
+        }
         if v.decision == Decision::Deny && ctx.policy.mode == Mode::Enforce {
             self.remove_if_present(ctx).await?;
             let (code, msg) = messages::deny(&ctx.requested, v);
@@ -335,6 +380,59 @@ impl Gate {
         match self.images.target(&ctx.reference.to_string()).await? {
             Some(t) if &t.digest == digest => Ok(Some(Outcome::Forward(resp))),
             _ => Ok(None),
+        }
+    }
+
+    /// Whether a stored verdict is a deny that rests on what the registry says (no
+    /// signature, no trusted signer, a signature that failed to verify: CI pipelines sign
+    /// after the push, a registry recovers) and is older than
+    /// `server.recheck_denied_after`. Such a verdict is re-evaluated, which reads
+    /// signatures only until they pass; denies from the image's own bytes stay cached.
+    fn recheck_due(&self, ctx: &PullCtx, v: &Verdict) -> bool {
+        if v.decision != Decision::Deny || v.deny_kind != Some(crate::policy::DenyKind::Signature)
+        {
+            return false;
+        }
+        let decided = OffsetDateTime::parse(
+            &v.decided_at,
+            &time::format_description::well_known::Rfc3339,
+        );
+        match decided {
+            Ok(at) => (self.clock)() - at >= ctx.recheck_denied_after,
+            // A timestamp we cannot read cannot show the verdict is fresh.
+            Err(_) => true,
+        }
+    }
+
+    /// A joined caller's own name, after the evaluation it shared allowed the image:
+    /// already bound to the judged digest in containerd, or pulled now (the content is
+    /// there, so containerd only records the name) and bound by digest like any pull.
+    async fn bind_joined_name(
+        &self,
+        ctx: &PullCtx,
+        judged: &crate::digest::Digest,
+        shared: BufferedResponse,
+    ) -> Result<Outcome, GateError> {
+        let name = ctx.reference.to_string();
+        if let Some(t) = self.images.target(&name).await?
+            && &t.digest == judged
+        {
+            return Ok(Outcome::Forward(shared));
+        }
+        let resp = self.forward_buffered(ctx).await?;
+        if resp.code() != tonic::Code::Ok {
+            return Ok(Outcome::Forward(resp));
+        }
+        match self.images.target(&name).await? {
+            Some(t) if &t.digest == judged => Ok(Outcome::Forward(resp)),
+            stored => {
+                if ctx.policy.mode == Mode::Enforce {
+                    self.remove(ctx).await?;
+                }
+                let stored = stored.map(|t| t.digest).unwrap_or_else(|| judged.clone());
+                let (code, msg) = messages::moved(&ctx.requested, judged, &stored);
+                Ok(Outcome::Refuse(code, msg))
+            }
         }
     }
 
@@ -475,7 +573,7 @@ impl Gate {
     /// policy the unjudged image must not stay behind.
     async fn after_pull_failure(&self, ctx: &PullCtx, e: GateError) -> GateError {
         if ctx.policy.mode == Mode::Enforce
-            && ctx.policy.on_error == OnError::Deny
+            && !fails_open(&ctx.policy, &e)
             && let Err(re) = self.remove(ctx).await
         {
             tracing::error!(image = %ctx.requested, error = %re, "could not remove an unjudged image");
@@ -485,7 +583,7 @@ impl Gate {
 
     async fn error_outcome(&self, ctx: &PullCtx, e: GateError) -> Outcome {
         self.metrics.record_error(match &e {
-            GateError::Registry(_) => "registry",
+            GateError::Registry(_) | GateError::RegistryContent(_) => "registry",
             GateError::Containerd(_) => "containerd",
             GateError::Store(_) => "store",
             GateError::Scan(_) => "scan",
@@ -510,8 +608,8 @@ impl Gate {
             how: "error".into(),
             reasons: vec![e.to_string()],
         });
-        if ctx.policy.on_error == OnError::Allow || ctx.policy.mode == Mode::Audit {
-            // Fail open, as configured. Nothing is cached.
+        if fails_open(&ctx.policy, &e) {
+            // Fail open, as configured, for an outage only. Nothing is cached.
             return match self.forward_buffered(ctx).await {
                 Ok(r) => Outcome::Forward(r),
                 Err(e2) => {
@@ -589,7 +687,7 @@ impl Gate {
             Decision::Deny => "deny",
         };
         self.metrics
-            .record_pull(&v.policy, v.decision, how != "evaluated");
+            .record_pull(&v.policy, &v.mode, v.decision, how != "evaluated");
         if v.decision == Decision::Allow
             && let Ok(d) = v.digest.parse()
         {
@@ -603,6 +701,7 @@ impl Gate {
             policy = %v.policy,
             mode = %v.mode,
             decision,
+            enforced = v.enforced,
             how,
             reasons = ?v.reasons,
             "pull decision"
@@ -674,35 +773,29 @@ impl Gate {
     }
 
     /// Whether an image containerd has may be reported present: no enforcing policy
-    /// covers it, or a current verdict admits it (allow, or a deny under audit).
+    /// covers it, or a current verdict admits it (allow, or a deny under audit). Asked by
+    /// image id, the image is present when any of its names is admitted.
     async fn admitted(&self, requested: &str, image: &k8s_cri::v1::Image) -> bool {
         let state = self.policies();
         if state.config.policies.is_empty() {
             return true;
         }
-        let reference = if is_image_id(requested) {
+        let asked = if is_image_id(requested) {
             None
         } else {
             requested.parse::<Reference>().ok()
-        }
-        .or_else(|| {
-            image
+        };
+        let names: Vec<Reference> = match asked {
+            Some(r) => vec![r],
+            None => image
                 .repo_tags
                 .iter()
-                .find_map(|t| t.parse::<Reference>().ok())
-        });
-        let Some(reference) = reference else {
-            // No name at all: no policy can match it.
-            return true;
+                .chain(image.repo_digests.iter())
+                .filter_map(|t| t.parse::<Reference>().ok())
+                .collect(),
         };
-        let name = reference.to_string();
-        let matching: Vec<&Policy> = state
-            .config
-            .policies
-            .iter()
-            .filter(|p| p.matches_image(&name))
-            .collect();
-        if matching.iter().all(|p| p.mode == Mode::Off) {
+        if names.is_empty() {
+            // No name at all: no policy can match it.
             return true;
         }
         // containerd's own answer names the image's digests (repo_digests): an allowed
@@ -713,25 +806,54 @@ impl Gate {
             .iter()
             .filter_map(|d| d.split_once('@').map(|(_, d)| d.to_string()))
             .collect();
+        digests.sort();
         digests.dedup();
-        if self.any_admits(&state, &matching, &digests).await {
+        for reference in &names {
+            if self.name_admitted(&state, reference, &digests).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn name_admitted(
+        &self,
+        state: &PolicyState,
+        reference: &Reference,
+        digests: &[String],
+    ) -> bool {
+        let name = reference.to_string();
+        let matching: Vec<&Policy> = state
+            .config
+            .policies
+            .iter()
+            .filter(|p| p.matches_image(&name))
+            .collect();
+        if matching.iter().all(|p| p.mode == Mode::Off) {
+            return true;
+        }
+        if self.any_admits(state, &matching, reference, digests).await {
             return true;
         }
         if let Ok(Some(t)) = self.images.target(&name).await {
             let target = t.digest.to_string();
             if !digests.contains(&target) {
-                return self.any_admits(&state, &matching, &[target]).await;
+                return self
+                    .any_admits(state, &matching, reference, &[target])
+                    .await;
             }
         }
         false
     }
 
     /// Whether a current verdict for one of `digests` under one of the (not off)
-    /// `matching` policies admits the image: an allow, or any verdict under audit.
+    /// `matching` policies, for `reference`'s repository where the verdict rests on
+    /// signatures, admits the image: an allow, or any verdict under audit.
     async fn any_admits(
         &self,
         state: &PolicyState,
         matching: &[&Policy],
+        reference: &Reference,
         digests: &[String],
     ) -> bool {
         let db_version = self.scanner.db_version();
@@ -739,10 +861,11 @@ impl Gate {
             let Ok(fp) = state.fingerprint(&p.name) else {
                 continue;
             };
+            let scope = verdict_scope(p, fp, reference);
             for d in digests {
                 let key = VerdictKey {
                     digest: d.clone(),
-                    policy_fingerprint: fp.to_string(),
+                    policy_fingerprint: scope.clone(),
                     db_version: db_version.clone(),
                 };
                 if let Ok(Some(v)) = self.lookup(&key).await
@@ -766,6 +889,29 @@ enum PostPull {
     Failed(GateError),
 }
 use PostPull::{Failed, Moved};
+
+/// Whether a failed evaluation lets the pull through: always under `audit` (which never
+/// blocks), and under `on_error = "allow"` for outages only ([`GateError::is_outage`]).
+fn fails_open(policy: &Policy, e: &GateError) -> bool {
+    policy.mode == Mode::Audit || (policy.on_error == OnError::Allow && e.is_outage())
+}
+
+/// The policy part of a verdict key. A signature binds a repository (cosign's
+/// `docker-reference`), not only a digest: a verdict that rests on signatures holds only
+/// for the repository it was verified for, so the same digest pushed to a second
+/// repository is judged there on its own (never allowed, never denied, from the other's
+/// verdict). Without a signature requirement the verdict rests on the bytes alone and is
+/// shared by every name of the digest.
+pub fn verdict_scope(policy: &Policy, fingerprint: &str, reference: &Reference) -> String {
+    if policy.signatures.is_some() {
+        format!(
+            "{fingerprint}@{}/{}",
+            reference.registry, reference.repository
+        )
+    } else {
+        fingerprint.to_string()
+    }
+}
 
 /// Sends a request upstream and buffers the whole answer.
 async fn buffered(

@@ -104,9 +104,10 @@ fn creds(auth: Option<&k8s_cri::v1::AuthConfig>) -> Credentials {
 /// The one mapping from verification failures that are not verdicts to gate errors.
 fn verify_error(e: VerifyError) -> GateError {
     match e {
-        VerifyError::Registry(r) => GateError::Registry(r.to_string()),
+        VerifyError::Registry(r) if r.is_outage() => GateError::Registry(r.to_string()),
+        VerifyError::Registry(r) => GateError::RegistryContent(r.to_string()),
         VerifyError::NoPlatform { .. } | VerifyError::BadIndex { .. } => {
-            GateError::Registry(e.to_string())
+            GateError::RegistryContent(e.to_string())
         }
         VerifyError::Key { .. } | VerifyError::TrustRoot { .. } => GateError::Policy(e.to_string()),
     }

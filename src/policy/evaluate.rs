@@ -78,6 +78,7 @@ pub fn evaluate(
         reasons,
         deny_kind,
         would_deny: decision == Decision::Deny && policy.mode == Mode::Audit,
+        enforced: policy.mode == Mode::Enforce,
         signatures,
         findings,
         warnings,

@@ -52,6 +52,11 @@ pub struct Verdict {
     /// True when `enforce` would have denied but the mode is `audit`.
     #[serde(default)]
     pub would_deny: bool,
+    /// Whether the decision took effect on the pull: true under `enforce`, false under
+    /// `audit` (an audit-mode deny let the image through). Derived from `mode`; verdicts
+    /// stored before this field existed get it from there on read.
+    #[serde(default)]
+    pub enforced: bool,
     pub signatures: SignatureReport,
     pub findings: Findings,
     /// Findings the policy reported but did not deny for (warn, allow-listed, expired exceptions).
@@ -64,4 +69,18 @@ pub struct Verdict {
     pub decided_at: String,
     pub policy_fingerprint: String,
     pub db_version: String,
+}
+
+impl Verdict {
+    /// Derived fields filled in from the stored ones (a verdict read back from the store
+    /// or another version of pullwarden).
+    pub fn normalize(mut self) -> Verdict {
+        self.enforced = self.mode == "enforce";
+        self
+    }
+
+    /// An audit-mode deny: recorded, but the image was let through.
+    pub fn audit_allowed(&self) -> bool {
+        self.decision == Decision::Deny && !self.enforced
+    }
 }

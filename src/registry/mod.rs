@@ -105,6 +105,27 @@ impl RegistryError {
         }
     }
 
+    /// An outage, the only registry failure `on_error = "allow"` may let through: the
+    /// registry unreachable, timing out, or failing with a 5xx or 429 (`ServerError`).
+    /// Refusals (401/403), missing or malformed content and token failures are not.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { .. }
+            | RegistryError::Timeout { .. }
+            | RegistryError::ServerError { .. } => true,
+            RegistryError::Client(_)
+            | RegistryError::UnexpectedStatus { .. }
+            | RegistryError::Unauthorized { .. }
+            | RegistryError::Forbidden { .. }
+            | RegistryError::Token { .. }
+            | RegistryError::AuthFile { .. }
+            | RegistryError::NotFound { .. }
+            | RegistryError::TooLarge { .. }
+            | RegistryError::Malformed { .. }
+            | RegistryError::DigestMismatch { .. } => false,
+        }
+    }
+
     /// True for content a hostile or broken registry served (not a network fault).
     pub fn is_bad_content(&self) -> bool {
         matches!(

@@ -529,7 +529,7 @@ impl VerdictStore {
 
 fn decode_verdict(key: &str, bytes: &[u8]) -> Option<Verdict> {
     match serde_json::from_slice::<Verdict>(bytes) {
-        Ok(v) => Some(v),
+        Ok(v) => Some(v.normalize()),
         Err(e) => {
             tracing::error!(key = %key.replace('\n', " "), error = %e,
                 "stored verdict does not decode; ignoring it (the image will be re-evaluated)");

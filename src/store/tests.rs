@@ -29,6 +29,7 @@ pub(crate) fn verdict(
             Decision::Deny => Some(DenyKind::Signature),
         },
         would_deny: false,
+        enforced: true,
         signatures: SignatureReport::default(),
         findings: Findings::default(),
         warnings: vec![],
