@@ -160,6 +160,67 @@ secrets = "deny"
     }
 }
 
+/// Text without ANSI escape sequences (colours of a text log).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Restarts the node's daemon with these lines added to its `[server]` section.
+fn with_server_lines(node: &mut Node, lines: &str) {
+    let text = std::fs::read_to_string(&node.daemon.config)
+        .unwrap()
+        .replacen("[server]\n", &format!("[server]\n{lines}\n"), 1);
+    std::fs::write(&node.daemon.config, text).unwrap();
+    node.daemon.stop();
+    node.daemon.spawn();
+}
+
+/// Copies the cosign `.sig` tag of `digest` from one repository to another, as a mirror
+/// copying an image with its signatures does.
+async fn copy_signature(registry: &str, from: &str, to: &str, digest: &str) {
+    let tag = format!("{}.sig", digest.replace(':', "-"));
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("http://{registry}/v2/{from}/manifests/{tag}"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "no signature on {from}");
+    let media = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let manifest = resp.bytes().await.unwrap();
+    let m: Value = serde_json::from_slice(&manifest).unwrap();
+    let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_string());
+    }
+    for b in blobs {
+        let bytes = http
+            .get(format!("http://{registry}/v2/{from}/blobs/{b}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        crate::support::image::push_blob(registry, to, &bytes).await;
+    }
+    crate::support::image::push_manifest(registry, to, &tag, &media, &manifest).await;
+}
+
 async fn push(prefix: &str, img: &Image) -> String {
     let env = it_env();
     let repo = unique_repo(prefix);
@@ -299,6 +360,32 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
         ),
         (Some("deny"), Some("audit"), Some("audit-only"))
     );
+    // Audit reads as audit: the deny is recorded, and it was not enforced.
+    assert_eq!(v["enforced"], false, "{v}");
+    assert_eq!(node.json(&["verdict", "--json", &app_ref])["enforced"], true);
+    assert_eq!(node.json(&["verdict", "--json", &unsigned_ref])["enforced"], true);
+    let table = String::from_utf8(node.cli(&["verdicts"]).stdout).unwrap();
+    let row = |d: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(d))
+            .unwrap_or_else(|| panic!("{d} not in:\n{table}"))
+            .to_string()
+    };
+    assert!(row(&audited.digest).starts_with("deny (audit: allowed)"), "{table}");
+    assert!(row(&unsigned.digest).starts_with("deny "), "{table}");
+    assert!(!row(&unsigned.digest).contains("audit: allowed"), "{table}");
+    let summary = String::from_utf8(node.cli(&["verdict", &audit_ref]).stdout).unwrap();
+    assert!(summary.contains("DENY (audit: allowed; signature)"), "{summary}");
+    let line = strip_ansi(&node.daemon.log())
+        .lines()
+        .find(|l| l.contains("pull decision") && l.contains(&audit_ref))
+        .map(str::to_string)
+        .expect("an audit log line for the audited pull");
+    assert!(
+        line.contains("enforced=false") || line.contains("\"enforced\":false"),
+        "{line}"
+    );
 
     // The listing, filtered.
     let denies = node.json(&["verdicts", "--decision", "deny", "--json"]);
@@ -315,6 +402,19 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
         );
     }
     assert!(!digests.contains(&app.digest.as_str()));
+    let digests_of = |args: &[&str]| -> Vec<String> {
+        node.json(args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["digest"].as_str().map(str::to_string))
+            .collect()
+    };
+    let enforced = digests_of(&["verdicts", "--decision", "deny", "--enforced", "--json"]);
+    assert!(enforced.contains(&unsigned.digest) && enforced.contains(&leaky.digest));
+    assert!(!enforced.contains(&audited.digest), "{enforced:?}");
+    let let_through = digests_of(&["verdicts", "--decision", "deny", "--enforced=false", "--json"]);
+    assert_eq!(let_through, vec![audited.digest.clone()]);
     // Unknown image: a clear error, exit 1.
     let out = node.cli(&[
         "verdict",
@@ -349,6 +449,10 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
         .await
         .unwrap();
     assert!(body.contains("policy=\"e2e\""), "{body}");
+    assert!(
+        body.contains("pullwarden_pulls_total{policy=\"audit-only\",mode=\"audit\",decision=\"deny\",cached=\"false\"} 1"),
+        "{body}"
+    );
     assert!(body.contains("decision=\"deny\""), "{body}");
     // And every CRI call through the proxy, by method and status: the allowed pull
     // ended OK, the unsigned one Unknown (SignatureValidationFailed), the secret one
@@ -604,4 +708,161 @@ async fn the_pod_namespace_picks_the_policy() {
         "{}",
         e.message()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_after_push_is_allowed_on_the_first_pull_after_the_recheck_interval() {
+    let mut node = Node::start("");
+    with_server_lines(&mut node, "recheck_denied_after = \"2s\"");
+    let img = image("e2e-signlater", vec![]);
+    let reference = push("e2esignlater", &img).await;
+    let mut cri = images(&node.daemon.listen).await;
+    let first = cri
+        .pull_image(pull_request(&reference, "default"))
+        .await
+        .unwrap_err();
+    assert!(first.message().starts_with("SignatureValidationFailed: "), "{}", first.message());
+    // CI signs a moment after the push; the kubelet's quick retry still gets the one
+    // stable answer.
+    node.sign(&reference);
+    let retry = cri
+        .pull_image(pull_request(&reference, "default"))
+        .await
+        .unwrap_err();
+    assert_eq!(retry.message(), first.message());
+    assert_eq!(node.evaluations(&reference), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    cri.pull_image(pull_request(&reference, "default"))
+        .await
+        .expect("signed now: allowed after the recheck interval");
+    assert!(in_containerd(&reference).await);
+    let v = node.json(&["verdict", "--json", &reference]);
+    assert_eq!((v["decision"].as_str(), v["enforced"].as_bool()), (Some("allow"), Some(true)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_serving_a_garbage_signature_then_recovering_is_allowed_after_the_interval() {
+    let mut node = Node::start("");
+    with_server_lines(&mut node, "recheck_denied_after = \"2s\"");
+    let env = it_env();
+    let img = image("e2e-garbage-sig", vec![]);
+    let repo = unique_repo("e2egarbage");
+    img.push(&env.registry, &repo, "v1").await;
+    let reference = format!("{}/{repo}:v1", env.registry);
+    // A `.sig` tag whose one layer is garbage under a signature that signs nothing.
+    let layer = b"\x00\x01 not a simple signing payload".to_vec();
+    let layer_digest = crate::support::image::push_blob(&env.registry, &repo, &layer).await;
+    let config = b"{}".to_vec();
+    let config_digest = crate::support::image::push_blob(&env.registry, &repo, &config).await;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "digest": layer_digest, "size": layer.len(),
+            "annotations": {"dev.cosignproject.cosign/signature": "bm90IGEgc2lnbmF0dXJl"}
+        }]
+    }))
+    .unwrap();
+    let tag = format!("{}.sig", img.digest.replace(':', "-"));
+    crate::support::image::push_manifest(
+        &env.registry,
+        &repo,
+        &tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    )
+    .await;
+    let mut cri = images(&node.daemon.listen).await;
+    let e = cri
+        .pull_image(pull_request(&reference, "default"))
+        .await
+        .unwrap_err();
+    assert!(e.message().starts_with("SignatureValidationFailed: "), "{}", e.message());
+    // The registry recovers: a real signature is appended beside the garbage one.
+    node.sign(&reference);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    cri.pull_image(pull_request(&reference, "default"))
+        .await
+        .expect("a valid signature beside the garbage one: allowed after the interval");
+    assert!(in_containerd(&reference).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_digest_in_two_repositories_is_judged_per_repository_in_both_orders() {
+    let node = Node::start("");
+    let env = it_env();
+    let mut cri = images(&node.daemon.listen).await;
+    for (round, copy_first) in [(1, true), (2, false)] {
+        let img = image(&format!("e2e-tworepos-{round}"), vec![]);
+        let signed_repo = unique_repo("e2esignedrepo");
+        let copy_repo = unique_repo("e2ecopyrepo");
+        img.push(&env.registry, &signed_repo, "v1").await;
+        img.push(&env.registry, &copy_repo, "v1").await;
+        let signed = format!("{}/{signed_repo}:v1", env.registry);
+        let copy = format!("{}/{copy_repo}:v1", env.registry);
+        node.sign(&signed);
+        // The signature travels with the image; it still names the first repository.
+        copy_signature(&env.registry, &signed_repo, &copy_repo, &img.digest).await;
+        let order = if copy_first { [&copy, &signed] } else { [&signed, &copy] };
+        for name in order {
+            let r = cri.pull_image(pull_request(name, "default")).await;
+            if name == &signed {
+                r.unwrap_or_else(|e| panic!("round {round}: {signed} denied: {}", e.message()));
+                assert!(in_containerd(&signed).await);
+            } else {
+                let e = r.expect_err("the copy inherited the signed repository's allow");
+                assert!(
+                    e.message().starts_with("SignatureValidationFailed: "),
+                    "round {round}: {}",
+                    e.message()
+                );
+                assert!(!in_containerd(&copy).await);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_error_allow_denies_a_hostile_index_with_no_manifest_for_this_platform() {
+    let env = it_env();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("k");
+    let out = std::process::Command::new(bin())
+        .args(["keygen", "--output"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let daemon = Daemon::start(&format!(
+        r#"
+[[policy]]
+name = "failopen"
+images = ["{reg}/it/**"]
+on_error = "allow"
+[policy.signatures]
+keys = ["{pub_}"]
+"#,
+        reg = env.registry,
+        pub_ = key.with_extension("pub").display(),
+    ));
+    // An index that lists only a platform this node is not.
+    let other = if std::env::consts::ARCH == "aarch64" { "amd64" } else { "arm64" };
+    let index = crate::support::image::Index::new(vec![Image::with_platform(
+        vec![Layer::from_entries(&[Entry::file("etc/motd", "x")], Compression::Gzip)],
+        other,
+        "e2e-hostile-index",
+    )]);
+    let repo = unique_repo("e2ehostileindex");
+    index.push(&env.registry, &repo, "v1").await;
+    let reference = format!("{}/{repo}:v1", env.registry);
+    let mut cri = images(&daemon.listen).await;
+    let e = cri
+        .pull_image(pull_request(&reference, "default"))
+        .await
+        .expect_err("what the registry serves is never an outage");
+    assert_eq!(e.code(), tonic::Code::Unknown, "{}", e.message());
+    assert!(e.message().starts_with("RegistryUnavailable: pullwarden: "), "{}", e.message());
+    assert!(!in_containerd(&reference).await);
 }
