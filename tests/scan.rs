@@ -36,7 +36,7 @@ pub(crate) fn scan(layers: &[Layer]) -> ScanReport {
     scan_with(layers, &ScanLimits::default(), None)
 }
 
-fn names(r: &ScanReport, kind: PackageType) -> Vec<(String, String)> {
+pub(crate) fn names(r: &ScanReport, kind: PackageType) -> Vec<(String, String)> {
     let mut v: Vec<_> = r
         .packages
         .iter()
@@ -47,16 +47,16 @@ fn names(r: &ScanReport, kind: PackageType) -> Vec<(String, String)> {
     v
 }
 
-fn kinds(r: &ScanReport) -> Vec<FileFindingKind> {
+pub(crate) fn kinds(r: &ScanReport) -> Vec<FileFindingKind> {
     r.files.iter().map(|f| f.kind).collect()
 }
 
 // ------------------------------------------------------------------ fixtures
 
-const OS_RELEASE: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
+pub(crate) const OS_RELEASE: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
 
 /// Excerpt of a real Debian 12 `/var/lib/dpkg/status`.
-const DPKG_STATUS: &str = "Package: libc6
+pub(crate) const DPKG_STATUS: &str = "Package: libc6
 Status: install ok installed
 Priority: optional
 Section: libs
@@ -98,7 +98,7 @@ Version: 1.0-1
 Description: gone
 ";
 
-const SIX_LIST: &str = "/.\n/usr\n/usr/lib\n/usr/lib/python3\n/usr/lib/python3/dist-packages\n/usr/lib/python3/dist-packages/six-1.16.0.egg-info\n/usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO\n/usr/lib/python3/dist-packages/six.py\n";
+pub(crate) const SIX_LIST: &str = "/.\n/usr\n/usr/lib\n/usr/lib/python3\n/usr/lib/python3/dist-packages\n/usr/lib/python3/dist-packages/six-1.16.0.egg-info\n/usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO\n/usr/lib/python3/dist-packages/six.py\n";
 
 pub(crate) fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
@@ -231,9 +231,15 @@ fn every_analyzer_on_real_formats() {
         names(&r, PackageType::Python),
         [("requests".into(), "2.31.0".into())]
     );
+    // Every package.json with a name and a version, as Syft reads them: the installed
+    // package, one vendored below it, and the application's own manifest.
     assert_eq!(
         names(&r, PackageType::Npm),
-        [("@babel/core".into(), "7.24.0".into())]
+        [
+            ("@babel/core".into(), "7.24.0".into()),
+            ("the-app".into(), "1.0.0".into()),
+            ("x".into(), "0".into()),
+        ]
     );
     assert_eq!(
         names(&r, PackageType::Java),

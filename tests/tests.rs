@@ -10,6 +10,7 @@ mod gate_e2e;
 mod gate_flow;
 mod hostile;
 mod scan;
+mod scan_final;
 mod scan_lang;
 mod scan_rpm;
 mod scan_sources;

@@ -29,11 +29,13 @@ fn strictly_under(path: &str, dir: &str) -> bool {
             && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
+/// True when a layer above `index` puts an entry at `path` (a file, link or directory
+/// there, or a non-directory over one of its parents): the final image has that, not
+/// this layer's file.
 fn replaced_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
-    layers
-        .iter()
-        .skip(index + 1)
-        .any(|l| l.inventory.iter().any(|f| f.path == path))
+    layers.iter().skip(index + 1).any(|l| {
+        l.paths.replaces(path) || l.inventory.iter().any(|f| f.path == path)
+    })
 }
 
 /// The final os-release: `/etc/os-release` if the final view has one as a regular
@@ -43,6 +45,7 @@ fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
         for (i, l) in layers.iter().enumerate().rev() {
             if let Some(o) = l.os_release.iter().rev().find(|o| o.path == wanted)
                 && !deleted_above(layers, i, wanted)
+                && !replaced_above(layers, i, wanted)
             {
                 return Some(o.distro.clone());
             }
@@ -69,21 +72,24 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
             if deleted_above(layers, i, &f.path) || replaced_above(layers, i, &f.path) {
                 continue;
             }
-            if let Some(dir) = f.path.rsplit_once('/').map(|(d, _)| d) {
-                // Python packages dpkg or rpm installed are reported (and matched)
-                // once, as the OS package. Their file lists say which; without them
-                // (distroless), Debian's layout rule: dpkg installs into
-                // /usr/lib/python3/dist-packages, pip into /usr/local or a venv.
-                let is_py = f.packages.iter().any(|p| p.kind == PackageType::Python);
-                if is_py
-                    && (os_owned.contains(dir)
-                        || (has_dpkg && dir.starts_with("usr/lib/python3/dist-packages/")))
+            // Python packages dpkg or rpm installed are reported (and matched) once, as
+            // the OS package. Their file lists say which; without them (distroless),
+            // Debian's layout rule: dpkg installs into /usr/lib/python3/dist-packages,
+            // pip into /usr/local or a venv.
+            if f.packages.iter().any(|p| p.kind == PackageType::Python) {
+                let dist = python::distribution_path(&f.path);
+                if os_owned.contains(dist)
+                    || (has_dpkg && dist.starts_with("usr/lib/python3/dist-packages/"))
                 {
                     continue;
                 }
             }
-            // Likewise the gems that ship with a distro's ruby (`specifications/default`).
-            if f.packages.iter().any(|p| p.kind == PackageType::Gem)
+            // Likewise the gems that ship with a distro's ruby (`specifications/default`)
+            // and the npm packages of Debian's node-* packages (`usr/share/nodejs`).
+            if f
+                .packages
+                .iter()
+                .any(|p| matches!(p.kind, PackageType::Gem | PackageType::Npm))
                 && os_owned.contains(f.path.as_str())
             {
                 continue;
@@ -105,7 +111,12 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
     for (i, l) in layers.iter().enumerate() {
         for s in &l.secrets {
             let mut s = s.clone();
-            s.deleted_in_final_image = deleted_above(layers, i, s.path.trim_start_matches('/'));
+            // Deleted, or replaced by a later entry of its own layer or by an upper
+            // layer's file: the bytes still ship in this layer.
+            let path = s.path.trim_start_matches('/');
+            s.deleted_in_final_image = s.deleted_in_final_image
+                || deleted_above(layers, i, path)
+                || replaced_above(layers, i, path);
             secrets.push(s);
         }
         files.extend(l.files.iter().cloned());

@@ -4,7 +4,10 @@
 //! files past the Go build-info finder and the cargo-auditable reader, everything else
 //! skipped without a copy.
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::io::BufRead;
+use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,7 @@ use super::analyzers::{
 use super::decompress::{InflateEnd, InflateOutcome, inflate_blob};
 use super::denylist::Denylist;
 use super::mmap::Blob;
+use super::paths::{PathSet, PathSetBuilder};
 use super::secrets::{SecretMatcher, is_binary, is_noise_path};
 use super::tar::{EntryKind, TarError, TarWalker};
 use super::{LayerRef, ScanError};
@@ -45,6 +49,16 @@ const MAX_RUST_BINARY: u64 = 128 << 20;
 /// (LimitExceeded) rather than allowed to grow the report without bound.
 const MAX_FILE_FINDINGS: usize = 10_000;
 const MAX_SECRET_FINDINGS: usize = 1_000;
+/// Hard links whose path needs their content examined (a package database, a metadata
+/// file, a text file searched for secrets, a binary with build info), per layer. Real
+/// layers have a few hundred at most (uv links every installed distribution from its
+/// cache); thousands of links to one file are a way to make the scan do unbounded work.
+const MAX_LINK_ANALYSES: usize = 1_024;
+/// Packages the links of one layer may declare between them.
+const MAX_LINKED_PACKAGES: usize = 100_000;
+/// Content read a second time for links whose path needs what their target's own path
+/// did not (a link named `var/lib/dpkg/status` to an unremarkable file).
+const MAX_LINK_BYTES: u64 = 512 << 20;
 
 /// An os-release file found in a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +94,9 @@ pub struct LayerResult {
     pub whiteouts: Vec<String>,
     /// Directories whose lower-layer content is hidden (`.wh..wh..opq`), normalized.
     pub opaque_dirs: Vec<String>,
+    /// Every path this layer puts an entry at: what it replaces in the layers below.
+    #[serde(default)]
+    pub paths: PathSet,
 }
 
 impl LayerResult {
@@ -178,8 +195,59 @@ pub(crate) fn scan_layer(
         files: Vec::new(),
         whiteouts: Vec::new(),
         opaque_dirs: Vec::new(),
+        paths: PathSet::default(),
     };
     let max_bytes = ctx.limits.max_layer_bytes;
+    let mut index = LayerIndex::default();
+    let (walk_end, inflated) = inflate_and_walk(reader, layer, max_bytes, |chunks| {
+        walk(chunks, &layer_id, ctx, &mut index, &mut result)
+    });
+    judge_stream(
+        &mut result,
+        layer,
+        &layer_id,
+        walk_end,
+        &inflated,
+        max_bytes,
+    );
+    // Hard links whose path needs what their target's path did not: one more pass,
+    // reading only up to the last target (the layer's own integrity is already judged).
+    let pending = index.live_pending();
+    if !pending.is_empty() && !result.files.iter().any(|f| f.kind.is_integrity_failure()) {
+        match blob.reader() {
+            Ok(reader) => {
+                let (end, _) = inflate_and_walk(reader, layer, max_bytes, |chunks| {
+                    resolve_links(chunks, &pending, &layer_id, ctx, &mut result)
+                });
+                if let WalkEnd::Tar(e) = end {
+                    result.files.push(finding(
+                        FileFindingKind::Malformed,
+                        "",
+                        &layer_id,
+                        format!("tar stream on the second pass for hard links: {e}"),
+                    ));
+                }
+            }
+            Err(source) => {
+                return Err(ScanError::BlobRead {
+                    digest: layer.digest.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    index.finish(&mut result);
+    result.summary.uncompressed_bytes = inflated.uncompressed_bytes;
+    Ok(result)
+}
+
+/// Inflates the blob on its own thread while `walk` reads the tar stream on this one.
+fn inflate_and_walk(
+    reader: impl std::io::Read + Send,
+    layer: &LayerRef,
+    max_bytes: u64,
+    walk: impl FnOnce(ChunkReader) -> WalkEnd,
+) -> (WalkEnd, InflateOutcome) {
     let (walk_end, inflated) = std::thread::scope(|s| {
         let (tx, rx): (SyncSender<Vec<u8>>, _) = sync_channel(QUEUE);
         let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
@@ -212,7 +280,7 @@ pub(crate) fn scan_layer(
             cur: Vec::new(),
             pos: 0,
         };
-        let end = walk(chunks, &layer_id, ctx, &mut result);
+        let end = walk(chunks);
         // `walk` consumed (and dropped) the reader: a still-running inflate thread
         // now sees a closed channel and only finishes hashing the blob.
         (end, inflater.join().ok())
@@ -223,16 +291,7 @@ pub(crate) fn scan_layer(
         compressed_bytes: 0,
         blob_digest: Err("decompression thread failed".into()),
     });
-    judge_stream(
-        &mut result,
-        layer,
-        &layer_id,
-        walk_end,
-        &inflated,
-        max_bytes,
-    );
-    result.summary.uncompressed_bytes = inflated.uncompressed_bytes;
-    Ok(result)
+    (walk_end, inflated)
 }
 
 fn finding(kind: FileFindingKind, path: &str, layer: &str, detail: String) -> FileFinding {
@@ -328,6 +387,7 @@ fn walk(
     chunks: ChunkReader,
     layer_id: &str,
     ctx: &LayerContext<'_>,
+    index: &mut LayerIndex,
     out: &mut LayerResult,
 ) -> WalkEnd {
     let limits = ctx.limits;
@@ -408,7 +468,20 @@ fn walk(
             // Other `.wh..wh.` names are aufs bookkeeping.
             continue;
         }
+        // Extraction keeps the last entry of a path: whatever an earlier one declared
+        // is not in the image.
+        let at = index.hash(&path);
+        index
+            .paths
+            .insert(&path, e.kind == EntryKind::Directory);
+        index.replace(at, out);
         match e.kind {
+            EntryKind::Hardlink if normalize(e.link.as_deref().unwrap_or("")).is_some() => {
+                let target = normalize(e.link.as_deref().unwrap_or("")).unwrap_or_default();
+                if let Err(end) = hard_link(&path, &target, at, layer_id, ctx, index, out) {
+                    return end;
+                }
+            }
             EntryKind::Symlink | EntryKind::Hardlink => {
                 let target = e.link.as_deref().unwrap_or("");
                 let escapes = if e.kind == EntryKind::Hardlink || target.starts_with('/') {
@@ -460,23 +533,60 @@ fn walk(
             }
             EntryKind::Fifo | EntryKind::Other(_) => {}
             EntryKind::Regular => {
-                if let Err(err) = regular_file(&mut w, &e, &path, layer_id, ctx, &mut buf, out) {
-                    return WalkEnd::Tar(err);
-                }
+                let before = Outputs::mark(out);
+                let examined = match regular_file(
+                    |f| w.read_content(f),
+                    e.mode,
+                    e.size,
+                    &path,
+                    layer_id,
+                    ctx,
+                    &mut buf,
+                    out,
+                ) {
+                    Ok(x) => x,
+                    Err(err) => return WalkEnd::Tar(err),
+                };
+                let outputs = before.since(out);
+                index.files.insert(
+                    at,
+                    Held {
+                        content: entries,
+                        size: e.size,
+                        mode: e.mode,
+                        route: analyzers::route(&path).filter(|_| outputs.declares()),
+                        secrets_searched: examined.secrets_searched,
+                        binary: examined.binary,
+                        outputs: outputs.clone(),
+                    },
+                );
+                index.record(at, outputs);
             }
         }
     }
 }
 
-fn regular_file<R: BufRead>(
-    w: &mut TarWalker<R>,
-    e: &super::tar::TarEntry,
+/// How a regular file's content was examined at its own path.
+#[derive(Debug, Clone, Copy, Default)]
+struct Examined {
+    secrets_searched: bool,
+    binary: bool,
+}
+
+/// Examines one regular file of `size` bytes and `mode` at `path`; `read` streams its
+/// content (from the tar walk, or from a buffer for a hard link's second pass).
+#[allow(clippy::too_many_arguments)]
+fn regular_file(
+    read: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), TarError>,
+    mode: u32,
+    size: u64,
     path: &str,
     layer_id: &str,
     ctx: &LayerContext<'_>,
     buf: &mut Vec<u8>,
     out: &mut LayerResult,
-) -> Result<(), TarError> {
+) -> Result<Examined, TarError> {
+    let e = FileHead { mode, size };
     let shown = display(path);
     for (bit, kind, what) in [
         (0o4000, FileFindingKind::Setuid, "setuid"),
@@ -493,11 +603,11 @@ fn regular_file<R: BufRead>(
         }
     }
     if e.size == 0 {
-        return Ok(());
+        return Ok(Examined::default());
     }
     let route = analyzers::route(path);
     let route_cap = match route {
-        Some(Route::Jar) => MAX_JAR,
+        Some(Route::Jar | Route::PythonEgg) => MAX_JAR,
         Some(_) => MAX_ANALYZER_FILE,
         None => 0,
     };
@@ -524,7 +634,7 @@ fn regular_file<R: BufRead>(
     let mut hashers = ctx.denylist.map(|d| d.hashers());
     if !collect_route && !secret_candidate && !go_candidate && !rust_candidate && hashers.is_none()
     {
-        return Ok(()); // skipped by the next header read, without a copy
+        return Ok(Examined::default()); // skipped by the next header read, without a copy
     }
     buf.clear();
     let mut first = true;
@@ -532,10 +642,12 @@ fn regular_file<R: BufRead>(
     let mut big_text = false;
     let mut go: Option<gobin::BuildInfoFinder> = None;
     let mut collect_elf = false;
-    w.read_content(|s| {
+    let mut binary = false;
+    read(&mut |s: &[u8]| {
         if first {
             first = false;
             if is_binary(s) {
+                binary = true;
                 collect_secret = false;
                 // A slice can end inside the magic; the full check follows on the
                 // whole file.
@@ -632,7 +744,16 @@ fn regular_file<R: BufRead>(
             format!("content {entry} is on the denylist"),
         ));
     }
-    Ok(())
+    Ok(Examined {
+        secrets_searched: collect_secret,
+        binary,
+    })
+}
+
+/// The two header fields the examination of a file's content needs.
+struct FileHead {
+    mode: u32,
+    size: u64,
 }
 
 fn push_inventory(out: &mut LayerResult, path: &str, layer_id: &str, pkgs: Vec<(String, Package)>) {
@@ -688,6 +809,12 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
             path,
             layer_id,
             with_path(python::parse(bytes).into_iter().collect()),
+        ),
+        Route::PythonEgg => push_inventory(
+            out,
+            path,
+            layer_id,
+            with_path(python::parse_egg(bytes).into_iter().collect()),
         ),
         Route::NpmPackage => push_inventory(
             out,
@@ -747,6 +874,326 @@ fn rpm_inventory(
     // Recorded even when empty: this copy replaces a lower layer's.
     let packages = packages.into_iter().map(|p| (shown.clone(), p)).collect();
     push_inventory(out, path, layer_id, packages);
+}
+
+// ------------------------------------------------------------------ hard links, last entry wins
+
+/// What one entry contributed to the layer result: ranges of `inventory`, `os_release`
+/// and `secrets`.
+#[derive(Debug, Clone, Default)]
+struct Outputs {
+    inventory: Range<usize>,
+    os_release: Range<usize>,
+    secrets: Range<usize>,
+}
+
+/// The lengths of the result's lists before an entry is examined.
+struct Mark {
+    inventory: usize,
+    os_release: usize,
+    secrets: usize,
+}
+
+impl Outputs {
+    fn mark(out: &LayerResult) -> Mark {
+        Mark {
+            inventory: out.inventory.len(),
+            os_release: out.os_release.len(),
+            secrets: out.secrets.len(),
+        }
+    }
+
+    fn declares(&self) -> bool {
+        !self.inventory.is_empty() || !self.os_release.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.declares() && self.secrets.is_empty()
+    }
+}
+
+impl Mark {
+    fn since(self, out: &LayerResult) -> Outputs {
+        Outputs {
+            inventory: self.inventory..out.inventory.len(),
+            os_release: self.os_release..out.os_release.len(),
+            secrets: self.secrets..out.secrets.len(),
+        }
+    }
+}
+
+/// The regular file a path of this layer holds (itself, or through hard links).
+#[derive(Debug, Clone)]
+struct Held {
+    /// Entry number (1-based, in archive order) of the regular file with the bytes.
+    content: u64,
+    size: u64,
+    mode: u32,
+    /// The analyzer the bytes went to at their own path, when it declared something.
+    route: Option<Route>,
+    secrets_searched: bool,
+    binary: bool,
+    outputs: Outputs,
+}
+
+/// A hard link whose content is read again after the walk.
+#[derive(Debug, Clone)]
+struct PendingLink {
+    content: u64,
+    path: String,
+    mode: u32,
+    size: u64,
+    /// A later entry of the layer replaced the link: nothing to examine.
+    replaced: bool,
+}
+
+/// What the walk remembers of one layer to resolve hard links (a link names an earlier
+/// entry of the same layer) and to keep only the last entry of a path. Per entry a
+/// few tens of bytes, keyed by a keyed 64-bit hash of the path; never file contents.
+#[derive(Default)]
+struct LayerIndex {
+    hasher: std::collections::hash_map::RandomState,
+    files: HashMap<u64, Held>,
+    outputs: HashMap<u64, Outputs>,
+    pending: Vec<PendingLink>,
+    pending_at: HashMap<u64, usize>,
+    replaced_inventory: Vec<Range<usize>>,
+    replaced_os_release: Vec<Range<usize>>,
+    link_analyses: usize,
+    linked_packages: usize,
+    link_bytes: u64,
+    paths: PathSetBuilder,
+}
+
+impl LayerIndex {
+    fn hash(&self, path: &str) -> u64 {
+        self.hasher.hash_one(path)
+    }
+
+    fn record(&mut self, at: u64, outputs: Outputs) {
+        if !outputs.is_empty() {
+            self.outputs.insert(at, outputs);
+        }
+    }
+
+    /// A new entry at path `at`: what an earlier entry there declared is gone from the
+    /// image (its secrets still ship in the layer's bytes).
+    fn replace(&mut self, at: u64, out: &mut LayerResult) {
+        self.files.remove(&at);
+        if let Some(i) = self.pending_at.remove(&at)
+            && let Some(p) = self.pending.get_mut(i)
+        {
+            p.replaced = true;
+        }
+        if let Some(o) = self.outputs.remove(&at) {
+            self.replaced_inventory.push(o.inventory);
+            self.replaced_os_release.push(o.os_release);
+            for s in out.secrets.get_mut(o.secrets).unwrap_or_default() {
+                s.deleted_in_final_image = true;
+            }
+        }
+    }
+
+    fn live_pending(&self) -> Vec<PendingLink> {
+        self.pending.iter().filter(|p| !p.replaced).cloned().collect()
+    }
+
+    /// Drops what replaced entries declared and stores the layer's paths.
+    fn finish(self, out: &mut LayerResult) {
+        let dropped = |ranges: &[Range<usize>], i: usize| ranges.iter().any(|r| r.contains(&i));
+        let mut i = 0;
+        out.inventory.retain(|_| {
+            i += 1;
+            !dropped(&self.replaced_inventory, i - 1)
+        });
+        let mut i = 0;
+        out.os_release.retain(|_| {
+            i += 1;
+            !dropped(&self.replaced_os_release, i - 1)
+        });
+        out.paths = self.paths.finish();
+    }
+}
+
+/// A hard link at `path` to `target` (an archive path, normalized). Its content is the
+/// target's: what the target's own examination found is carried over when it covers
+/// what `path` needs; otherwise the link is examined on a second pass. A target that is
+/// not an earlier file of this layer is not followed (a finding that denies).
+#[allow(clippy::too_many_arguments)]
+fn hard_link(
+    path: &str,
+    target: &str,
+    at: u64,
+    layer_id: &str,
+    ctx: &LayerContext<'_>,
+    index: &mut LayerIndex,
+    out: &mut LayerResult,
+) -> Result<(), WalkEnd> {
+    let Some(held) = index.files.get(&index.hash(target)).cloned() else {
+        out.files.push(finding(
+            FileFindingKind::Malformed,
+            &display(path),
+            layer_id,
+            format!(
+                "hard link to {}, which is not an earlier file of this layer: not followed",
+                display(target)
+            ),
+        ));
+        return Ok(());
+    };
+    let route = analyzers::route(path).filter(|r| {
+        held.size
+            <= match r {
+                Route::Jar | Route::PythonEgg => MAX_JAR,
+                _ => MAX_ANALYZER_FILE,
+            }
+    });
+    let wants_secrets = held.size > 0
+        && !held.binary
+        && !is_noise_path(path)
+        && held.size <= ctx.limits.max_secret_file_bytes;
+    let binary_packages = held.route.is_none() && !held.outputs.inventory.is_empty();
+    if held.size == 0 || (route.is_none() && !wants_secrets && !binary_packages) {
+        // Nothing at this path is examined by content: it holds the target's bytes.
+        index.files.insert(at, Held { outputs: Outputs::default(), ..held });
+        return Ok(());
+    }
+    index.link_analyses += 1;
+    if index.link_analyses > MAX_LINK_ANALYSES {
+        out.files.push(finding(
+            FileFindingKind::LimitExceeded,
+            &display(path),
+            layer_id,
+            format!("more than {MAX_LINK_ANALYSES} hard links to examine in one layer"),
+        ));
+        return Err(WalkEnd::Stopped);
+    }
+    let covered = (route.is_none() || route == held.route) && (!wants_secrets || held.secrets_searched);
+    if covered {
+        let before = Outputs::mark(out);
+        let shown = display(path);
+        if route.is_some() || binary_packages {
+            for i in held.outputs.inventory.clone() {
+                let Some(mut f) = out.inventory.get(i).cloned() else {
+                    continue;
+                };
+                index.linked_packages += f.packages.len();
+                f.path = path.to_string();
+                for p in &mut f.packages {
+                    p.path = shown.clone();
+                }
+                out.inventory.push(f);
+            }
+            for i in held.outputs.os_release.clone() {
+                if let Some(mut o) = out.os_release.get(i).cloned() {
+                    o.path = path.to_string();
+                    out.os_release.push(o);
+                }
+            }
+        }
+        if wants_secrets {
+            for i in held.outputs.secrets.clone() {
+                if let Some(mut s) = out.secrets.get(i).cloned() {
+                    s.path = shown.clone();
+                    s.deleted_in_final_image = false;
+                    out.secrets.push(s);
+                }
+            }
+        }
+        if index.linked_packages > MAX_LINKED_PACKAGES {
+            out.files.push(finding(
+                FileFindingKind::LimitExceeded,
+                &shown,
+                layer_id,
+                format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
+            ));
+            return Err(WalkEnd::Stopped);
+        }
+        let outputs = before.since(out);
+        index.files.insert(
+            at,
+            Held {
+                route,
+                outputs: outputs.clone(),
+                ..held
+            },
+        );
+        index.record(at, outputs);
+        return Ok(());
+    }
+    index.link_bytes += held.size;
+    if index.link_bytes > MAX_LINK_BYTES {
+        out.files.push(finding(
+            FileFindingKind::LimitExceeded,
+            &display(path),
+            layer_id,
+            format!("hard links in one layer need more than {MAX_LINK_BYTES} bytes read again"),
+        ));
+        return Err(WalkEnd::Stopped);
+    }
+    index.pending_at.insert(at, index.pending.len());
+    index.pending.push(PendingLink {
+        content: held.content,
+        path: path.to_string(),
+        mode: held.mode,
+        size: held.size,
+        replaced: false,
+    });
+    index.files.insert(at, Held { outputs: Outputs::default(), ..held });
+    Ok(())
+}
+
+/// The second pass: reads the content of each pending link's target (entries counted as
+/// in the first pass) and examines it at the link's path.
+fn resolve_links(
+    chunks: ChunkReader,
+    pending: &[PendingLink],
+    layer_id: &str,
+    ctx: &LayerContext<'_>,
+    out: &mut LayerResult,
+) -> WalkEnd {
+    let mut by_content: HashMap<u64, Vec<&PendingLink>> = HashMap::new();
+    for p in pending {
+        by_content.entry(p.content).or_default().push(p);
+    }
+    let last = by_content.keys().copied().max().unwrap_or(0);
+    let mut w = TarWalker::new(chunks, ctx.limits.max_layer_bytes, MAX_TAR_METADATA);
+    let mut content = Vec::new();
+    let mut buf = Vec::new();
+    let mut entry: u64 = 0;
+    while entry < last {
+        match w.next_entry() {
+            Ok(Some(_)) => entry += 1,
+            Ok(None) => return WalkEnd::Finished,
+            Err(e) => return WalkEnd::Tar(e),
+        }
+        let Some(links) = by_content.get(&entry) else {
+            continue;
+        };
+        content.clear();
+        if let Err(e) = w.read_content(|s| content.extend_from_slice(s)) {
+            return WalkEnd::Tar(e);
+        }
+        for link in links {
+            let bytes = content.as_slice();
+            if let Err(e) = regular_file(
+                |f| {
+                    f(bytes);
+                    Ok(())
+                },
+                link.mode,
+                link.size.min(bytes.len() as u64),
+                &link.path,
+                layer_id,
+                ctx,
+                &mut buf,
+                out,
+            ) {
+                return WalkEnd::Tar(e);
+            }
+        }
+    }
+    WalkEnd::Finished
 }
 
 #[cfg(test)]

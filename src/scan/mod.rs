@@ -11,6 +11,7 @@ pub mod denylist;
 pub mod image;
 pub mod layer;
 pub mod mmap;
+pub mod paths;
 pub mod sbom;
 pub mod secrets;
 pub mod source;

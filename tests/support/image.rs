@@ -60,6 +60,13 @@ impl Entry {
             target: target.into(),
         }
     }
+    /// A tar hard link at `path` to the archive path `target`.
+    pub fn hardlink(path: &str, target: &str) -> Entry {
+        Entry::Hardlink {
+            path: path.into(),
+            target: target.into(),
+        }
+    }
     /// An OCI whiteout deleting `path` in lower layers.
     pub fn whiteout(path: &str) -> Entry {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));

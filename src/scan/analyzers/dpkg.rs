@@ -67,14 +67,20 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
     out
 }
 
-/// From a `.list` file: the `.dist-info` / `.egg-info` directories and the gem
-/// specifications it owns (normalized, no leading slash).
+/// From a `.list` file: the language-package metadata it owns (normalized, no leading
+/// slash): Python `.dist-info` / `.egg-info` (directory or file) / `.egg`, gem
+/// specifications and npm `package.json` files (Debian's `usr/share/nodejs`). A
+/// package the OS package manager installed is reported once, as the OS package.
 pub fn python_dirs_in_list(bytes: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(bytes)
         .lines()
         .map(|l| l.trim().trim_start_matches('/'))
         .filter(|l| {
-            l.ends_with(".dist-info") || l.ends_with(".egg-info") || l.ends_with(".gemspec")
+            l.ends_with(".dist-info")
+                || l.ends_with(".egg-info")
+                || l.ends_with(".egg")
+                || l.ends_with(".gemspec")
+                || l.ends_with("/package.json")
         })
         .map(str::to_string)
         .collect()

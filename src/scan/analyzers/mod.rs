@@ -18,7 +18,7 @@ pub mod rpm;
 use crate::report::{Package, PackageType};
 
 /// Bumped whenever an analyzer's output changes, so cached layer results are redone.
-pub const ANALYZER_SET_VERSION: u32 = 3;
+pub const ANALYZER_SET_VERSION: u32 = 4;
 
 /// Which analyzer a file goes to, decided from its (normalized) path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,14 @@ pub enum Route {
     RpmBdb,
     /// rpm's ndb database, `Packages.db` (SUSE).
     RpmNdb,
+    /// Python core metadata: `*.dist-info/METADATA`, `*.egg-info/PKG-INFO`,
+    /// `*.egg/EGG-INFO/PKG-INFO`, and the single-file `NAME-VER.egg-info` that
+    /// `setup.py install` and older Debian packages write.
     PythonMetadata,
+    /// A zipped `.egg`: its `EGG-INFO/PKG-INFO`.
+    PythonEgg,
+    /// Any `package.json` (installed, vendored inside another package, or the
+    /// application's own), reported when it names a name and a version (as Syft does).
     NpmPackage,
     Jar,
     /// `…/specifications/<name>-<version>.gemspec` of an installed gem.
@@ -73,11 +80,15 @@ pub fn route(path: &str) -> Option<Route> {
         return Some(Route::DpkgFileList);
     }
     if (base == "METADATA" && dir.ends_with(".dist-info"))
-        || (base == "PKG-INFO" && dir.ends_with(".egg-info"))
+        || (base == "PKG-INFO" && (dir.ends_with(".egg-info") || dir.ends_with(".egg/EGG-INFO")))
+        || base.ends_with(".egg-info")
     {
         return Some(Route::PythonMetadata);
     }
-    if base == "package.json" && npm::is_installed_package_dir(dir) {
+    if base.ends_with(".egg") {
+        return Some(Route::PythonEgg);
+    }
+    if base == "package.json" {
         return Some(Route::NpmPackage);
     }
     if base.ends_with(".gemspec") && gem::is_specifications_dir(dir) {
@@ -148,8 +159,26 @@ mod tests {
             route("app/node_modules/@types/node/package.json"),
             Some(Route::NpmPackage)
         );
-        assert_eq!(route("app/node_modules/x/lib/package.json"), None);
-        assert_eq!(route("app/package.json"), None);
+        // Vendored inside another package, and the application's own manifest.
+        assert_eq!(
+            route("app/node_modules/bson/vendor/text-encoding/package.json"),
+            Some(Route::NpmPackage)
+        );
+        assert_eq!(route("app/package.json"), Some(Route::NpmPackage));
+        assert_eq!(route("app/package.json.bak"), None);
+        // Every Python form.
+        for p in [
+            "usr/lib/python3/dist-packages/chardet-5.1.0.egg-info",
+            "usr/local/lib/python3.11/site-packages/x-1.0.egg-info/PKG-INFO",
+            "usr/local/lib/python3.11/site-packages/x-1.0-py3.11.egg/EGG-INFO/PKG-INFO",
+        ] {
+            assert_eq!(route(p), Some(Route::PythonMetadata), "{p}");
+        }
+        assert_eq!(
+            route("usr/local/lib/python3.11/site-packages/x-1.0-py3.11.egg"),
+            Some(Route::PythonEgg)
+        );
+        assert_eq!(route("app/EGG-INFO/PKG-INFO"), None);
         assert_eq!(route("opt/app/lib/app.JAR"), Some(Route::Jar));
         assert_eq!(route("var/lib/rpm/rpmdb.sqlite"), Some(Route::RpmSqlite));
         assert_eq!(

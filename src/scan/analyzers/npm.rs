@@ -1,19 +1,12 @@
-//! npm packages installed under `node_modules/` (`node_modules/<name>/package.json`
-//! or `node_modules/@scope/<name>/package.json`, at any depth).
+//! npm packages from every `package.json` with a name and a version (as Syft's
+//! javascript-package-cataloger reads `**/package.json`): packages installed under
+//! `node_modules/`, packages another package vendors inside itself
+//! (`node_modules/bson/vendor/text-encoding/package.json`), and the application's own
+//! manifest.
 
 use crate::report::{Package, PackageType};
 
 use super::package;
-
-/// True when `dir` is the directory of an installed package.
-pub fn is_installed_package_dir(dir: &str) -> bool {
-    let mut parts = dir.rsplit('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(name), Some("node_modules"), _) => !name.starts_with('@'),
-        (Some(_name), Some(scope), Some("node_modules")) => scope.starts_with('@'),
-        _ => false,
-    }
-}
 
 pub fn parse(bytes: &[u8]) -> Option<Package> {
     let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
@@ -43,9 +36,10 @@ mod tests {
         );
         assert!(parse(br#"{"name": "x"}"#).is_none());
         assert!(parse(b"{not json").is_none());
-        assert!(is_installed_package_dir("usr/lib/node_modules/npm"));
-        assert!(is_installed_package_dir("app/node_modules/@babel/core"));
-        assert!(!is_installed_package_dir("app/node_modules/@babel"));
-        assert!(!is_installed_package_dir("app/src"));
+        // Private application manifests count too, as long as they name a version.
+        let app = parse(br#"{"name": "shop", "version": "1.4.2", "private": true}"#).unwrap();
+        assert_eq!((app.name.as_str(), app.version.as_str()), ("shop", "1.4.2"));
+        assert!(parse(br#"{"name": "", "version": "1.0.0"}"#).is_none());
+        assert!(parse(br#"{"name": "x", "version": 1}"#).is_none());
     }
 }

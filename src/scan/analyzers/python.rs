@@ -1,5 +1,8 @@
-//! Python distributions: `*.dist-info/METADATA` (wheels, pip) and
-//! `*.egg-info/PKG-INFO` (setuptools); core metadata is RFC 822 headers.
+//! Python distributions in every form Syft reads: `*.dist-info/METADATA` (wheels, pip,
+//! uv), `*.egg-info/PKG-INFO` (setuptools), the single-file `NAME-VER.egg-info`
+//! (`setup.py install`, older Debian packages: the file is the metadata), and eggs,
+//! unpacked (`*.egg/EGG-INFO/PKG-INFO`) or zipped (`*.egg`). Core metadata is RFC 822
+//! headers (https://packaging.python.org/en/latest/specifications/core-metadata/).
 
 use crate::report::{Package, PackageType};
 
@@ -22,6 +25,35 @@ pub fn parse(bytes: &[u8]) -> Option<Package> {
     let mut p = package(PackageType::Python, name?, version?);
     p.licenses = license.map(|l| vec![l.to_string()]).unwrap_or_default();
     Some(p)
+}
+
+/// Largest `EGG-INFO/PKG-INFO` read from a zipped egg.
+const MAX_EGG_PKG_INFO: u64 = 1 << 20;
+
+/// The distribution a zipped `.egg` declares in its `EGG-INFO/PKG-INFO`; `None` for an
+/// archive that is not a zip, has no such member, or one over 1 MiB.
+pub fn parse_egg(bytes: &[u8]) -> Option<Package> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    let member = zip.by_name("EGG-INFO/PKG-INFO").ok()?;
+    if member.size() > MAX_EGG_PKG_INFO {
+        return None;
+    }
+    let mut text = Vec::new();
+    member.take(MAX_EGG_PKG_INFO).read_to_end(&mut text).ok()?;
+    parse(&text)
+}
+
+/// Where a Python metadata file's distribution lives: the `.dist-info`, `.egg-info` or
+/// `.egg` directory holding it, or the file itself for the single-file `.egg-info` and a
+/// zipped `.egg`. Package managers' file lists name this path.
+pub fn distribution_path(metadata: &str) -> &str {
+    let (dir, base) = metadata.rsplit_once('/').unwrap_or(("", metadata));
+    match base {
+        "METADATA" => dir,
+        "PKG-INFO" => dir.strip_suffix("/EGG-INFO").unwrap_or(dir),
+        _ => metadata,
+    }
 }
 
 /// PEP 503 normalized name, as purls use it.

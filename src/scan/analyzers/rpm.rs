@@ -208,14 +208,17 @@ fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError
     }
     let mut dirs: Vec<String> = h
         .files_where(|dir, base| {
-            is_python_meta(base) || is_python_meta(dir.trim_end_matches('/')) || is_gemspec(base)
+            is_python_meta(base)
+                || is_python_meta(dir.trim_end_matches('/'))
+                || is_gemspec(base)
+                || base == "package.json"
         })?
         .into_iter()
         .filter_map(|path| {
             // `…/x.dist-info` (or `x.gemspec`) itself, or the parent of a file inside it.
             let path = path.trim_start_matches('/');
             let (dir, base) = path.rsplit_once('/')?;
-            let d = if is_python_meta(base) || is_gemspec(base) {
+            let d = if is_python_meta(base) || is_gemspec(base) || base == "package.json" {
                 path
             } else {
                 dir
@@ -229,7 +232,7 @@ fn package_of(blob: &[u8]) -> Result<Option<(Package, Vec<String>)>, HeaderError
 }
 
 fn is_python_meta(name: &str) -> bool {
-    name.ends_with(".dist-info") || name.ends_with(".egg-info")
+    name.ends_with(".dist-info") || name.ends_with(".egg-info") || name.ends_with(".egg")
 }
 
 /// Ruby's own gems (`specifications/default/*.gemspec`) ship in the distro's ruby
