@@ -169,6 +169,19 @@ fn package_database_parsers() {
     survive("npm package.json", &[PACKAGE_JSON], 10000, |b| {
         let _ = analyzers::npm::parse(b);
     });
+    let egg = jar(&[("EGG-INFO/PKG-INFO", METADATA)]);
+    survive("zipped egg", &[&egg], 3000, |b| {
+        let _ = analyzers::python::parse_egg(b);
+    });
+    let mut paths = pullwarden::scan::paths::PathSetBuilder::default();
+    paths.insert("var/lib/dpkg/status", false);
+    paths.insert("app", true);
+    let paths = serde_json::to_vec(&paths.finish()).unwrap();
+    survive("layer path set", &[&paths], 3000, |b| {
+        if let Ok(set) = serde_json::from_slice::<pullwarden::scan::paths::PathSet>(b) {
+            let _ = set.replaces("app/x");
+        }
+    });
     survive("os-release", &[OS_RELEASE], 10000, |b| {
         let _ = analyzers::os_release::parse(b);
     });
@@ -301,6 +314,12 @@ fn layers_through_the_scanner() {
         ),
         Entry::symlink("app/link", "../etc/os-release"),
         Entry::whiteout("app/old"),
+        // Hard links (resolved in the walk and on the second pass) and a duplicate.
+        Entry::file("a/1", DPKG.to_vec()),
+        Entry::hardlink("var/lib/dpkg/status.d/x", "a/1"),
+        Entry::hardlink("srv/.env", "app/.env"),
+        Entry::hardlink("b/2", "var/lib/dpkg/status.d/x"),
+        Entry::file("var/lib/dpkg/status", b"Package: dup\nVersion: 1\n".to_vec()),
     ];
     let scanner = Scanner::new(&ScanLimits::default(), None);
     for (compression, media_type, rounds) in [
