@@ -28,6 +28,7 @@ fn verdict(n: u64) -> Verdict {
             installed_version: "1.2.3-1".into(),
             ecosystem: "Debian:12".into(),
             fixed_in: Some("1.2.4-1".into()),
+            fix_channel: None,
             severity: Severity::Medium,
             score: Some(5.5),
             summary: Some("a medium problem in a library".into()),

@@ -191,6 +191,11 @@ pub struct Vulnerability {
     pub ecosystem: String,
     /// First fixed version, if any is known.
     pub fixed_in: Option<String>,
+    /// Where `fixed_in` is published when not in the release's own archive:
+    /// `"ubuntu-pro"` when only Ubuntu Pro (ESM) ships the fix (OSV ecosystem
+    /// `Ubuntu:Pro:<release>:LTS`); the image's own archive leaves it affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_channel: Option<String>,
     pub severity: Severity,
     /// CVSS base score computed from the vector, when there is one.
     pub score: Option<f32>,

@@ -87,6 +87,7 @@ pub fn sample_verdict(digest: &str, reference: &str, decision: Decision) -> Verd
                 installed_version: "3.0.1-1".into(),
                 ecosystem: "Debian:12".into(),
                 fixed_in: Some("3.0.2-1".into()),
+                fix_channel: None,
                 severity: Severity::High,
                 score: Some(7.5),
                 summary: None,

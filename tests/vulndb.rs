@@ -694,3 +694,97 @@ fn directory_walk_ignores_symlinks_and_other_files() {
     let r = db.import(std::slice::from_ref(&src)).unwrap();
     assert_eq!((r.records_read, r.added, r.skipped), (1, 1, 0), "{r:#?}");
 }
+
+#[test]
+fn ubuntu_pro_records_leave_the_release_affected_and_name_the_esm_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let osv = dir.path().join("osv");
+    let entry = |eco: &str, fixed: Option<&str>| {
+        let events = match fixed {
+            Some(f) => format!(r#"[{{"introduced":"0"}},{{"fixed":"{f}"}}]"#),
+            None => r#"[{"introduced":"0"}]"#.to_string(),
+        };
+        format!(
+            r#"{{"package":{{"ecosystem":"{eco}","name":"imagemagick"}},"ranges":[{{"type":"ECOSYSTEM","events":{events}}}]}}"#
+        )
+    };
+    let record = |id: &str, entries: &[String]| {
+        format!(
+            r#"{{"id":"{id}","modified":"2025-01-01T00:00:00Z","severity":[{{"type":"Ubuntu","score":"high"}}],"affected":[{}]}}"#,
+            entries.join(",")
+        )
+    };
+    // Fixed only through Ubuntu Pro (a universe package): no archive entry at all.
+    write(
+        &osv,
+        "UBUNTU-CVE-2025-1.json",
+        &record(
+            "UBUNTU-CVE-2025-1",
+            &[entry("Ubuntu:Pro:22.04:LTS", Some("8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm1"))],
+        ),
+    );
+    // The archive leaves it unfixed; Pro has the fix.
+    write(
+        &osv,
+        "UBUNTU-CVE-2025-2.json",
+        &record(
+            "UBUNTU-CVE-2025-2",
+            &[
+                entry("Ubuntu:22.04:LTS", None),
+                entry("Ubuntu:Pro:22.04:LTS", Some("8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm2")),
+            ],
+        ),
+    );
+    // FIPS streams are other products.
+    write(
+        &osv,
+        "UBUNTU-CVE-2025-3.json",
+        &record(
+            "UBUNTU-CVE-2025-3",
+            &[entry("Ubuntu:Pro:FIPS:22.04:LTS", Some("9:0"))],
+        ),
+    );
+    let mut db = VulnDb::open(dir.path().join("vulndb.redb")).unwrap();
+    db.import(&[osv]).unwrap();
+    let installed = pkg(
+        PackageType::Deb,
+        "imagemagick",
+        "8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5",
+    );
+    let found = db
+        .matches(
+            Some(&distro("ubuntu", "22.04")),
+            std::slice::from_ref(&installed),
+        )
+        .unwrap();
+    assert_eq!(
+        ids(&found),
+        ["UBUNTU-CVE-2025-1:imagemagick", "UBUNTU-CVE-2025-2:imagemagick"]
+    );
+    for v in &found {
+        assert_eq!(v.fix_channel.as_deref(), Some("ubuntu-pro"), "{v:?}");
+        assert!(v.fixed_in.as_deref().unwrap().ends_with("+esm1") || v.fixed_in.as_deref().unwrap().ends_with("+esm2"));
+        assert_eq!(v.severity, Severity::High);
+    }
+    assert!(
+        pullwarden::policy::vulns::describe(&found[0]).contains("(Ubuntu Pro/ESM only)"),
+        "{}",
+        pullwarden::policy::vulns::describe(&found[0])
+    );
+    // Another release is not matched by 22.04's Pro stream; the ESM version itself is fixed.
+    assert!(
+        db.matches(Some(&distro("ubuntu", "20.04")), std::slice::from_ref(&installed))
+            .unwrap()
+            .is_empty()
+    );
+    let esm = pkg(
+        PackageType::Deb,
+        "imagemagick",
+        "8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm2",
+    );
+    assert!(
+        db.matches(Some(&distro("ubuntu", "22.04")), &[esm])
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -139,7 +139,11 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
                     x.severity.to_string(),
                     x.package.clone(),
                     x.installed_version.clone(),
-                    x.fixed_in.clone().unwrap_or_else(|| "(no fix)".into()),
+                    match (&x.fixed_in, x.fix_channel.as_deref()) {
+                        (Some(f), Some("ubuntu-pro")) => format!("{f} (Ubuntu Pro/ESM)"),
+                        (Some(f), _) => f.clone(),
+                        (None, _) => "(no fix)".into(),
+                    },
                     x.layer.clone(),
                 ]
             })

@@ -24,9 +24,10 @@ pub fn describe(v: &Vulnerability) -> String {
         Some(s) => format!("{} {s:.1}", v.severity),
         None => v.severity.to_string(),
     };
-    let fix = match &v.fixed_in {
-        Some(f) => format!("fixed in {f}"),
-        None => "no fix available".to_string(),
+    let fix = match (&v.fixed_in, v.fix_channel.as_deref()) {
+        (Some(f), Some("ubuntu-pro")) => format!("fixed in {f} (Ubuntu Pro/ESM only)"),
+        (Some(f), _) => format!("fixed in {f}"),
+        (None, _) => "no fix available".to_string(),
     };
     format!(
         "{} ({rating}) in {} {}, {fix}",
@@ -148,6 +149,7 @@ mod tests {
             installed_version: "3.0.11-1~deb12u1".into(),
             ecosystem: "Debian:12".into(),
             fixed_in: fixed.map(String::from),
+            fix_channel: None,
             severity: sev,
             score,
             summary: None,

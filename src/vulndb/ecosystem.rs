@@ -263,6 +263,11 @@ pub fn alpine_branch(version_id: &str) -> Option<String> {
     Some(format!("v{major}.{minor}"))
 }
 
+/// Whether an OSV ecosystem string is an Ubuntu Pro (ESM) stream (`Ubuntu:Pro:22.04:LTS`).
+pub fn is_ubuntu_pro(osv_ecosystem: &str) -> bool {
+    osv_ecosystem.starts_with("Ubuntu:Pro:")
+}
+
 /// Does the OSV ecosystem string of an affected entry apply to this target?
 pub fn applies(osv_ecosystem: &str, target: &Target) -> bool {
     let mut parts = osv_ecosystem.split(':');
@@ -270,10 +275,15 @@ pub fn applies(osv_ecosystem: &str, target: &Target) -> bool {
         return false;
     }
     match (&target.release, target.ecosystem) {
-        // Ubuntu: `22.04`, `22.04:LTS`; not `Pro:…` (fixes only Ubuntu Pro ships) nor
-        // FIPS streams.
+        // Ubuntu: `22.04`, `22.04:LTS`, and `Pro:22.04:LTS`: advisories whose fix only
+        // Ubuntu Pro (ESM) ships still leave the release's own package affected (the
+        // match says the fix is Pro's, see [`is_ubuntu_pro`]). Not the FIPS streams.
         (Some(rel), Ecosystem::Ubuntu) => {
-            parts.next() == Some(rel.as_str()) && parts.all(|p| p == "LTS")
+            let mut first = parts.next();
+            if first == Some("Pro") {
+                first = parts.next();
+            }
+            first == Some(rel.as_str()) && parts.all(|p| p == "LTS")
         }
         // Red Hat: the main RHEL stream of the major release, any repository
         // (`enterprise_linux:9::baseos`, `::appstream`, `::crb`). Not the EUS/AUS/E4S
@@ -350,7 +360,10 @@ mod tests {
         let t = target_for(&p, Some(&distro("ubuntu", "22.04"))).unwrap();
         assert!(applies("Ubuntu:22.04", &t));
         assert!(applies("Ubuntu:22.04:LTS", &t));
-        assert!(!applies("Ubuntu:Pro:22.04:LTS", &t));
+        assert!(applies("Ubuntu:Pro:22.04:LTS", &t));
+        assert!(!applies("Ubuntu:Pro:20.04:LTS", &t));
+        assert!(!applies("Ubuntu:Pro:FIPS:22.04:LTS", &t));
+        assert!(!applies("Ubuntu:FIPS:22.04:LTS", &t));
         assert!(!applies("Ubuntu:20.04:LTS", &t));
 
         let a = pkg(

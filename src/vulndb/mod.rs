@@ -438,19 +438,39 @@ impl VulnDb {
                     key: key.to_string(),
                     source,
                 })?;
+                // The release's own archive decides; an Ubuntu Pro (ESM) entry decides
+                // only where the archive has none, and names the fix where the archive
+                // has none.
                 let mut hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
+                let mut pro_hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
+                let (mut archive_entry, mut pro_entry) = (false, false);
                 for entry in &row.entries {
                     if !ecosystem::applies(&entry.ecosystem, &target) {
                         continue;
                     }
+                    let pro = ecosystem::is_ubuntu_pro(&entry.ecosystem);
+                    archive_entry |= !pro;
+                    pro_entry |= pro;
+                    let slot = if pro { &mut pro_hit } else { &mut hit };
                     if let Some(fixed) = entry.affects(&target.version)
-                        && hit.as_ref().is_none_or(|(_, f)| f.is_none())
+                        && slot.as_ref().is_none_or(|(_, f)| f.is_none())
                     {
-                        hit = Some((entry, fixed));
+                        *slot = Some((entry, fixed));
                     }
                 }
-                let Some((entry, fixed_in)) = hit else {
-                    continue;
+                let (entry, fixed_in, fix_channel) = match (hit, pro_hit) {
+                    (Some((e, None)), Some((_, Some(pro_fix)))) => {
+                        (e, Some(pro_fix), Some("ubuntu-pro".to_string()))
+                    }
+                    // Unfixed in the archive, but the installed version is Pro's fix
+                    // or later: the image gets its packages from Ubuntu Pro.
+                    (Some((_, None)), None) if pro_entry => continue,
+                    (Some((e, fixed)), _) => (e, fixed, None),
+                    (None, Some((e, fixed))) if !archive_entry => {
+                        let channel = fixed.is_some().then(|| "ubuntu-pro".to_string());
+                        (e, fixed, channel)
+                    }
+                    (None, _) => continue,
                 };
                 if !seen.insert((
                     id.to_string(),
@@ -473,6 +493,7 @@ impl VulnDb {
                     installed_version: pkg.version.clone(),
                     ecosystem: entry.ecosystem.to_string(),
                     fixed_in,
+                    fix_channel,
                     severity,
                     score,
                     summary: adv.summary.clone(),
