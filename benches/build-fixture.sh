@@ -7,7 +7,8 @@
 #   benches/build-fixture.sh [OUT_DIR]      (default: target/scan-fixture)
 #   ROOTFS=/path/to/existing/rootfs benches/build-fixture.sh   reuse a debootstrap tree
 #
-# Result: OUT_DIR/oci with tag "app" (scan it with: pullwarden scan oci:OUT_DIR/oci:app).
+# Result: OUT_DIR/oci with tag "app" (scan it with: pullwarden scan oci:OUT_DIR/oci:app),
+# and tag "app-hardlinks": the same packages arriving by hard link (below).
 # Needs: debootstrap, umoci, tar; root (debootstrap, device nodes, ownership).
 set -euo pipefail
 
@@ -61,5 +62,38 @@ mkdir -p "$del/app/node_modules/lodash"
 tar --numeric-owner --owner=0 --group=0 -C "$del" -cf "$out/layers/del.tar" .
 umoci raw add-layer --image "$oci:app" --history.created_by "RUN rm /app/old-credentials.txt && rm -rf /app/node_modules/lodash/*" "$out/layers/del.tar"
 
+# The same image with its packages arriving by hard link, as real builds make them:
+# the base layer keeps a copy of dpkg's database under /.pkgcache, archived first (tar
+# --sort=name), so /var/lib/dpkg/status and every dpkg file list are hard links to it;
+# the app layer installs its Python distributions as uv does, hard-linked from
+# /root/.cache/uv; the top layer removes both caches.
+umoci new --image "$oci:app-hardlinks"
+stage=$out/layers/stage
+rm -rf "$stage"
+cp -al "$rootfs" "$stage"
+mkdir -p "$stage/.pkgcache"
+cp -al "$stage/var/lib/dpkg" "$stage/.pkgcache/dpkg"
+tar --numeric-owner --xattrs --sort=name -C "$stage" -cf "$out/layers/base-links.tar" .
+umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "debootstrap; cp -al /var/lib/dpkg /.pkgcache" "$out/layers/base-links.tar"
+rm -rf "$stage"
+uvapp=$out/layers/uvapp
+rm -rf "$uvapp"
+mkdir -p "$uvapp/root/.cache/uv/archive-v0"
+cp -a "$app/usr/local/lib/python3.11/dist-packages" "$uvapp/root/.cache/uv/archive-v0/Xq3"
+mkdir -p "$uvapp/usr/local/lib/python3.11"
+cp -al "$uvapp/root/.cache/uv/archive-v0/Xq3" "$uvapp/usr/local/lib/python3.11/site-packages"
+cp -a "$app/app" "$uvapp/app"
+tar --numeric-owner --owner=0 --group=0 --sort=name -C "$uvapp" -cf "$out/layers/uvapp.tar" .
+umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "RUN uv pip install --system -r requirements.txt" "$out/layers/uvapp.tar"
+rm -rf "$uvapp"
+clean=$out/layers/clean
+rm -rf "$clean"
+mkdir -p "$clean/root"
+: > "$clean/.wh..pkgcache"
+: > "$clean/root/.wh..cache"
+tar --numeric-owner --owner=0 --group=0 -C "$clean" -cf "$out/layers/clean.tar" .
+umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "RUN rm -rf /.pkgcache /root/.cache" "$out/layers/clean.tar"
+
 rm -rf "$out/layers"
 echo "$oci:app"
+echo "$oci:app-hardlinks"
