@@ -64,11 +64,15 @@ impl LiveConfig {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Re-reads the file; an invalid new config is rejected and the old one kept.
-    /// Socket paths and the upstream cannot change without a restart: such a change is
-    /// refused whole, so the running daemon never disagrees with its config file.
+    /// Re-reads the file and every key, trust root and denylist it names; an invalid
+    /// new config (or a bad file) is rejected and the old one kept. Socket paths and
+    /// the upstream cannot change without a restart: such a change is refused whole, so
+    /// the running daemon never disagrees with its config file.
     pub fn reload(&self) -> Result<Arc<Config>, ConfigError> {
         let new = Config::load(&self.path, false)?;
+        for w in new.check_files()?.warnings {
+            tracing::warn!("{w}");
+        }
         let old = self.get();
         if new.server != old.server {
             return Err(ConfigError::Invalid {

@@ -15,6 +15,9 @@ use crate::report::Severity;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullwarden/config.toml";
 
+mod files;
+pub use files::{FileReport, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]

@@ -12,7 +12,13 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let cfg = args.config.load()?;
+    // Keys, trust roots and denylists are read now: a bad one exits 64 before any
+    // socket exists, instead of failing every pull.
+    let files = cfg.check_files()?;
     init_logging(cfg.server.log_format);
+    for w in &files.warnings {
+        tracing::warn!("{w}");
+    }
     let path = args.config.path();
     // One async thread: the proxy's work per call is tiny and latency-bound, and
     // keeping both HTTP/2 connections of a call on one thread saves the cross-thread
