@@ -361,4 +361,72 @@ mod tests {
         assert!(TrustedKey::from_spki_der("k", b"garbage").is_err());
         assert!(pem_block("no pem here", "PUBLIC KEY").is_none());
     }
+
+    /// The other encodings of one public key (SPKI DER given): DER, compressed EC point,
+    /// PKCS#1 PEM and DER for RSA, RSA without the NULL parameters.
+    fn other_encodings(spki: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        use x509_cert::der::{Decode as _, Encode as _};
+        let parsed = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki).unwrap();
+        let bits = parsed.subject_public_key.as_bytes().unwrap().to_vec();
+        let mut out = vec![("DER SPKI", spki.to_vec())];
+        match parsed.algorithm.oid.to_string().as_str() {
+            OID_EC_PUBLIC_KEY => {
+                let half = (bits.len() - 1) / 2;
+                let mut compressed = vec![0x02 | (bits[bits.len() - 1] & 1)];
+                compressed.extend_from_slice(&bits[1..1 + half]);
+                let mut c = parsed.clone();
+                c.subject_public_key =
+                    x509_cert::der::asn1::BitString::from_bytes(&compressed).unwrap();
+                let der = c.to_der().unwrap();
+                out.push(("compressed EC PEM", to_pem("PUBLIC KEY", &der).into_bytes()));
+                out.push(("compressed EC DER", der));
+            }
+            OID_RSA => {
+                out.push(("PKCS#1 PEM", to_pem("RSA PUBLIC KEY", &bits).into_bytes()));
+                out.push(("PKCS#1 DER", bits.clone()));
+                let mut c = parsed.clone();
+                c.algorithm.parameters = None;
+                out.push(("RSA SPKI without NULL", c.to_der().unwrap()));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    #[test]
+    fn one_key_in_every_encoding_is_one_fingerprint_and_verifies() {
+        for scheme in [
+            SigningScheme::ECDSA_P256_SHA256_ASN1,
+            SigningScheme::ECDSA_P384_SHA384_ASN1,
+            SigningScheme::ED25519,
+            SigningScheme::RSA_PKCS1_SHA256(2048),
+        ] {
+            let signer = scheme.create_signer().unwrap();
+            let pem = signer
+                .to_sigstore_keypair()
+                .unwrap()
+                .public_key_to_pem()
+                .unwrap();
+            let sig = signer.sign(b"payload").unwrap();
+            let reference = TrustedKey::from_file_bytes("pem", pem.as_bytes()).unwrap();
+            let spki = pem_block(&pem, "PUBLIC KEY").unwrap();
+            let forms = other_encodings(&spki);
+            assert!(forms.len() >= 1);
+            for (form, bytes) in forms {
+                let k = TrustedKey::from_file_bytes(form, &bytes)
+                    .unwrap_or_else(|e| panic!("{scheme} {form}: {e}"));
+                assert_eq!(k.fingerprint, reference.fingerprint, "{scheme} {form}");
+                assert_eq!(k.spki, reference.spki, "{scheme} {form}");
+                assert!(k.verify(&sig, b"payload"), "{scheme} {form}");
+            }
+        }
+        // A point off the curve is refused, not canonicalized.
+        let signer = SigningScheme::ECDSA_P256_SHA256_ASN1.create_signer().unwrap();
+        let pem = signer.to_sigstore_keypair().unwrap().public_key_to_pem().unwrap();
+        let mut der = pem_block(&pem, "PUBLIC KEY").unwrap();
+        let last = der.len() - 1;
+        der[last] ^= 1;
+        let e = TrustedKey::from_file_bytes("bad", &der).unwrap_err();
+        assert!(e.contains("not a valid P-256 public key"), "{e}");
+    }
 }
