@@ -29,3 +29,221 @@ fn systemd_unit_has_the_contract() {
     let dropin = include_str!("../systemd/kubelet-pullwarden.conf");
     assert!(dropin.contains("--image-service-endpoint=unix:///run/pullwarden/cri.sock"));
 }
+
+// ------------------------------------------------ files a config names fail at load
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::bin;
+use crate::support::daemon::Daemon;
+
+/// One kind of bad file: what to put in the policy, and what the error must name.
+struct BadFile {
+    what: &'static str,
+    /// TOML lines for `[policy.signatures]` (after `keys`) and `[policy.scan]`.
+    signatures: String,
+    scan: String,
+    keys: Vec<PathBuf>,
+    key: &'static str,
+    file: PathBuf,
+    reason: &'static str,
+}
+
+/// A good key file, and every kind of bad key, trust-root and denylist file, in `dir`.
+fn bad_files(dir: &Path) -> (PathBuf, Vec<BadFile>) {
+    use pullwarden::verify::sign::generate_key;
+    use sigstore::crypto::SigningScheme;
+    let write = |name: &str, body: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    let (private, public) = generate_key(SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
+    let good = write("good.pub", public.as_bytes());
+    let copy = write("copy.der", &pullwarden::verify::keys::pem_block(&public, "PUBLIC KEY").unwrap());
+    std::fs::create_dir_all(dir.join("keydir.pub")).unwrap();
+    let mut k1 = vec![0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d];
+    k1.extend([0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00, 0x04]);
+    k1.extend([7u8; 64]);
+    let key_case = |what, file: PathBuf, reason| BadFile {
+        what,
+        signatures: String::new(),
+        scan: String::new(),
+        keys: vec![good.clone(), file.clone()],
+        key: "policy[0].signatures.keys[1]",
+        file,
+        reason,
+    };
+    let root = write("root.json", br#"{"mediaType": "something else"}"#);
+    let deny = write("deny.txt", b"sha256:0123\n");
+    let cases = vec![
+        key_case("missing key", dir.join("missing.pub"), "does not exist"),
+        key_case("directory key", dir.join("keydir.pub"), "is a directory"),
+        key_case("private key", write("cosign.key", private.as_bytes()), "private key"),
+        key_case("not a key", write("notes.pub", b"see the wiki"), "is not a public key"),
+        key_case(
+            "unsupported key type",
+            write("k1.pub", pullwarden::verify::keys::to_pem("PUBLIC KEY", &k1).as_bytes()),
+            "unsupported EC curve",
+        ),
+        BadFile {
+            what: "trust root that is not a trusted_root.json",
+            signatures: format!("trusted_root = {:?}\n", root.display().to_string()),
+            scan: String::new(),
+            keys: vec![good.clone()],
+            key: "policy[0].signatures.trusted_root",
+            file: root,
+            reason: "not a usable sigstore trusted_root.json",
+        },
+        BadFile {
+            what: "missing trust root",
+            signatures: format!("trusted_root = {:?}\n", dir.join("nope.json").display().to_string()),
+            scan: String::new(),
+            keys: vec![good.clone()],
+            key: "policy[0].signatures.trusted_root",
+            file: dir.join("nope.json"),
+            reason: "does not exist",
+        },
+        BadFile {
+            what: "denylist line that is not a digest",
+            signatures: String::new(),
+            scan: format!("denylist = {:?}\n", deny.display().to_string()),
+            keys: vec![good.clone()],
+            key: "policy[0].scan.denylist",
+            file: deny,
+            reason: "line 1",
+        },
+        BadFile {
+            what: "directory as denylist",
+            signatures: String::new(),
+            scan: format!("denylist = {:?}\n", dir.join("keydir.pub").display().to_string()),
+            keys: vec![good.clone()],
+            key: "policy[0].scan.denylist",
+            file: dir.join("keydir.pub"),
+            reason: "is a directory",
+        },
+        BadFile {
+            what: "one key twice (PEM and DER) under threshold 2",
+            signatures: "threshold = 2\n".into(),
+            scan: String::new(),
+            keys: vec![good.clone(), copy.clone()],
+            key: "policy[0].signatures.threshold",
+            file: PathBuf::new(),
+            reason: "1 distinct signers",
+        },
+    ];
+    (good, cases)
+}
+
+/// A `[[policy]]` named "p" over every image, in `mode`, with `keys` and the extra lines.
+fn policy_toml(mode: &str, keys: &[PathBuf], signatures: &str, scan: &str) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("{:?}", k.display().to_string())).collect();
+    format!(
+        "[[policy]]\nname = \"p\"\nimages = [\"**\"]\nmode = \"{mode}\"\n[policy.signatures]\nkeys = [{}]\n{signatures}[policy.scan]\n{scan}",
+        keys.join(", ")
+    )
+}
+
+fn assert_names(case: &BadFile, config: &Path, stderr: &str) {
+    for want in [
+        case.key,
+        case.reason,
+        &config.display().to_string(),
+        &case.file.display().to_string(),
+    ] {
+        assert!(stderr.contains(want), "{}: want {want:?} in {stderr}", case.what);
+    }
+}
+
+#[test]
+fn policy_check_and_serve_refuse_bad_files_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, cases) = bad_files(dir.path());
+    let upstream = dir.path().join("containerd.sock");
+    for case in &cases {
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}\n{}",
+                Daemon::server_section(dir.path(), &upstream),
+                policy_toml("enforce", &case.keys, &case.signatures, &case.scan)
+            ),
+        )
+        .unwrap();
+        let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "policy check, {}", case.what);
+        assert_names(case, &config, &String::from_utf8_lossy(&out.stderr));
+
+        let out = Command::new(bin()).args(["serve", "--config"]).arg(&config).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "serve, {}", case.what);
+        assert_names(case, &config, &String::from_utf8_lossy(&out.stderr));
+        for socket in ["cri.sock", "admin.sock"] {
+            assert!(!dir.path().join(socket).exists(), "serve created {socket} ({})", case.what);
+        }
+        assert!(!dir.path().join("state").exists(), "serve opened its store ({})", case.what);
+    }
+    // The same key listed twice without a threshold that needs both: valid, with a
+    // warning naming both listings.
+    let config = dir.path().join("config.toml");
+    let copy = dir.path().join("copy.der");
+    std::fs::write(&config, policy_toml("enforce", &[good.clone(), copy.clone()], "", "")).unwrap();
+    let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: policy[0].signatures.keys[1]")
+            && stderr.contains("same public key as keys[0]"),
+        "{stderr}"
+    );
+}
+
+/// `pullwarden reload` and SIGHUP refuse a config whose files are bad, and the daemon
+/// keeps the running policy (its mode and fingerprint on the admin API are unchanged).
+#[test]
+fn reload_refuses_bad_files_and_keeps_the_running_policy() {
+    let files = tempfile::tempdir().unwrap();
+    let (good, cases) = bad_files(files.path());
+    let mut daemon = Daemon::start(&policy_toml("enforce", &[good.clone()], "", ""));
+    let running = |d: &Daemon| {
+        let out = d.cli(&["status", "--json", "--admin", &d.admin.display().to_string()]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let p = &v["policies"][0];
+        (p["mode"].as_str().unwrap().to_string(), p["fingerprint"].as_str().unwrap().to_string())
+    };
+    let before = running(&daemon);
+    assert_eq!(before.0, "enforce");
+    let server = std::fs::read_to_string(&daemon.config).unwrap();
+    let server = server[..server.find("[[policy]]").unwrap()].to_string();
+    for case in &cases {
+        // The new config would also switch to audit: none of it may take effect.
+        std::fs::write(
+            &daemon.config,
+            format!("{server}{}", policy_toml("audit", &case.keys, &case.signatures, &case.scan)),
+        )
+        .unwrap();
+        let out = daemon.cli(&["reload", "--admin", &daemon.admin.display().to_string()]);
+        assert_ne!(out.status.code(), Some(0), "reload accepted {}", case.what);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("the running configuration is kept"), "{stderr}");
+        assert_names(case, &daemon.config, &stderr);
+        assert_eq!(running(&daemon), before, "{}", case.what);
+    }
+    // SIGHUP: the same refusal, logged.
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !daemon.log().contains("reload rejected") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let log = daemon.log();
+    assert!(log.contains("reload rejected") && log.contains(cases.last().unwrap().key), "{log}");
+    assert_eq!(running(&daemon), before);
+    // A good config is taken.
+    std::fs::write(&daemon.config, format!("{server}{}", policy_toml("audit", &[good], "", ""))).unwrap();
+    let out = daemon.cli(&["reload", "--admin", &daemon.admin.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(running(&daemon).0, "audit");
+    daemon.stop();
+}
