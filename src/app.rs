@@ -272,7 +272,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     let daemon = Arc::new(Daemon::build(config, config_path, metrics.clone())?);
     let cfg = daemon.live.get();
     let listener = cri::bind_socket(&cfg.server.listen, &cfg.server.socket_group)?;
-    let admin_listener = cri::bind_socket(&cfg.server.admin, &cfg.server.socket_group)
+    // The CRI socket reaches containerd's RuntimeService (root-equivalent); the admin
+    // socket only verdicts and reloads: each has its own group.
+    let admin_listener = cri::bind_socket(&cfg.server.admin, &cfg.server.admin_group)
         .map_err(AppError::AdminBind)?;
     let metrics_listener = match &cfg.server.metrics {
         Some(addr) => Some(
@@ -285,7 +287,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         ),
         None => None,
     };
-    let access = PeerAccess::for_group(&cfg.server.socket_group)?;
+    let access = PeerAccess::for_group(&cfg.server.admin_group)?;
     let upstream =
         Arc::new(Upstream::new(&cfg.server.upstream).with_busy_poll(cfg.server.upstream_busy_poll));
     let proxy = Proxy::new(upstream, daemon.gate()).with_metrics(metrics.clone());
@@ -325,7 +327,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         stopped(),
     ));
     let metrics_task = metrics_listener.map(|l| {
-        tracing::info!(addr = ?l.local_addr().ok(), "metrics on /metrics");
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(addr, "metrics on /metrics");
         tokio::spawn(crate::admin::serve_metrics(l, metrics.clone(), stopped()))
     });
 

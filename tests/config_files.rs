@@ -247,3 +247,74 @@ fn reload_refuses_bad_files_and_keeps_the_running_policy() {
     assert_eq!(running(&daemon).0, "audit");
     daemon.stop();
 }
+
+/// The CRI socket (containerd's whole RuntimeService behind it) and the admin socket
+/// have their own groups: a CLI user in `admin_group` reads verdicts but cannot open
+/// the CRI socket. Needs root to run the client as another user.
+#[test]
+fn admin_group_opens_the_admin_socket_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("admin_group_opens_the_admin_socket_only needs root; skipped");
+        return;
+    }
+    let mut daemon = Daemon::start("");
+    daemon.stop();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replacen("[server]\n", "[server]\nadmin_group = \"nogroup\"\n", 1),
+    )
+    .unwrap();
+    daemon.spawn();
+    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap().gid.as_raw();
+    let cri = std::fs::metadata(&daemon.listen).unwrap();
+    let admin = std::fs::metadata(&daemon.admin).unwrap();
+    assert_eq!((cri.gid(), cri.mode() & 0o777), (0, 0o660));
+    assert_eq!((admin.gid(), admin.mode() & 0o777), (nogroup, 0o660));
+    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .uid(65534)
+            .gid(nogroup)
+            .env_remove("PULLWARDEN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&["verdicts", "--json", "--admin", daemon.admin.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The socket's mode keeps nobody out of the CRI socket; root gets through.
+    let out = as_nobody(&["cri", "version", "--endpoint", daemon.listen.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("cannot connect"), "{e}");
+    let out = Command::new(bin())
+        .args(["cri", "version", "--endpoint", daemon.listen.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    daemon.stop();
+}
+
+/// `metrics` beyond loopback is refused at load (serve exits 64) unless
+/// `metrics_public = true`.
+#[test]
+fn public_metrics_need_metrics_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let server = Daemon::server_section(dir.path(), &dir.path().join("containerd.sock"))
+        .replace("metrics = \"\"\n", "metrics = \"0.0.0.0:0\"\n");
+    std::fs::write(&config, &server).unwrap();
+    for cmd in [&["policy", "check"][..], &["serve"][..]] {
+        let out = Command::new(bin()).args(cmd).arg("--config").arg(&config).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{cmd:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains("server.metrics") && e.contains("metrics_public = true"), "{e}");
+        assert!(!dir.path().join("cri.sock").exists());
+    }
+    std::fs::write(&config, server.replace("[server]\n", "[server]\nmetrics_public = true\n")).unwrap();
+    let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

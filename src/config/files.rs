@@ -32,6 +32,13 @@ impl Config {
     /// Blocking file I/O; a few small files per policy.
     pub fn check_files(&self) -> Result<FileReport, ConfigError> {
         let mut report = FileReport::default();
+        check_groups(self, &mut report).map_err(|e| match &self.source {
+            Some(path) => ConfigError::InFile {
+                path: path.clone(),
+                source: Box::new(e),
+            },
+            None => e,
+        })?;
         for (i, p) in self.policies.iter().enumerate() {
             check_policy(i, p, &mut report).map_err(|e| match &self.source {
                 Some(path) => ConfigError::InFile {
@@ -43,6 +50,29 @@ impl Config {
         }
         Ok(report)
     }
+}
+
+/// The socket groups exist on this host (else `serve` would fail after binding the
+/// first socket), and a CRI socket opened to a group is worth a warning.
+fn check_groups(c: &Config, report: &mut FileReport) -> Result<(), ConfigError> {
+    for (key, group) in [
+        ("server.socket_group", &c.server.socket_group),
+        ("server.admin_group", &c.server.admin_group),
+    ] {
+        if nix::unistd::Group::from_name(group).ok().flatten().is_none() {
+            return Err(invalid(
+                key,
+                format!("group {group:?} does not exist on this host"),
+            ));
+        }
+    }
+    if c.server.socket_group != "root" {
+        report.warnings.push(format!(
+            "server.socket_group = {:?}: its members reach containerd's whole RuntimeService through the CRI socket (root-equivalent); CLI users need only server.admin_group",
+            c.server.socket_group
+        ));
+    }
+    Ok(())
 }
 
 fn bad_file(key: String, path: &Path, reason: impl std::fmt::Display) -> ConfigError {
@@ -252,6 +282,20 @@ mod tests {
         assert!(error(&f.config(&[good.clone()], None, Some(&deny))).contains("not UTF-8"));
         let e = error(&f.config(&[good], None, Some(&f.dir.path().display().to_string())));
         assert!(e.contains("policy[0].scan.denylist") && e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn socket_groups_must_exist() {
+        let mut c = Config::parse("[server]\nadmin_group = \"no-such-group-pw\"").unwrap();
+        let e = c.check_files().unwrap_err().to_string();
+        assert!(e.starts_with("server.admin_group") && e.contains("does not exist"), "{e}");
+        c.source = Some("/etc/pw.toml".into());
+        assert!(c.check_files().unwrap_err().to_string().contains("/etc/pw.toml"));
+        let c = Config::parse("[server]\nsocket_group = \"no-such-group-pw\"").unwrap();
+        assert!(c.check_files().unwrap_err().to_string().starts_with("server.socket_group"));
+        let c = Config::parse("[server]\nsocket_group = \"daemon\"").unwrap();
+        let w = c.check_files().unwrap().warnings;
+        assert!(w.len() == 1 && w[0].contains("root-equivalent"), "{w:?}");
     }
 
     #[test]
