@@ -318,3 +318,74 @@ fn public_metrics_need_metrics_public() {
     let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+// ------------------------------------------------------------ logs fit journald
+
+/// The daemon's stderr is a file (as under journald): no ANSI escapes, in text and in
+/// JSON; with `log_format = "json"` every line is one JSON object, the audit line's
+/// `reasons` is an array and addresses are plain strings.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_are_plain_and_json_lines_carry_arrays() {
+    use crate::support::image::{Compression, Entry, Image, Layer};
+    let reg = &crate::support::it_env().registry;
+    let repo = crate::support::unique_repo("logs");
+    let img = Image::new(vec![Layer::from_entries(
+        &[Entry::file("etc/hello", "hello logs")],
+        Compression::Gzip,
+    )]);
+    img.push(reg, &repo, "v1").await;
+    let reference = format!("{reg}/{repo}:v1");
+    let files = tempfile::tempdir().unwrap();
+    let (good, _) = bad_files(files.path());
+    let mut daemon = Daemon::start(&policy_toml("enforce", &[good], "", ""));
+    let pull = |d: &Daemon| {
+        let socket = d.listen.clone();
+        let r = reference.clone();
+        async move {
+            let mut cri = crate::support::cri::images(&socket).await;
+            cri.pull_image(crate::support::cri::pull_request(&r, "default")).await
+        }
+    };
+    let denied = pull(&daemon).await.unwrap_err();
+    assert!(denied.message().contains("no signature found"), "{denied:?}");
+    daemon.stop();
+    let text_log = daemon.log();
+    assert!(text_log.contains("pull decision"), "{text_log}");
+    assert!(!text_log.contains('\x1b'), "ANSI escapes in a non-terminal log: {text_log:?}");
+
+    let config = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        config.replacen("[server]\n", "[server]\nlog_format = \"json\"\nmetrics = \"127.0.0.1:0\"\n", 1),
+    )
+    .unwrap();
+    // Daemon::server_section sets metrics = "": the later key would clash; drop it.
+    let config = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(&daemon.config, config.replacen("metrics = \"\"\n", "", 1)).unwrap();
+    std::fs::remove_file(daemon.dir.path().join("daemon.log")).unwrap();
+    daemon.spawn();
+    // The cached deny answers again, and is audited again.
+    assert!(pull(&daemon).await.is_err());
+    daemon.stop();
+    let log = daemon.log();
+    assert!(!log.contains('\x1b'), "{log:?}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let audit = lines
+        .iter()
+        .find(|l| l["target"] == "pullwarden::audit")
+        .unwrap_or_else(|| panic!("no audit line: {log}"));
+    let reasons = audit["reasons"].as_array().unwrap_or_else(|| panic!("{audit}"));
+    assert!(
+        reasons.iter().any(|r| r.as_str().is_some_and(|r| r.contains("no signature found"))),
+        "{audit}"
+    );
+    assert_eq!(audit["decision"], "deny");
+    let serving = lines.iter().find(|l| l["message"] == "pullwarden serving").unwrap();
+    assert_eq!(serving["listen"], daemon.listen.display().to_string());
+    let metrics = lines.iter().find(|l| l["message"] == "metrics on /metrics").unwrap();
+    let addr = metrics["addr"].as_str().unwrap_or_else(|| panic!("{metrics}"));
+    assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{metrics}");
+}

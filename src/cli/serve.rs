@@ -32,15 +32,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Logs to stderr (journald under systemd): colour only on a terminal, and for
+/// `log_format = "json"` one JSON object per line (see `crate::audit::JsonLines`).
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PULLWARDEN_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(crate::audit::stderr_wants_colour())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .event_format(crate::audit::JsonLines)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

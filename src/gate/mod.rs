@@ -604,7 +604,7 @@ impl Gate {
             mode = %v.mode,
             decision,
             how,
-            reasons = ?v.reasons,
+            reasons = %crate::audit::JsonList(&v.reasons),
             "pull decision"
         );
         self.verdicts.record(&DecisionEvent {
