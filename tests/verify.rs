@@ -274,12 +274,17 @@ async fn threshold_counts_distinct_signers() {
     assert_eq!(rep.threshold, 2);
 }
 
-/// The other encodings of the public key in the PEM file `public`: DER SPKI, compressed
-/// EC point (PEM and DER), PKCS#1 RSA (PEM and DER).
+/// The other encodings of the public key in the PEM file `public`.
 fn encodings_of(public: &Path) -> Vec<(&'static str, Vec<u8>)> {
-    use x509_cert::der::{Decode as _, Encode as _};
     let pem = std::fs::read_to_string(public).unwrap();
-    let spki = pullwarden::verify::keys::pem_block(&pem, "PUBLIC KEY").unwrap();
+    key_encodings(&pullwarden::verify::keys::pem_block(&pem, "PUBLIC KEY").unwrap())
+}
+
+/// The encodings of one public key (DER SPKI given): DER SPKI, compressed EC point (PEM
+/// and DER), PKCS#1 RSA (PEM and DER).
+pub fn key_encodings(spki: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use x509_cert::der::{Decode as _, Encode as _};
+    let spki = spki.to_vec();
     let parsed = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&spki).unwrap();
     let bits = parsed.subject_public_key.as_bytes().unwrap().to_vec();
     let to_pem = pullwarden::verify::keys::to_pem;
