@@ -69,7 +69,7 @@ impl LiveConfig {
     /// the upstream cannot change without a restart: such a change is refused whole, so
     /// the running daemon never disagrees with its config file.
     pub fn reload(&self) -> Result<Arc<Config>, ConfigError> {
-        let new = Config::load(&self.path, false)?;
+        let mut new = Config::load(&self.path, false)?;
         for w in new.check_files()?.warnings {
             tracing::warn!("{w}");
         }

@@ -16,7 +16,7 @@ use crate::report::Severity;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullwarden/config.toml";
 
 mod files;
-pub use files::{FileReport, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES};
+pub use files::{FileReport, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES, PolicyFiles};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -286,6 +286,11 @@ pub struct Policy {
     image_globs: GlobSet,
     #[serde(skip)]
     namespace_globs: GlobSet,
+    /// The key, trust-root and denylist files as read at load ([`Config::check_files`]):
+    /// the verifier, the scanner and the fingerprint all use these bytes, so a file
+    /// changed or removed after the load changes nothing until the next reload.
+    #[serde(skip)]
+    pub files: std::sync::Arc<PolicyFiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -693,6 +698,7 @@ fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigError> {
         scan,
         image_globs,
         namespace_globs,
+        files: Default::default(),
     })
 }
 

@@ -389,3 +389,76 @@ async fn logs_are_plain_and_json_lines_carry_arrays() {
     let addr = metrics["addr"].as_str().unwrap_or_else(|| panic!("{metrics}"));
     assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{metrics}");
 }
+
+/// Through the daemon and the real registry: a threshold of 2 over one key listed in two
+/// encodings (plus a second key) is not met by the first key's signature alone, and is
+/// met once the second key signs. The daemon verifies with the key bytes read at load:
+/// key files overwritten after start change nothing until a reload, which refuses them.
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_counts_signers_with_the_keys_read_at_load() {
+    use crate::support::image::{Compression, Entry, Image, Layer};
+    use pullwarden::registry::{Credentials, RegistryClient};
+    use pullwarden::verify::sign::{ImageSigner, SignFormat, generate_key, sign_and_push};
+    use sigstore::crypto::SigningScheme;
+    let reg = &crate::support::it_env().registry;
+    let repo = crate::support::unique_repo("threshold");
+    let img = Image::new(vec![Layer::from_entries(
+        &[Entry::file("etc/hello", "hello threshold")],
+        Compression::Gzip,
+    )]);
+    img.push(reg, &repo, "v1").await;
+    let reference = format!("{reg}/{repo}:v1");
+    let r: pullwarden::reference::Reference = reference.parse().unwrap();
+    let d: pullwarden::digest::Digest = img.digest.parse().unwrap();
+    let client = RegistryClient::new(
+        &pullwarden::config::Config::parse(&format!("[registry]\nplain_http = [{reg:?}]"))
+            .unwrap()
+            .registry,
+    )
+    .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let key = |name: &str, scheme| {
+        let (private, public) = generate_key(scheme).unwrap();
+        let path = files.path().join(format!("{name}.pub"));
+        std::fs::write(&path, &public).unwrap();
+        (ImageSigner::from_pem(private.as_bytes(), false).unwrap(), path, public)
+    };
+    let (a, a_pub, a_pem) = key("a", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let (b, b_pub, _) = key("b", SigningScheme::ED25519);
+    let a_der = files.path().join("a.der");
+    std::fs::write(&a_der, pullwarden::verify::keys::pem_block(&a_pem, "PUBLIC KEY").unwrap()).unwrap();
+    let keys = [a_pub.clone(), a_der.clone(), b_pub];
+    let mut daemon = Daemon::start(&policy_toml("enforce", &keys, "threshold = 2\n", "enabled = false\n"));
+    let admin = daemon.admin.display().to_string();
+    let pull = |socket: PathBuf| {
+        let r = reference.clone();
+        async move {
+            let mut cri = crate::support::cri::images(&socket).await;
+            cri.pull_image(crate::support::cri::pull_request(&r, "default")).await
+        }
+    };
+    // The key files go bad on disk before the first pull: the daemon keeps the keys it
+    // loaded (and fingerprinted) at start.
+    std::fs::write(&a_pub, "garbage").unwrap();
+    std::fs::remove_file(&a_der).unwrap();
+    let creds = Credentials::default();
+    sign_and_push(&client, &r, &d, &a, SignFormat::Legacy, &creds).await.unwrap();
+    let denied = pull(daemon.listen.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unknown, "{denied:?}");
+    assert!(
+        denied.message().starts_with("SignatureValidationFailed: ")
+            && denied.message().contains("denied by policy p"),
+        "{denied:?}"
+    );
+
+    sign_and_push(&client, &r, &d, &b, SignFormat::Bundle, &creds).await.unwrap();
+    let out = daemon.cli(&["purge", "--all", "--admin", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    pull(daemon.listen.clone())
+        .await
+        .unwrap_or_else(|e| panic!("two signers, keys from load: {e:?}\n{}", daemon.log()));
+    let out = daemon.cli(&["reload", "--admin", &admin]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy[0].signatures.keys[0]"));
+    daemon.stop();
+}

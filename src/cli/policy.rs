@@ -22,7 +22,7 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
         PolicyCommand::Check { config, json } => {
-            let cfg = config.load()?;
+            let mut cfg = config.load()?;
             let files = cfg.check_files()?;
             for w in &files.warnings {
                 eprintln!("warning: {w}");

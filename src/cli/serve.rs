@@ -11,7 +11,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let cfg = args.config.load()?;
+    let mut cfg = args.config.load()?;
     // Keys, trust roots and denylists are read now: a bad one exits 64 before any
     // socket exists, instead of failing every pull.
     let files = cfg.check_files()?;

@@ -4,7 +4,9 @@
 //! the running config kept) instead of failing every pull later. Errors name the policy
 //! key (`policy[0].signatures.keys[1]`), the file and the reason.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Config, ConfigError, Policy, invalid};
 use crate::verify::keyless::TrustMaterial;
@@ -24,13 +26,36 @@ pub struct FileReport {
     pub warnings: Vec<String>,
 }
 
+/// The contents of a policy's files, read once at load. Empty for a config that was
+/// not checked (built in memory by tests): then [`PolicyFiles::read`] reads the disk.
+#[derive(Debug, Default)]
+pub struct PolicyFiles {
+    bytes: BTreeMap<PathBuf, Arc<[u8]>>,
+}
+
+impl PolicyFiles {
+    /// The bytes of `path` as loaded, or (for a file not in the snapshot) as read now,
+    /// refused past `limit` bytes; errors are reasons (see `read_config_file`).
+    pub fn read(&self, path: &Path, limit: u64) -> Result<Arc<[u8]>, String> {
+        match self.bytes.get(path) {
+            Some(b) => Ok(b.clone()),
+            None => read_config_file(path, limit).map(Arc::from),
+        }
+    }
+
+    /// Whether the files were read at load (else `read` goes to the disk).
+    pub fn is_loaded(&self) -> bool {
+        !self.bytes.is_empty()
+    }
+}
+
 impl Config {
     /// Reads and parses every key file, trust root and denylist of every policy.
     /// `Err` names the first bad file by its key (inside the config file, when the
     /// config came from one); `Ok` carries warnings (duplicate keys).
     ///
     /// Blocking file I/O; a few small files per policy.
-    pub fn check_files(&self) -> Result<FileReport, ConfigError> {
+    pub fn check_files(&mut self) -> Result<FileReport, ConfigError> {
         let mut report = FileReport::default();
         check_groups(self, &mut report).map_err(|e| match &self.source {
             Some(path) => ConfigError::InFile {
@@ -39,8 +64,9 @@ impl Config {
             },
             None => e,
         })?;
-        for (i, p) in self.policies.iter().enumerate() {
-            check_policy(i, p, &mut report).map_err(|e| match &self.source {
+        let source = self.source.clone();
+        for (i, p) in self.policies.iter_mut().enumerate() {
+            check_policy(i, p, &mut report).map_err(|e| match &source {
                 Some(path) => ConfigError::InFile {
                     path: path.clone(),
                     source: Box::new(e),
@@ -79,18 +105,19 @@ fn bad_file(key: String, path: &Path, reason: impl std::fmt::Display) -> ConfigE
     invalid(key, format!("{}: {reason}", path.display()))
 }
 
-fn check_policy(i: usize, p: &Policy, report: &mut FileReport) -> Result<(), ConfigError> {
+/// Reads, parses and keeps (in `p.files`) every file of policy `i`.
+fn check_policy(i: usize, p: &mut Policy, report: &mut FileReport) -> Result<(), ConfigError> {
+    let mut files = PolicyFiles::default();
     if let Some(s) = &p.signatures {
         let base = format!("policy[{i}].signatures");
         // (index, path, fingerprint) of each distinct key, first listing wins.
         let mut distinct: Vec<(usize, &Path, crate::digest::Digest)> = Vec::new();
         for (j, path) in s.keys.iter().enumerate() {
-            let key = TrustedKey::load(path).map_err(|e| match e {
-                crate::verify::VerifyError::Key { reason, .. } => {
-                    bad_file(format!("{base}.keys[{j}]"), path, reason)
-                }
-                other => bad_file(format!("{base}.keys[{j}]"), path, other),
-            })?;
+            let bad = |r| bad_file(format!("{base}.keys[{j}]"), path, r);
+            let bytes = crate::verify::keys::read_key_file(path).map_err(bad)?;
+            let key = TrustedKey::from_file_bytes(&path.display().to_string(), &bytes)
+                .map_err(bad)?;
+            files.bytes.insert(path.clone(), Arc::from(bytes));
             match distinct.iter().find(|(_, _, f)| *f == key.fingerprint) {
                 Some((first, first_path, _)) => report.warnings.push(format!(
                     "{base}.keys[{j}]: {} is the same public key as keys[{first}] ({}); it counts as one signer",
@@ -122,6 +149,7 @@ fn check_policy(i: usize, p: &Policy, report: &mut FileReport) -> Result<(), Con
                     format!("not a usable sigstore trusted_root.json: {r}"),
                 )
             })?;
+            files.bytes.insert(path.clone(), Arc::from(bytes));
         }
     }
     if let Some(path) = &p.scan.denylist {
@@ -131,7 +159,9 @@ fn check_policy(i: usize, p: &Policy, report: &mut FileReport) -> Result<(), Con
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| bad_file(key.clone(), path, "is not UTF-8 text"))?;
         crate::scan::Denylist::parse(text).map_err(|e| bad_file(key.clone(), path, e))?;
+        files.bytes.insert(path.clone(), Arc::from(bytes));
     }
+    p.files = Arc::new(files);
     Ok(())
 }
 
@@ -188,14 +218,24 @@ mod tests {
     }
 
     fn error(c: &Config) -> String {
-        c.check_files().unwrap_err().to_string()
+        c.clone().check_files().unwrap_err().to_string()
     }
 
     #[test]
     fn good_files_pass() {
         let f = Files::new();
-        let c = f.config(&[f.path("good.pub")], None, Some(&f.path("deny.txt")));
+        let mut c = f.config(&[f.path("good.pub")], None, Some(&f.path("deny.txt")));
+        assert!(!c.policies[0].files.is_loaded());
         assert_eq!(c.check_files().unwrap(), FileReport::default());
+        // The bytes read at load are kept: removing the files afterwards changes nothing.
+        let files = c.policies[0].files.clone();
+        assert!(files.is_loaded());
+        let key = std::fs::read(f.dir.path().join("good.pub")).unwrap();
+        std::fs::remove_file(f.dir.path().join("good.pub")).unwrap();
+        std::fs::remove_file(f.dir.path().join("deny.txt")).unwrap();
+        assert_eq!(&*files.read(&f.dir.path().join("good.pub"), 1 << 20).unwrap(), &key[..]);
+        assert!(files.read(&f.dir.path().join("deny.txt"), 1 << 20).is_ok());
+        assert!(files.read(&f.dir.path().join("other"), 1 << 20).is_err());
     }
 
     #[test]
@@ -287,13 +327,13 @@ mod tests {
     #[test]
     fn socket_groups_must_exist() {
         let mut c = Config::parse("[server]\nadmin_group = \"no-such-group-pw\"").unwrap();
-        let e = c.check_files().unwrap_err().to_string();
+        let e = c.clone().check_files().unwrap_err().to_string();
         assert!(e.starts_with("server.admin_group") && e.contains("does not exist"), "{e}");
         c.source = Some("/etc/pw.toml".into());
         assert!(c.check_files().unwrap_err().to_string().contains("/etc/pw.toml"));
-        let c = Config::parse("[server]\nsocket_group = \"no-such-group-pw\"").unwrap();
+        let mut c = Config::parse("[server]\nsocket_group = \"no-such-group-pw\"").unwrap();
         assert!(c.check_files().unwrap_err().to_string().starts_with("server.socket_group"));
-        let c = Config::parse("[server]\nsocket_group = \"daemon\"").unwrap();
+        let mut c = Config::parse("[server]\nsocket_group = \"daemon\"").unwrap();
         let w = c.check_files().unwrap().warnings;
         assert!(w.len() == 1 && w[0].contains("root-equivalent"), "{w:?}");
     }
@@ -305,7 +345,7 @@ mod tests {
             "copy.pub",
             std::fs::read(f.dir.path().join("good.pub")).unwrap(),
         );
-        let c = f.config(&[f.path("good.pub"), copy.clone()], None, None);
+        let mut c = f.config(&[f.path("good.pub"), copy.clone()], None, None);
         let report = c.check_files().unwrap();
         assert_eq!(report.warnings.len(), 1, "{report:?}");
         assert!(

@@ -139,7 +139,7 @@ pub fn read_config_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
         .map_err(|e| io_reason(&e))?;
     if bytes.len() as u64 > limit {
         return Err(format!("is larger than the {limit}-byte limit"));
@@ -155,7 +155,8 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
+/// Reads a key file (at most [`MAX_KEY_FILE_BYTES`]); an empty one is an error.
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
     let bytes = read_config_file(path, MAX_KEY_FILE_BYTES)?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err("is empty".into());

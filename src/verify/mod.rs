@@ -76,20 +76,46 @@ pub struct Verifier {
 const SIGNER_KEYLESS: &str = "keyless";
 
 impl Verifier {
+    /// Reads the policy's key and trust-root files from disk.
     pub fn load(policy: &SignaturePolicy) -> Result<Verifier, VerifyError> {
+        Verifier::load_with(policy, &crate::config::PolicyFiles::default())
+    }
+
+    /// Builds the verifier from the files as read at load (`Policy::files`), so it
+    /// trusts exactly the bytes the policy fingerprint covers.
+    pub fn load_with(
+        policy: &SignaturePolicy,
+        files: &crate::config::PolicyFiles,
+    ) -> Result<Verifier, VerifyError> {
         let mut keys: Vec<TrustedKey> = Vec::new();
         for path in &policy.keys {
-            let k = TrustedKey::load(path)?;
-            // The same key in two files is one signer.
+            let key_err = |reason| VerifyError::Key {
+                path: path.clone(),
+                reason,
+            };
+            let bytes = files
+                .read(path, keys::MAX_KEY_FILE_BYTES)
+                .map_err(key_err)?;
+            let k = TrustedKey::from_file_bytes(&path.display().to_string(), &bytes)
+                .map_err(key_err)?;
+            // The same key in two files (or two encodings) is one signer.
             if !keys.iter().any(|o| o.fingerprint == k.fingerprint) {
                 keys.push(k);
             }
         }
-        let trust = policy
-            .trusted_root
-            .as_deref()
-            .map(TrustMaterial::load)
-            .transpose()?;
+        let trust = match policy.trusted_root.as_deref() {
+            None => None,
+            Some(path) => {
+                let root_err = |reason| VerifyError::TrustRoot {
+                    path: path.to_path_buf(),
+                    reason,
+                };
+                let bytes = files
+                    .read(path, crate::config::MAX_TRUST_ROOT_BYTES)
+                    .map_err(root_err)?;
+                Some(TrustMaterial::from_json(&bytes).map_err(root_err)?)
+            }
+        };
         Ok(Verifier {
             keys,
             keyless: policy.keyless.clone(),
