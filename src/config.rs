@@ -1038,7 +1038,10 @@ mode = "audit"
         // Opening the CLI to a group does not open the CRI socket to it, nor back.
         let c = Config::parse("[server]\nadmin_group = \"adm\"").unwrap();
         assert_eq!(
-            (c.server.socket_group.as_str(), c.server.admin_group.as_str()),
+            (
+                c.server.socket_group.as_str(),
+                c.server.admin_group.as_str()
+            ),
             ("root", "adm")
         );
         let c = Config::parse("[server]\nsocket_group = \"kube\"").unwrap();

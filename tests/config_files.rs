@@ -61,10 +61,17 @@ fn bad_files(dir: &Path) -> (PathBuf, Vec<BadFile>) {
     };
     let (private, public) = generate_key(SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
     let good = write("good.pub", public.as_bytes());
-    let copy = write("copy.der", &pullwarden::verify::keys::pem_block(&public, "PUBLIC KEY").unwrap());
+    let copy = write(
+        "copy.der",
+        &pullwarden::verify::keys::pem_block(&public, "PUBLIC KEY").unwrap(),
+    );
     std::fs::create_dir_all(dir.join("keydir.pub")).unwrap();
-    let mut k1 = vec![0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d];
-    k1.extend([0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00, 0x04]);
+    let mut k1 = vec![
+        0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+    ];
+    k1.extend([
+        0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00, 0x04,
+    ]);
     k1.extend([7u8; 64]);
     let key_case = |what, file: PathBuf, reason| BadFile {
         what,
@@ -80,11 +87,22 @@ fn bad_files(dir: &Path) -> (PathBuf, Vec<BadFile>) {
     let cases = vec![
         key_case("missing key", dir.join("missing.pub"), "does not exist"),
         key_case("directory key", dir.join("keydir.pub"), "is a directory"),
-        key_case("private key", write("cosign.key", private.as_bytes()), "private key"),
-        key_case("not a key", write("notes.pub", b"see the wiki"), "is not a public key"),
+        key_case(
+            "private key",
+            write("cosign.key", private.as_bytes()),
+            "private key",
+        ),
+        key_case(
+            "not a key",
+            write("notes.pub", b"see the wiki"),
+            "is not a public key",
+        ),
         key_case(
             "unsupported key type",
-            write("k1.pub", pullwarden::verify::keys::to_pem("PUBLIC KEY", &k1).as_bytes()),
+            write(
+                "k1.pub",
+                pullwarden::verify::keys::to_pem("PUBLIC KEY", &k1).as_bytes(),
+            ),
             "unsupported EC curve",
         ),
         BadFile {
@@ -98,7 +116,10 @@ fn bad_files(dir: &Path) -> (PathBuf, Vec<BadFile>) {
         },
         BadFile {
             what: "missing trust root",
-            signatures: format!("trusted_root = {:?}\n", dir.join("nope.json").display().to_string()),
+            signatures: format!(
+                "trusted_root = {:?}\n",
+                dir.join("nope.json").display().to_string()
+            ),
             scan: String::new(),
             keys: vec![good.clone()],
             key: "policy[0].signatures.trusted_root",
@@ -117,7 +138,10 @@ fn bad_files(dir: &Path) -> (PathBuf, Vec<BadFile>) {
         BadFile {
             what: "directory as denylist",
             signatures: String::new(),
-            scan: format!("denylist = {:?}\n", dir.join("keydir.pub").display().to_string()),
+            scan: format!(
+                "denylist = {:?}\n",
+                dir.join("keydir.pub").display().to_string()
+            ),
             keys: vec![good.clone()],
             key: "policy[0].scan.denylist",
             file: dir.join("keydir.pub"),
@@ -138,7 +162,10 @@ fn bad_files(dir: &Path) -> (PathBuf, Vec<BadFile>) {
 
 /// A `[[policy]]` named "p" over every image, in `mode`, with `keys` and the extra lines.
 fn policy_toml(mode: &str, keys: &[PathBuf], signatures: &str, scan: &str) -> String {
-    let keys: Vec<String> = keys.iter().map(|k| format!("{:?}", k.display().to_string())).collect();
+    let keys: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{:?}", k.display().to_string()))
+        .collect();
     format!(
         "[[policy]]\nname = \"p\"\nimages = [\"**\"]\nmode = \"{mode}\"\n[policy.signatures]\nkeys = [{}]\n{signatures}[policy.scan]\n{scan}",
         keys.join(", ")
@@ -152,7 +179,11 @@ fn assert_names(case: &BadFile, config: &Path, stderr: &str) {
         &config.display().to_string(),
         &case.file.display().to_string(),
     ] {
-        assert!(stderr.contains(want), "{}: want {want:?} in {stderr}", case.what);
+        assert!(
+            stderr.contains(want),
+            "{}: want {want:?} in {stderr}",
+            case.what
+        );
     }
 }
 
@@ -172,24 +203,48 @@ fn policy_check_and_serve_refuse_bad_files_before_binding() {
             ),
         )
         .unwrap();
-        let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
+        let out = Command::new(bin())
+            .args(["policy", "check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(64), "policy check, {}", case.what);
         assert_names(case, &config, &String::from_utf8_lossy(&out.stderr));
 
-        let out = Command::new(bin()).args(["serve", "--config"]).arg(&config).output().unwrap();
+        let out = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(64), "serve, {}", case.what);
         assert_names(case, &config, &String::from_utf8_lossy(&out.stderr));
         for socket in ["cri.sock", "admin.sock"] {
-            assert!(!dir.path().join(socket).exists(), "serve created {socket} ({})", case.what);
+            assert!(
+                !dir.path().join(socket).exists(),
+                "serve created {socket} ({})",
+                case.what
+            );
         }
-        assert!(!dir.path().join("state").exists(), "serve opened its store ({})", case.what);
+        assert!(
+            !dir.path().join("state").exists(),
+            "serve opened its store ({})",
+            case.what
+        );
     }
     // The same key listed twice without a threshold that needs both: valid, with a
     // warning naming both listings.
     let config = dir.path().join("config.toml");
     let copy = dir.path().join("copy.der");
-    std::fs::write(&config, policy_toml("enforce", &[good.clone(), copy.clone()], "", "")).unwrap();
-    let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
+    std::fs::write(
+        &config,
+        policy_toml("enforce", &[good.clone(), copy.clone()], "", ""),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
@@ -207,11 +262,19 @@ fn reload_refuses_bad_files_and_keeps_the_running_policy() {
     let (good, cases) = bad_files(files.path());
     let mut daemon = Daemon::start(&policy_toml("enforce", &[good.clone()], "", ""));
     let running = |d: &Daemon| {
-        let out = d.cli(&["status", "--json", "--admin", &d.admin.display().to_string()]);
+        let out = d.cli(&[
+            "status",
+            "--json",
+            "--admin",
+            &d.admin.display().to_string(),
+        ]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         let p = &v["policies"][0];
-        (p["mode"].as_str().unwrap().to_string(), p["fingerprint"].as_str().unwrap().to_string())
+        (
+            p["mode"].as_str().unwrap().to_string(),
+            p["fingerprint"].as_str().unwrap().to_string(),
+        )
     };
     let before = running(&daemon);
     assert_eq!(before.0, "enforce");
@@ -221,13 +284,19 @@ fn reload_refuses_bad_files_and_keeps_the_running_policy() {
         // The new config would also switch to audit: none of it may take effect.
         std::fs::write(
             &daemon.config,
-            format!("{server}{}", policy_toml("audit", &case.keys, &case.signatures, &case.scan)),
+            format!(
+                "{server}{}",
+                policy_toml("audit", &case.keys, &case.signatures, &case.scan)
+            ),
         )
         .unwrap();
         let out = daemon.cli(&["reload", "--admin", &daemon.admin.display().to_string()]);
         assert_ne!(out.status.code(), Some(0), "reload accepted {}", case.what);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("the running configuration is kept"), "{stderr}");
+        assert!(
+            stderr.contains("the running configuration is kept"),
+            "{stderr}"
+        );
         assert_names(case, &daemon.config, &stderr);
         assert_eq!(running(&daemon), before, "{}", case.what);
     }
@@ -238,12 +307,23 @@ fn reload_refuses_bad_files_and_keeps_the_running_policy() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let log = daemon.log();
-    assert!(log.contains("reload rejected") && log.contains(cases.last().unwrap().key), "{log}");
+    assert!(
+        log.contains("reload rejected") && log.contains(cases.last().unwrap().key),
+        "{log}"
+    );
     assert_eq!(running(&daemon), before);
     // A good config is taken.
-    std::fs::write(&daemon.config, format!("{server}{}", policy_toml("audit", &[good], "", ""))).unwrap();
+    std::fs::write(
+        &daemon.config,
+        format!("{server}{}", policy_toml("audit", &[good], "", "")),
+    )
+    .unwrap();
     let out = daemon.cli(&["reload", "--admin", &daemon.admin.display().to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(running(&daemon).0, "audit");
     daemon.stop();
 }
@@ -268,7 +348,11 @@ fn admin_group_opens_the_admin_socket_only() {
     )
     .unwrap();
     daemon.spawn();
-    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap().gid.as_raw();
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
     let cri = std::fs::metadata(&daemon.listen).unwrap();
     let admin = std::fs::metadata(&daemon.admin).unwrap();
     assert_eq!((cri.gid(), cri.mode() & 0o777), (0, 0o660));
@@ -283,18 +367,43 @@ fn admin_group_opens_the_admin_socket_only() {
             .output()
             .unwrap()
     };
-    let out = as_nobody(&["verdicts", "--json", "--admin", daemon.admin.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = as_nobody(&[
+        "verdicts",
+        "--json",
+        "--admin",
+        daemon.admin.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The socket's mode keeps nobody out of the CRI socket; root gets through.
-    let out = as_nobody(&["cri", "version", "--endpoint", daemon.listen.to_str().unwrap()]);
+    let out = as_nobody(&[
+        "cri",
+        "version",
+        "--endpoint",
+        daemon.listen.to_str().unwrap(),
+    ]);
     assert_ne!(out.status.code(), Some(0));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("cannot connect"), "{e}");
     let out = Command::new(bin())
-        .args(["cri", "version", "--endpoint", daemon.listen.to_str().unwrap()])
+        .args([
+            "cri",
+            "version",
+            "--endpoint",
+            daemon.listen.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     daemon.stop();
 }
 
@@ -308,15 +417,36 @@ fn public_metrics_need_metrics_public() {
         .replace("metrics = \"\"\n", "metrics = \"0.0.0.0:0\"\n");
     std::fs::write(&config, &server).unwrap();
     for cmd in [&["policy", "check"][..], &["serve"][..]] {
-        let out = Command::new(bin()).args(cmd).arg("--config").arg(&config).output().unwrap();
+        let out = Command::new(bin())
+            .args(cmd)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(64), "{cmd:?}");
         let e = String::from_utf8_lossy(&out.stderr);
-        assert!(e.contains("server.metrics") && e.contains("metrics_public = true"), "{e}");
+        assert!(
+            e.contains("server.metrics") && e.contains("metrics_public = true"),
+            "{e}"
+        );
         assert!(!dir.path().join("cri.sock").exists());
     }
-    std::fs::write(&config, server.replace("[server]\n", "[server]\nmetrics_public = true\n")).unwrap();
-    let out = Command::new(bin()).args(["policy", "check", "--config"]).arg(&config).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &config,
+        server.replace("[server]\n", "[server]\nmetrics_public = true\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ------------------------------------------------------------ logs fit journald
@@ -343,20 +473,31 @@ async fn logs_are_plain_and_json_lines_carry_arrays() {
         let r = reference.clone();
         async move {
             let mut cri = crate::support::cri::images(&socket).await;
-            cri.pull_image(crate::support::cri::pull_request(&r, "default")).await
+            cri.pull_image(crate::support::cri::pull_request(&r, "default"))
+                .await
         }
     };
     let denied = pull(&daemon).await.unwrap_err();
-    assert!(denied.message().contains("no signature found"), "{denied:?}");
+    assert!(
+        denied.message().contains("no signature found"),
+        "{denied:?}"
+    );
     daemon.stop();
     let text_log = daemon.log();
     assert!(text_log.contains("pull decision"), "{text_log}");
-    assert!(!text_log.contains('\x1b'), "ANSI escapes in a non-terminal log: {text_log:?}");
+    assert!(
+        !text_log.contains('\x1b'),
+        "ANSI escapes in a non-terminal log: {text_log:?}"
+    );
 
     let config = std::fs::read_to_string(&daemon.config).unwrap();
     std::fs::write(
         &daemon.config,
-        config.replacen("[server]\n", "[server]\nlog_format = \"json\"\nmetrics = \"127.0.0.1:0\"\n", 1),
+        config.replacen(
+            "[server]\n",
+            "[server]\nlog_format = \"json\"\nmetrics = \"127.0.0.1:0\"\n",
+            1,
+        ),
     )
     .unwrap();
     // Daemon::server_section sets metrics = "": the later key would clash; drop it.
@@ -377,16 +518,28 @@ async fn logs_are_plain_and_json_lines_carry_arrays() {
         .iter()
         .find(|l| l["target"] == "pullwarden::audit")
         .unwrap_or_else(|| panic!("no audit line: {log}"));
-    let reasons = audit["reasons"].as_array().unwrap_or_else(|| panic!("{audit}"));
+    let reasons = audit["reasons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"));
     assert!(
-        reasons.iter().any(|r| r.as_str().is_some_and(|r| r.contains("no signature found"))),
+        reasons
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("no signature found"))),
         "{audit}"
     );
     assert_eq!(audit["decision"], "deny");
-    let serving = lines.iter().find(|l| l["message"] == "pullwarden serving").unwrap();
+    let serving = lines
+        .iter()
+        .find(|l| l["message"] == "pullwarden serving")
+        .unwrap();
     assert_eq!(serving["listen"], daemon.listen.display().to_string());
-    let metrics = lines.iter().find(|l| l["message"] == "metrics on /metrics").unwrap();
-    let addr = metrics["addr"].as_str().unwrap_or_else(|| panic!("{metrics}"));
+    let metrics = lines
+        .iter()
+        .find(|l| l["message"] == "metrics on /metrics")
+        .unwrap();
+    let addr = metrics["addr"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{metrics}"));
     assert!(addr.parse::<std::net::SocketAddr>().is_ok(), "{metrics}");
 }
 
@@ -421,20 +574,34 @@ async fn daemon_counts_signers_with_the_keys_read_at_load() {
         let (private, public) = generate_key(scheme).unwrap();
         let path = files.path().join(format!("{name}.pub"));
         std::fs::write(&path, &public).unwrap();
-        (ImageSigner::from_pem(private.as_bytes(), false).unwrap(), path, public)
+        (
+            ImageSigner::from_pem(private.as_bytes(), false).unwrap(),
+            path,
+            public,
+        )
     };
     let (a, a_pub, a_pem) = key("a", SigningScheme::ECDSA_P256_SHA256_ASN1);
     let (b, b_pub, _) = key("b", SigningScheme::ED25519);
     let a_der = files.path().join("a.der");
-    std::fs::write(&a_der, pullwarden::verify::keys::pem_block(&a_pem, "PUBLIC KEY").unwrap()).unwrap();
+    std::fs::write(
+        &a_der,
+        pullwarden::verify::keys::pem_block(&a_pem, "PUBLIC KEY").unwrap(),
+    )
+    .unwrap();
     let keys = [a_pub.clone(), a_der.clone(), b_pub];
-    let mut daemon = Daemon::start(&policy_toml("enforce", &keys, "threshold = 2\n", "enabled = false\n"));
+    let mut daemon = Daemon::start(&policy_toml(
+        "enforce",
+        &keys,
+        "threshold = 2\n",
+        "enabled = false\n",
+    ));
     let admin = daemon.admin.display().to_string();
     let pull = |socket: PathBuf| {
         let r = reference.clone();
         async move {
             let mut cri = crate::support::cri::images(&socket).await;
-            cri.pull_image(crate::support::cri::pull_request(&r, "default")).await
+            cri.pull_image(crate::support::cri::pull_request(&r, "default"))
+                .await
         }
     };
     // The key files go bad on disk before the first pull: the daemon keeps the keys it
@@ -442,7 +609,9 @@ async fn daemon_counts_signers_with_the_keys_read_at_load() {
     std::fs::write(&a_pub, "garbage").unwrap();
     std::fs::remove_file(&a_der).unwrap();
     let creds = Credentials::default();
-    sign_and_push(&client, &r, &d, &a, SignFormat::Legacy, &creds).await.unwrap();
+    sign_and_push(&client, &r, &d, &a, SignFormat::Legacy, &creds)
+        .await
+        .unwrap();
     let denied = pull(daemon.listen.clone()).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::Unknown, "{denied:?}");
     assert!(
@@ -451,9 +620,15 @@ async fn daemon_counts_signers_with_the_keys_read_at_load() {
         "{denied:?}"
     );
 
-    sign_and_push(&client, &r, &d, &b, SignFormat::Bundle, &creds).await.unwrap();
+    sign_and_push(&client, &r, &d, &b, SignFormat::Bundle, &creds)
+        .await
+        .unwrap();
     let out = daemon.cli(&["purge", "--all", "--admin", &admin]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     pull(daemon.listen.clone())
         .await
         .unwrap_or_else(|e| panic!("two signers, keys from load: {e:?}\n{}", daemon.log()));

@@ -465,7 +465,12 @@ fn signature_formats() {
     });
     survive(
         "denylist",
-        &[format!("# bad\nsha256:{}\nBLAKE3:{}  # x\n", "a".repeat(64), "B".repeat(64)).as_bytes()],
+        &[format!(
+            "# bad\nsha256:{}\nBLAKE3:{}  # x\n",
+            "a".repeat(64),
+            "B".repeat(64)
+        )
+        .as_bytes()],
         2000,
         |b| {
             let _ = pullwarden::scan::Denylist::parse(&String::from_utf8_lossy(b));

@@ -328,9 +328,15 @@ async fn threshold_counts_one_key_in_any_encoding_once() {
         forms.extend(encodings_of(&public));
         assert!(forms.len() >= 3, "{name}");
         for (form, bytes) in forms {
-            let alias = dir.path().join(format!("{name}-{}.key", form.replace(' ', "_")));
+            let alias = dir
+                .path()
+                .join(format!("{name}-{}.key", form.replace(' ', "_")));
             std::fs::write(&alias, bytes).unwrap();
-            let listed: &Path = if form == "same file twice" { &public } else { &alias };
+            let listed: &Path = if form == "same file twice" {
+                &public
+            } else {
+                &alias
+            };
             let v = Verifier::load(&policy(&format!(
                 "{}threshold = 2\n",
                 keys_toml(&[&public, listed])
@@ -341,7 +347,10 @@ async fn threshold_counts_one_key_in_any_encoding_once() {
             assert_eq!(rep.verified_signers.len(), 1, "{name} {form}");
             // The alias alone verifies: it is the same key, read in that encoding.
             let alone = Verifier::load(&policy(&keys_toml(&[listed]))).unwrap();
-            assert!(verify(&alone, &r, &single(&d)).await.satisfied, "{name} {form}");
+            assert!(
+                verify(&alone, &r, &single(&d)).await.satisfied,
+                "{name} {form}"
+            );
             // At load, `policy check` refuses such a threshold (see config_files).
             let two = Verifier::load(&policy(&format!(
                 "{}threshold = 2\n",
@@ -389,10 +398,18 @@ async fn every_sig_layer_up_to_the_cap_is_examined() {
         let mut layers: Vec<LegacySignature> = (0..others)
             .map(|i| LegacySignature::new(payload.clone(), format!("not ours {i}").as_bytes()))
             .collect();
-        layers.push(LegacySignature::new(payload.clone(), &signer.sign(&payload).unwrap()));
+        layers.push(LegacySignature::new(
+            payload.clone(),
+            &signer.sign(&payload).unwrap(),
+        ));
         push_legacy(&c, &r, &d, &layers, &creds).await.unwrap();
         let rep = v.verify(&c, &r, &single(&d), &creds).await.unwrap();
-        assert_eq!(rep.satisfied, satisfied, "{others}: {}", reasons(&rep).len());
+        assert_eq!(
+            rep.satisfied,
+            satisfied,
+            "{others}: {}",
+            reasons(&rep).len()
+        );
         if satisfied {
             assert_eq!(rep.checks.len(), others + 1);
             assert!(rep.checks[others].verified);
@@ -400,7 +417,10 @@ async fn every_sig_layer_up_to_the_cap_is_examined() {
             assert_eq!(rep.checks.len(), MAX_SIGNATURES + 1);
             let last = &rep.checks[MAX_SIGNATURES].reason;
             assert!(
-                last.contains(&format!("{} signature layers found; only the first {MAX_SIGNATURES} were examined", others + 1)),
+                last.contains(&format!(
+                    "{} signature layers found; only the first {MAX_SIGNATURES} were examined",
+                    others + 1
+                )),
                 "{last}"
             );
         }
@@ -1307,18 +1327,24 @@ async fn keyless_threshold_counts_issuer_and_subject() {
         vec![LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle)]
     };
     // One certificate matching both identities: one signer.
-    push_legacy(&c, &r, &d, &sign_as(release), &creds).await.unwrap();
+    push_legacy(&c, &r, &d, &sign_as(release), &creds)
+        .await
+        .unwrap();
     let rep = verify(&v, &r, &single(&d)).await;
     assert!(!rep.satisfied, "{}", reasons(&rep));
     assert_eq!(rep.verified_signers.len(), 1, "{:?}", rep.verified_signers);
     assert_eq!(rep.checks.iter().filter(|c| c.verified).count(), 2);
     // The same workflow signing again (a new ephemeral key): still one signer.
-    push_legacy(&c, &r, &d, &sign_as(release), &creds).await.unwrap();
+    push_legacy(&c, &r, &d, &sign_as(release), &creds)
+        .await
+        .unwrap();
     let rep = verify(&v, &r, &single(&d)).await;
     assert!(!rep.satisfied, "{}", reasons(&rep));
     assert_eq!(rep.verified_signers.len(), 1);
     // Another workflow: a second signer.
-    push_legacy(&c, &r, &d, &sign_as(audit), &creds).await.unwrap();
+    push_legacy(&c, &r, &d, &sign_as(audit), &creds)
+        .await
+        .unwrap();
     let rep = verify(&v, &r, &single(&d)).await;
     assert!(rep.satisfied, "{}", reasons(&rep));
     assert_eq!(rep.verified_signers.len(), 2);

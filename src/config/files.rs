@@ -85,7 +85,11 @@ fn check_groups(c: &Config, report: &mut FileReport) -> Result<(), ConfigError> 
         ("server.socket_group", &c.server.socket_group),
         ("server.admin_group", &c.server.admin_group),
     ] {
-        if nix::unistd::Group::from_name(group).ok().flatten().is_none() {
+        if nix::unistd::Group::from_name(group)
+            .ok()
+            .flatten()
+            .is_none()
+        {
             return Err(invalid(
                 key,
                 format!("group {group:?} does not exist on this host"),
@@ -115,8 +119,8 @@ fn check_policy(i: usize, p: &mut Policy, report: &mut FileReport) -> Result<(),
         for (j, path) in s.keys.iter().enumerate() {
             let bad = |r| bad_file(format!("{base}.keys[{j}]"), path, r);
             let bytes = crate::verify::keys::read_key_file(path).map_err(bad)?;
-            let key = TrustedKey::from_file_bytes(&path.display().to_string(), &bytes)
-                .map_err(bad)?;
+            let key =
+                TrustedKey::from_file_bytes(&path.display().to_string(), &bytes).map_err(bad)?;
             files.bytes.insert(path.clone(), Arc::from(bytes));
             match distinct.iter().find(|(_, _, f)| *f == key.fingerprint) {
                 Some((first, first_path, _)) => report.warnings.push(format!(
@@ -154,8 +158,8 @@ fn check_policy(i: usize, p: &mut Policy, report: &mut FileReport) -> Result<(),
     }
     if let Some(path) = &p.scan.denylist {
         let key = format!("policy[{i}].scan.denylist");
-        let bytes =
-            read_config_file(path, MAX_DENYLIST_BYTES).map_err(|r| bad_file(key.clone(), path, r))?;
+        let bytes = read_config_file(path, MAX_DENYLIST_BYTES)
+            .map_err(|r| bad_file(key.clone(), path, r))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| bad_file(key.clone(), path, "is not UTF-8 text"))?;
         crate::scan::Denylist::parse(text).map_err(|e| bad_file(key.clone(), path, e))?;
@@ -233,7 +237,10 @@ mod tests {
         let key = std::fs::read(f.dir.path().join("good.pub")).unwrap();
         std::fs::remove_file(f.dir.path().join("good.pub")).unwrap();
         std::fs::remove_file(f.dir.path().join("deny.txt")).unwrap();
-        assert_eq!(&*files.read(&f.dir.path().join("good.pub"), 1 << 20).unwrap(), &key[..]);
+        assert_eq!(
+            &*files.read(&f.dir.path().join("good.pub"), 1 << 20).unwrap(),
+            &key[..]
+        );
         assert!(files.read(&f.dir.path().join("deny.txt"), 1 << 20).is_ok());
         assert!(files.read(&f.dir.path().join("other"), 1 << 20).is_err());
     }
@@ -249,8 +256,12 @@ mod tests {
         .unwrap();
         let (private, _) = generate_key(SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
         // secp256k1 (1.3.132.0.10): a well-formed SPKI of an unsupported curve.
-        let mut k1 = vec![0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d];
-        k1.extend([0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00]);
+        let mut k1 = vec![
+            0x30, 0x56, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+        ];
+        k1.extend([
+            0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a, 0x03, 0x42, 0x00,
+        ]);
         k1.push(0x04);
         k1.extend([7u8; 64]);
         let k1_spki = crate::verify::keys::to_pem("PUBLIC KEY", &k1);
@@ -267,13 +278,22 @@ mod tests {
                 ),
                 "a certificate",
             ),
-            (f.write("text.pub", "hello, I am a key"), "is not a public key"),
             (
-                f.write("badb64.pub", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----\n"),
+                f.write("text.pub", "hello, I am a key"),
+                "is not a public key",
+            ),
+            (
+                f.write(
+                    "badb64.pub",
+                    "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----\n",
+                ),
                 "not valid base64",
             ),
             (f.write("junk.der", [0x30, 0x03, 0x02, 0x01]), "is DER but"),
-            (f.write("k1.pub", &k1_spki), "unsupported EC curve 1.3.132.0.10"),
+            (
+                f.write("k1.pub", &k1_spki),
+                "unsupported EC curve 1.3.132.0.10",
+            ),
             (f.write("big.pub", vec![b'A'; 70_000]), "byte limit"),
         ];
         for (path, want) in cases {
@@ -300,16 +320,24 @@ mod tests {
             let root = f.write("root.json", body);
             let e = error(&f.config(&[good.clone()], Some(&root), None));
             assert!(
-                e.contains("policy[0].signatures.trusted_root") && e.contains(&root) && e.contains(want),
+                e.contains("policy[0].signatures.trusted_root")
+                    && e.contains(&root)
+                    && e.contains(want),
                 "{e}"
             );
         }
         let e = error(&f.config(&[good.clone()], Some(&f.path("nope.json")), None));
-        assert!(e.contains("trusted_root") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.contains("trusted_root") && e.contains("does not exist"),
+            "{e}"
+        );
 
         for (body, want) in [
             ("sha256:abc\n".to_string(), "line 1"),
-            (format!("sha256:{}\nmd5:{}\n", "b".repeat(64), "c".repeat(32)), "line 2"),
+            (
+                format!("sha256:{}\nmd5:{}\n", "b".repeat(64), "c".repeat(32)),
+                "line 2",
+            ),
         ] {
             let deny = f.write("bad-deny.txt", body);
             let e = error(&f.config(&[good.clone()], None, Some(&deny)));
@@ -321,18 +349,34 @@ mod tests {
         let deny = f.write("bin-deny.txt", [0xff, 0xfe, 0x00]);
         assert!(error(&f.config(&[good.clone()], None, Some(&deny))).contains("not UTF-8"));
         let e = error(&f.config(&[good], None, Some(&f.dir.path().display().to_string())));
-        assert!(e.contains("policy[0].scan.denylist") && e.contains("is a directory"), "{e}");
+        assert!(
+            e.contains("policy[0].scan.denylist") && e.contains("is a directory"),
+            "{e}"
+        );
     }
 
     #[test]
     fn socket_groups_must_exist() {
         let mut c = Config::parse("[server]\nadmin_group = \"no-such-group-pw\"").unwrap();
         let e = c.clone().check_files().unwrap_err().to_string();
-        assert!(e.starts_with("server.admin_group") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.starts_with("server.admin_group") && e.contains("does not exist"),
+            "{e}"
+        );
         c.source = Some("/etc/pw.toml".into());
-        assert!(c.check_files().unwrap_err().to_string().contains("/etc/pw.toml"));
+        assert!(
+            c.check_files()
+                .unwrap_err()
+                .to_string()
+                .contains("/etc/pw.toml")
+        );
         let mut c = Config::parse("[server]\nsocket_group = \"no-such-group-pw\"").unwrap();
-        assert!(c.check_files().unwrap_err().to_string().starts_with("server.socket_group"));
+        assert!(
+            c.check_files()
+                .unwrap_err()
+                .to_string()
+                .starts_with("server.socket_group")
+        );
         let mut c = Config::parse("[server]\nsocket_group = \"daemon\"").unwrap();
         let w = c.check_files().unwrap().warnings;
         assert!(w.len() == 1 && w[0].contains("root-equivalent"), "{w:?}");

@@ -97,7 +97,8 @@ impl RegistrySignatures {
             return Ok(v.clone());
         }
         let v = Arc::new(
-            Verifier::load_with(sig, &policy.files).map_err(|e| GateError::Policy(e.to_string()))?,
+            Verifier::load_with(sig, &policy.files)
+                .map_err(|e| GateError::Policy(e.to_string()))?,
         );
         map.insert(policy.name.clone(), (policy.files.clone(), v.clone()));
         Ok(v)
@@ -333,9 +334,7 @@ impl LayerScanner {
                 let bytes = p
                     .files
                     .read(path, crate::config::MAX_DENYLIST_BYTES)
-                    .map_err(|r| {
-                        GateError::Policy(format!("denylist {}: {r}", path.display()))
-                    })?;
+                    .map_err(|r| GateError::Policy(format!("denylist {}: {r}", path.display())))?;
                 let text = std::str::from_utf8(&bytes).map_err(|_| {
                     GateError::Policy(format!("denylist {}: is not UTF-8 text", path.display()))
                 })?;

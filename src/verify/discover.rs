@@ -218,9 +218,7 @@ fn not_examined(total: usize, examined: usize, what: &str) -> Option<String> {
 
 /// What a signature weighs against the byte budget.
 fn evidence_bytes(ev: &Evidence) -> usize {
-    ev.payload.len()
-        + ev.signature.len()
-        + ev.certificates.iter().map(Vec::len).sum::<usize>()
+    ev.payload.len() + ev.signature.len() + ev.certificates.iter().map(Vec::len).sum::<usize>()
 }
 
 async fn bundle_artifact(

@@ -169,7 +169,10 @@ const NOT_PUBLIC_KEYS: &[(&str, &str)] = &[
     ("PRIVATE KEY", "a private key; list its public key"),
     ("EC PRIVATE KEY", "a private key; list its public key"),
     ("RSA PRIVATE KEY", "a private key; list its public key"),
-    ("ENCRYPTED PRIVATE KEY", "a private key; list its public key"),
+    (
+        "ENCRYPTED PRIVATE KEY",
+        "a private key; list its public key",
+    ),
     (
         "ENCRYPTED SIGSTORE PRIVATE KEY",
         "a cosign private key; list cosign.pub instead",
@@ -225,9 +228,8 @@ fn spki_from_der(der: &[u8]) -> Result<Vec<u8>, String> {
     if x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(der).is_ok() {
         return Ok(der.to_vec());
     }
-    spki_from_pkcs1(der).map_err(|_| {
-        "is DER but neither a SubjectPublicKeyInfo nor a PKCS#1 RSA public key".into()
-    })
+    spki_from_pkcs1(der)
+        .map_err(|_| "is DER but neither a SubjectPublicKeyInfo nor a PKCS#1 RSA public key".into())
 }
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
@@ -248,7 +250,8 @@ fn spki_from_pkcs1(pkcs1: &[u8]) -> Result<Vec<u8>, String> {
         Ok::<_, x509_cert::der::Error>(())
     })
     .map_err(|e| format!("not a PKCS#1 RSA public key: {e}"))?;
-    r.finish().map_err(|e| format!("not a PKCS#1 RSA public key: {e}"))?;
+    r.finish()
+        .map_err(|e| format!("not a PKCS#1 RSA public key: {e}"))?;
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned {
         algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
             oid: OID_RSA.parse().map_err(|e| format!("{e}"))?,
@@ -422,8 +425,14 @@ mod tests {
             }
         }
         // A point off the curve is refused, not canonicalized.
-        let signer = SigningScheme::ECDSA_P256_SHA256_ASN1.create_signer().unwrap();
-        let pem = signer.to_sigstore_keypair().unwrap().public_key_to_pem().unwrap();
+        let signer = SigningScheme::ECDSA_P256_SHA256_ASN1
+            .create_signer()
+            .unwrap();
+        let pem = signer
+            .to_sigstore_keypair()
+            .unwrap()
+            .public_key_to_pem()
+            .unwrap();
         let mut der = pem_block(&pem, "PUBLIC KEY").unwrap();
         let last = der.len() - 1;
         der[last] ^= 1;

@@ -361,7 +361,11 @@ impl Verifier {
 fn keyless_signer(cert: &keyless::CertIdentity) -> String {
     let issuer = cert.issuer.as_deref().unwrap_or("");
     let subject = cert.subject.as_deref().unwrap_or("");
-    format!("keyless {}:{issuer} {}:{subject}", issuer.len(), subject.len())
+    format!(
+        "keyless {}:{issuer} {}:{subject}",
+        issuer.len(),
+        subject.len()
+    )
 }
 
 /// Verifies every RFC 3161 timestamp of a signature; returns their genTimes.
