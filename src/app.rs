@@ -68,9 +68,11 @@ impl LiveConfig {
     /// new config (or a bad file) is rejected and the old one kept. Socket paths and
     /// the upstream cannot change without a restart: such a change is refused whole, so
     /// the running daemon never disagrees with its config file.
-    pub fn reload(&self) -> Result<Arc<Config>, ConfigError> {
+    /// Returns the new config and the load's warnings (duplicate keys).
+    pub fn reload(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
         let mut new = Config::load(&self.path, false)?;
-        for w in new.check_files()?.warnings {
+        let warnings = new.check_files()?.warnings;
+        for w in &warnings {
             tracing::warn!("{w}");
         }
         let old = self.get();
@@ -85,7 +87,7 @@ impl LiveConfig {
             Ok(mut w) => *w = new.clone(),
             Err(poisoned) => *poisoned.into_inner() = new.clone(),
         }
-        Ok(new)
+        Ok((new, warnings))
     }
 }
 
@@ -159,7 +161,7 @@ impl Daemon {
 
     /// Config, keys, trust roots, denylists and the vulnerability database, re-read.
     pub fn reload(&self) -> Result<String, String> {
-        let cfg = self.live.reload().map_err(|e| e.to_string())?;
+        let (cfg, warnings) = self.live.reload().map_err(|e| e.to_string())?;
         self.signatures.reset();
         self.scanner
             .reset(cfg.scan.clone())
@@ -177,6 +179,9 @@ impl Daemon {
             cfg.policies.len(),
             self.scanner.vulndb().version()
         );
+        if !warnings.is_empty() {
+            summary.push_str(&format!("; warnings: {}", warnings.join("; ")));
+        }
         if !broken.is_empty() {
             summary.push_str(&format!(
                 "; pulls under these fail closed until fixed: {}",

@@ -231,6 +231,34 @@ fn policy_check_and_serve_refuse_bad_files_before_binding() {
             case.what
         );
     }
+    // A key file only root may read, checked as another user: "permission denied".
+    if nix::unistd::Uid::effective().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let secret = open.join("root-only.pub");
+        std::fs::copy(&good, &secret).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = open.join("config.toml");
+        std::fs::write(&config, policy_toml("enforce", &[secret.clone()], "", "")).unwrap();
+        let out = Command::new(bin())
+            .args(["policy", "check", "--config"])
+            .arg(&config)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains("policy[0].signatures.keys[0]")
+                && e.contains(&secret.display().to_string())
+                && e.contains("permission denied"),
+            "{e}"
+        );
+    }
     // The same key listed twice without a threshold that needs both: valid, with a
     // warning naming both listings.
     let config = dir.path().join("config.toml");
@@ -312,10 +340,11 @@ fn reload_refuses_bad_files_and_keeps_the_running_policy() {
         "{log}"
     );
     assert_eq!(running(&daemon), before);
-    // A good config is taken.
+    // A good config is taken; a key listed twice is reported.
+    let copy = files.path().join("copy.der");
     std::fs::write(
         &daemon.config,
-        format!("{server}{}", policy_toml("audit", &[good], "", "")),
+        format!("{server}{}", policy_toml("audit", &[good, copy], "", "")),
     )
     .unwrap();
     let out = daemon.cli(&["reload", "--admin", &daemon.admin.display().to_string()]);
@@ -323,6 +352,11 @@ fn reload_refuses_bad_files_and_keeps_the_running_policy() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("warnings: policy[0].signatures.keys[1]"),
+        "{said}"
     );
     assert_eq!(running(&daemon).0, "audit");
     daemon.stop();
