@@ -242,7 +242,7 @@ fn policy_check_and_serve_refuse_bad_files_before_binding() {
         std::fs::copy(&good, &secret).unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let config = open.join("config.toml");
-        std::fs::write(&config, policy_toml("enforce", &[secret.clone()], "", "")).unwrap();
+        std::fs::write(&config, policy_toml("enforce", std::slice::from_ref(&secret), "", "")).unwrap();
         let out = Command::new(bin())
             .args(["policy", "check", "--config"])
             .arg(&config)
@@ -288,7 +288,7 @@ fn policy_check_and_serve_refuse_bad_files_before_binding() {
 fn reload_refuses_bad_files_and_keeps_the_running_policy() {
     let files = tempfile::tempdir().unwrap();
     let (good, cases) = bad_files(files.path());
-    let mut daemon = Daemon::start(&policy_toml("enforce", &[good.clone()], "", ""));
+    let mut daemon = Daemon::start(&policy_toml("enforce", std::slice::from_ref(&good), "", ""));
     let running = |d: &Daemon| {
         let out = d.cli(&[
             "status",

@@ -318,7 +318,7 @@ mod tests {
             ("not json", "not a usable sigstore trusted_root.json"),
         ] {
             let root = f.write("root.json", body);
-            let e = error(&f.config(&[good.clone()], Some(&root), None));
+            let e = error(&f.config(std::slice::from_ref(&good), Some(&root), None));
             assert!(
                 e.contains("policy[0].signatures.trusted_root")
                     && e.contains(&root)
@@ -326,7 +326,7 @@ mod tests {
                 "{e}"
             );
         }
-        let e = error(&f.config(&[good.clone()], Some(&f.path("nope.json")), None));
+        let e = error(&f.config(std::slice::from_ref(&good), Some(&f.path("nope.json")), None));
         assert!(
             e.contains("trusted_root") && e.contains("does not exist"),
             "{e}"
@@ -340,14 +340,14 @@ mod tests {
             ),
         ] {
             let deny = f.write("bad-deny.txt", body);
-            let e = error(&f.config(&[good.clone()], None, Some(&deny)));
+            let e = error(&f.config(std::slice::from_ref(&good), None, Some(&deny)));
             assert!(
                 e.contains("policy[0].scan.denylist") && e.contains(&deny) && e.contains(want),
                 "{e}"
             );
         }
         let deny = f.write("bin-deny.txt", [0xff, 0xfe, 0x00]);
-        assert!(error(&f.config(&[good.clone()], None, Some(&deny))).contains("not UTF-8"));
+        assert!(error(&f.config(std::slice::from_ref(&good), None, Some(&deny))).contains("not UTF-8"));
         let e = error(&f.config(&[good], None, Some(&f.dir.path().display().to_string())));
         assert!(
             e.contains("policy[0].scan.denylist") && e.contains("is a directory"),

@@ -60,8 +60,11 @@ pub struct RegistrySignatures {
     /// By policy name, with the file snapshot each was built from: a policy of another
     /// load (a pull that began before a reload) never gets or leaves a verifier of the
     /// wrong keys.
-    verifiers: Mutex<HashMap<String, (Arc<PolicyFiles>, Arc<Verifier>)>>,
+    verifiers: Mutex<HashMap<String, BuiltFrom<Verifier>>>,
 }
+
+/// A part built from a policy, with the file snapshot it was built from.
+type BuiltFrom<T> = (Arc<PolicyFiles>, Arc<T>);
 
 impl RegistrySignatures {
     pub fn new(client: RegistryClient) -> RegistrySignatures {
@@ -233,11 +236,15 @@ pub struct LayerScanner {
     limits: Mutex<ScanLimits>,
     /// By policy name, with the file snapshot its denylist came from (see
     /// `RegistrySignatures::verifiers`).
-    scanners: Mutex<HashMap<String, (Option<Arc<PolicyFiles>>, Arc<Scanner>)>>,
+    scanners: Mutex<HashMap<String, ScannerFor>>,
     layers: LayerStore,
     vulndb: std::sync::RwLock<(Arc<VulnDb>, Option<FileStamp>)>,
     vulndb_path: PathBuf,
 }
+
+/// A policy's scanner (`None`: a scan outside any policy) and the snapshot its denylist
+/// came from.
+type ScannerFor = (Option<Arc<PolicyFiles>>, Arc<Scanner>);
 
 /// What identifies one state of the database file: a `db import` changes it.
 type FileStamp = (std::time::SystemTime, u64);

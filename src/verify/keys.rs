@@ -415,7 +415,7 @@ mod tests {
             let reference = TrustedKey::from_file_bytes("pem", pem.as_bytes()).unwrap();
             let spki = pem_block(&pem, "PUBLIC KEY").unwrap();
             let forms = other_encodings(&spki);
-            assert!(forms.len() >= 1);
+            assert!(!forms.is_empty());
             for (form, bytes) in forms {
                 let k = TrustedKey::from_file_bytes(form, &bytes)
                     .unwrap_or_else(|e| panic!("{scheme} {form}: {e}"));
