@@ -242,7 +242,11 @@ fn policy_check_and_serve_refuse_bad_files_before_binding() {
         std::fs::copy(&good, &secret).unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let config = open.join("config.toml");
-        std::fs::write(&config, policy_toml("enforce", std::slice::from_ref(&secret), "", "")).unwrap();
+        std::fs::write(
+            &config,
+            policy_toml("enforce", std::slice::from_ref(&secret), "", ""),
+        )
+        .unwrap();
         let out = Command::new(bin())
             .args(["policy", "check", "--config"])
             .arg(&config)

@@ -326,7 +326,11 @@ mod tests {
                 "{e}"
             );
         }
-        let e = error(&f.config(std::slice::from_ref(&good), Some(&f.path("nope.json")), None));
+        let e = error(&f.config(
+            std::slice::from_ref(&good),
+            Some(&f.path("nope.json")),
+            None,
+        ));
         assert!(
             e.contains("trusted_root") && e.contains("does not exist"),
             "{e}"
@@ -347,7 +351,9 @@ mod tests {
             );
         }
         let deny = f.write("bin-deny.txt", [0xff, 0xfe, 0x00]);
-        assert!(error(&f.config(std::slice::from_ref(&good), None, Some(&deny))).contains("not UTF-8"));
+        assert!(
+            error(&f.config(std::slice::from_ref(&good), None, Some(&deny))).contains("not UTF-8")
+        );
         let e = error(&f.config(&[good], None, Some(&f.dir.path().display().to_string())));
         assert!(
             e.contains("policy[0].scan.denylist") && e.contains("is a directory"),
