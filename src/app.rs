@@ -64,11 +64,17 @@ impl LiveConfig {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    /// Re-reads the file; an invalid new config is rejected and the old one kept.
-    /// Socket paths and the upstream cannot change without a restart: such a change is
-    /// refused whole, so the running daemon never disagrees with its config file.
-    pub fn reload(&self) -> Result<Arc<Config>, ConfigError> {
-        let new = Config::load(&self.path, false)?;
+    /// Re-reads the file and every key, trust root and denylist it names; an invalid
+    /// new config (or a bad file) is rejected and the old one kept. Socket paths and
+    /// the upstream cannot change without a restart: such a change is refused whole, so
+    /// the running daemon never disagrees with its config file.
+    /// Returns the new config and the load's warnings (duplicate keys).
+    pub fn reload(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
+        let mut new = Config::load(&self.path, false)?;
+        let warnings = new.check_files()?.warnings;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
         let old = self.get();
         if new.server != old.server {
             return Err(ConfigError::Invalid {
@@ -81,7 +87,7 @@ impl LiveConfig {
             Ok(mut w) => *w = new.clone(),
             Err(poisoned) => *poisoned.into_inner() = new.clone(),
         }
-        Ok(new)
+        Ok((new, warnings))
     }
 }
 
@@ -155,7 +161,7 @@ impl Daemon {
 
     /// Config, keys, trust roots, denylists and the vulnerability database, re-read.
     pub fn reload(&self) -> Result<String, String> {
-        let cfg = self.live.reload().map_err(|e| e.to_string())?;
+        let (cfg, warnings) = self.live.reload().map_err(|e| e.to_string())?;
         self.signatures.reset();
         self.scanner
             .reset(cfg.scan.clone())
@@ -173,6 +179,9 @@ impl Daemon {
             cfg.policies.len(),
             self.scanner.vulndb().version()
         );
+        if !warnings.is_empty() {
+            summary.push_str(&format!("; warnings: {}", warnings.join("; ")));
+        }
         if !broken.is_empty() {
             summary.push_str(&format!(
                 "; pulls under these fail closed until fixed: {}",
@@ -268,7 +277,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     let daemon = Arc::new(Daemon::build(config, config_path, metrics.clone())?);
     let cfg = daemon.live.get();
     let listener = cri::bind_socket(&cfg.server.listen, &cfg.server.socket_group)?;
-    let admin_listener = cri::bind_socket(&cfg.server.admin, &cfg.server.socket_group)
+    // The CRI socket reaches containerd's RuntimeService (root-equivalent); the admin
+    // socket only verdicts and reloads: each has its own group.
+    let admin_listener = cri::bind_socket(&cfg.server.admin, &cfg.server.admin_group)
         .map_err(AppError::AdminBind)?;
     let metrics_listener = match &cfg.server.metrics {
         Some(addr) => Some(
@@ -281,7 +292,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         ),
         None => None,
     };
-    let access = PeerAccess::for_group(&cfg.server.socket_group)?;
+    let access = PeerAccess::for_group(&cfg.server.admin_group)?;
     let upstream =
         Arc::new(Upstream::new(&cfg.server.upstream).with_busy_poll(cfg.server.upstream_busy_poll));
     let proxy = Proxy::new(upstream, daemon.gate()).with_metrics(metrics.clone());
@@ -321,7 +332,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         stopped(),
     ));
     let metrics_task = metrics_listener.map(|l| {
-        tracing::info!(addr = ?l.local_addr().ok(), "metrics on /metrics");
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(addr, "metrics on /metrics");
         tokio::spawn(crate::admin::serve_metrics(l, metrics.clone(), stopped()))
     });
 

@@ -15,6 +15,9 @@ use crate::report::Severity;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullwarden/config.toml";
 
+mod files;
+pub use files::{FileReport, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES, PolicyFiles};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -68,6 +71,11 @@ pub struct RawServer {
     pub containerd_root: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub socket_group: Option<String>,
+    /// Group of the admin socket (the CLI), apart from `socket_group` (the CRI socket,
+    /// which reaches containerd's whole RuntimeService). Default "root".
+    pub admin_group: Option<String>,
+    /// Serve `metrics` on a non-loopback address (refused without it).
+    pub metrics_public: Option<bool>,
     /// How long a draining daemon waits for calls in flight on SIGTERM.
     pub drain_timeout: Option<String>,
     /// How long a forwarded call polls for containerd's answer before sleeping.
@@ -191,7 +199,13 @@ pub struct Server {
     pub containerd_namespace: String,
     pub containerd_root: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// Group of the CRI socket (0660). Its members reach containerd's RuntimeService
+    /// through the proxy: root-equivalent.
     pub socket_group: String,
+    /// Group of the admin socket (0660) and of the peers the admin API accepts.
+    pub admin_group: String,
+    /// Whether `metrics` may listen beyond loopback.
+    pub metrics_public: bool,
     #[serde(with = "humantime_serde_compat")]
     pub drain_timeout: Duration,
     #[serde(with = "humantime_serde_compat")]
@@ -278,6 +292,11 @@ pub struct Policy {
     image_globs: GlobSet,
     #[serde(skip)]
     namespace_globs: GlobSet,
+    /// The key, trust-root and denylist files as read at load ([`Config::check_files`]):
+    /// the verifier, the scanner and the fingerprint all use these bytes, so a file
+    /// changed or removed after the load changes nothing until the next reload.
+    #[serde(skip)]
+    pub files: std::sync::Arc<PolicyFiles>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -515,16 +534,28 @@ impl TryFrom<RawConfig> for Config {
                 None => Some("127.0.0.1:9469".into()),
                 Some(m) if m.is_empty() => None,
                 Some(m) => {
-                    m.parse::<std::net::SocketAddr>().map_err(|e| {
+                    let addr = m.parse::<std::net::SocketAddr>().map_err(|e| {
                         invalid("server.metrics", format!("{m:?} is not HOST:PORT: {e}"))
                     })?;
+                    // Metrics name policies, registries and error kinds: not for the
+                    // network unless the operator says so.
+                    if !addr.ip().is_loopback() && !s.metrics_public.unwrap_or(false) {
+                        return Err(invalid(
+                            "server.metrics",
+                            format!(
+                                "{m:?} is not a loopback address; set server.metrics_public = true to serve metrics beyond this host"
+                            ),
+                        ));
+                    }
                     Some(m)
                 }
             },
+            metrics_public: s.metrics_public.unwrap_or(false),
             containerd_namespace: s.containerd_namespace.unwrap_or_else(|| "k8s.io".into()),
             containerd_root: s.containerd_root,
             state_dir: s.state_dir.unwrap_or_else(|| "/var/lib/pullwarden".into()),
             socket_group: s.socket_group.unwrap_or_else(|| "root".into()),
+            admin_group: s.admin_group.unwrap_or_else(|| "root".into()),
             drain_timeout: match s.drain_timeout {
                 None => Duration::from_secs(30),
                 Some(d) => parse_duration("server.drain_timeout", &d)?,
@@ -681,6 +712,7 @@ fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigError> {
         scan,
         image_globs,
         namespace_globs,
+        files: Default::default(),
     })
 }
 
@@ -989,6 +1021,46 @@ mode = "audit"
             Err(ConfigError::Parse { .. })
         ));
         assert!(Config::parse("[[[").is_err());
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback_unless_public() {
+        for addr in ["127.0.0.1:9469", "[::1]:9469", "127.0.0.2:1"] {
+            let c = Config::parse(&format!("[server]\nmetrics = {addr:?}")).unwrap();
+            assert_eq!(c.server.metrics.as_deref(), Some(addr));
+        }
+        for addr in ["0.0.0.0:9469", "[::]:9469", "10.0.0.5:9469"] {
+            let e = Config::parse(&format!("[server]\nmetrics = {addr:?}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("server.metrics") && e.contains("metrics_public = true"),
+                "{e}"
+            );
+            let c = Config::parse(&format!(
+                "[server]\nmetrics = {addr:?}\nmetrics_public = true"
+            ))
+            .unwrap();
+            assert!(c.server.metrics_public);
+        }
+    }
+
+    #[test]
+    fn admin_group_is_apart_from_socket_group() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.server.socket_group, "root");
+        assert_eq!(c.server.admin_group, "root");
+        // Opening the CLI to a group does not open the CRI socket to it, nor back.
+        let c = Config::parse("[server]\nadmin_group = \"adm\"").unwrap();
+        assert_eq!(
+            (
+                c.server.socket_group.as_str(),
+                c.server.admin_group.as_str()
+            ),
+            ("root", "adm")
+        );
+        let c = Config::parse("[server]\nsocket_group = \"kube\"").unwrap();
+        assert_eq!(c.server.admin_group, "root");
     }
 
     #[test]

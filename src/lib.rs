@@ -5,6 +5,7 @@
 pub mod accept;
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod containerd;

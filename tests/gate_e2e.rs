@@ -597,7 +597,9 @@ async fn registry_down_is_registry_unavailable_and_nothing_is_cached() {
     let node = Node::start("");
     // Nothing listens on port 1; the policy for it fails closed.
     let text = std::fs::read_to_string(&node.daemon.config).unwrap();
-    let text = text.replacen("[[policy]]", "[[policy]]\nname = \"down\"\nimages = [\"127.0.0.1:1/**\"]\n[policy.signatures]\nkeys = [\"/dev/null\"]\n\n[[policy]]", 1);
+    // Key files are read at load (a bad one is refused): the node's own key.
+    let key = node.key.with_extension("pub");
+    let text = text.replacen("[[policy]]", &format!("[[policy]]\nname = \"down\"\nimages = [\"127.0.0.1:1/**\"]\n[policy.signatures]\nkeys = [{:?}]\n\n[[policy]]", key.display().to_string()), 1);
     std::fs::write(&node.daemon.config, text).unwrap();
     let out = node.cli(&["reload"]);
     assert!(

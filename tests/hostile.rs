@@ -462,6 +462,39 @@ fn signature_formats() {
             let _ = pullwarden::verify::keyless::certificate_spki(b);
         },
     );
+    // Key files as operators list them: PEM SPKI, DER SPKI, compressed EC, PKCS#1.
+    let mut key_files: Vec<Vec<u8>> = Vec::new();
+    for scheme in [
+        sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1,
+        sigstore::crypto::SigningScheme::ECDSA_P384_SHA384_ASN1,
+        sigstore::crypto::SigningScheme::ED25519,
+        sigstore::crypto::SigningScheme::RSA_PKCS1_SHA256(2048),
+    ] {
+        let (_, public) = pullwarden::verify::sign::generate_key(scheme).unwrap();
+        let der = pullwarden::verify::keys::pem_block(&public, "PUBLIC KEY").unwrap();
+        key_files.push(public.into_bytes());
+        for (_, form) in crate::verify::key_encodings(&der) {
+            key_files.push(form);
+        }
+    }
+    let seeds: Vec<&[u8]> = key_files.iter().map(Vec::as_slice).collect();
+    survive("key files in every encoding", &seeds, 3000, |b| {
+        let _ = pullwarden::verify::keys::TrustedKey::from_file_bytes("k", b);
+        let _ = pullwarden::verify::keys::canonical_spki(b);
+    });
+    survive(
+        "denylist",
+        &[format!(
+            "# bad\nsha256:{}\nBLAKE3:{}  # x\n",
+            "a".repeat(64),
+            "B".repeat(64)
+        )
+        .as_bytes()],
+        2000,
+        |b| {
+            let _ = pullwarden::scan::Denylist::parse(&String::from_utf8_lossy(b));
+        },
+    );
 }
 
 #[test]

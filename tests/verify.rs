@@ -274,6 +274,159 @@ async fn threshold_counts_distinct_signers() {
     assert_eq!(rep.threshold, 2);
 }
 
+/// The other encodings of the public key in the PEM file `public`.
+fn encodings_of(public: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let pem = std::fs::read_to_string(public).unwrap();
+    key_encodings(&pullwarden::verify::keys::pem_block(&pem, "PUBLIC KEY").unwrap())
+}
+
+/// The encodings of one public key (DER SPKI given): DER SPKI, compressed EC point (PEM
+/// and DER), PKCS#1 RSA (PEM and DER).
+pub fn key_encodings(spki: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use x509_cert::der::{Decode as _, Encode as _};
+    let spki = spki.to_vec();
+    let parsed = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(&spki).unwrap();
+    let bits = parsed.subject_public_key.as_bytes().unwrap().to_vec();
+    let to_pem = pullwarden::verify::keys::to_pem;
+    let mut out = vec![("DER SPKI", spki.clone())];
+    if bits.len() == 65 || bits.len() == 97 {
+        let half = (bits.len() - 1) / 2;
+        let mut compressed = vec![0x02 | (bits[bits.len() - 1] & 1)];
+        compressed.extend_from_slice(&bits[1..1 + half]);
+        let mut c = parsed.clone();
+        c.subject_public_key = x509_cert::der::asn1::BitString::from_bytes(&compressed).unwrap();
+        let der = c.to_der().unwrap();
+        out.push(("compressed EC PEM", to_pem("PUBLIC KEY", &der).into_bytes()));
+        out.push(("compressed EC DER", der));
+    } else if bits.len() > 200 {
+        out.push(("PKCS#1 PEM", to_pem("RSA PUBLIC KEY", &bits).into_bytes()));
+        out.push(("PKCS#1 DER", bits));
+    }
+    out
+}
+
+/// One key listed in two encodings (or twice) is one signer: a threshold of 2 is not
+/// met by its signature, through the registry, for every pair of encodings; a second
+/// real signer meets it.
+#[tokio::test]
+async fn threshold_counts_one_key_in_any_encoding_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = Credentials::default();
+    for (name, scheme) in [
+        ("ec", SigningScheme::ECDSA_P256_SHA256_ASN1),
+        ("ec384", SigningScheme::ECDSA_P384_SHA384_ASN1),
+        ("rsa", SigningScheme::RSA_PKCS1_SHA256(2048)),
+    ] {
+        let (signer, public) = keypair(dir.path(), name, scheme);
+        let (other, other_pub) = keypair(dir.path(), &format!("{name}-2"), SigningScheme::ED25519);
+        let (r, d) = pushed_image(&format!("encodings-{name}")).await;
+        let c = client(&r.registry);
+        sign_and_push(&c, &r, &d, &signer, SignFormat::Legacy, &creds)
+            .await
+            .unwrap();
+        let mut forms = vec![("same file twice", std::fs::read(&public).unwrap())];
+        forms.extend(encodings_of(&public));
+        assert!(forms.len() >= 3, "{name}");
+        for (form, bytes) in forms {
+            let alias = dir
+                .path()
+                .join(format!("{name}-{}.key", form.replace(' ', "_")));
+            std::fs::write(&alias, bytes).unwrap();
+            let listed: &Path = if form == "same file twice" {
+                &public
+            } else {
+                &alias
+            };
+            let v = Verifier::load(&policy(&format!(
+                "{}threshold = 2\n",
+                keys_toml(&[&public, listed])
+            )))
+            .unwrap();
+            let rep = verify(&v, &r, &single(&d)).await;
+            assert!(!rep.satisfied, "{name} {form}: {}", reasons(&rep));
+            assert_eq!(rep.verified_signers.len(), 1, "{name} {form}");
+            // The alias alone verifies: it is the same key, read in that encoding.
+            let alone = Verifier::load(&policy(&keys_toml(&[listed]))).unwrap();
+            assert!(
+                verify(&alone, &r, &single(&d)).await.satisfied,
+                "{name} {form}"
+            );
+            // At load, `policy check` refuses such a threshold (see config_files).
+            let two = Verifier::load(&policy(&format!(
+                "{}threshold = 2\n",
+                keys_toml(&[&public, listed, &other_pub])
+            )))
+            .unwrap();
+            assert!(!verify(&two, &r, &single(&d)).await.satisfied);
+        }
+        sign_and_push(&c, &r, &d, &other, SignFormat::Bundle, &creds)
+            .await
+            .unwrap();
+        let alias = dir.path().join(format!("{name}-DER_SPKI.key"));
+        let v = Verifier::load(&policy(&format!(
+            "{}threshold = 2\n",
+            keys_toml(&[&public, &alias, &other_pub])
+        )))
+        .unwrap();
+        let rep = verify(&v, &r, &single(&d)).await;
+        assert!(rep.satisfied, "{name}: {}", reasons(&rep));
+        assert_eq!(rep.verified_signers.len(), 2);
+    }
+}
+
+/// cosign appends one `.sig` layer per signing: a valid signature after many others
+/// counts (position 20 here; once only the first 16 were read). Past the documented
+/// cap the rest is reported, not silently skipped, and the image is not satisfied.
+#[tokio::test]
+async fn every_sig_layer_up_to_the_cap_is_examined() {
+    use pullwarden::verify::discover::MAX_SIGNATURES;
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, public) = keypair(dir.path(), "k", SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let v = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
+    let creds = Credentials::default();
+    // Manifests of a thousand layers exceed the tests' usual 64 KiB manifest limit.
+    let big = |host: &str| {
+        let mut cfg = registry_cfg(host);
+        cfg.max_manifest_bytes = 4 << 20;
+        RegistryClient::new(&cfg).unwrap()
+    };
+    for (others, satisfied) in [(19, true), (MAX_SIGNATURES, false)] {
+        let (r, d) = pushed_image(&format!("sig-layers-{others}")).await;
+        let c = big(&r.registry);
+        let payload = simple_signing_payload(&r.name(), &d);
+        // Other signers' layers (signatures this key does not verify), then ours.
+        let mut layers: Vec<LegacySignature> = (0..others)
+            .map(|i| LegacySignature::new(payload.clone(), format!("not ours {i}").as_bytes()))
+            .collect();
+        layers.push(LegacySignature::new(
+            payload.clone(),
+            &signer.sign(&payload).unwrap(),
+        ));
+        push_legacy(&c, &r, &d, &layers, &creds).await.unwrap();
+        let rep = v.verify(&c, &r, &single(&d), &creds).await.unwrap();
+        assert_eq!(
+            rep.satisfied,
+            satisfied,
+            "{others}: {}",
+            reasons(&rep).len()
+        );
+        if satisfied {
+            assert_eq!(rep.checks.len(), others + 1);
+            assert!(rep.checks[others].verified);
+        } else {
+            assert_eq!(rep.checks.len(), MAX_SIGNATURES + 1);
+            let last = &rep.checks[MAX_SIGNATURES].reason;
+            assert!(
+                last.contains(&format!(
+                    "{} signature layers found; only the first {MAX_SIGNATURES} were examined",
+                    others + 1
+                )),
+                "{last}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn index_and_platform_signatures() {
     let dir = tempfile::tempdir().unwrap();
@@ -1144,6 +1297,57 @@ async fn keyless_signatures() {
             );
         }
     }
+}
+
+/// Keyless signers count by the certificate's (issuer, subject): two configured
+/// identities that match one workflow's certificate are one signer, and so are two
+/// signings by that workflow; a second workflow is a second signer.
+#[tokio::test]
+async fn keyless_threshold_counts_issuer_and_subject() {
+    use keyless::*;
+    use time::{Duration, OffsetDateTime};
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let release = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let audit = "https://github.com/acme/audit/.github/workflows/sign.yml@refs/heads/main";
+    let v = Verifier::load(&policy(&format!(
+        "threshold = 2\ntrusted_root = {:?}\n[[policy.signatures.keyless]]\nissuer = \"{GITHUB}\"\nsubject = \"{release}\"\n[[policy.signatures.keyless]]\nissuer = \"{GITHUB}\"\nsubject_regex = \"^https://github.com/acme/\"\n",
+        ts.trusted_root.display().to_string()
+    )))
+    .unwrap();
+    let (r, d) = pushed_image("keyless-threshold").await;
+    let c = client(&r.registry);
+    let payload = simple_signing_payload(&r.name(), &d);
+    let creds = Credentials::default();
+    // push_legacy appends a layer to the `.sig` manifest, as cosign does.
+    let sign_as = |subject: &str| {
+        let leaf = ts.leaf(subject, GITHUB, now - Duration::minutes(1), 10);
+        let sig = leaf.signer.sign(&payload).unwrap();
+        let bundle = ts.rekor_bundle(&sig, &payload, &leaf.cert_pem, now.unix_timestamp(), true);
+        vec![LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle)]
+    };
+    // One certificate matching both identities: one signer.
+    push_legacy(&c, &r, &d, &sign_as(release), &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(!rep.satisfied, "{}", reasons(&rep));
+    assert_eq!(rep.verified_signers.len(), 1, "{:?}", rep.verified_signers);
+    assert_eq!(rep.checks.iter().filter(|c| c.verified).count(), 2);
+    // The same workflow signing again (a new ephemeral key): still one signer.
+    push_legacy(&c, &r, &d, &sign_as(release), &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(!rep.satisfied, "{}", reasons(&rep));
+    assert_eq!(rep.verified_signers.len(), 1);
+    // Another workflow: a second signer.
+    push_legacy(&c, &r, &d, &sign_as(audit), &creds)
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(rep.satisfied, "{}", reasons(&rep));
+    assert_eq!(rep.verified_signers.len(), 2);
 }
 
 #[tokio::test]

@@ -6,8 +6,10 @@ use super::ConfigArg;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Validate the config file and print the effective configuration (every default
-    /// filled in). Exit 0 when valid, 64 with the offending key and file when not.
+    /// Validate the config file and every file it names (public keys, trust roots,
+    /// denylists: each read and parsed), and print the effective configuration (every
+    /// default filled in). Exit 0 when valid, 64 with the offending key and file when
+    /// not. Warnings (one key listed twice, in any encoding) go to stderr.
     Check {
         #[command(flatten)]
         config: ConfigArg,
@@ -20,7 +22,11 @@ pub enum PolicyCommand {
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
         PolicyCommand::Check { config, json } => {
-            let cfg = config.load()?;
+            let mut cfg = config.load()?;
+            let files = cfg.check_files()?;
+            for w in &files.warnings {
+                eprintln!("warning: {w}");
+            }
             let effective = crate::config::Effective::from(&cfg);
             if json {
                 println!("{}", serde_json::to_string_pretty(&effective)?);

@@ -703,7 +703,7 @@ impl Gate {
             decision,
             enforced = v.enforced,
             how,
-            reasons = ?v.reasons,
+            reasons = %crate::audit::JsonList(&v.reasons),
             "pull decision"
         );
         self.verdicts.record(&DecisionEvent {

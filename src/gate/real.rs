@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::config::Policy;
+use crate::config::{Policy, PolicyFiles};
 use crate::gate::{ResolvedImage, SignatureSource};
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient};
@@ -57,8 +57,14 @@ use crate::verify::{ImageDigests, Verifier, VerifyError};
 /// reload, so key rotation takes effect with `pullwarden reload`.
 pub struct RegistrySignatures {
     client: RegistryClient,
-    verifiers: Mutex<HashMap<String, Arc<Verifier>>>,
+    /// By policy name, with the file snapshot each was built from: a policy of another
+    /// load (a pull that began before a reload) never gets or leaves a verifier of the
+    /// wrong keys.
+    verifiers: Mutex<HashMap<String, BuiltFrom<Verifier>>>,
 }
+
+/// A part built from a policy, with the file snapshot it was built from.
+type BuiltFrom<T> = (Arc<PolicyFiles>, Arc<T>);
 
 impl RegistrySignatures {
     pub fn new(client: RegistryClient) -> RegistrySignatures {
@@ -88,11 +94,16 @@ impl RegistrySignatures {
             )));
         };
         let mut map = self.verifiers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(v) = map.get(&policy.name) {
+        if let Some((files, v)) = map.get(&policy.name)
+            && Arc::ptr_eq(files, &policy.files)
+        {
             return Ok(v.clone());
         }
-        let v = Arc::new(Verifier::load(sig).map_err(|e| GateError::Policy(e.to_string()))?);
-        map.insert(policy.name.clone(), v.clone());
+        let v = Arc::new(
+            Verifier::load_with(sig, &policy.files)
+                .map_err(|e| GateError::Policy(e.to_string()))?,
+        );
+        map.insert(policy.name.clone(), (policy.files.clone(), v.clone()));
         Ok(v)
     }
 }
@@ -224,11 +235,17 @@ pub struct LayerScanner {
     /// containerd's root; configured, or asked from containerd on first use.
     root: Mutex<Option<PathBuf>>,
     limits: Mutex<ScanLimits>,
-    scanners: Mutex<HashMap<String, Arc<Scanner>>>,
+    /// By policy name, with the file snapshot its denylist came from (see
+    /// `RegistrySignatures::verifiers`).
+    scanners: Mutex<HashMap<String, ScannerFor>>,
     layers: LayerStore,
     vulndb: std::sync::RwLock<(Arc<VulnDb>, Option<FileStamp>)>,
     vulndb_path: PathBuf,
 }
+
+/// A policy's scanner (`None`: a scan outside any policy) and the snapshot its denylist
+/// came from.
+type ScannerFor = (Option<Arc<PolicyFiles>>, Arc<Scanner>);
 
 /// What identifies one state of the database file: a `db import` changes it.
 type FileStamp = (std::time::SystemTime, u64);
@@ -306,22 +323,42 @@ impl LayerScanner {
     /// One scanner per policy (its denylist); `None` for a scan outside any policy.
     fn scanner_for(&self, policy: Option<&Policy>) -> Result<Arc<Scanner>, GateError> {
         let name = policy.map(|p| p.name.as_str()).unwrap_or("");
+        let files = policy.map(|p| p.files.clone());
         let mut map = self.scanners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = map.get(name) {
-            return Ok(s.clone());
+        if let Some((built_from, s)) = map.get(name) {
+            let same = match (built_from, &files) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                return Ok(s.clone());
+            }
         }
-        let denylist = policy
-            .and_then(|p| p.scan.denylist.as_deref())
-            .map(crate::scan::Denylist::load)
-            .transpose()
-            .map_err(|e| GateError::Policy(e.to_string()))?;
+        // The denylist as read at load (the bytes the policy fingerprint covers).
+        let denylist = match policy.and_then(|p| p.scan.denylist.as_deref().map(|d| (p, d))) {
+            None => None,
+            Some((p, path)) => {
+                let bytes = p
+                    .files
+                    .read(path, crate::config::MAX_DENYLIST_BYTES)
+                    .map_err(|r| GateError::Policy(format!("denylist {}: {r}", path.display())))?;
+                let text = std::str::from_utf8(&bytes).map_err(|_| {
+                    GateError::Policy(format!("denylist {}: is not UTF-8 text", path.display()))
+                })?;
+                Some(
+                    crate::scan::Denylist::parse(text)
+                        .map_err(|e| GateError::Policy(format!("{}: {e}", path.display())))?,
+                )
+            }
+        };
         let limits = self
             .limits
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let s = Arc::new(Scanner::new(&limits, denylist));
-        map.insert(name.to_string(), s.clone());
+        map.insert(name.to_string(), (files, s.clone()));
         Ok(s)
     }
 

@@ -28,10 +28,12 @@ pub enum FingerprintError {
 
 /// Hex BLAKE3 of the canonical policy (serde JSON of `config::Policy`: field order fixed,
 /// maps ordered), the outcome-relevant scan limits, and the contents of every file the
-/// policy names. A missing or unreadable file is an error, so the gate fails closed
+/// policy names — the bytes read at load (`Policy::files`), which the verifier and the
+/// scanner use too. A missing or unreadable file is an error, so the gate fails closed
 /// instead of caching under a fingerprint that does not describe what was checked.
 ///
-/// Blocking file I/O: call from `spawn_blocking` (or compute once per reload).
+/// No I/O for a policy whose files were read at load (`Config::check_files`); otherwise
+/// blocking file reads: call from `spawn_blocking` (or compute once per reload).
 pub fn fingerprint(policy: &Policy, limits: &ScanLimits) -> Result<String, FingerprintError> {
     let mut h = blake3::Hasher::new();
     h.update(FINGERPRINT_DOMAIN);
@@ -62,12 +64,15 @@ pub fn fingerprint(policy: &Policy, limits: &ScanLimits) -> Result<String, Finge
         files.push(("denylist", d.as_path()));
     }
     for (what, path) in files {
-        let bytes = std::fs::read(path).map_err(|source| FingerprintError::ReadFile {
-            policy: policy.name.clone(),
-            what,
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = policy
+            .files
+            .read(path, crate::config::MAX_DENYLIST_BYTES)
+            .map_err(|reason| FingerprintError::ReadFile {
+                policy: policy.name.clone(),
+                what,
+                path: path.to_path_buf(),
+                source: std::io::Error::other(reason),
+            })?;
         field(&mut h, what.as_bytes(), path.as_os_str().as_encoded_bytes());
         field(&mut h, b"contents", &bytes);
     }

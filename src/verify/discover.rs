@@ -15,9 +15,18 @@ use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
 
-/// Signature artifacts examined per location at most (a hostile index can list millions).
-pub const MAX_ARTIFACTS: usize = 16;
-/// Layers examined per signature manifest at most.
+/// Signatures examined per location at most: layers of a legacy `.sig` manifest (cosign
+/// appends one per signing, so a busy image's grows without end) and bundle artifacts
+/// among the referrers (a hostile index can list millions). Past the cap the rest is
+/// reported as not examined — never silently dropped — and counts for nothing, so an
+/// image whose only valid signature lies beyond it is denied with that reason.
+pub const MAX_SIGNATURES: usize = 1024;
+/// Signature content (payloads, bundles) fetched per location at most, in bytes; past it
+/// the rest is reported as not examined, like the count cap.
+pub const MAX_SIGNATURE_BYTES: usize = 32 << 20;
+/// Fetches in flight per location.
+const FETCH_BATCH: usize = 16;
+/// Layers looked at in one bundle manifest (a bundle and perhaps a payload).
 pub const MAX_LAYERS: usize = 16;
 
 pub const SOURCE_REFERRERS: &str = "referrers";
@@ -157,19 +166,59 @@ async fn discover_bundles(
                 .as_deref()
                 .is_some_and(|t| t.starts_with(BUNDLE_MEDIA_PREFIX))
         })
-        .take(MAX_ARTIFACTS)
         .collect();
-    let results = futures::future::join_all(
-        bundles
-            .iter()
-            .map(|desc| bundle_artifact(client, reference, subject, desc, creds)),
-    )
-    .await;
-    let mut out = Vec::with_capacity(bundles.len());
-    for (desc, evidence) in bundles.iter().zip(results) {
-        out.push(found(source, Some(desc.digest.clone()), evidence?));
+    let (mut out, examined) = examine(&bundles, |desc| async move {
+        let ev = bundle_artifact(client, reference, subject, desc, creds).await?;
+        let size = ev.as_ref().map(evidence_bytes).unwrap_or(0);
+        Ok((found(source, Some(desc.digest.clone()), ev), size))
+    })
+    .await?;
+    if let Some(reason) = not_examined(bundles.len(), examined, "signature bundles") {
+        out.push(found(source, None, Err(reason)));
     }
     Ok(out)
+}
+
+/// Runs `fetch` over `items` in order, `FETCH_BATCH` at a time, until all are done, the
+/// count cap or the byte budget is reached. Returns the findings and how many items
+/// were examined.
+async fn examine<'a, T, F, Fut>(
+    items: &'a [T],
+    fetch: F,
+) -> Result<(Vec<Found>, usize), RegistryError>
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future<Output = Result<(Found, usize), RegistryError>>,
+{
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let capped = &items[..items.len().min(MAX_SIGNATURES)];
+    for chunk in capped.chunks(FETCH_BATCH) {
+        if bytes > MAX_SIGNATURE_BYTES {
+            break;
+        }
+        for r in futures::future::join_all(chunk.iter().map(&fetch)).await {
+            let (f, size) = r?;
+            bytes = bytes.saturating_add(size);
+            out.push(f);
+        }
+    }
+    let examined = out.len();
+    Ok((out, examined))
+}
+
+/// The reason reported when not every signature of a location was examined.
+fn not_examined(total: usize, examined: usize, what: &str) -> Option<String> {
+    (examined < total).then(|| {
+        format!(
+            "{total} {what} found; only the first {examined} were examined (at most {MAX_SIGNATURES} and {MAX_SIGNATURE_BYTES} bytes per location): the rest count for nothing"
+        )
+    })
+}
+
+/// What a signature weighs against the byte budget.
+fn evidence_bytes(ev: &Evidence) -> usize {
+    ev.payload.len() + ev.signature.len() + ev.certificates.iter().map(Vec::len).sum::<usize>()
 }
 
 async fn bundle_artifact(
@@ -275,24 +324,28 @@ async fn discover_legacy(
         .layers
         .iter()
         .filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
-        .take(MAX_LAYERS)
         .collect();
-    let results = futures::future::join_all(layers.iter().map(|layer| async move {
+    let (mut out, examined) = examine(&layers, |layer| async move {
+        let artifact = Some(layer.digest.clone());
         let Ok(d) = layer.digest.parse::<Digest>() else {
-            return Ok(Err("signature layer has an invalid digest".to_string()));
+            let ev = Err("signature layer has an invalid digest".to_string());
+            return Ok((found(artifact, ev), 0));
         };
         match client.blob(reference, &d, creds).await {
-            Ok(payload) => Ok(evidence::from_legacy_layer(
-                payload.to_vec(),
-                &layer.annotations,
-            )),
-            Err(e) => Ok(Err(format!("signature layer {}", content_or_fail(e)?))),
+            Ok(payload) => {
+                let size = payload.len();
+                let ev = evidence::from_legacy_layer(payload.to_vec(), &layer.annotations);
+                Ok((found(artifact, ev), size))
+            }
+            Err(e) => {
+                let ev = Err(format!("signature layer {}", content_or_fail(e)?));
+                Ok((found(artifact, ev), 0))
+            }
         }
-    }))
-    .await;
-    let mut out = Vec::with_capacity(layers.len());
-    for (layer, evidence) in layers.iter().zip(results) {
-        out.push(found(Some(layer.digest.clone()), evidence?));
+    })
+    .await?;
+    if let Some(reason) = not_examined(layers.len(), examined, "signature layers") {
+        out.push(found(Some(manifest.digest.to_string()), Err(reason)));
     }
     if out.is_empty() {
         out.push(found(

@@ -493,7 +493,11 @@ fn decode_pem_b64(s: &str) -> Option<String> {
 fn check_key(pem: &str, key: &BodyKey<'_>) -> Result<(), String> {
     let matches = match key {
         BodyKey::Certificate(der) => pem_block(pem, "CERTIFICATE").as_deref() == Some(*der),
-        BodyKey::Spki(der) => pem_block(pem, "PUBLIC KEY").as_deref() == Some(*der),
+        // `der` is canonical (a trusted key); the entry may encode the key otherwise.
+        BodyKey::Spki(der) => {
+            pem_block(pem, "PUBLIC KEY").and_then(|k| super::keys::canonical_spki(&k).ok())
+                == Some(der.to_vec())
+        }
     };
     if !matches {
         return Err("Rekor entry is for another key or certificate".into());

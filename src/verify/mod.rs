@@ -15,7 +15,7 @@ pub mod payload;
 pub mod sign;
 pub mod timestamp;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use globset::GlobSet;
@@ -76,20 +76,46 @@ pub struct Verifier {
 const SIGNER_KEYLESS: &str = "keyless";
 
 impl Verifier {
+    /// Reads the policy's key and trust-root files from disk.
     pub fn load(policy: &SignaturePolicy) -> Result<Verifier, VerifyError> {
+        Verifier::load_with(policy, &crate::config::PolicyFiles::default())
+    }
+
+    /// Builds the verifier from the files as read at load (`Policy::files`), so it
+    /// trusts exactly the bytes the policy fingerprint covers.
+    pub fn load_with(
+        policy: &SignaturePolicy,
+        files: &crate::config::PolicyFiles,
+    ) -> Result<Verifier, VerifyError> {
         let mut keys: Vec<TrustedKey> = Vec::new();
         for path in &policy.keys {
-            let k = TrustedKey::load(path)?;
-            // The same key in two files is one signer.
+            let key_err = |reason| VerifyError::Key {
+                path: path.clone(),
+                reason,
+            };
+            let bytes = files
+                .read(path, keys::MAX_KEY_FILE_BYTES)
+                .map_err(key_err)?;
+            let k = TrustedKey::from_file_bytes(&path.display().to_string(), &bytes)
+                .map_err(key_err)?;
+            // The same key in two files (or two encodings) is one signer.
             if !keys.iter().any(|o| o.fingerprint == k.fingerprint) {
                 keys.push(k);
             }
         }
-        let trust = policy
-            .trusted_root
-            .as_deref()
-            .map(TrustMaterial::load)
-            .transpose()?;
+        let trust = match policy.trusted_root.as_deref() {
+            None => None,
+            Some(path) => {
+                let root_err = |reason| VerifyError::TrustRoot {
+                    path: path.to_path_buf(),
+                    reason,
+                };
+                let bytes = files
+                    .read(path, crate::config::MAX_TRUST_ROOT_BYTES)
+                    .map_err(root_err)?;
+                Some(TrustMaterial::from_json(&bytes).map_err(root_err)?)
+            }
+        };
         Ok(Verifier {
             keys,
             keyless: policy.keyless.clone(),
@@ -132,7 +158,10 @@ impl Verifier {
         found: &[Found],
     ) -> SignatureReport {
         let mut checks = Vec::new();
-        let mut signers = BTreeSet::new();
+        // Who signed, by canonical identity → the name reported. A key counts once by
+        // its canonical SPKI (however many files list it); a keyless signer once by the
+        // certificate's (issuer, subject), however many configured identities match it.
+        let mut signers: BTreeMap<String, String> = BTreeMap::new();
         let subjects: Vec<&Digest> = std::iter::once(&subject.manifest)
             .chain(subject.index.iter().filter(|i| **i != subject.manifest))
             .collect();
@@ -174,7 +203,9 @@ impl Verifier {
                 tried = true;
                 let r = self.check_key(key, ev, reference, subject, f);
                 if r.is_ok() {
-                    signers.insert(key.name.clone());
+                    signers
+                        .entry(format!("key {}", key.fingerprint))
+                        .or_insert_with(|| key.name.clone());
                 }
                 checks.push(check(Some(key.name.clone()), r));
             }
@@ -187,7 +218,7 @@ impl Verifier {
                             let name = keyless::identity_name(id);
                             let r = keyless::match_identity(id, &cert);
                             if r.is_ok() {
-                                signers.insert(name.clone());
+                                signers.entry(keyless_signer(&cert)).or_insert(name.clone());
                             }
                             checks.push(check(Some(name), r));
                         }
@@ -207,7 +238,11 @@ impl Verifier {
             required: true,
             satisfied: signers.len() >= self.threshold,
             threshold: self.threshold,
-            verified_signers: signers.into_iter().collect(),
+            verified_signers: {
+                let mut names: Vec<String> = signers.into_values().collect();
+                names.sort();
+                names
+            },
             checks,
         }
     }
@@ -319,6 +354,18 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// The threshold identity of a keyless signer: the certificate's issuer and subject
+/// (length-prefixed, so no two pairs run together into one string).
+fn keyless_signer(cert: &keyless::CertIdentity) -> String {
+    let issuer = cert.issuer.as_deref().unwrap_or("");
+    let subject = cert.subject.as_deref().unwrap_or("");
+    format!(
+        "keyless {}:{issuer} {}:{subject}",
+        issuer.len(),
+        subject.len()
+    )
 }
 
 /// Verifies every RFC 3161 timestamp of a signature; returns their genTimes.
