@@ -201,7 +201,11 @@ impl Daemon {
             )),
         }
         let upstream = cfg.server.upstream.display().to_string();
-        match self.containerd.version(doctor::CONTAINERD_HEALTH_TIMEOUT).await {
+        match self
+            .containerd
+            .version(doctor::CONTAINERD_HEALTH_TIMEOUT)
+            .await
+        {
             Ok(v) => {
                 checks.push(Check::ok(
                     "containerd",
@@ -239,7 +243,11 @@ impl Daemon {
         let was = self.metrics.enforcing();
         self.metrics.set_enforcing(report.enforcing);
         if was && !report.enforcing {
-            for c in report.checks.iter().filter(|c| c.status == doctor::Status::Fail) {
+            for c in report
+                .checks
+                .iter()
+                .filter(|c| c.status == doctor::Status::Fail)
+            {
                 tracing::error!(check = %c.name, detail = %c.detail, "this node no longer enforces");
             }
         }
@@ -267,7 +275,10 @@ impl Daemon {
             .filter(|p| p.mode == crate::config::Mode::Enforce)
         {
             if let Err(e) = crate::doctor::policy_signers(p) {
-                problems.push(format!("enforcing policy {} cannot load its keys: {e}", p.name));
+                problems.push(format!(
+                    "enforcing policy {} cannot load its keys: {e}",
+                    p.name
+                ));
             }
         }
         (problems, version)

@@ -477,7 +477,10 @@ mod tests {
         let status = "/runtime.v1.ImageService/ImageStatus";
         m.announce_own_status_call();
         m.record_call(status, Some(tonic::Code::Ok), Duration::from_micros(1));
-        assert!(m.last_client_call().is_none(), "the canary's own call counted");
+        assert!(
+            m.last_client_call().is_none(),
+            "the canary's own call counted"
+        );
         m.record_call(status, Some(tonic::Code::Ok), Duration::from_micros(1));
         assert!(m.last_client_call().is_some());
         assert!(

@@ -68,7 +68,11 @@ fn without_daemon(args: &DoctorArgs, why: &str) -> Report {
     let listen = config
         .as_ref()
         .map(|c: &Config| c.server.listen.clone())
-        .unwrap_or_else(|| Config::parse("").map(|c| c.server.listen).unwrap_or_default());
+        .unwrap_or_else(|| {
+            Config::parse("")
+                .map(|c| c.server.listen)
+                .unwrap_or_default()
+        });
     let mut checks = vec![Check::fail(
         "daemon",
         format!("pullwarden does not answer: {why}"),

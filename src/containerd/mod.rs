@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use containerd_client::services::v1::{
     AddResourceRequest, CreateImageRequest, CreateRequest as CreateLeaseRequest,
-    DeleteContentRequest, DeleteImageRequest, DeleteRequest as DeleteLeaseRequest,
-    GetImageRequest, Image, InfoRequest, ListImagesRequest, PluginsRequest, ReadContentRequest,
-    Resource, WriteAction, WriteContentRequest, content_client::ContentClient,
-    images_client::ImagesClient, introspection_client::IntrospectionClient,
-    leases_client::LeasesClient, version_client::VersionClient,
+    DeleteContentRequest, DeleteImageRequest, DeleteRequest as DeleteLeaseRequest, GetImageRequest,
+    Image, InfoRequest, ListImagesRequest, PluginsRequest, ReadContentRequest, Resource,
+    WriteAction, WriteContentRequest, content_client::ContentClient, images_client::ImagesClient,
+    introspection_client::IntrospectionClient, leases_client::LeasesClient,
+    version_client::VersionClient,
 };
 use containerd_client::types::Descriptor;
 use tonic::transport::{Channel, Endpoint};

@@ -247,10 +247,12 @@ async fn prove(
             config.server.upstream.display()
         )
     };
-    let lease = containerd
-        .lease(&[], LEASE_TTL)
-        .await
-        .map_err(|e| (format!("cannot side-load the canary: {e}"), containerd_fix()))?;
+    let lease = containerd.lease(&[], LEASE_TTL).await.map_err(|e| {
+        (
+            format!("cannot side-load the canary: {e}"),
+            containerd_fix(),
+        )
+    })?;
     let written = async {
         for (digest, data, labels) in &image.blobs {
             containerd
@@ -264,7 +266,12 @@ async fn prove(
     }
     .await;
     lease.release().await;
-    written.map_err(|e| (format!("cannot side-load the canary: {e}"), containerd_fix()))?;
+    written.map_err(|e| {
+        (
+            format!("cannot side-load the canary: {e}"),
+            containerd_fix(),
+        )
+    })?;
 
     // containerd's CRI must see it, or "absent" through us would prove nothing.
     let deadline = tokio::time::Instant::now() + VISIBLE_WITHIN;

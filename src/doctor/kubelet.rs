@@ -11,7 +11,9 @@
 //! The image endpoint is `imageServiceEndpoint` when set, else `containerRuntimeEndpoint`,
 //! else the kubelet's built-in default `unix:///run/containerd/containerd.sock`. Files
 //! are read as the kubelet sees them: absolute paths under `/proc/PID/root`, relative
-//! ones under `/proc/PID/cwd`.
+//! ones under `/proc/PID/cwd`. Following those links needs ptrace read access to the
+//! kubelet, which the hardened daemon (no CAP_SYS_PTRACE) lacks: an absolute path is
+//! then read from the caller's own root, the kubelet's too on a normal node.
 
 use std::path::{Path, PathBuf};
 
@@ -153,6 +155,32 @@ fn as_seen_by(proc_dir: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// Whether following `/proc/PID/{root,cwd}` was refused (no ptrace access).
+fn refused(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied
+}
+
+/// Reads `named` (as the kubelet wrote it) through the kubelet's root or cwd, or from
+/// our own root when those links are refused and the path is absolute.
+fn read_as_seen(proc_dir: &Path, named: &str) -> Result<String, KubeletConfigError> {
+    let link = if named.starts_with('/') {
+        "root"
+    } else {
+        "cwd"
+    };
+    let path = match std::fs::metadata(proc_dir.join(link)) {
+        Err(e) if refused(&e) && named.starts_with('/') => PathBuf::from(named),
+        _ => as_seen_by(proc_dir, named),
+    };
+    read_limited(&path).map_err(|e| match e {
+        KubeletConfigError::Read { reason, .. } => KubeletConfigError::Read {
+            path: PathBuf::from(named),
+            reason,
+        },
+        other => other,
+    })
+}
+
 fn read_limited(path: &Path) -> Result<String, KubeletConfigError> {
     use std::io::Read as _;
     let read = |e: std::io::Error| KubeletConfigError::Read {
@@ -196,13 +224,20 @@ pub fn effective_endpoint(
         }
     };
     if let Some(config) = &flags.config {
-        let path = as_seen_by(proc_dir, config);
-        let fields = parse_config(&read_limited(&path)?, Path::new(config))?;
+        let fields = parse_config(&read_as_seen(proc_dir, config)?, Path::new(config))?;
         apply(fields, config);
     }
     if let Some(dir) = &flags.config_dir {
-        let path = as_seen_by(proc_dir, dir);
-        let entries = std::fs::read_dir(&path).map_err(|e| KubeletConfigError::Read {
+        let mut path = as_seen_by(proc_dir, dir);
+        let mut entries = std::fs::read_dir(&path);
+        if let Err(e) = &entries
+            && refused(e)
+            && dir.starts_with('/')
+        {
+            path = PathBuf::from(dir);
+            entries = std::fs::read_dir(&path);
+        }
+        let entries = entries.map_err(|e| KubeletConfigError::Read {
             path: PathBuf::from(dir),
             reason: e.to_string(),
         })?;
@@ -216,11 +251,22 @@ pub fn effective_endpoint(
         names.truncate(MAX_DROP_INS);
         for name in names {
             let shown = Path::new(dir).join(&name);
-            let fields = parse_config(&read_limited(&path.join(&name))?, &shown)?;
+            let fields =
+                parse_config(&read_limited(&path.join(&name))?, &shown).map_err(|e| match e {
+                    KubeletConfigError::Read { reason, .. } => KubeletConfigError::Read {
+                        path: shown.clone(),
+                        reason,
+                    },
+                    other => other,
+                })?;
             apply(fields, &shown.display().to_string());
         }
     }
-    if let Some(v) = flags.image_service_endpoint.clone().filter(|v| !v.is_empty()) {
+    if let Some(v) = flags
+        .image_service_endpoint
+        .clone()
+        .filter(|v| !v.is_empty())
+    {
         image = Some((v, "--image-service-endpoint flag".into()));
     }
     if let Some(v) = flags
@@ -260,8 +306,12 @@ pub fn reaches(proc_dir: &Path, endpoint: &str, listen: &Path) -> bool {
     let Some(path) = endpoint_path(endpoint) else {
         return false;
     };
-    let theirs = as_seen_by(proc_dir, &path.to_string_lossy());
-    match (std::fs::canonicalize(&theirs), std::fs::canonicalize(listen)) {
+    let theirs = std::fs::canonicalize(as_seen_by(proc_dir, &path.to_string_lossy()));
+    let theirs = match theirs {
+        Err(e) if refused(&e) && path.is_absolute() => std::fs::canonicalize(&path),
+        other => other,
+    };
+    match (theirs, std::fs::canonicalize(listen)) {
         (Ok(a), Ok(b)) => a == b,
         _ => normalize(&path) == normalize(listen),
     }
@@ -290,7 +340,8 @@ pub struct KubeletProcess {
 }
 
 /// Every process whose `comm` or argv[0] base name is `kubelet`, read from `proc_root`
-/// (normally `/proc`). Processes that vanish while being read are skipped.
+/// (normally `/proc`). Processes that vanish while being read, zombies and kernel
+/// threads (no command line) are skipped.
 pub fn find_kubelets(proc_root: &Path) -> Vec<KubeletProcess> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return Vec::new();
@@ -312,6 +363,10 @@ pub fn find_kubelets(proc_root: &Path) -> Vec<KubeletProcess> {
         let mut argv = argv;
         if argv.last().is_some_and(|a| a.is_empty()) {
             argv.pop();
+        }
+        // Zombies and kernel threads have no command line: nothing that pulls images.
+        if argv.is_empty() {
+            continue;
         }
         let arg0 = argv
             .first()
@@ -348,7 +403,10 @@ mod tests {
             "--config",
         ]));
         assert_eq!(f.image_service_endpoint.as_deref(), Some("unix:///b.sock"));
-        assert_eq!(f.container_runtime_endpoint.as_deref(), Some("unix:///c.sock"));
+        assert_eq!(
+            f.container_runtime_endpoint.as_deref(),
+            Some("unix:///c.sock")
+        );
         assert_eq!(f.config.as_deref(), Some("/var/lib/kubelet/config.yaml"));
         assert_eq!(
             f.config_dir.as_deref(),
@@ -368,12 +426,26 @@ mod tests {
             y.image_service_endpoint.as_deref(),
             Some("unix:///run/pullwarden/cri.sock")
         );
-        let j = parse_config(r#"{"containerRuntimeEndpoint": "unix:///x.sock", "a": [1]}"#, p)
-            .unwrap();
-        assert_eq!(j.container_runtime_endpoint.as_deref(), Some("unix:///x.sock"));
+        let j = parse_config(
+            r#"{"containerRuntimeEndpoint": "unix:///x.sock", "a": [1]}"#,
+            p,
+        )
+        .unwrap();
+        assert_eq!(
+            j.container_runtime_endpoint.as_deref(),
+            Some("unix:///x.sock")
+        );
         assert_eq!(parse_config("", p).unwrap(), EndpointFields::default());
-        assert_eq!(parse_config("# only a comment\n", p).unwrap(), EndpointFields::default());
-        for bad in ["- a\n- b\n", "imageServiceEndpoint: [1, 2]\n", "a: b: c\n", "\"x"] {
+        assert_eq!(
+            parse_config("# only a comment\n", p).unwrap(),
+            EndpointFields::default()
+        );
+        for bad in [
+            "- a\n- b\n",
+            "imageServiceEndpoint: [1, 2]\n",
+            "a: b: c\n",
+            "\"x",
+        ] {
             let e = parse_config(bad, p).unwrap_err();
             assert!(matches!(e, KubeletConfigError::Parse { .. }), "{bad}: {e}");
         }
@@ -385,8 +457,14 @@ mod tests {
             endpoint_path("unix:///run/x.sock"),
             Some(PathBuf::from("/run/x.sock"))
         );
-        assert_eq!(endpoint_path("/run/x.sock"), Some(PathBuf::from("/run/x.sock")));
-        assert_eq!(endpoint_path("unix:/run/x.sock"), Some(PathBuf::from("/run/x.sock")));
+        assert_eq!(
+            endpoint_path("/run/x.sock"),
+            Some(PathBuf::from("/run/x.sock"))
+        );
+        assert_eq!(
+            endpoint_path("unix:/run/x.sock"),
+            Some(PathBuf::from("/run/x.sock"))
+        );
         assert_eq!(endpoint_path("tcp://127.0.0.1:1"), None);
         assert_eq!(endpoint_path("unix://"), None);
         assert_eq!(endpoint_path(""), None);
@@ -445,7 +523,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            effective_endpoint(proc_dir.path(), &flags).unwrap().endpoint,
+            effective_endpoint(proc_dir.path(), &flags)
+                .unwrap()
+                .endpoint,
             "unix:///rt.sock"
         );
         let none = effective_endpoint(proc_dir.path(), &KubeletFlags::default()).unwrap();
@@ -485,7 +565,11 @@ mod tests {
             "unix:///elsewhere.sock",
             &real.join("cri.sock")
         ));
-        assert!(!reaches(proc_dir.path(), "tcp://x:1", &real.join("cri.sock")));
+        assert!(!reaches(
+            proc_dir.path(),
+            "tcp://x:1",
+            &real.join("cri.sock")
+        ));
         // Not existing: compared as cleaned-up paths.
         assert!(reaches(
             proc_dir.path(),

@@ -111,7 +111,12 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for c in &self.checks {
-            out.push_str(&format!("{:<4} {}: {}\n", c.status.as_str(), c.name, c.detail));
+            out.push_str(&format!(
+                "{:<4} {}: {}\n",
+                c.status.as_str(),
+                c.name,
+                c.detail
+            ));
             if let Some(fix) = &c.fix {
                 out.push_str(&format!("     fix: {fix}\n"));
             }
@@ -262,7 +267,10 @@ pub fn policy_checks(config: &crate::config::Config) -> Vec<Check> {
         .map(|p| match policy_signers(p) {
             Ok(Some(n)) => Check::ok(
                 "policies",
-                format!("policy {}: {n} signer(s) loaded (keys, keyless identities)", p.name),
+                format!(
+                    "policy {}: {n} signer(s) loaded (keys, keyless identities)",
+                    p.name
+                ),
             ),
             Ok(None) => Check::warn(
                 "policies",
@@ -386,10 +394,7 @@ mod tests {
 
     #[test]
     fn report_enforces_unless_a_check_fails() {
-        let r = Report::new(vec![
-            Check::ok("a", "fine"),
-            Check::warn("b", "hm", "look"),
-        ]);
+        let r = Report::new(vec![Check::ok("a", "fine"), Check::warn("b", "hm", "look")]);
         assert!(r.enforcing);
         let t = r.render();
         assert!(t.contains("OK   a: fine\n"), "{t}");
@@ -408,7 +413,10 @@ mod tests {
     fn fingerprints_compare() {
         let p = Path::new("/etc/pullwarden/config.toml");
         let run = vec![("prod".to_string(), "aa".to_string())];
-        assert_eq!(fingerprint_check(&run, Ok(run.clone()), p).status, Status::Ok);
+        assert_eq!(
+            fingerprint_check(&run, Ok(run.clone()), p).status,
+            Status::Ok
+        );
         let c = fingerprint_check(&run, Ok(vec![("prod".into(), "bb".into())]), p);
         assert_eq!(c.status, Status::Fail);
         assert!(c.detail.contains("prod"), "{}", c.detail);
