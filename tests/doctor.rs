@@ -503,3 +503,28 @@ fn status_is_unhealthy_when_an_enforcing_policy_cannot_load_its_keys() {
         "{report:#}"
     );
 }
+
+/// The shipped kubelet drop-in and kubeadm patch are KubeletConfiguration that sets the
+/// image endpoint to the default listen socket (and nothing else of the endpoints).
+#[test]
+fn shipped_kubelet_configuration_points_at_the_default_socket() {
+    use pullwarden::doctor::kubelet::parse_config;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listen = pullwarden::config::Config::parse("").unwrap().server.listen;
+    for file in [
+        "config/kubelet-pullwarden.conf",
+        "config/kubeadm-patches/kubeletconfiguration+merge.yaml",
+    ] {
+        let path = root.join(file);
+        let f = parse_config(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        assert_eq!(
+            f.image_service_endpoint,
+            Some(format!("unix://{}", listen.display())),
+            "{file}"
+        );
+        assert_eq!(f.container_runtime_endpoint, None, "{file}");
+    }
+    let dropin = std::fs::read_to_string(root.join("config/kubelet-pullwarden.conf")).unwrap();
+    assert!(dropin.contains("apiVersion: kubelet.config.k8s.io/v1beta1"));
+    assert!(dropin.contains("kind: KubeletConfiguration"));
+}

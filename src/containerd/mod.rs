@@ -75,6 +75,7 @@ pub struct Containerd {
     namespace: String,
     socket: PathBuf,
     busy_poll: Duration,
+    call_timeout: Duration,
 }
 
 impl Containerd {
@@ -95,6 +96,7 @@ impl Containerd {
             namespace: namespace.to_string(),
             socket: socket.to_path_buf(),
             busy_poll: Duration::ZERO,
+            call_timeout: CALL_TIMEOUT,
         })
     }
 
@@ -102,6 +104,12 @@ impl Containerd {
     /// runtime sleeps (see [`crate::cri::upstream::busy_wait`]).
     pub fn with_busy_poll(mut self, busy_poll: Duration) -> Containerd {
         self.busy_poll = busy_poll;
+        self
+    }
+
+    /// Deadline of each unary call (default [`CALL_TIMEOUT`]).
+    pub fn with_call_timeout(mut self, call_timeout: Duration) -> Containerd {
+        self.call_timeout = call_timeout;
         self
     }
 
@@ -123,7 +131,7 @@ impl Containerd {
         call: &'static str,
         answer: impl std::future::Future<Output = Result<T, tonic::Status>>,
     ) -> Result<Result<T, tonic::Status>, ContainerdError> {
-        self.deadline_of(call, CALL_TIMEOUT, answer).await
+        self.deadline_of(call, self.call_timeout, answer).await
     }
 
     async fn deadline_of<T>(
@@ -530,5 +538,47 @@ impl crate::gate::ImageStore for Containerd {
         crate::cri::upstream::busy_wait(self.image_target(name), self.busy_poll)
             .await
             .map_err(|e| crate::gate::GateError::Containerd(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that accepts (from the listen backlog) and never answers: what a stopped
+    /// containerd looks like. Every call ends with a timeout naming the call.
+    #[tokio::test]
+    async fn calls_to_a_containerd_that_never_answers_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("frozen.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let c = Containerd::new(&sock, "k8s.io")
+            .unwrap()
+            .with_call_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let e = c.image_target("docker.io/library/x:1").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ContainerdError::Timeout {
+                    call: "images.Get",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("frozen.sock"), "{e}");
+        assert!(matches!(
+            c.image_digests().await,
+            Err(ContainerdError::Timeout { .. })
+        ));
+        assert!(matches!(
+            c.version(Duration::from_millis(300)).await,
+            Err(ContainerdError::Timeout {
+                call: "version.Version",
+                ..
+            })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
