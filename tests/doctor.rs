@@ -528,3 +528,79 @@ fn shipped_kubelet_configuration_points_at_the_default_socket() {
     assert!(dropin.contains("apiVersion: kubelet.config.k8s.io/v1beta1"));
     assert!(dropin.contains("kind: KubeletConfiguration"));
 }
+
+/// A containerd of this test's own (never the shared one), stopped with SIGSTOP while
+/// the daemon is connected to it: `status` turns unhealthy (exit 2) within its deadline
+/// and healthy again once containerd continues.
+#[test]
+fn status_follows_a_stopped_and_continued_containerd() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    struct Own(Child);
+    impl Drop for Own {
+        fn drop(&mut self) {
+            let pid = Pid::from_raw(self.0.id() as i32);
+            let _ = kill(pid, Signal::SIGCONT);
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("containerd.sock");
+    // A bare containerd: its API only (no CRI plugin needed for the health check).
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+    let own = Own(Command::new("containerd")
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--address")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "our containerd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let d = Daemon::start_with_upstream(&sock, "");
+    let healthy = |want: i32| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = d.cli(&["status", "--json"]);
+            if out.status.code() == Some(want) {
+                return serde_json::from_slice::<Value>(&out.stdout).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "status never exited {want}: {out:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let st = healthy(0);
+    assert_eq!(st["upstream"]["reachable"], true, "{st}");
+    let pid = Pid::from_raw(own.0.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let started = Instant::now();
+    let st = healthy(2);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        st["problems"]
+            .to_string()
+            .contains("did not answer version.Version"),
+        "{st}"
+    );
+    kill(pid, Signal::SIGCONT).unwrap();
+    healthy(0);
+}
