@@ -604,3 +604,39 @@ fn status_follows_a_stopped_and_continued_containerd() {
     kill(pid, Signal::SIGCONT).unwrap();
     healthy(0);
 }
+
+/// `doctor --config FILE` with a file the daemon does not run: the running policies are
+/// compared with FILE's too.
+#[test]
+fn doctor_compares_the_running_policies_with_a_named_config_file() {
+    let env = it_env();
+    let d = daemon(&env.containerd_sock, None, "0s", "");
+    let same = d.dir.path().join("copy.toml");
+    std::fs::copy(&d.config, &same).unwrap();
+    let out = d.cli(&["doctor", "--json", "--config", same.to_str().unwrap()]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let f = checks(&report, "fingerprints");
+    assert_eq!(f.len(), 2, "{report:#}");
+    assert!(
+        f[1]["detail"].as_str().unwrap().contains("the daemon runs"),
+        "{report:#}"
+    );
+    let other = d.dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &other,
+        text.replace("name = \"everything\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let out = d.cli(&["doctor", "--json", "--config", other.to_str().unwrap()]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report:#}");
+    let f = checks(&report, "fingerprints");
+    assert_eq!(f[0]["status"], "OK", "{report:#}");
+    assert_eq!(f[1]["status"], "FAIL", "{report:#}");
+    assert!(
+        f[1]["detail"].as_str().unwrap().contains("renamed"),
+        "{report:#}"
+    );
+}

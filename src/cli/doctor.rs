@@ -36,9 +36,13 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
+    let rt = super::runtime()?;
     let report = match args.admin.client() {
-        Ok(client) => match super::runtime()?.block_on(client.doctor()) {
-            Ok(r) => r,
+        Ok(client) => match rt.block_on(client.doctor()) {
+            Ok(r) => match &args.admin.config.config {
+                Some(file) => with_file(r, file, rt.block_on(client.status())),
+                None => r,
+            },
             Err(e @ (AdminClientError::NotRunning { .. } | AdminClientError::Timeout { .. })) => {
                 without_daemon(args, &e.to_string())
             }
@@ -59,6 +63,61 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     } else {
         EXIT_NOT_ENFORCING
     })
+}
+
+/// With an explicit `--config FILE` that is not the file the daemon runs: whether the
+/// daemon's running policies are those of FILE (the daemon compares with its own file).
+fn with_file(
+    report: Report,
+    file: &std::path::Path,
+    status: Result<serde_json::Value, AdminClientError>,
+) -> Report {
+    let Ok(status) = status else {
+        return report;
+    };
+    let theirs = status["config"].as_str().map(std::path::PathBuf::from);
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if theirs.as_deref().is_some_and(|t| same(t, file)) {
+        return report;
+    }
+    let running: Vec<(String, String)> = status["policies"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| {
+                    let fp = p["fingerprint"].as_str().unwrap_or("error").to_string();
+                    (p["name"].as_str().unwrap_or("").to_string(), fp)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let on_disk = Config::load(file, true)
+        .map(|c| {
+            let names: Vec<String> = c.policies.iter().map(|p| p.name.clone()).collect();
+            let state = crate::app::policy_state(std::sync::Arc::new(c));
+            names
+                .into_iter()
+                .map(|n| {
+                    let fp = state
+                        .fingerprint(&n)
+                        .map(str::to_string)
+                        .unwrap_or_else(|_| "error".into());
+                    (n, fp)
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    let mut check = doctor::fingerprint_check(&running, on_disk, file);
+    if let Some(t) = theirs {
+        check.detail = format!("{} (the daemon runs {})", check.detail, t.display());
+    }
+    let mut checks = report.checks;
+    checks.push(check);
+    Report::new(checks)
 }
 
 /// The report when the daemon does not answer: the daemon check fails, and the kubelet
