@@ -238,7 +238,11 @@ impl Daemon {
             .metrics
             .last_client_call()
             .map(|t| t.elapsed().unwrap_or_default());
-        checks.push(doctor::calls_check(since, self.started.elapsed()));
+        checks.push(doctor::calls_check(
+            since,
+            self.started.elapsed(),
+            self.metrics.kubelet_connections(),
+        ));
         let report = doctor::Report::new(checks);
         let was = self.metrics.enforcing();
         self.metrics.set_enforcing(report.enforcing);

@@ -370,6 +370,54 @@ fn doctor_reads_the_kubelet_runs_a_canary_and_sets_the_gauge() {
     assert_eq!(code, 0, "{report:#}");
     drop(k);
 
+    // A kubelet that holds a connection to our socket is seen by its peer credentials.
+    let python = work.path().join("py").join("kubelet");
+    std::fs::create_dir(work.path().join("py")).unwrap();
+    // Debian's interpreter itself (a version manager's shim would dispatch on the name).
+    let interpreter = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    std::os::unix::fs::symlink(interpreter, &python).unwrap();
+    let mut connected = Command::new(&python)
+        .arg("-c")
+        .arg(format!(
+            "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect({listen:?})\nprint('connected', flush=True)\nsys.stdin.read()\n"
+        ))
+        .args(&args)
+        .current_dir(work.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(connected.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "connected");
+    let (code, report) = doctor(&d);
+    let calls = &checks(&report, "kubelet-calls")[0];
+    assert!(
+        calls["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("kubelet (pid {}) is connected", connected.id())),
+        "{report:#}"
+    );
+    assert_eq!(kubelet_check(&report, connected.id())["status"], "OK");
+    assert_eq!(code, 0, "{report:#}");
+    let _ = connected.kill();
+    let _ = connected.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, report) = doctor(&d);
+        let detail = checks(&report, "kubelet-calls")[0]["detail"].to_string();
+        if detail.contains("no kubelet connected") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{detail}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // A command-line flag overrides config and drop-ins, as in the kubelet.
     let mut flagged = args.clone();
     flagged.push("--image-service-endpoint".into());

@@ -125,6 +125,36 @@ pub struct Metrics {
     /// `pullwarden_enforcing`: 1 when the last doctor checks all held, 0 otherwise
     /// (and before the first run).
     enforcing: AtomicU64,
+    /// CRI connections open now whose peer process is named `kubelet`.
+    kubelet_connections: AtomicU64,
+    /// The pid of the last kubelet that connected (0: none yet).
+    kubelet_pid: AtomicU64,
+}
+
+/// One CRI client connection, counted while it is open (see [`Metrics::cri_peer`]).
+#[derive(Debug)]
+pub struct PeerGuard {
+    metrics: std::sync::Arc<Metrics>,
+    kubelet: bool,
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        if self.kubelet {
+            let _ = self.metrics.kubelet_connections.fetch_update(
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                |n| n.checked_sub(1),
+            );
+        }
+    }
+}
+
+/// Whether process `pid`'s name (`/proc/PID/comm`) is `kubelet`.
+fn is_kubelet(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end() == "kubelet")
+        .unwrap_or(false)
 }
 
 fn capped_key<K: Ord>(map: &BTreeMap<K, u64>, key: K, overflow: impl FnOnce() -> K) -> K {
@@ -237,6 +267,31 @@ impl Metrics {
         }
     }
 
+    /// A CRI client connected from process `pid` (from SO_PEERCRED; None when the
+    /// kernel did not say): counted as a kubelet connection while the guard lives when
+    /// the process is named `kubelet`.
+    pub fn cri_peer(self: &std::sync::Arc<Self>, pid: Option<i32>) -> PeerGuard {
+        let kubelet = pid.is_some_and(is_kubelet);
+        if let (true, Some(pid)) = (kubelet, pid) {
+            self.kubelet_connections.fetch_add(1, Ordering::AcqRel);
+            self.kubelet_pid.store(pid as u64, Ordering::Relaxed);
+        }
+        PeerGuard {
+            metrics: self.clone(),
+            kubelet,
+        }
+    }
+
+    /// CRI connections from a process named `kubelet` open now, and the pid of the
+    /// last kubelet that connected.
+    pub fn kubelet_connections(&self) -> (u64, Option<u32>) {
+        let pid = self.kubelet_pid.load(Ordering::Relaxed);
+        (
+            self.kubelet_connections.load(Ordering::Acquire),
+            (pid != 0).then_some(pid as u32),
+        )
+    }
+
     /// Sets the `pullwarden_enforcing` gauge.
     pub fn set_enforcing(&self, enforcing: bool) {
         self.enforcing.store(enforcing as u64, Ordering::Relaxed);
@@ -313,6 +368,13 @@ impl Metrics {
             out,
             "pullwarden_enforcing {}",
             self.enforcing.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP pullwarden_kubelet_connections CRI connections open now from a process named kubelet (peer credentials).\n");
+        out.push_str("# TYPE pullwarden_kubelet_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "pullwarden_kubelet_connections {}",
+            self.kubelet_connections.load(Ordering::Acquire)
         );
         if let Some(t) = self.last_client_call() {
             out.push_str("# HELP pullwarden_last_cri_call_timestamp_seconds Unix time of the last CRI call from a client (not the daemon's own canary).\n");
@@ -491,6 +553,21 @@ mod tests {
         m.withdraw_own_status_call();
         m.withdraw_own_status_call();
         assert_eq!(m.own_calls.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_processes_named_kubelet_count_as_kubelet_connections() {
+        let m = std::sync::Arc::new(Metrics::new());
+        // This test process is not a kubelet; an unknown peer is not either.
+        let me = m.cri_peer(Some(std::process::id() as i32));
+        let unknown = m.cri_peer(None);
+        assert_eq!(m.kubelet_connections(), (0, None));
+        drop((me, unknown));
+        assert!(
+            m.render()
+                .lines()
+                .any(|l| l == "pullwarden_kubelet_connections 0")
+        );
     }
 
     #[test]

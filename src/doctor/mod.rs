@@ -13,7 +13,8 @@
 //! - `canary`: a generated image side-loaded into containerd is visible to containerd's
 //!   CRI but absent through pullwarden's socket, and is removed again ([`canary`]);
 //! - `containerd`: containerd answers within [`CONTAINERD_HEALTH_TIMEOUT`];
-//! - `kubelet-calls`: when the last CRI call through pullwarden was.
+//! - `kubelet-calls`: whether a process named `kubelet` holds a connection to the CRI
+//!   socket (peer credentials) and when the last CRI call through pullwarden was.
 //!
 //! JSON shape (`pullwarden doctor --json`, `/v1/doctor`):
 //! `{"enforcing": bool, "checks": [{"name", "status": "OK"|"WARN"|"FAIL", "detail", "fix"}]}`
@@ -351,40 +352,47 @@ pub fn fingerprint_check(
 }
 
 /// The `kubelet-calls` check from the time of the last CRI call through pullwarden
-/// (`since_last`: None when none since start) and the daemon's uptime.
-pub fn calls_check(since_last: Option<Duration>, uptime: Duration) -> Check {
+/// (`since_last`: None when none since start), the daemon's uptime, and the CRI
+/// connections open now from a process named `kubelet` (count, pid of the last one,
+/// from the peer credentials of each connection).
+pub fn calls_check(
+    since_last: Option<Duration>,
+    uptime: Duration,
+    kubelet: (u64, Option<u32>),
+) -> Check {
     const QUIET: Duration = Duration::from_secs(300);
-    match since_last {
-        Some(d) if d <= QUIET => Check::ok(
-            "kubelet-calls",
-            format!("last CRI call through pullwarden {}s ago", d.as_secs()),
+    let last = match since_last {
+        Some(d) => format!("last CRI call through pullwarden {}s ago", d.as_secs()),
+        None => format!(
+            "no CRI call through pullwarden since it started {}s ago",
+            uptime.as_secs()
         ),
-        Some(d) => Check::warn(
-            "kubelet-calls",
-            format!(
-                "last CRI call through pullwarden {}s ago; a kubelet using pullwarden calls every \
-                 few seconds",
-                d.as_secs()
-            ),
-            "check that the kubelet's image endpoint is pullwarden's socket (the kubelet check) \
-             and that the kubelet runs",
-        ),
-        None if uptime <= QUIET => Check::ok(
+    };
+    if let (n @ 1.., pid) = kubelet {
+        let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        return Check::ok(
             "kubelet-calls",
             format!(
-                "no CRI call through pullwarden yet (started {}s ago)",
-                uptime.as_secs()
+                "the kubelet{pid} is connected to pullwarden's socket ({n} connection(s)); {last}"
             ),
-        ),
-        None => Check::warn(
+        );
+    }
+    let fix = "check that the kubelet's image endpoint is pullwarden's socket (the kubelet \
+               check) and that the kubelet runs";
+    let quiet = match since_last {
+        Some(d) => d > QUIET,
+        None => uptime > QUIET,
+    };
+    if quiet {
+        Check::warn(
             "kubelet-calls",
             format!(
-                "no CRI call through pullwarden since it started {}s ago",
-                uptime.as_secs()
+                "{last}; no kubelet is connected, and a kubelet using pullwarden calls every few seconds"
             ),
-            "check that the kubelet's image endpoint is pullwarden's socket (the kubelet check) \
-             and that the kubelet runs",
-        ),
+            fix,
+        )
+    } else {
+        Check::ok("kubelet-calls", format!("{last}; no kubelet connected now"))
     }
 }
 
@@ -430,10 +438,21 @@ mod tests {
     #[test]
     fn quiet_kubelet_is_a_warning() {
         let m = Duration::from_secs(60);
-        assert_eq!(calls_check(Some(m), m * 100).status, Status::Ok);
-        assert_eq!(calls_check(Some(m * 10), m * 100).status, Status::Warn);
-        assert_eq!(calls_check(None, m).status, Status::Ok);
-        assert_eq!(calls_check(None, m * 100).status, Status::Warn);
+        let none = (0, None);
+        assert_eq!(calls_check(Some(m), m * 100, none).status, Status::Ok);
+        assert_eq!(
+            calls_check(Some(m * 10), m * 100, none).status,
+            Status::Warn
+        );
+        assert_eq!(calls_check(None, m, none).status, Status::Ok);
+        assert_eq!(calls_check(None, m * 100, none).status, Status::Warn);
+        let c = calls_check(None, m * 100, (1, Some(42)));
+        assert_eq!(c.status, Status::Ok);
+        assert!(
+            c.detail.contains("kubelet (pid 42) is connected"),
+            "{}",
+            c.detail
+        );
     }
 
     #[test]
