@@ -418,6 +418,50 @@ fn doctor_reads_the_kubelet_runs_a_canary_and_sets_the_gauge() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Without ptrace access to the kubelet (the hardened daemon has no CAP_SYS_PTRACE;
+    // here: doctor as an unprivileged user, daemon unreachable so the check runs in the
+    // CLI), /proc/PID/root is refused and absolute paths are read from our own root.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let open = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kcfg = open.path().join("kubelet.yaml");
+        std::fs::write(&kcfg, format!("imageServiceEndpoint: {ours}\n")).unwrap();
+        let cfg = open.path().join("pullwarden.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\nlisten = \"{listen}\"\nadmin = \"{}\"\n",
+                open.path().join("none.sock").display()
+            ),
+        )
+        .unwrap();
+        for f in [&kcfg, &cfg] {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let k = FakeKubelet::start(work.path(), &[format!("--config={}", kcfg.display())]);
+        let out = Command::new(bin())
+            .args(["doctor", "--json", "--config"])
+            .arg(&cfg)
+            .uid(65534)
+            .gid(65534)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let report: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(out.status.code(), Some(2), "{report:#}");
+        assert_eq!(checks(&report, "daemon")[0]["status"], "FAIL", "{report:#}");
+        let c = kubelet_check(&report, k.0.id());
+        assert_eq!(c["status"], "OK", "{report:#}");
+        assert!(
+            std::fs::read_link(format!("/proc/{}/root", k.0.id())).is_ok(),
+            "root itself can follow the link"
+        );
+        drop(k);
+    }
+
     // A command-line flag overrides config and drop-ins, as in the kubelet.
     let mut flagged = args.clone();
     flagged.push("--image-service-endpoint".into());
@@ -687,4 +731,51 @@ fn doctor_compares_the_running_policies_with_a_named_config_file() {
         f[1]["detail"].as_str().unwrap().contains("renamed"),
         "{report:#}"
     );
+}
+
+/// The canary against a socket that does not gate (containerd's own, as a kubelet
+/// bypassing pullwarden would see): reported BYPASSED, and still left nowhere.
+#[test]
+fn the_canary_catches_a_socket_that_does_not_gate_and_cleans_up_after_itself() {
+    let env = it_env();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = pullwarden::config::Config::parse(&format!(
+        "[server]\nupstream = \"{}\"\n[[policy]]\nname = \"all\"\nimages = [\"**\"]\n",
+        env.containerd_sock.display()
+    ))
+    .unwrap();
+    let _in_runtime = rt.enter();
+    let containerd =
+        pullwarden::containerd::Containerd::new(&env.containerd_sock, "k8s.io").unwrap();
+    let check = rt.block_on(pullwarden::doctor::canary::run(
+        &containerd,
+        &config,
+        &env.containerd_sock,
+        None,
+    ));
+    assert_eq!(check.status, pullwarden::doctor::Status::Fail, "{check:?}");
+    assert!(
+        check
+            .detail
+            .starts_with("BYPASSED: the side-loaded pullwarden.invalid/canary:"),
+        "{check:?}"
+    );
+    let name = check.detail["BYPASSED: the side-loaded ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = name.rsplit(':').next().unwrap();
+    let image = pullwarden::doctor::canary::build_image(token).unwrap();
+    let (images, blobs) = rt.block_on(containerd_inventory(&env.containerd_sock));
+    assert!(
+        !images.contains(&name),
+        "{name} left behind after a failed canary"
+    );
+    for (digest, _, _) in &image.blobs {
+        assert!(!blobs.contains(&digest.to_string()), "{digest} left behind");
+    }
 }
