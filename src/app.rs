@@ -106,6 +106,8 @@ pub struct Daemon {
     metrics: Arc<Metrics>,
     /// One doctor run at a time (the periodic one and `pullwarden doctor`).
     doctor_lock: tokio::sync::Mutex<()>,
+    /// Whether the doctor checks ran once (the first failing run is logged too).
+    doctor_ran: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -143,6 +145,7 @@ impl Daemon {
         Ok(Daemon {
             metrics,
             doctor_lock: tokio::sync::Mutex::new(()),
+            doctor_ran: std::sync::atomic::AtomicBool::new(false),
             live,
             gate,
             signatures,
@@ -245,14 +248,17 @@ impl Daemon {
         ));
         let report = doctor::Report::new(checks);
         let was = self.metrics.enforcing();
+        let first = !self
+            .doctor_ran
+            .swap(true, std::sync::atomic::Ordering::AcqRel);
         self.metrics.set_enforcing(report.enforcing);
-        if was && !report.enforcing {
+        if (was || first) && !report.enforcing {
             for c in report
                 .checks
                 .iter()
                 .filter(|c| c.status == doctor::Status::Fail)
             {
-                tracing::error!(check = %c.name, detail = %c.detail, "this node no longer enforces");
+                tracing::error!(check = %c.name, detail = %c.detail, fix = ?c.fix, "this node does not enforce (pullwarden doctor)");
             }
         }
         report
