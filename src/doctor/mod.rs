@@ -456,6 +456,42 @@ mod tests {
     }
 
     #[test]
+    fn signers_are_distinct_keys_and_must_reach_the_threshold() {
+        let d = tempfile::tempdir().unwrap();
+        let scheme = sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1;
+        let (_, a) = crate::verify::sign::generate_key(scheme).unwrap();
+        let (_, b) = crate::verify::sign::generate_key(scheme).unwrap();
+        for (name, pem) in [("a.pub", &a), ("a-again.pub", &a), ("b.pub", &b)] {
+            std::fs::write(d.path().join(name), pem).unwrap();
+        }
+        std::fs::write(d.path().join("bad.pub"), "not a key").unwrap();
+        let policy = |keys: &[&str], threshold: usize| {
+            let keys: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{:?}", d.path().join(k).display().to_string()))
+                .collect();
+            // A config that validates key files at load may refuse the bad one itself.
+            crate::config::Config::parse(&format!(
+                "[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [{}]\nthreshold = {threshold}\n",
+                keys.join(", ")
+            ))
+            .map_err(|e| e.to_string())
+            .and_then(|c| policy_signers(&c.policies[0]))
+        };
+        assert_eq!(policy(&["a.pub", "b.pub"], 2), Ok(Some(2)));
+        // One key in two files is one signer: threshold 2 can never be met.
+        let e = policy(&["a.pub", "a-again.pub"], 2).unwrap_err();
+        assert!(e.contains("threshold 2 but only 1 distinct signer"), "{e}");
+        let e = policy(&["a.pub", "bad.pub"], 1).unwrap_err();
+        assert!(e.contains("bad.pub"), "{e}");
+        let none =
+            crate::config::Config::parse("[[policy]]\nname = \"p\"\nimages = [\"**\"]\n").unwrap();
+        assert_eq!(policy_signers(&none.policies[0]), Ok(None));
+        let checks = policy_checks(&none);
+        assert_eq!(checks[0].status, Status::Warn);
+    }
+
+    #[test]
     fn no_kubelet_in_an_empty_proc_is_a_warning() {
         let d = tempfile::tempdir().unwrap();
         let c = kubelet_checks(d.path(), Path::new("/run/pullwarden/cri.sock"));
