@@ -177,6 +177,9 @@ fn read_as_seen(proc_dir: &Path, named: &str) -> Result<String, KubeletConfigErr
             path: PathBuf::from(named),
             reason,
         },
+        KubeletConfigError::TooLarge { .. } => KubeletConfigError::TooLarge {
+            path: PathBuf::from(named),
+        },
         other => other,
     })
 }
@@ -187,6 +190,13 @@ fn read_limited(path: &Path) -> Result<String, KubeletConfigError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
+    // Only regular files: opening a FIFO would wait for a writer forever.
+    if !std::fs::metadata(path).map_err(read)?.is_file() {
+        return Err(KubeletConfigError::Read {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
     let file = std::fs::File::open(path).map_err(read)?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
@@ -251,14 +261,18 @@ pub fn effective_endpoint(
         names.truncate(MAX_DROP_INS);
         for name in names {
             let shown = Path::new(dir).join(&name);
-            let fields =
-                parse_config(&read_limited(&path.join(&name))?, &shown).map_err(|e| match e {
-                    KubeletConfigError::Read { reason, .. } => KubeletConfigError::Read {
-                        path: shown.clone(),
-                        reason,
-                    },
-                    other => other,
-                })?;
+            let named = |e| match e {
+                KubeletConfigError::Read { reason, .. } => KubeletConfigError::Read {
+                    path: shown.clone(),
+                    reason,
+                },
+                KubeletConfigError::TooLarge { .. } => KubeletConfigError::TooLarge {
+                    path: shown.clone(),
+                },
+                other => other,
+            };
+            let text = read_limited(&path.join(&name)).map_err(named)?;
+            let fields = parse_config(&text, &shown)?;
             apply(fields, &shown.display().to_string());
         }
     }
@@ -548,6 +562,31 @@ mod tests {
             effective_endpoint(proc_dir.path(), &flags),
             Err(KubeletConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let proc_dir = fake_proc(d.path());
+        nix::unistd::mkfifo(&d.path().join("fifo.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::write(
+            d.path().join("big.yaml"),
+            vec![b'#'; MAX_CONFIG_BYTES as usize + 1],
+        )
+        .unwrap();
+        for (name, want) in [
+            ("fifo.yaml", "not a regular file"),
+            ("big.yaml", "larger than"),
+        ] {
+            let flags = KubeletFlags {
+                config: Some(name.into()),
+                ..Default::default()
+            };
+            let e = effective_endpoint(proc_dir.path(), &flags)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && e.contains(name), "{e}");
+        }
     }
 
     #[test]
