@@ -15,6 +15,9 @@ have pkg-config || need+=(pkg-config)
 have clang || need+=(clang)
 have ld.lld || need+=(lld)
 have python3 || need+=(python3)
+# Debian's own interpreter: the doctor tests run it under another name (a version
+# manager's shim on PATH would dispatch on that name).
+[ -x /usr/bin/python3 ] || need+=(python3)
 # rpm fixtures: rpmbuild and rpm write real packages and an sqlite rpmdb; Berkeley DB's
 # db5.3_load writes rpm's older hash-format Packages file.
 have rpmbuild || need+=(rpm)

@@ -109,6 +109,11 @@ pub struct Daemon {
     containerd: Containerd,
     started: Instant,
     runtime: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+    /// One doctor run at a time (the periodic one and `pullwarden doctor`).
+    doctor_lock: tokio::sync::Mutex<()>,
+    /// Whether the doctor checks ran once (the first failing run is logged too).
+    doctor_ran: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -141,9 +146,12 @@ impl Daemon {
                 store.clone(),
                 Arc::new(containerd.clone()),
             )
-            .with_metrics(metrics),
+            .with_metrics(metrics.clone()),
         );
         Ok(Daemon {
+            metrics,
+            doctor_lock: tokio::sync::Mutex::new(()),
+            doctor_ran: std::sync::atomic::AtomicBool::new(false),
             live,
             gate,
             signatures,
@@ -157,6 +165,139 @@ impl Daemon {
 
     pub fn gate(&self) -> Arc<Gate> {
         self.gate.clone()
+    }
+
+    /// Runs every doctor check (see [`crate::doctor`]) and sets the
+    /// `pullwarden_enforcing` gauge from the result.
+    pub async fn doctor(&self) -> crate::doctor::Report {
+        use crate::doctor::{self, Check};
+        let _one = self.doctor_lock.lock().await;
+        let cfg = self.live.get();
+        let mut checks = Vec::new();
+        let listen = cfg.server.listen.clone();
+        let blocking_cfg = cfg.clone();
+        let path = self.live.path.clone();
+        let state = self.gate.policies();
+        let files = tokio::task::spawn_blocking(move || {
+            let mut c = doctor::kubelet_checks(std::path::Path::new("/proc"), &listen);
+            c.extend(doctor::policy_checks(&blocking_cfg));
+            let prints = |s: &PolicyState| -> Vec<(String, String)> {
+                s.config
+                    .policies
+                    .iter()
+                    .map(|p| {
+                        let f = match s.fingerprint(&p.name) {
+                            Ok(f) => f.to_string(),
+                            Err(e) => format!("error: {e}"),
+                        };
+                        (p.name.clone(), f)
+                    })
+                    .collect()
+            };
+            let on_disk = Config::load(&path, true)
+                .map(|c| prints(&policy_state(Arc::new(c))))
+                .map_err(|e| e.to_string());
+            c.push(doctor::fingerprint_check(&prints(&state), on_disk, &path));
+            c
+        })
+        .await;
+        match files {
+            Ok(c) => checks.extend(c),
+            Err(e) => checks.push(Check::fail(
+                "doctor",
+                format!("the file checks did not run: {e}"),
+                "see the daemon log",
+            )),
+        }
+        let upstream = cfg.server.upstream.display().to_string();
+        match self
+            .containerd
+            .version(doctor::CONTAINERD_HEALTH_TIMEOUT)
+            .await
+        {
+            Ok(v) => {
+                checks.push(Check::ok(
+                    "containerd",
+                    format!("containerd {v} answers on {upstream}"),
+                ));
+                checks.push(
+                    doctor::canary::run(
+                        &self.containerd,
+                        &cfg,
+                        &cfg.server.listen,
+                        Some(&self.metrics),
+                    )
+                    .await,
+                );
+            }
+            Err(e) => {
+                checks.push(Check::fail(
+                    "containerd",
+                    e.to_string(),
+                    format!("check containerd (systemctl status containerd) and server.upstream = {upstream}"),
+                ));
+                checks.push(Check::fail(
+                    "canary",
+                    "not run: containerd does not answer",
+                    "fix containerd first",
+                ));
+            }
+        }
+        let since = self
+            .metrics
+            .last_client_call()
+            .map(|t| t.elapsed().unwrap_or_default());
+        checks.push(doctor::calls_check(
+            since,
+            self.started.elapsed(),
+            self.metrics.kubelet_connections(),
+        ));
+        let report = doctor::Report::new(checks);
+        let was = self.metrics.enforcing();
+        let first = !self
+            .doctor_ran
+            .swap(true, std::sync::atomic::Ordering::AcqRel);
+        self.metrics.set_enforcing(report.enforcing);
+        if (was || first) && !report.enforcing {
+            for c in report
+                .checks
+                .iter()
+                .filter(|c| c.status == doctor::Status::Fail)
+            {
+                tracing::error!(check = %c.name, detail = %c.detail, fix = ?c.fix, "this node does not enforce (pullwarden doctor)");
+            }
+        }
+        report
+    }
+
+    /// Why the daemon is unhealthy (empty: healthy): containerd does not answer within
+    /// [`crate::doctor::CONTAINERD_HEALTH_TIMEOUT`], or an enforcing policy cannot load
+    /// its keys (every pull under it would be denied). Also containerd's version.
+    fn health(&self, cfg: &Config) -> (Vec<String>, Result<String, String>) {
+        let version = self
+            .runtime
+            .block_on(
+                self.containerd
+                    .version(crate::doctor::CONTAINERD_HEALTH_TIMEOUT),
+            )
+            .map_err(|e| e.to_string());
+        let mut problems = Vec::new();
+        if let Err(e) = &version {
+            problems.push(e.clone());
+        }
+        for p in cfg
+            .policies
+            .iter()
+            .filter(|p| p.mode == crate::config::Mode::Enforce)
+        {
+            if let Err(e) = crate::doctor::policy_signers(p) {
+                problems.push(format!(
+                    "enforcing policy {} cannot load its keys: {e}",
+                    p.name
+                ));
+            }
+        }
+        (problems, version)
     }
 
     /// Config, keys, trust roots, denylists and the vulnerability database, re-read.
@@ -200,7 +341,8 @@ impl AdminBackend for Daemon {
 
     fn status(&self) -> serde_json::Value {
         let cfg = self.live.get();
-        let reachable = std::os::unix::net::UnixStream::connect(&cfg.server.upstream).is_ok();
+        let (problems, version) = self.health(&cfg);
+        let reachable = version.is_ok();
         let state = self.gate.policies();
         let policies: Vec<serde_json::Value> = cfg
             .policies
@@ -210,10 +352,15 @@ impl AdminBackend for Daemon {
                     Ok(f) => (Some(f.to_string()), None),
                     Err(e) => (None, Some(e.to_string())),
                 };
+                let (signers, signer_error) = match crate::doctor::policy_signers(p) {
+                    Ok(n) => (n, None),
+                    Err(e) => (None, Some(e)),
+                };
                 json!({
                     "name": p.name, "mode": crate::policy::evaluate::mode_name(p.mode),
                     "images": p.images, "namespaces": p.namespaces,
                     "fingerprint": fingerprint, "error": error,
+                    "signers": signers, "signer_error": signer_error,
                 })
             })
             .collect();
@@ -222,17 +369,34 @@ impl AdminBackend for Daemon {
             Ok(s) => serde_json::to_value(s).unwrap_or_default(),
             Err(e) => json!({ "error": e.to_string(), "version": db.version() }),
         };
+        let last_call = self
+            .metrics
+            .last_client_call()
+            .map(|t| crate::policy::evaluate::rfc3339(time::OffsetDateTime::from(t)));
         json!({
-            "healthy": reachable,
+            "healthy": problems.is_empty(),
+            "problems": problems,
+            "enforcing": self.metrics.enforcing(),
+            "last_cri_call": last_call,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.started.elapsed().as_secs(),
             "config": self.live.path.display().to_string(),
             "listen": cfg.server.listen.display().to_string(),
-            "upstream": { "socket": cfg.server.upstream.display().to_string(), "reachable": reachable },
+            "upstream": {
+                "socket": cfg.server.upstream.display().to_string(),
+                "reachable": reachable,
+                "containerd_version": version.as_ref().ok(),
+                "error": version.as_ref().err(),
+            },
             "containerd_namespace": cfg.server.containerd_namespace,
             "policies": policies,
             "vulndb": vulndb,
         })
+    }
+
+    fn doctor(&self) -> Result<serde_json::Value, BackendError> {
+        let report = self.runtime.block_on(Daemon::doctor(self));
+        serde_json::to_value(report).map_err(|e| BackendError::Failed(e.to_string()))
     }
 
     fn sbom(&self, digest: &str, format: SbomFormat) -> Result<serde_json::Value, BackendError> {
@@ -346,6 +510,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         ))
     });
 
+    let doctor = (!cfg.server.doctor_interval.is_zero()).then(|| {
+        tokio::spawn(doctor_loop(
+            daemon.clone(),
+            cfg.server.doctor_interval,
+            stopped(),
+        ))
+    });
+
     tracing::info!(
         listen = %cfg.server.listen.display(),
         upstream = %cfg.server.upstream.display(),
@@ -363,10 +535,34 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     if let Some(gc) = gc {
         gc.abort();
     }
+    if let Some(d) = doctor {
+        d.abort();
+    }
     let _ = std::fs::remove_file(&cfg.server.listen);
     let _ = std::fs::remove_file(&cfg.server.admin);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The first doctor run this long after start (the sockets are served by then).
+const DOCTOR_FIRST: Duration = Duration::from_secs(3);
+
+/// Runs the doctor checks every `interval` for the `pullwarden_enforcing` gauge.
+async fn doctor_loop<S>(daemon: Arc<Daemon>, interval: Duration, stop: S)
+where
+    S: std::future::Future<Output = ()>,
+{
+    let mut stop = std::pin::pin!(stop);
+    let mut wait = DOCTOR_FIRST.min(interval);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = interval;
+        let report = daemon.doctor().await;
+        tracing::debug!(enforcing = report.enforcing, "doctor checks ran");
+    }
 }
 
 /// First sweep this long after start (the node settles), then one per interval.

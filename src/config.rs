@@ -89,6 +89,8 @@ pub struct RawServer {
     pub recheck_denied_after: Option<String>,
     /// Log format: "text" (default on a terminal) or "json".
     pub log_format: Option<String>,
+    /// How often the daemon runs the doctor checks for `pullwarden_enforcing` ("0s": never).
+    pub doctor_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -215,6 +217,10 @@ pub struct Server {
     #[serde(with = "humantime_serde_compat")]
     pub recheck_denied_after: Duration,
     pub log_format: LogFormat,
+    /// How often the daemon runs the doctor checks (live canary included) to refresh
+    /// the `pullwarden_enforcing` gauge; zero: only on `pullwarden doctor`.
+    #[serde(with = "humantime_serde_compat")]
+    pub doctor_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -584,6 +590,10 @@ impl TryFrom<RawConfig> for Config {
                 Some(d) => parse_duration("server.recheck_denied_after", &d)?,
             },
             log_format,
+            doctor_interval: match s.doctor_interval {
+                None => crate::doctor::GAUGE_INTERVAL,
+                Some(d) => parse_duration("server.doctor_interval", &d)?,
+            },
         };
         for (key, p) in [
             ("server.listen", &server.listen),

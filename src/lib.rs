@@ -11,6 +11,7 @@ pub mod config;
 pub mod containerd;
 pub mod cri;
 pub mod digest;
+pub mod doctor;
 pub mod gate;
 pub mod policy;
 pub mod reference;

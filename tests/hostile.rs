@@ -573,3 +573,27 @@ fn image_documents_and_credentials() {
         },
     );
 }
+
+/// What `pullwarden doctor` reads of the kubelet: KubeletConfiguration files and
+/// drop-ins (YAML or JSON, aliases and anchors included) and its command line.
+#[test]
+fn kubelet_configuration_and_flags() {
+    use pullwarden::doctor::kubelet;
+    let yaml: &[u8] = b"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nimageServiceEndpoint: unix:///run/pullwarden/cri.sock\ncontainerRuntimeEndpoint: &rt unix:///run/containerd/containerd.sock\nauthentication:\n  anonymous: {enabled: false}\nevictionHard: {memory.available: \"100Mi\"}\nother: *rt\ntags: [a, b, 'c']\n";
+    let json: &[u8] = br#"{"kind":"KubeletConfiguration","imageServiceEndpoint":"unix:///run/pullwarden/cri.sock","x":[1,{"y":null}]}"#;
+    let bombs: &[u8] = b"a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nd: &d [*c, *c, *c, *c]\ne: [*d, *d, *d, *d]\n";
+    survive("kubelet configuration", &[yaml, json, bombs], 3000, |b| {
+        let _ = kubelet::parse_config(&String::from_utf8_lossy(b), std::path::Path::new("c"));
+    });
+    let flags: &[u8] = b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0--config-dir\0/etc/kubernetes/kubelet.conf.d\0--image-service-endpoint\0unix:///run/pullwarden/cri.sock\0-v=2\0--\0";
+    survive("kubelet command lines", &[flags], 3000, |b| {
+        let argv: Vec<String> = b
+            .split(|c| *c == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let f = kubelet::parse_flags(&argv);
+        for e in [f.image_service_endpoint, f.container_runtime_endpoint] {
+            let _ = e.as_deref().map(kubelet::endpoint_path);
+        }
+    });
+}

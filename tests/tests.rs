@@ -6,6 +6,7 @@ mod admin;
 mod config_files;
 mod containerd_api;
 mod cri_proxy;
+mod doctor;
 mod gate_e2e;
 mod gate_flow;
 mod hostile;

@@ -125,6 +125,11 @@ impl AdminClient {
             .to_string())
     }
 
+    /// Runs the daemon's doctor checks: a [`crate::doctor::Report`].
+    pub async fn doctor(&self) -> Result<crate::doctor::Report, AdminClientError> {
+        typed(self.request(Method::POST, "/v1/doctor").await?)
+    }
+
     pub async fn status(&self) -> Result<Value, AdminClientError> {
         self.request(Method::GET, "/v1/status").await
     }

@@ -117,6 +117,44 @@ pub struct Metrics {
     calls: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// method → call latency.
     call_latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Unix milliseconds of the last CRI call from a client other than the daemon
+    /// itself (0: none yet).
+    last_call_ms: AtomicU64,
+    /// ImageStatus calls the daemon's own canary has announced and not yet made.
+    own_calls: AtomicU64,
+    /// `pullwarden_enforcing`: 1 when the last doctor checks all held, 0 otherwise
+    /// (and before the first run).
+    enforcing: AtomicU64,
+    /// CRI connections open now whose peer process is named `kubelet`.
+    kubelet_connections: AtomicU64,
+    /// The pid of the last kubelet that connected (0: none yet).
+    kubelet_pid: AtomicU64,
+}
+
+/// One CRI client connection, counted while it is open (see [`Metrics::cri_peer`]).
+#[derive(Debug)]
+pub struct PeerGuard {
+    metrics: std::sync::Arc<Metrics>,
+    kubelet: bool,
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        if self.kubelet {
+            let _ = self.metrics.kubelet_connections.fetch_update(
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                |n| n.checked_sub(1),
+            );
+        }
+    }
+}
+
+/// Whether process `pid`'s name (`/proc/PID/comm`) is `kubelet`.
+fn is_kubelet(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end() == "kubelet")
+        .unwrap_or(false)
 }
 
 fn capped_key<K: Ord>(map: &BTreeMap<K, u64>, key: K, overflow: impl FnOnce() -> K) -> K {
@@ -180,6 +218,18 @@ impl Metrics {
     /// ended with (`None`: cut short, no status), and how long it took to answer.
     pub fn record_call(&self, path: &str, code: Option<tonic::Code>, took: Duration) {
         let method = path.trim_start_matches('/');
+        let own = method == "runtime.v1.ImageService/ImageStatus"
+            && self
+                .own_calls
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+        if !own {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            self.last_call_ms.fetch_max(now, Ordering::Relaxed);
+        }
         let code = code.map(code_name).unwrap_or("none");
         if let Ok(mut m) = self.calls.lock() {
             let key = capped_key(&m, (method.to_string(), code), || {
@@ -197,6 +247,64 @@ impl Metrics {
                 .or_insert_with(|| Histogram::with_buckets(&CALL_BUCKETS))
                 .observe(took.as_secs_f64());
         }
+    }
+
+    /// The daemon is about to make one ImageStatus call through its own socket (the
+    /// doctor's canary): that call does not count as the last client call. Should a
+    /// client's ImageStatus be recorded in between, that one is skipped instead; the
+    /// time is off by a moment, never by a minute.
+    pub fn announce_own_status_call(&self) {
+        self.own_calls.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Withdraws an announcement whose call was never made.
+    pub fn withdraw_own_status_call(&self) {
+        let _ = self
+            .own_calls
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// When the last CRI call from a client (the kubelet, crictl) went through the
+    /// proxy; None when none has since the daemon started.
+    pub fn last_client_call(&self) -> Option<std::time::SystemTime> {
+        match self.last_call_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+        }
+    }
+
+    /// A CRI client connected from process `pid` (from SO_PEERCRED; None when the
+    /// kernel did not say): counted as a kubelet connection while the guard lives when
+    /// the process is named `kubelet`.
+    pub fn cri_peer(self: &std::sync::Arc<Self>, pid: Option<i32>) -> PeerGuard {
+        let kubelet = pid.is_some_and(is_kubelet);
+        if let (true, Some(pid)) = (kubelet, pid) {
+            self.kubelet_connections.fetch_add(1, Ordering::AcqRel);
+            self.kubelet_pid.store(pid as u64, Ordering::Relaxed);
+        }
+        PeerGuard {
+            metrics: self.clone(),
+            kubelet,
+        }
+    }
+
+    /// CRI connections from a process named `kubelet` open now, and the pid of the
+    /// last kubelet that connected.
+    pub fn kubelet_connections(&self) -> (u64, Option<u32>) {
+        let pid = self.kubelet_pid.load(Ordering::Relaxed);
+        (
+            self.kubelet_connections.load(Ordering::Acquire),
+            (pid != 0).then_some(pid as u32),
+        )
+    }
+
+    /// Sets the `pullwarden_enforcing` gauge.
+    pub fn set_enforcing(&self, enforcing: bool) {
+        self.enforcing.store(enforcing as u64, Ordering::Relaxed);
+    }
+
+    pub fn enforcing(&self) -> bool {
+        self.enforcing.load(Ordering::Relaxed) == 1
     }
 
     /// An error of `kind` (e.g. `registry`, `containerd`, `store`, `verify`, `scan`).
@@ -260,6 +368,29 @@ impl Metrics {
             "pullwarden_scanned_bytes_total {}",
             self.scanned_bytes.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP pullwarden_enforcing 1 when the last doctor checks (kubelet endpoint, policy keys, config fingerprints, live canary, containerd) all held, else 0; refreshed every minute.\n");
+        out.push_str("# TYPE pullwarden_enforcing gauge\n");
+        let _ = writeln!(
+            out,
+            "pullwarden_enforcing {}",
+            self.enforcing.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP pullwarden_kubelet_connections CRI connections open now from a process named kubelet (peer credentials).\n");
+        out.push_str("# TYPE pullwarden_kubelet_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "pullwarden_kubelet_connections {}",
+            self.kubelet_connections.load(Ordering::Acquire)
+        );
+        if let Some(t) = self.last_client_call() {
+            out.push_str("# HELP pullwarden_last_cri_call_timestamp_seconds Unix time of the last CRI call from a client (not the daemon's own canary).\n");
+            out.push_str("# TYPE pullwarden_last_cri_call_timestamp_seconds gauge\n");
+            let secs = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let _ = writeln!(out, "pullwarden_last_cri_call_timestamp_seconds {secs:.3}");
+        }
         out.push_str("# HELP pullwarden_cri_calls_total CRI calls through the proxy, by method and gRPC status.\n");
         out.push_str("# TYPE pullwarden_cri_calls_total counter\n");
         if let Ok(m) = self.calls.lock() {
@@ -404,6 +535,47 @@ mod tests {
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }
+    }
+
+    #[test]
+    fn enforcing_gauge_and_last_client_call() {
+        let m = Metrics::new();
+        assert!(m.render().lines().any(|l| l == "pullwarden_enforcing 0"));
+        m.set_enforcing(true);
+        assert!(m.render().lines().any(|l| l == "pullwarden_enforcing 1"));
+        assert!(m.last_client_call().is_none());
+        let status = "/runtime.v1.ImageService/ImageStatus";
+        m.announce_own_status_call();
+        m.record_call(status, Some(tonic::Code::Ok), Duration::from_micros(1));
+        assert!(
+            m.last_client_call().is_none(),
+            "the canary's own call counted"
+        );
+        m.record_call(status, Some(tonic::Code::Ok), Duration::from_micros(1));
+        assert!(m.last_client_call().is_some());
+        assert!(
+            m.render()
+                .contains("pullwarden_last_cri_call_timestamp_seconds ")
+        );
+        m.announce_own_status_call();
+        m.withdraw_own_status_call();
+        m.withdraw_own_status_call();
+        assert_eq!(m.own_calls.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_processes_named_kubelet_count_as_kubelet_connections() {
+        let m = std::sync::Arc::new(Metrics::new());
+        // This test process is not a kubelet; an unknown peer is not either.
+        let me = m.cri_peer(Some(std::process::id() as i32));
+        let unknown = m.cri_peer(None);
+        assert_eq!(m.kubelet_connections(), (0, None));
+        drop((me, unknown));
+        assert!(
+            m.render()
+                .lines()
+                .any(|l| l == "pullwarden_kubelet_connections 0")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `POST /v1/purge-all`                        forget every verdict
 //! - `POST /v1/reload`                           re-read config and keys
 //! - `GET  /v1/status`                           daemon health plus store counts
+//! - `POST /v1/doctor`                           run the doctor checks (live canary included)
 //! - `GET  /v1/sbom/{digest-or-ref}?format=cyclonedx-json|spdx-json`
 //!
 //! Path segments are percent-encoded by the client (references hold `/`, `:` and `@`).
@@ -21,7 +22,7 @@ mod peer;
 mod server;
 
 pub use client::{AdminClient, AdminClientError};
-pub use metrics::{Metrics, serve_metrics};
+pub use metrics::{Metrics, PeerGuard, serve_metrics};
 pub use peer::{PeerAccess, PeerError, peer_allowed};
 pub use server::serve;
 
@@ -81,6 +82,12 @@ pub trait AdminBackend: Send + Sync {
     /// Health, upstream reachability, vulnerability database version, and whatever
     /// else the daemon knows. Should be a JSON object; the API adds a `store` field.
     fn status(&self) -> serde_json::Value;
+    /// Runs the doctor checks (see [`crate::doctor`]); a [`crate::doctor::Report`] as JSON.
+    fn doctor(&self) -> Result<serde_json::Value, BackendError> {
+        Err(BackendError::NotFound(
+            "this daemon does not run doctor checks".into(),
+        ))
+    }
     /// The SBOM of the image with manifest digest `digest`.
     fn sbom(&self, digest: &str, format: SbomFormat) -> Result<serde_json::Value, BackendError>;
 }

@@ -193,11 +193,12 @@ impl Api {
             (&Method::POST, "purge-all", None) => self.purge_all().await,
             (&Method::POST, "reload", None) => self.reload().await,
             (&Method::GET, "status", None) => self.status().await,
+            (&Method::POST, "doctor", None) => self.doctor().await,
             (&Method::GET, "sbom", Some(a)) => self.sbom(a, &query).await,
             (
                 _,
                 "verdicts" | "verdict" | "explain" | "history" | "purge" | "purge-all" | "reload"
-                | "status" | "sbom",
+                | "status" | "sbom" | "doctor",
                 _,
             ) => Err(error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -324,6 +325,14 @@ impl Api {
             .await?
             .map_err(backend_error)?;
         Ok(respond(StatusCode::OK, &json!({ "message": message })))
+    }
+
+    async fn doctor(&self) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+        let backend = self.backend.clone();
+        let report = blocking(move || backend.doctor())
+            .await?
+            .map_err(backend_error)?;
+        Ok(respond(StatusCode::OK, &report))
     }
 
     async fn status(&self) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {

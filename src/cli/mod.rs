@@ -4,6 +4,7 @@
 
 pub mod cri;
 pub mod db;
+pub mod doctor;
 pub mod explain;
 pub mod policy;
 pub mod purge;
@@ -78,6 +79,9 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// The offline OSV vulnerability database.
     Db(db::DbArgs),
+    /// Prove this node enforces: kubelet endpoint, policy keys, a live canary.
+    /// Exit 0 when no check failed, 2 when one did.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// `--config FILE` shared by commands that read the config.
@@ -130,6 +134,7 @@ pub fn main() -> i32 {
         Command::Keygen(a) => sign::run_keygen(&a),
         Command::Scan(a) => scan::run(&a),
         Command::Db(a) => db::run(&a),
+        Command::Doctor(a) => doctor::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,8 @@
 //! `pullwarden status [--json]`: daemon health, upstream reachability, store and
 //! vulnerability database versions, as the daemon reports them. Exit 0 when the daemon
-//! answers, 2 when it answers but reports itself unhealthy (`"healthy": false`), 1 when
-//! it cannot be reached.
+//! answers, 2 when it answers but reports itself unhealthy (`"healthy": false`, with the
+//! reasons in `problems`: containerd not answering within 2 s, an enforcing policy whose
+//! keys do not load), 1 when it cannot be reached.
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -31,6 +32,11 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<i32> {
     } else {
         println!("pullwarden on {}", client.socket().display());
         print!("{}", render(&status, 0));
+        if let Some(Value::Array(problems)) = status.get("problems") {
+            for p in problems.iter().filter_map(Value::as_str) {
+                eprintln!("pullwarden: unhealthy: {p}");
+            }
+        }
     }
     Ok(match status.get("healthy") {
         Some(Value::Bool(false)) => EXIT_UNHEALTHY,

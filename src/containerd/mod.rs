@@ -1,17 +1,26 @@
 //! containerd API access for the gate: what an image name points to, content blobs
 //! (path for mapping, gRPC read as the fallback), leases that hold content against
-//! garbage collection while we scan, and where the content store lives.
+//! garbage collection while we scan, and where the content store lives; and the few
+//! writes `pullwarden doctor`'s canary needs (content write, image create, delete).
+//!
+//! Every call has a deadline: a unary call [`CALL_TIMEOUT`] (10 s), each message of a
+//! streamed blob read [`STREAM_STALL_TIMEOUT`] (30 s without a chunk), connecting 5 s.
+//! A frozen containerd (stopped, deadlocked) thus becomes [`ContainerdError::Timeout`]
+//! instead of a call that never returns; the CRI proxy's own forwarding is separate.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_client::services::v1::{
-    AddResourceRequest, CreateRequest as CreateLeaseRequest, DeleteRequest as DeleteLeaseRequest,
-    GetImageRequest, ListImagesRequest, PluginsRequest, ReadContentRequest, Resource,
-    content_client::ContentClient, images_client::ImagesClient,
+    AddResourceRequest, CreateImageRequest, CreateRequest as CreateLeaseRequest,
+    DeleteContentRequest, DeleteImageRequest, DeleteRequest as DeleteLeaseRequest, GetImageRequest,
+    Image, InfoRequest, ListImagesRequest, PluginsRequest, ReadContentRequest, Resource,
+    WriteAction, WriteContentRequest, content_client::ContentClient, images_client::ImagesClient,
     introspection_client::IntrospectionClient, leases_client::LeasesClient,
+    version_client::VersionClient,
 };
+use containerd_client::types::Descriptor;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::digest::Digest;
@@ -31,7 +40,24 @@ pub enum ContainerdError {
     TooLarge { digest: Digest, limit: u64 },
     #[error("containerd reports no content store root (introspection); set server.containerd_root")]
     NoContentRoot,
+    #[error("containerd at {} did not answer {call} within {after:?} (frozen or overloaded)", socket.display())]
+    Timeout {
+        socket: PathBuf,
+        call: &'static str,
+        after: Duration,
+    },
 }
+
+/// Deadline of one unary containerd API call (connecting included). containerd answers
+/// lookups in about a millisecond and lease or content calls in a few; ten seconds is
+/// only ever reached by a containerd that is not answering at all.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait for the next chunk of a streamed blob read.
+pub const STREAM_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of the label that marks images `pullwarden doctor` side-loaded.
+pub const CANARY_LABEL: &str = "io.pullwarden.canary";
 
 /// A descriptor as containerd stores it for an image name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +75,7 @@ pub struct Containerd {
     namespace: String,
     socket: PathBuf,
     busy_poll: Duration,
+    call_timeout: Duration,
 }
 
 impl Containerd {
@@ -69,6 +96,7 @@ impl Containerd {
             namespace: namespace.to_string(),
             socket: socket.to_path_buf(),
             busy_poll: Duration::ZERO,
+            call_timeout: CALL_TIMEOUT,
         })
     }
 
@@ -76,6 +104,12 @@ impl Containerd {
     /// runtime sleeps (see [`crate::cri::upstream::busy_wait`]).
     pub fn with_busy_poll(mut self, busy_poll: Duration) -> Containerd {
         self.busy_poll = busy_poll;
+        self
+    }
+
+    /// Deadline of each unary call (default [`CALL_TIMEOUT`]).
+    pub fn with_call_timeout(mut self, call_timeout: Duration) -> Containerd {
+        self.call_timeout = call_timeout;
         self
     }
 
@@ -89,6 +123,30 @@ impl Containerd {
             req.metadata_mut().insert("containerd-namespace", ns);
         }
         req
+    }
+
+    /// Runs one call under [`CALL_TIMEOUT`], mapping its status with [`Self::err`].
+    async fn deadline<T>(
+        &self,
+        call: &'static str,
+        answer: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<Result<T, tonic::Status>, ContainerdError> {
+        self.deadline_of(call, self.call_timeout, answer).await
+    }
+
+    async fn deadline_of<T>(
+        &self,
+        call: &'static str,
+        after: Duration,
+        answer: impl std::future::Future<Output = T>,
+    ) -> Result<T, ContainerdError> {
+        tokio::time::timeout(after, answer)
+            .await
+            .map_err(|_| ContainerdError::Timeout {
+                socket: self.socket.clone(),
+                call,
+                after,
+            })
     }
 
     fn err(&self, call: &'static str) -> impl Fn(tonic::Status) -> ContainerdError + '_ {
@@ -106,11 +164,15 @@ impl Containerd {
 
     /// What the image `name` (a normalized reference) points to, if containerd has it.
     pub async fn image_target(&self, name: &str) -> Result<Option<Target>, ContainerdError> {
-        let resp = ImagesClient::new(self.channel.clone())
-            .get(self.request(GetImageRequest {
-                name: name.to_string(),
-            }))
-            .await;
+        let mut client = ImagesClient::new(self.channel.clone());
+        let resp = self
+            .deadline(
+                "images.Get",
+                client.get(self.request(GetImageRequest {
+                    name: name.to_string(),
+                })),
+            )
+            .await?;
         let image = match resp {
             Ok(r) => r.into_inner().image,
             Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
@@ -137,9 +199,13 @@ impl Containerd {
     pub async fn image_digests(
         &self,
     ) -> Result<std::collections::HashSet<String>, ContainerdError> {
-        let resp = ImagesClient::new(self.channel.clone())
-            .list(self.request(ListImagesRequest { filters: vec![] }))
-            .await
+        let mut client = ImagesClient::new(self.channel.clone());
+        let resp = self
+            .deadline(
+                "images.List",
+                client.list(self.request(ListImagesRequest { filters: vec![] })),
+            )
+            .await?
             .map_err(self.err("images.List"))?;
         Ok(resp
             .into_inner()
@@ -151,11 +217,15 @@ impl Containerd {
 
     /// The content store directory, from the content plugin's introspection exports.
     pub async fn content_root(&self) -> Result<PathBuf, ContainerdError> {
-        let resp = IntrospectionClient::new(self.channel.clone())
-            .plugins(self.request(PluginsRequest {
-                filters: vec!["type==io.containerd.content.v1".into()],
-            }))
-            .await
+        let mut client = IntrospectionClient::new(self.channel.clone());
+        let resp = self
+            .deadline(
+                "introspection.Plugins",
+                client.plugins(self.request(PluginsRequest {
+                    filters: vec!["type==io.containerd.content.v1".into()],
+                })),
+            )
+            .await?
             .map_err(self.err("introspection.Plugins"))?
             .into_inner();
         resp.plugins
@@ -168,17 +238,25 @@ impl Containerd {
     /// Reads a whole blob through the content API (the fallback when the content
     /// directory cannot be mapped), refusing more than `limit` bytes.
     pub async fn read_blob(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, ContainerdError> {
-        let mut stream = ContentClient::new(self.channel.clone())
-            .read(self.request(ReadContentRequest {
-                digest: digest.to_string(),
-                offset: 0,
-                size: 0,
-            }))
-            .await
+        let mut client = ContentClient::new(self.channel.clone());
+        let mut stream = self
+            .deadline(
+                "content.Read",
+                client.read(self.request(ReadContentRequest {
+                    digest: digest.to_string(),
+                    offset: 0,
+                    size: 0,
+                })),
+            )
+            .await?
             .map_err(self.err("content.Read"))?
             .into_inner();
         let mut out = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(self.err("content.Read"))? {
+        while let Some(chunk) = self
+            .deadline_of("content.Read", STREAM_STALL_TIMEOUT, stream.message())
+            .await?
+            .map_err(self.err("content.Read"))?
+        {
             if out.len() as u64 + chunk.data.len() as u64 > limit {
                 return Err(ContainerdError::TooLarge {
                     digest: digest.clone(),
@@ -206,24 +284,28 @@ impl Containerd {
                 .unwrap_or_default(),
         )]);
         let mut leases = LeasesClient::new(self.channel.clone());
-        leases
-            .create(self.request(CreateLeaseRequest {
+        self.deadline(
+            "leases.Create",
+            leases.create(self.request(CreateLeaseRequest {
                 id: id.clone(),
                 labels,
-            }))
-            .await
-            .map_err(self.err("leases.Create"))?;
+            })),
+        )
+        .await?
+        .map_err(self.err("leases.Create"))?;
         for d in digests {
-            leases
-                .add_resource(self.request(AddResourceRequest {
+            self.deadline(
+                "leases.AddResource",
+                leases.add_resource(self.request(AddResourceRequest {
                     id: id.clone(),
                     resource: Some(Resource {
                         id: d.to_string(),
                         r#type: "content".into(),
                     }),
-                }))
-                .await
-                .map_err(self.err("leases.AddResource"))?;
+                })),
+            )
+            .await?
+            .map_err(self.err("leases.AddResource"))?;
         }
         Ok(Lease {
             id,
@@ -232,14 +314,193 @@ impl Containerd {
     }
 
     async fn delete_lease(&self, id: &str) -> Result<(), ContainerdError> {
-        LeasesClient::new(self.channel.clone())
-            .delete(self.request(DeleteLeaseRequest {
+        let mut client = LeasesClient::new(self.channel.clone());
+        self.deadline(
+            "leases.Delete",
+            client.delete(self.request(DeleteLeaseRequest {
                 id: id.to_string(),
                 sync: false,
-            }))
-            .await
-            .map_err(self.err("leases.Delete"))?;
+            })),
+        )
+        .await?
+        .map_err(self.err("leases.Delete"))?;
         Ok(())
+    }
+
+    /// containerd's version (`version.Version`): the health check. Fails with
+    /// [`ContainerdError::Timeout`] when containerd accepts the connection but does not
+    /// answer (a stopped process still completes connects from its listen backlog).
+    pub async fn version(&self, within: Duration) -> Result<String, ContainerdError> {
+        let mut client = VersionClient::new(self.channel.clone());
+        let v = self
+            .deadline_of("version.Version", within, client.version(()))
+            .await?
+            .map_err(self.err("version.Version"))?
+            .into_inner();
+        Ok(v.version)
+    }
+
+    /// Writes `data` as a committed blob with digest `digest`, held by `lease`
+    /// (so garbage collection cannot take it before an image names it). A blob that is
+    /// already present is fine.
+    pub async fn write_blob(
+        &self,
+        lease: &Lease,
+        digest: &Digest,
+        data: &[u8],
+        labels: HashMap<String, String>,
+    ) -> Result<(), ContainerdError> {
+        let mut req = tonic::Request::new(tokio_stream::iter(vec![WriteContentRequest {
+            action: WriteAction::Commit as i32,
+            r#ref: format!("pullwarden-{}", digest.hex()),
+            total: data.len() as i64,
+            expected: digest.to_string(),
+            offset: 0,
+            data: data.to_vec(),
+            labels,
+        }]));
+        self.with_headers(req.metadata_mut(), Some(lease.id()));
+        let mut client = ContentClient::new(self.channel.clone());
+        let answer = async {
+            let mut stream = client.write(req).await?.into_inner();
+            while stream.message().await?.is_some() {}
+            Ok(())
+        };
+        match self.deadline("content.Write", answer).await? {
+            Ok(()) => Ok(()),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
+            Err(s) => Err(self.err("content.Write")(s)),
+        }
+    }
+
+    /// Whether a blob is in the content store.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool, ContainerdError> {
+        let mut client = ContentClient::new(self.channel.clone());
+        match self
+            .deadline(
+                "content.Info",
+                client.info(self.request(InfoRequest {
+                    digest: digest.to_string(),
+                })),
+            )
+            .await?
+        {
+            Ok(_) => Ok(true),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
+            Err(s) => Err(self.err("content.Info")(s)),
+        }
+    }
+
+    /// Deletes a blob; one that is already gone is fine.
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<(), ContainerdError> {
+        let mut client = ContentClient::new(self.channel.clone());
+        match self
+            .deadline(
+                "content.Delete",
+                client.delete(self.request(DeleteContentRequest {
+                    digest: digest.to_string(),
+                })),
+            )
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(self.err("content.Delete")(s)),
+        }
+    }
+
+    /// Creates the image `name` pointing at `target`, with `labels`, under `lease`.
+    pub async fn create_image(
+        &self,
+        lease: &Lease,
+        name: &str,
+        target: &Target,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ContainerdError> {
+        let mut req = tonic::Request::new(CreateImageRequest {
+            image: Some(Image {
+                name: name.to_string(),
+                labels,
+                target: Some(Descriptor {
+                    media_type: target.media_type.clone(),
+                    digest: target.digest.to_string(),
+                    size: target.size,
+                    annotations: HashMap::new(),
+                }),
+                created_at: None,
+                updated_at: None,
+            }),
+            source_date_epoch: None,
+        });
+        self.with_headers(req.metadata_mut(), Some(lease.id()));
+        let mut client = ImagesClient::new(self.channel.clone());
+        self.deadline("images.Create", client.create(req))
+            .await?
+            .map_err(self.err("images.Create"))?;
+        Ok(())
+    }
+
+    /// Deletes the image `name` (synchronously: its content is garbage-collected before
+    /// this returns, unless something else holds it). An image already gone is fine.
+    pub async fn delete_image(&self, name: &str) -> Result<(), ContainerdError> {
+        let mut client = ImagesClient::new(self.channel.clone());
+        match self
+            .deadline(
+                "images.Delete",
+                client.delete(self.request(DeleteImageRequest {
+                    name: name.to_string(),
+                    sync: true,
+                    target: None,
+                })),
+            )
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(self.err("images.Delete")(s)),
+        }
+    }
+
+    /// Every image carrying `label`: name, target and the label's value.
+    pub async fn images_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<(String, Option<Target>, String)>, ContainerdError> {
+        let mut client = ImagesClient::new(self.channel.clone());
+        let resp = self
+            .deadline(
+                "images.List",
+                client.list(self.request(ListImagesRequest {
+                    filters: vec![format!("labels.\"{label}\"")],
+                })),
+            )
+            .await?
+            .map_err(self.err("images.List"))?;
+        Ok(resp
+            .into_inner()
+            .images
+            .into_iter()
+            .map(|i| {
+                let target = i.target.and_then(|t| {
+                    Some(Target {
+                        digest: t.digest.parse().ok()?,
+                        media_type: t.media_type,
+                        size: t.size,
+                    })
+                });
+                let value = i.labels.get(label).cloned().unwrap_or_default();
+                (i.name, target, value)
+            })
+            .collect())
+    }
+
+    fn with_headers(&self, md: &mut tonic::metadata::MetadataMap, lease: Option<&str>) {
+        if let Ok(ns) = self.namespace.parse() {
+            md.insert("containerd-namespace", ns);
+        }
+        if let Some(l) = lease.and_then(|l| l.parse().ok()) {
+            md.insert("containerd-lease", l);
+        }
     }
 }
 
@@ -277,5 +538,47 @@ impl crate::gate::ImageStore for Containerd {
         crate::cri::upstream::busy_wait(self.image_target(name), self.busy_poll)
             .await
             .map_err(|e| crate::gate::GateError::Containerd(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that accepts (from the listen backlog) and never answers: what a stopped
+    /// containerd looks like. Every call ends with a timeout naming the call.
+    #[tokio::test]
+    async fn calls_to_a_containerd_that_never_answers_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("frozen.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let c = Containerd::new(&sock, "k8s.io")
+            .unwrap()
+            .with_call_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let e = c.image_target("docker.io/library/x:1").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ContainerdError::Timeout {
+                    call: "images.Get",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("frozen.sock"), "{e}");
+        assert!(matches!(
+            c.image_digests().await,
+            Err(ContainerdError::Timeout { .. })
+        ));
+        assert!(matches!(
+            c.version(Duration::from_millis(300)).await,
+            Err(ContainerdError::Timeout {
+                call: "version.Version",
+                ..
+            })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -173,6 +173,11 @@ impl Proxy {
         }
     }
 
+    /// Notes a client connection from process `pid` (SO_PEERCRED); the guard marks its end.
+    pub(crate) fn peer(&self, pid: Option<i32>) -> Option<crate::admin::PeerGuard> {
+        self.metrics.as_ref().map(|m| m.cri_peer(pid))
+    }
+
     pub async fn handle(&self, req: http::Request<BoxBody>) -> http::Response<BoxBody> {
         let path = req.uri().path();
         let intercepted = path == PULL_IMAGE || path == IMAGE_STATUS;

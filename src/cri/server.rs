@@ -101,6 +101,8 @@ where
         "cri",
         shutdown,
         |stream, permit| {
+            // Who is connected (the kubelet or not), for `pullwarden doctor`.
+            let peer = proxy.peer(stream.peer_cred().ok().and_then(|c| c.pid()));
             let io = match UnixIo::from_tokio(stream) {
                 Ok(io) => io,
                 Err(e) => {
@@ -111,6 +113,7 @@ where
             let (proxy, draining) = (proxy.clone(), draining.subscribe());
             tokio::spawn(async move {
                 connection(io, proxy, draining).await;
+                drop(peer);
                 drop(permit);
             });
         },

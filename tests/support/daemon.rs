@@ -15,9 +15,11 @@ pub struct Daemon {
 
 impl Daemon {
     /// The `[server]` section for a daemon in `dir` proxying to the harness's containerd.
+    /// The periodic doctor (a canary image and its ImageStatus call every minute) is off,
+    /// so no test sees calls or images it did not make.
     pub fn server_section(dir: &Path, upstream: &Path) -> String {
         format!(
-            "[server]\nlisten = \"{l}\"\nupstream = \"{u}\"\nadmin = \"{a}\"\nmetrics = \"\"\nstate_dir = \"{s}\"\ndrain_timeout = \"5s\"\n",
+            "[server]\nlisten = \"{l}\"\nupstream = \"{u}\"\nadmin = \"{a}\"\nmetrics = \"\"\nstate_dir = \"{s}\"\ndrain_timeout = \"5s\"\ndoctor_interval = \"0s\"\n",
             l = dir.join("cri.sock").display(),
             u = upstream.display(),
             a = dir.join("admin.sock").display(),
