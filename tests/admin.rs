@@ -600,7 +600,7 @@ fn peer_credentials_are_checked() {
     assert_eq!(o.status.code(), Some(1), "stdout: {}", stdout(&o));
     let e = stderr(&o);
     assert!(
-        e.contains("permission denied") && e.contains("uid 65534") && e.contains("socket_group"),
+        e.contains("permission denied") && e.contains("uid 65534") && e.contains("admin_group"),
         "{e}"
     );
     assert!(o.stdout.is_empty());

@@ -29,7 +29,7 @@ pub enum AdminClientError {
         source: std::io::Error,
     },
     #[error(
-        "permission denied on the admin socket {}: run as root or as a member of the configured socket_group",
+        "permission denied on the admin socket {}: run as root or as a member of the configured server.admin_group",
         socket.display()
     )]
     SocketPermission { socket: PathBuf },

@@ -1,5 +1,5 @@
 //! The admin API: HTTP/1.1 + JSON on the second unix socket (`[server] admin`), for the
-//! node CLI. Only root and members of `socket_group` may use it (checked per connection
+//! node CLI. Only root and members of `admin_group` may use it (checked per connection
 //! with SO_PEERCRED, on top of the socket's 0660 mode). Also the Prometheus metrics.
 //!
 //! Endpoints (all answers are JSON; errors are `{"error": "..."}` with a 4xx/5xx status):

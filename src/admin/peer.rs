@@ -1,4 +1,4 @@
-//! Who may use the admin socket: root, or a process whose user is in `socket_group`
+//! Who may use the admin socket: root, or a process whose user is in `admin_group`
 //! (primary or supplementary). The socket's 0660 mode already says so; this check holds
 //! even when someone loosens the mode or the socket is passed on.
 
@@ -45,7 +45,7 @@ impl PeerAccess {
         }
         Err(format!(
             "permission denied: uid {uid} is neither root nor a member of group {:?} \
-             (server.socket_group); run as root or add the user to that group",
+             (server.admin_group); run as root or add the user to that group",
             self.group_name
         ))
     }
