@@ -63,18 +63,18 @@ tar --numeric-owner --owner=0 --group=0 -C "$del" -cf "$out/layers/del.tar" .
 umoci raw add-layer --image "$oci:app" --history.created_by "RUN rm /app/old-credentials.txt && rm -rf /app/node_modules/lodash/*" "$out/layers/del.tar"
 
 # The same image with its packages arriving by hard link, as real builds make them:
-# the base layer keeps a copy of dpkg's database under /.pkgcache, archived first (tar
-# --sort=name), so /var/lib/dpkg/status and every dpkg file list are hard links to it;
+# the base layer keeps a snapshot of dpkg's database in /var/cache/dpkg-snapshot, archived
+# before /var/lib (tar --sort=name), so /var/lib/dpkg/status and every dpkg file list are
+# hard links to it;
 # the app layer installs its Python distributions as uv does, hard-linked from
 # /root/.cache/uv; the top layer removes both caches.
 umoci new --image "$oci:app-hardlinks"
 stage=$out/layers/stage
 rm -rf "$stage"
 cp -al "$rootfs" "$stage"
-mkdir -p "$stage/.pkgcache"
-cp -al "$stage/var/lib/dpkg" "$stage/.pkgcache/dpkg"
+cp -al "$stage/var/lib/dpkg" "$stage/var/cache/dpkg-snapshot"
 tar --numeric-owner --xattrs --sort=name -C "$stage" -cf "$out/layers/base-links.tar" .
-umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "debootstrap; cp -al /var/lib/dpkg /.pkgcache" "$out/layers/base-links.tar"
+umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "debootstrap; cp -al /var/lib/dpkg /var/cache/dpkg-snapshot" "$out/layers/base-links.tar"
 rm -rf "$stage"
 uvapp=$out/layers/uvapp
 rm -rf "$uvapp"
@@ -88,11 +88,11 @@ umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "RUN uv pi
 rm -rf "$uvapp"
 clean=$out/layers/clean
 rm -rf "$clean"
-mkdir -p "$clean/root"
-: > "$clean/.wh..pkgcache"
+mkdir -p "$clean/root" "$clean/var/cache"
+: > "$clean/var/cache/.wh.dpkg-snapshot"
 : > "$clean/root/.wh..cache"
 tar --numeric-owner --owner=0 --group=0 -C "$clean" -cf "$out/layers/clean.tar" .
-umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "RUN rm -rf /.pkgcache /root/.cache" "$out/layers/clean.tar"
+umoci raw add-layer --image "$oci:app-hardlinks" --history.created_by "RUN rm -rf /var/cache/dpkg-snapshot /root/.cache" "$out/layers/clean.tar"
 
 rm -rf "$out/layers"
 echo "$oci:app"

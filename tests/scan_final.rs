@@ -81,6 +81,25 @@ fn a_hard_link_carries_its_targets_content_to_every_analyzer() {
 }
 
 #[test]
+fn a_saved_copy_of_the_package_database_linked_into_place_is_read_in_one_pass() {
+    // A snapshot of dpkg's database archived before /var/lib: its files are kept (they
+    // are named like package metadata), so the links are examined in the walk itself.
+    let r = scan(&[
+        layer(&[
+            Entry::file("var/cache/dpkg-snapshot/status", DPKG_STATUS),
+            Entry::file("var/cache/dpkg-snapshot/info/python3-six.list", SIX_LIST),
+            Entry::file("usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO", "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n"),
+            Entry::hardlink("var/lib/dpkg/info/python3-six.list", "var/cache/dpkg-snapshot/info/python3-six.list"),
+            Entry::hardlink("var/lib/dpkg/status", "var/cache/dpkg-snapshot/status"),
+        ]),
+        layer(&[Entry::whiteout("var/cache/dpkg-snapshot")]),
+    ]);
+    assert_eq!(deb(&r), ["libc6", "libgcc-s1", "python3-six"]);
+    // The linked file list still says dpkg owns six: not reported twice.
+    assert!(names(&r, PackageType::Python).is_empty());
+}
+
+#[test]
 fn a_go_binary_reached_by_a_hard_link_keeps_its_modules_when_the_target_is_deleted() {
     let r = scan(&[
         layer(&[

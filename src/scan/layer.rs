@@ -59,6 +59,11 @@ const MAX_LINKED_PACKAGES: usize = 100_000;
 /// Content read a second time for links whose path needs what their target's own path
 /// did not (a link named `var/lib/dpkg/status` to an unremarkable file).
 const MAX_LINK_BYTES: u64 = 512 << 20;
+/// Files named like package metadata outside their analyzer's directory are kept, up to
+/// this size each and this much per layer, for hard links that name them properly later
+/// (see [`analyzers::routes_elsewhere`]).
+const MAX_RETAINED_FILE: u64 = 4 << 20;
+const MAX_RETAINED_BYTES: u64 = 16 << 20;
 
 /// An os-release file found in a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -478,7 +483,9 @@ fn walk(
         match e.kind {
             EntryKind::Hardlink if normalize(e.link.as_deref().unwrap_or("")).is_some() => {
                 let target = normalize(e.link.as_deref().unwrap_or("")).unwrap_or_default();
-                if let Err(end) = hard_link(&path, &target, at, layer_id, ctx, index, out) {
+                if let Err(end) =
+                    hard_link(&path, &target, at, layer_id, ctx, index, &mut buf, out)
+                {
                     return end;
                 }
             }
@@ -534,10 +541,15 @@ fn walk(
             EntryKind::Fifo | EntryKind::Other(_) => {}
             EntryKind::Regular => {
                 let before = Outputs::mark(out);
+                let keep = analyzers::route(&path).is_none()
+                    && analyzers::routes_elsewhere(base)
+                    && e.size <= MAX_RETAINED_FILE
+                    && index.retained_bytes + e.size <= MAX_RETAINED_BYTES;
                 let examined = match regular_file(
                     |f| w.read_content(f),
                     e.mode,
                     e.size,
+                    keep,
                     &path,
                     layer_id,
                     ctx,
@@ -547,6 +559,10 @@ fn walk(
                     Ok(x) => x,
                     Err(err) => return WalkEnd::Tar(err),
                 };
+                if keep && buf.len() as u64 == e.size {
+                    index.retained_bytes += e.size;
+                    index.retained.insert(entries, buf.clone());
+                }
                 let outputs = before.since(out);
                 index.files.insert(
                     at,
@@ -574,12 +590,14 @@ struct Examined {
 }
 
 /// Examines one regular file of `size` bytes and `mode` at `path`; `read` streams its
-/// content (from the tar walk, or from a buffer for a hard link's second pass).
+/// content (from the tar walk, or from a buffer for a hard link). `keep`: leave the
+/// whole content in `buf` whatever the examination needs.
 #[allow(clippy::too_many_arguments)]
 fn regular_file(
     read: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), TarError>,
     mode: u32,
     size: u64,
+    keep: bool,
     path: &str,
     layer_id: &str,
     ctx: &LayerContext<'_>,
@@ -632,7 +650,12 @@ fn regular_file(
     let rust_candidate =
         (MIN_RUST_BINARY..=MAX_RUST_BINARY).contains(&e.size) && e.mode & 0o111 != 0;
     let mut hashers = ctx.denylist.map(|d| d.hashers());
-    if !collect_route && !secret_candidate && !go_candidate && !rust_candidate && hashers.is_none()
+    if !collect_route
+        && !secret_candidate
+        && !go_candidate
+        && !rust_candidate
+        && hashers.is_none()
+        && !keep
     {
         return Ok(Examined::default()); // skipped by the next header read, without a copy
     }
@@ -660,7 +683,7 @@ fn regular_file(
                 big_text = true;
             }
         }
-        if collect_route || collect_secret || collect_elf {
+        if collect_route || collect_secret || collect_elf || keep {
             buf.extend_from_slice(s);
         }
         if let Some(g) = &mut go {
@@ -730,7 +753,7 @@ fn regular_file(
             pkgs.into_iter().map(|p| (shown.clone(), p)).collect(),
         );
     }
-    if collect_elf && buf.capacity() as u64 > MAX_ANALYZER_FILE {
+    if collect_elf && !keep && buf.capacity() as u64 > MAX_ANALYZER_FILE {
         // A big binary's buffer is not held for the rest of the layer.
         *buf = Vec::new();
     }
@@ -962,6 +985,10 @@ struct LayerIndex {
     link_analyses: usize,
     linked_packages: usize,
     link_bytes: u64,
+    /// Content of files named like package metadata outside their analyzer's
+    /// directory, by entry number (bounded by `MAX_RETAINED_BYTES`).
+    retained: HashMap<u64, Vec<u8>>,
+    retained_bytes: u64,
     paths: PathSetBuilder,
 }
 
@@ -1027,6 +1054,7 @@ fn hard_link(
     layer_id: &str,
     ctx: &LayerContext<'_>,
     index: &mut LayerIndex,
+    buf: &mut Vec<u8>,
     out: &mut LayerResult,
 ) -> Result<(), WalkEnd> {
     let Some(held) = index.files.get(&index.hash(target)).cloned() else {
@@ -1121,6 +1149,55 @@ fn hard_link(
         index.record(at, outputs);
         return Ok(());
     }
+    if let Some(bytes) = index.retained.remove(&held.content) {
+        // Kept in this pass (named like package metadata): examined here and now.
+        let before = Outputs::mark(out);
+        let examined = regular_file(
+            |f| {
+                f(&bytes);
+                Ok(())
+            },
+            held.mode,
+            bytes.len() as u64,
+            false,
+            path,
+            layer_id,
+            ctx,
+            buf,
+            out,
+        );
+        index.retained.insert(held.content, bytes);
+        if let Err(e) = examined {
+            return Err(WalkEnd::Tar(e));
+        }
+        let outputs = before.since(out);
+        index.linked_packages += out
+            .inventory
+            .get(outputs.inventory.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.packages.len())
+            .sum::<usize>();
+        if index.linked_packages > MAX_LINKED_PACKAGES {
+            out.files.push(finding(
+                FileFindingKind::LimitExceeded,
+                &display(path),
+                layer_id,
+                format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
+            ));
+            return Err(WalkEnd::Stopped);
+        }
+        index.files.insert(
+            at,
+            Held {
+                route,
+                outputs: outputs.clone(),
+                ..held
+            },
+        );
+        index.record(at, outputs);
+        return Ok(());
+    }
     index.link_bytes += held.size;
     if index.link_bytes > MAX_LINK_BYTES {
         out.files.push(finding(
@@ -1161,6 +1238,7 @@ fn resolve_links(
     let mut content = Vec::new();
     let mut buf = Vec::new();
     let mut entry: u64 = 0;
+    let packages_before: usize = out.inventory.iter().map(|f| f.packages.len()).sum();
     while entry < last {
         match w.next_entry() {
             Ok(Some(_)) => entry += 1,
@@ -1183,6 +1261,7 @@ fn resolve_links(
                 },
                 link.mode,
                 link.size.min(bytes.len() as u64),
+                false,
                 &link.path,
                 layer_id,
                 ctx,
@@ -1190,6 +1269,16 @@ fn resolve_links(
                 out,
             ) {
                 return WalkEnd::Tar(e);
+            }
+            let packages: usize = out.inventory.iter().map(|f| f.packages.len()).sum();
+            if packages - packages_before > MAX_LINKED_PACKAGES {
+                out.files.push(finding(
+                    FileFindingKind::LimitExceeded,
+                    &display(&link.path),
+                    layer_id,
+                    format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
+                ));
+                return WalkEnd::Stopped;
             }
         }
     }

@@ -107,6 +107,27 @@ pub fn route(path: &str) -> Option<Route> {
     None
 }
 
+/// Whether a file named `base` would go to an analyzer if it sat in the right directory
+/// (a package database or metadata file under another directory, as the first of a set
+/// of hard links often is: a saved copy of dpkg's database, a cache the installer links
+/// from). The layer walk keeps such files' bytes, bounded, so a hard link that gives them
+/// their analyzer path later in the archive is examined without a second pass.
+pub fn routes_elsewhere(base: &str) -> bool {
+    matches!(
+        base,
+        "status"
+            | "installed"
+            | "METADATA"
+            | "PKG-INFO"
+            | "installed.json"
+            | "os-release"
+            | "rpmdb.sqlite"
+            | "Packages"
+            | "Packages.db"
+    ) || base.ends_with(".list")
+        || base.ends_with(".gemspec")
+}
+
 /// A package record before the image's distro is known (the purl is filled in when
 /// the layers are composed).
 pub(crate) fn package(kind: PackageType, name: &str, version: &str) -> Package {
