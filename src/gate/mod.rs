@@ -642,7 +642,16 @@ impl Gate {
             .header("te", "trailers")
             .body(grpc::full_body(grpc::frame(&msg.encode_to_vec()), None))
             .map_err(|e| GateError::Internal(e.to_string()))?;
-        let resp = buffered(&ctx.upstream, req).await?;
+        // Our own call: a frozen containerd must not hold the evaluation (and every
+        // pull that joined it) forever.
+        let resp = tokio::time::timeout(REMOVE_TIMEOUT, buffered(&ctx.upstream, req))
+            .await
+            .map_err(|_| {
+                GateError::Containerd(format!(
+                    "RemoveImage {} did not answer within {REMOVE_TIMEOUT:?}",
+                    ctx.reference
+                ))
+            })??;
         match resp.code() {
             tonic::Code::Ok | tonic::Code::NotFound => Ok(()),
             code => Err(GateError::Containerd(format!(
@@ -889,6 +898,10 @@ enum PostPull {
     Failed(GateError),
 }
 use PostPull::{Failed, Moved};
+
+/// How long containerd may take to remove a denied image (it deletes metadata; the
+/// content goes with its garbage collection).
+const REMOVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether a failed evaluation lets the pull through: always under `audit` (which never
 /// blocks), and under `on_error = "allow"` for outages only ([`GateError::is_outage`]).
