@@ -234,3 +234,265 @@ fn attack_an_oversized_linked_database_leaves_no_trace() {
         kinds(&r)
     );
 }
+
+// ================================================================== the gate
+
+mod gate {
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use pullwarden::config::{Config, Policy};
+    use pullwarden::containerd::{Containerd, Target};
+    use pullwarden::gate::{
+        DecisionEvent, Gate, GateError, ImageScanner, PolicyState, ResolvedImage,
+        SignatureSource, VerdictCache, VerdictKey,
+    };
+    use pullwarden::policy::Verdict;
+    use pullwarden::policy::evaluate::JudgedScan;
+    use pullwarden::reference::Reference;
+    use pullwarden::report::{SignatureCheck, SignatureReport};
+
+    use crate::support::cri::{images, pull_request};
+    use crate::support::image::{Compression, Entry, Image, Layer};
+    use crate::support::{it_env, unique_repo};
+
+    /// Signatures: a digest is signed when it is in `signed` (any repository).
+    #[derive(Default)]
+    struct Sigs {
+        signed: Mutex<HashSet<String>>,
+        verifications: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SignatureSource for Sigs {
+        async fn resolve(
+            &self,
+            r: &Reference,
+            _: Option<&k8s_cri::v1::AuthConfig>,
+        ) -> Result<ResolvedImage, GateError> {
+            let resp = reqwest::Client::new()
+                .head(format!(
+                    "http://{}/v2/{}/manifests/{}",
+                    r.registry,
+                    r.repository,
+                    r.manifest_ref()
+                ))
+                .header(
+                    "accept",
+                    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+                )
+                .send()
+                .await
+                .map_err(|e| GateError::Registry(e.to_string()))?;
+            let d = resp.headers()["docker-content-digest"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            Ok(ResolvedImage {
+                digest: d,
+                platform_digest: None,
+            })
+        }
+
+        async fn verify(
+            &self,
+            _: &Policy,
+            _: &Reference,
+            image: &ResolvedImage,
+            _: Option<&k8s_cri::v1::AuthConfig>,
+        ) -> Result<SignatureReport, GateError> {
+            self.verifications.fetch_add(1, Ordering::SeqCst);
+            let ok = self
+                .signed
+                .lock()
+                .unwrap()
+                .contains(&image.digest.to_string());
+            Ok(SignatureReport {
+                required: true,
+                satisfied: ok,
+                threshold: 1,
+                verified_signers: if ok { vec!["k".into()] } else { vec![] },
+                checks: vec![SignatureCheck {
+                    subject: image.digest.to_string(),
+                    source: "legacy-tag".into(),
+                    artifact: None,
+                    signer: ok.then(|| "k".to_string()),
+                    verified: ok,
+                    reason: if ok { "verified" } else { "no signature" }.into(),
+                }],
+            })
+        }
+    }
+
+    /// Every image scans clean.
+    #[derive(Default)]
+    struct Clean;
+
+    #[async_trait]
+    impl ImageScanner for Clean {
+        async fn scan(&self, _: &Policy, _: &Target) -> Result<JudgedScan, GateError> {
+            Ok(JudgedScan::default())
+        }
+        fn db_version(&self) -> String {
+            "db-1".into()
+        }
+    }
+
+    #[derive(Default)]
+    struct Mem(Mutex<std::collections::HashMap<VerdictKey, Verdict>>);
+
+    impl VerdictCache for Mem {
+        fn get(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        fn put(&self, key: &VerdictKey, v: &Verdict) -> Result<(), GateError> {
+            self.0.lock().unwrap().insert(key.clone(), v.clone());
+            Ok(())
+        }
+        fn record(&self, _: &DecisionEvent) {}
+    }
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        listen: PathBuf,
+        sigs: Arc<Sigs>,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    /// A gate on real containerd with `policies` (TOML, `{registry}` replaced).
+    async fn start(policies: &str) -> Harness {
+        let env = it_env();
+        let dir = tempfile::tempdir().unwrap();
+        let listen = dir.path().join("cri.sock");
+        let sigs = Arc::new(Sigs::default());
+        let config = Arc::new(
+            Config::parse(&policies.replace("{registry}", &env.registry)).unwrap(),
+        );
+        let state = PolicyState::new(config, |p| Ok::<_, String>(format!("fp-{}", p.name)));
+        let gate = Arc::new(Gate::new(
+            state,
+            sigs.clone(),
+            Arc::new(Clean),
+            Arc::new(Mem::default()),
+            Arc::new(Containerd::new(&env.containerd_sock, "k8s.io").unwrap()),
+        ));
+        let listener = pullwarden::cri::bind_socket(&listen, "root").unwrap();
+        let upstream = Arc::new(pullwarden::cri::Upstream::new(&env.containerd_sock));
+        let proxy = pullwarden::cri::Proxy::new(upstream, gate);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(pullwarden::cri::server::serve(
+            listener,
+            proxy,
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(1),
+        ));
+        Harness {
+            _dir: dir,
+            listen,
+            sigs,
+            _stop: tx,
+        }
+    }
+
+    async fn push(prefix: &str, salt: &str) -> (String, Image) {
+        let env = it_env();
+        let repo = unique_repo(prefix);
+        let img = Image::with_platform(
+            vec![Layer::from_entries(
+                &[Entry::file("etc/motd", salt.to_string())],
+                Compression::Gzip,
+            )],
+            "amd64",
+            salt,
+        );
+        img.push(&env.registry, &repo, "v1").await;
+        (format!("{}/{repo}:v1", env.registry), img)
+    }
+
+    /// ImageStatus carries no namespace, so the gate admits an image when *any* matching
+    /// non-off policy has an allow (or an audit verdict) for it. An unsigned image pulled
+    /// in a namespace whose policy does not require signatures (or only audits) is then
+    /// reported present to the kubelet for every namespace: a prod pod with
+    /// `imagePullPolicy: IfNotPresent` runs it without ever calling PullImage, so the
+    /// prod policy's signature requirement is never applied.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "ImageStatus admits an image allowed only under another namespace's policy: prod runs it unsigned"]
+    async fn attack_image_status_admits_what_only_another_namespaces_policy_allowed() {
+        let h = start(
+            r#"
+[[policy]]
+name = "dev"
+images = ["{registry}/it/nsleak-*"]
+namespaces = ["dev"]
+
+[[policy]]
+name = "prod"
+images = ["{registry}/it/nsleak-*"]
+[policy.signatures]
+keys = ["/etc/test.pub"]
+"#,
+        )
+        .await;
+        let (image, _) = push("nsleak", "nsleak-1").await; // unsigned
+        let mut cri = images(&h.listen).await;
+        cri.pull_image(pull_request(&image, "dev"))
+            .await
+            .expect("dev's policy needs no signature");
+        // Sanity: a prod pull is denied.
+        let err = cri
+            .pull_image(pull_request(&image, "prod"))
+            .await
+            .unwrap_err();
+        assert!(err.message().contains("denied by policy prod"), "{}", err.message());
+        // The dev pod pulls again (it is allowed there), and then the kubelet, for a
+        // prod pod, asks ImageStatus: the prod policy never allowed this image.
+        cri.pull_image(pull_request(&image, "dev")).await.unwrap();
+        assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), 1);
+        assert!(
+            !crate::support::cri::present(&h.listen, &image).await,
+            "reported present with no allow under the prod policy: a prod pod runs it unsigned"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ policy matching
+
+/// Registry host names are case-insensitive and `:443` is the https default, so
+/// containerd pulls `Registry.Example.COM/prod/app` and `registry.example.com:443/prod/app`
+/// from the same registry and repository as `registry.example.com/prod/app`. The
+/// reference keeps the host as written and the policy globs match it case-sensitively,
+/// so these spellings match no policy: the pull is passed through unjudged, and
+/// ImageStatus (`may_hide` → false) reports it present.
+#[test]
+#[ignore = "a registry host spelled in upper case or with :443 matches no policy: pull passes through unjudged"]
+fn attack_a_registry_host_spelled_differently_escapes_the_policy() {
+    let config = pullwarden::config::Config::parse(
+        r#"
+[[policy]]
+name = "prod"
+images = ["registry.example.com/prod/**"]
+[policy.signatures]
+keys = ["/etc/test.pub"]
+"#,
+    )
+    .unwrap();
+    for spelled in [
+        "Registry.Example.COM/prod/app:v1",
+        "registry.example.com:443/prod/app:v1",
+    ] {
+        let r: pullwarden::reference::Reference = spelled.parse().unwrap();
+        let name = r.to_string();
+        assert_eq!(
+            config.policy_for(&name, "default").map(|p| p.name.as_str()),
+            Some("prod"),
+            "{spelled} (normalized {name}) escapes the prod policy"
+        );
+    }
+}
