@@ -402,11 +402,14 @@ mod gate {
 
     /// Every image scans clean.
     #[derive(Default)]
-    struct Clean;
+    struct Clean {
+        scans: AtomicUsize,
+    }
 
     #[async_trait]
     impl ImageScanner for Clean {
         async fn scan(&self, _: &Policy, _: &Target) -> Result<JudgedScan, GateError> {
+            self.scans.fetch_add(1, Ordering::SeqCst);
             Ok(JudgedScan::default())
         }
         fn db_version(&self) -> String {
@@ -432,6 +435,7 @@ mod gate {
         _dir: tempfile::TempDir,
         listen: PathBuf,
         sigs: Arc<Sigs>,
+        scanner: Arc<Clean>,
         _stop: tokio::sync::oneshot::Sender<()>,
     }
 
@@ -441,6 +445,7 @@ mod gate {
         let dir = tempfile::tempdir().unwrap();
         let listen = dir.path().join("cri.sock");
         let sigs = Arc::new(Sigs::default());
+        let scanner = Arc::new(Clean::default());
         let config = Arc::new(
             Config::parse(&policies.replace("{registry}", &env.registry)).unwrap(),
         );
@@ -448,7 +453,7 @@ mod gate {
         let gate = Arc::new(Gate::new(
             state,
             sigs.clone(),
-            Arc::new(Clean),
+            scanner.clone(),
             Arc::new(Mem::default()),
             Arc::new(Containerd::new(&env.containerd_sock, "k8s.io").unwrap()),
         ));
@@ -468,6 +473,7 @@ mod gate {
             _dir: dir,
             listen,
             sigs,
+            scanner,
             _stop: tx,
         }
     }
@@ -529,6 +535,57 @@ keys = ["/etc/test.pub"]
         assert!(
             !crate::support::cri::present(&h.listen, &image).await,
             "reported present with no allow under the prod policy: a prod pod runs it unsigned"
+        );
+    }
+
+    /// `repo:tag@sha256:…` (a tag for humans, pinned by digest: a common pod-spec form).
+    /// containerd's CRI stores it as `repo@sha256:…` (the tag is dropped), but the gate
+    /// looks it up as `repo:tag@sha256:…`: "image missing right after its pull", a
+    /// `GateError::Containerd`, which `is_outage()` calls an outage. Under
+    /// `on_error = "deny"` every such pull of a signed, clean image fails; under
+    /// `on_error = "allow"` it is let through *without a scan* (the signature was
+    /// checked, the layers never are), and nothing is recorded but an error.
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "tag@digest references: containerd stores repo@digest, the gate calls the miss an outage (deny: fails; allow: unscanned)"]
+    async fn attack_a_tag_and_digest_reference_is_an_outage() {
+        let h = start(
+            r#"
+[[policy]]
+name = "failopen"
+images = ["{registry}/it/tagdig-open-*"]
+on_error = "allow"
+[policy.signatures]
+keys = ["/etc/test.pub"]
+
+[[policy]]
+name = "prod"
+images = ["{registry}/**"]
+[policy.signatures]
+keys = ["/etc/test.pub"]
+"#,
+        )
+        .await;
+        let mut cri = images(&h.listen).await;
+        // Fail closed: a signed, clean image cannot be pulled by tag@digest at all.
+        let (image, img) = push("tagdig-closed", "tagdig-closed").await;
+        h.sigs.signed.lock().unwrap().insert(img.digest.clone());
+        let pinned = format!("{image}@{}", img.digest);
+        let closed = cri.pull_image(pull_request(&pinned, "default")).await;
+        // Fail open: allowed, but the scan never ran.
+        let (image, img) = push("tagdig-open", "tagdig-open").await;
+        h.sigs.signed.lock().unwrap().insert(img.digest.clone());
+        let pinned_open = format!("{image}@{}", img.digest);
+        let open = cri.pull_image(pull_request(&pinned_open, "default")).await;
+        let scans = h.scanner.scans.load(Ordering::SeqCst);
+        let outcome = (
+            closed.as_ref().map(|_| ()).map_err(|e| e.message().to_string()),
+            open.as_ref().map(|_| ()).map_err(|e| e.message().to_string()),
+            scans,
+        );
+        assert_eq!(
+            outcome,
+            (Ok(()), Ok(()), 2),
+            "(on_error=deny pull, on_error=allow pull, scans): every allowed image is scanned"
         );
     }
 }
