@@ -196,6 +196,48 @@ fn attack_a_whiteout_then_a_directory_in_one_layer_hides_lower_files() {
     assert_eq!(deb(&r), ["libc6", "libgcc-s1", "python3-six"]);
 }
 
+// ------------------------------------------------------------------ work
+
+/// Composition checks every inventory file (and secret) of every layer against every
+/// whiteout and opaque directory of every layer above it (`deleted_above`: a linear scan
+/// of the lists) and against every inventory file above (`replaced_above`): work grows
+/// with inventory files × whiteouts. One image with 10k `package.json` files below and
+/// 100k whiteouts of paths that do not exist above (both far inside the entry limits,
+/// 2M per layer; a few MiB compressed) takes the walk milliseconds and the composition
+/// about 10^9 comparisons; at the limits it is ~10^12, hours of a gate CPU for one pull.
+/// The whiteouts should be a sorted set / trie (as PathSet is), looked up per path.
+#[test]
+#[ignore = "compose is O(inventory files x whiteouts): one image makes the gate burn CPU for minutes"]
+fn attack_whiteouts_times_inventory_files_is_quadratic() {
+    let mut lower = Vec::new();
+    for i in 0..10_000 {
+        lower.push(Entry::file(
+            &format!("app/node_modules/p{i}/package.json"),
+            format!(r#"{{"name":"p{i}","version":"1.0.{i}"}}"#),
+        ));
+    }
+    let mut upper = Vec::new();
+    for i in 0..100_000 {
+        upper.push(Entry::whiteout(&format!("srv/x/{i}")));
+    }
+    let upper = layer(&upper);
+    // Baseline: the same two walks, the lower layer's packages under no whiteouts and
+    // the whiteouts over a layer with 10 packages.
+    let started = std::time::Instant::now();
+    scan(&[layer(&lower)]);
+    scan(&[layer(&lower[..10]), upper.clone()]);
+    let walks = started.elapsed();
+    let layers = [layer(&lower), upper];
+    let started = std::time::Instant::now();
+    let r = scan(&layers);
+    let took = started.elapsed();
+    assert_eq!(names(&r, PackageType::Npm).len(), 10_000);
+    assert!(
+        took < walks * 2 + std::time::Duration::from_secs(1),
+        "10k packages under 100k whiteouts: {took:?}; the same walks without the product: {walks:?}"
+    );
+}
+
 // ------------------------------------------------------------------ OS ownership
 
 /// Ownership comes from any `var/lib/dpkg/info/*.list` file, whether or not the package
