@@ -238,6 +238,52 @@ fn attack_whiteouts_times_inventory_files_is_quadratic() {
     );
 }
 
+fn vm_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A zipped `.egg` (or a `.jar`) is opened with `ZipArchive::new`, which parses the
+/// whole central directory into memory before any member cap (`MAX_MEMBERS` in java.rs;
+/// none at all in `python::parse_egg`) is looked at. Each central-directory record is
+/// 46 bytes plus its name on disk and a few hundred bytes parsed, so a file of empty
+/// members costs several times its size in memory, on top of the file itself held
+/// whole (up to MAX_JAR = 256 MiB). Scaled down here (300k members, ~25 MB); at the
+/// cap, ~5M members, a few GiB for one file of one layer: the daemon is OOM-killed and
+/// every pull on the node fails until it restarts (and scans the same layer again).
+#[test]
+#[ignore = "zip central directory parsed whole before any member cap: memory several times the .egg/.jar size"]
+fn attack_an_egg_with_millions_of_members_costs_memory_many_times_its_size() {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored);
+    for i in 0..300_000u32 {
+        w.start_file(format!("{i:x}"), opts).unwrap();
+    }
+    w.start_file("EGG-INFO/PKG-INFO", opts).unwrap();
+    w.write_all(b"Metadata-Version: 1.2\nName: zipped\nVersion: 3.0\n").unwrap();
+    let egg = w.finish().unwrap().into_inner();
+    let size_kib = egg.len() as u64 / 1024;
+    let l = layer(&[Entry::file(
+        "usr/local/lib/python3.11/site-packages/zipped-3.0-py3.11.egg",
+        egg,
+    )]);
+    let before = vm_kib("VmRSS:");
+    let r = scan(&[l]);
+    let peak = vm_kib("VmHWM:");
+    assert!(
+        peak.saturating_sub(before) < 3 * size_kib + 64 * 1024,
+        "scanning one {size_kib} KiB .egg raised the peak RSS by {} KiB ({} packages)",
+        peak.saturating_sub(before),
+        r.packages.len()
+    );
+}
+
 // ------------------------------------------------------------------ OS ownership
 
 /// Ownership comes from any `var/lib/dpkg/info/*.list` file, whether or not the package
