@@ -238,6 +238,35 @@ fn attack_whiteouts_times_inventory_files_is_quadratic() {
     );
 }
 
+/// `LayerIndex::finish` drops replaced outputs by testing every inventory index against
+/// every replaced range (`ranges.iter().any(..)` inside `retain`): quadratic in the
+/// number of duplicate entries of one layer. 40k copies of one `package.json` (a layer
+/// of ~20 MB of headers, a few hundred KiB compressed) cost 40k x 40k range tests; the
+/// entry limit (2M) allows 2500 times that.
+#[test]
+#[ignore = "LayerIndex::finish is O(inventory x replaced entries): duplicate entries make one layer's scan quadratic"]
+fn attack_duplicate_entries_make_finish_quadratic() {
+    let body = r#"{"name":"dup","version":"1.0.0"}"#;
+    let distinct: Vec<Entry> = (0..40_000)
+        .map(|i| Entry::file(&format!("app/node_modules/d{i}/package.json"), body))
+        .collect();
+    let same: Vec<Entry> = (0..40_000)
+        .map(|_| Entry::file("app/node_modules/dup/package.json", body))
+        .collect();
+    let (distinct, same) = (layer(&distinct), layer(&same));
+    let started = std::time::Instant::now();
+    scan(&[distinct]);
+    let baseline = started.elapsed();
+    let started = std::time::Instant::now();
+    let r = scan(&[same]);
+    let took = started.elapsed();
+    assert_eq!(names(&r, PackageType::Npm).len(), 1);
+    assert!(
+        took < baseline * 2 + std::time::Duration::from_secs(1),
+        "40k duplicates of one path: {took:?}; 40k distinct paths: {baseline:?}"
+    );
+}
+
 fn vm_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
