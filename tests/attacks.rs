@@ -289,13 +289,14 @@ fn vm_kib(field: &str) -> u64 {
 fn attack_an_egg_with_millions_of_members_costs_memory_many_times_its_size() {
     use std::io::Write as _;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..300_000u32 {
         w.start_file(format!("{i:x}"), opts).unwrap();
     }
     w.start_file("EGG-INFO/PKG-INFO", opts).unwrap();
-    w.write_all(b"Metadata-Version: 1.2\nName: zipped\nVersion: 3.0\n").unwrap();
+    w.write_all(b"Metadata-Version: 1.2\nName: zipped\nVersion: 3.0\n")
+        .unwrap();
     let egg = w.finish().unwrap().into_inner();
     let size_kib = egg.len() as u64 / 1024;
     let l = layer(&[Entry::file(
@@ -436,8 +437,8 @@ mod gate {
     use pullwarden::config::{Config, Policy};
     use pullwarden::containerd::{Containerd, Target};
     use pullwarden::gate::{
-        DecisionEvent, Gate, GateError, ImageScanner, PolicyState, ResolvedImage,
-        SignatureSource, VerdictCache, VerdictKey,
+        DecisionEvent, Gate, GateError, ImageScanner, PolicyState, ResolvedImage, SignatureSource,
+        VerdictCache, VerdictKey,
     };
     use pullwarden::policy::Verdict;
     use pullwarden::policy::evaluate::JudgedScan;
@@ -563,9 +564,8 @@ mod gate {
         let listen = dir.path().join("cri.sock");
         let sigs = Arc::new(Sigs::default());
         let scanner = Arc::new(Clean::default());
-        let config = Arc::new(
-            Config::parse(&policies.replace("{registry}", &env.registry)).unwrap(),
-        );
+        let config =
+            Arc::new(Config::parse(&policies.replace("{registry}", &env.registry)).unwrap());
         let state = PolicyState::new(config, |p| Ok::<_, String>(format!("fp-{}", p.name)));
         let gate = Arc::new(Gate::new(
             state,
@@ -644,7 +644,11 @@ keys = ["/etc/test.pub"]
             .pull_image(pull_request(&image, "prod"))
             .await
             .unwrap_err();
-        assert!(err.message().contains("denied by policy prod"), "{}", err.message());
+        assert!(
+            err.message().contains("denied by policy prod"),
+            "{}",
+            err.message()
+        );
         // The dev pod pulls again (it is allowed there), and then the kubelet, for a
         // prod pod, asks ImageStatus: the prod policy never allowed this image.
         cri.pull_image(pull_request(&image, "dev")).await.unwrap();
@@ -695,8 +699,13 @@ keys = ["/etc/test.pub"]
         let open = cri.pull_image(pull_request(&pinned_open, "default")).await;
         let scans = h.scanner.scans.load(Ordering::SeqCst);
         let outcome = (
-            closed.as_ref().map(|_| ()).map_err(|e| e.message().to_string()),
-            open.as_ref().map(|_| ()).map_err(|e| e.message().to_string()),
+            closed
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| e.message().to_string()),
+            open.as_ref()
+                .map(|_| ())
+                .map_err(|e| e.message().to_string()),
             scans,
         );
         assert_eq!(
