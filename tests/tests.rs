@@ -3,6 +3,7 @@
 //! that `integration/test.sh` sets up.
 
 mod admin;
+mod attacks;
 mod config_files;
 mod containerd_api;
 mod cri_proxy;
