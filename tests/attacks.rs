@@ -33,7 +33,6 @@ const URLLIB3_OLD: &str = "Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.4
 /// 1.6: the imported image's `var/lib/dpkg/status` and `status-old` are one inode with
 /// the full database).
 #[test]
-#[ignore = "hard link to a hard link at a noise path copies empty outputs: dpkg database hidden"]
 fn attack_link_chain_through_a_noise_path_hides_the_dpkg_database() {
     let r = scan(&[layer(&[
         Entry::file("var/lib/dpkg/status", DPKG_STATUS),
@@ -51,7 +50,6 @@ fn attack_link_chain_through_a_noise_path_hides_the_dpkg_database() {
 /// The same flaw the way uv lays out site-packages: the installed package.json is a link
 /// to a link to a cache file, and the cache is removed in a later layer.
 #[test]
-#[ignore = "link chain through a noise path, cache deleted above: npm package hidden"]
 fn attack_link_chain_hides_an_npm_package_when_the_cache_is_removed() {
     let cache = "root/.cache/pkgs/lodash/package.json";
     let r = scan(&[
@@ -81,7 +79,6 @@ fn attack_link_chain_hides_an_npm_package_when_the_cache_is_removed() {
 /// first path in an upper layer removes the Go modules from the inventory, while the
 /// binary ships and runs.
 #[test]
-#[ignore = "Go binary first stored at a route path, hard-linked elsewhere: modules hidden"]
 fn attack_go_binary_at_a_metadata_path_linked_elsewhere_hides_its_modules() {
     let r = scan(&[
         layer(&[
@@ -107,7 +104,6 @@ fn attack_go_binary_at_a_metadata_path_linked_elsewhere_hides_its_modules() {
 /// is gone from the running image when it is not, and under `secrets = "warn"` the
 /// warning says the same.
 #[test]
-#[ignore = "link chain through a noise path: a secret in the final image is reported only as deleted"]
 fn attack_link_chain_reports_a_shipped_secret_as_deleted() {
     const AWS_ENV: &str = "AWS_ACCESS_KEY_ID=AKIAZ4QW7XKJ2BPLMN3R\nAWS_SECRET_ACCESS_KEY=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\n";
     let r = scan(&[
@@ -140,7 +136,6 @@ fn attack_link_chain_reports_a_shipped_secret_as_deleted() {
 /// snapshotter, the running image has every lower-layer package; the scan reports none.
 /// One empty file hides the whole base image's inventory.
 #[test]
-#[ignore = "a root-level .wh..wh..opq drops every lower layer from the scan; overlayfs ignores it"]
 fn attack_a_root_opaque_marker_hides_every_lower_layer() {
     let r = scan(&[
         layer(&[
@@ -149,7 +144,10 @@ fn attack_a_root_opaque_marker_hides_every_lower_layer() {
         ]),
         layer(&[Entry::file(".wh..wh..opq", "")]),
     ]);
+    // Not applied (as overlayfs does not), and the layer denied: other snapshotters
+    // empty the root instead, so what the image holds depends on the node.
     assert_eq!(deb(&r), ["libc6", "libgcc-s1", "python3-six"]);
+    assert_eq!(kinds(&r), [FileFindingKind::Malformed]);
     assert_eq!(
         names(&r, PackageType::Npm),
         [("lodash".to_string(), "4.17.15".to_string())]
@@ -164,7 +162,6 @@ fn attack_a_root_opaque_marker_hides_every_lower_layer() {
 /// with the overlayfs snapshotter (`ctr images import` + `images mount`): the lower
 /// `var/lib/dpkg/status` is in the mounted rootfs. The scan reports no package.
 #[test]
-#[ignore = "file then directory at a parent in one upper layer hides lower files from the scan; overlayfs keeps them"]
 fn attack_a_file_then_a_directory_over_a_parent_hides_lower_files() {
     let r = scan(&[
         layer(&[Entry::file("var/lib/dpkg/status", DPKG_STATUS)]),
@@ -183,7 +180,6 @@ fn attack_a_file_then_a_directory_over_a_parent_hides_lower_files() {
 /// layer's `var/lib/dpkg/status` shows through (checked on containerd 1.6, overlayfs
 /// snapshotter, `ctr images import` + `images mount`). Hidden from the scan.
 #[test]
-#[ignore = "whiteout then a directory at the same path in one layer: scan deletes lower files, overlayfs keeps them"]
 fn attack_a_whiteout_then_a_directory_in_one_layer_hides_lower_files() {
     let r = scan(&[
         layer(&[Entry::file("var/lib/dpkg/status", DPKG_STATUS)]),
@@ -207,7 +203,6 @@ fn attack_a_whiteout_then_a_directory_in_one_layer_hides_lower_files() {
 /// about 10^9 comparisons; at the limits it is ~10^12, hours of a gate CPU for one pull.
 /// The whiteouts should be a sorted set / trie (as PathSet is), looked up per path.
 #[test]
-#[ignore = "compose is O(inventory files x whiteouts): one image makes the gate burn CPU for minutes"]
 fn attack_whiteouts_times_inventory_files_is_quadratic() {
     let mut lower = Vec::new();
     for i in 0..10_000 {
@@ -244,7 +239,6 @@ fn attack_whiteouts_times_inventory_files_is_quadratic() {
 /// of ~20 MB of headers, a few hundred KiB compressed) cost 40k x 40k range tests; the
 /// entry limit (2M) allows 2500 times that.
 #[test]
-#[ignore = "LayerIndex::finish is O(inventory x replaced entries): duplicate entries make one layer's scan quadratic"]
 fn attack_duplicate_entries_make_finish_quadratic() {
     let body = r#"{"name":"dup","version":"1.0.0"}"#;
     let distinct: Vec<Entry> = (0..40_000)
@@ -320,7 +314,6 @@ fn attack_an_egg_with_millions_of_members_costs_memory_many_times_its_size() {
 /// it belongs to is installed (in the final dpkg database) and whether or not the list
 /// itself is still in the image. One line in a made-up list silences a pip package.
 #[test]
-#[ignore = "a .list file of a package dpkg does not have makes a pip package OS-owned and unreported"]
 fn attack_a_made_up_dpkg_file_list_hides_a_pip_package() {
     let dist = "usr/local/lib/python3.11/site-packages/urllib3-1.26.4.dist-info";
     let r = scan(&[layer(&[
@@ -355,7 +348,6 @@ fn attack_a_made_up_dpkg_file_list_hides_a_pip_package() {
 /// `usr/lib/python3/dist-packages` (`pip install --target`, `--prefix=/usr`, or a
 /// copied virtualenv) that no list owns is never reported.
 #[test]
-#[ignore = "dist-packages layout rule applies with file lists present: unowned pip package hidden"]
 fn attack_the_dist_packages_layout_rule_hides_an_unowned_pip_package() {
     let r = scan(&[layer(&[
         Entry::file("var/lib/dpkg/status", DPKG_STATUS),
@@ -397,7 +389,6 @@ fn attack_a_same_layer_symlink_over_a_parent_keeps_ghost_packages() {
 /// disappears (NotExamined is only a warning either way, so padding the database past
 /// 64 MiB hides every package; the link only removes the trace).
 #[test]
-#[ignore = "an oversized package database reached by a hard link leaves no NotExamined finding"]
 fn attack_an_oversized_linked_database_leaves_no_trace() {
     let mut big = DPKG_STATUS.to_string();
     big.push('\n');

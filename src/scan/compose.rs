@@ -9,43 +9,69 @@ use crate::report::{Distro, Package, PackageType, ScanReport};
 use super::analyzers::python;
 use super::layer::LayerResult;
 
-/// True when a layer above `index` deletes `path` (normalized) by whiteout or
-/// opaque directory.
-fn deleted_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
-    layers.iter().skip(index + 1).any(|l| {
-        l.whiteouts.iter().any(|w| under(path, w))
-            || l.opaque_dirs.iter().any(|d| strictly_under(path, d))
-    })
+/// One layer's deletions as sets, so a path is checked against them in time
+/// proportional to its depth, not to the number of whiteouts.
+struct Deletions<'a> {
+    whiteouts: HashSet<&'a str>,
+    opaque_dirs: HashSet<&'a str>,
 }
 
-fn under(path: &str, dir: &str) -> bool {
-    path == dir || strictly_under(path, dir)
+/// The layers with their deletions indexed.
+struct Stack<'a> {
+    layers: &'a [LayerResult],
+    deletions: Vec<Deletions<'a>>,
 }
 
-fn strictly_under(path: &str, dir: &str) -> bool {
-    dir.is_empty()
-        || (path.len() > dir.len()
-            && path.starts_with(dir)
-            && path.as_bytes().get(dir.len()) == Some(&b'/'))
-}
+impl<'a> Stack<'a> {
+    fn new(layers: &'a [LayerResult]) -> Stack<'a> {
+        let deletions = layers
+            .iter()
+            .map(|l| Deletions {
+                whiteouts: l.whiteouts.iter().map(String::as_str).collect(),
+                opaque_dirs: l.opaque_dirs.iter().map(String::as_str).collect(),
+            })
+            .collect();
+        Stack { layers, deletions }
+    }
 
-/// True when a layer above `index` puts an entry at `path` (a file, link or directory
-/// there, or a non-directory over one of its parents): the final image has that, not
-/// this layer's file.
-fn replaced_above(layers: &[LayerResult], index: usize, path: &str) -> bool {
-    layers.iter().skip(index + 1).any(|l| {
-        l.paths.replaces(path) || l.inventory.iter().any(|f| f.path == path)
-    })
+    /// True when a layer above `index` deletes `path` (normalized) by whiteout (of it
+    /// or a parent) or opaque directory (a parent).
+    fn deleted_above(&self, index: usize, path: &str) -> bool {
+        let parents: Vec<&str> = path
+            .match_indices('/')
+            .filter_map(|(i, _)| path.get(..i))
+            .collect();
+        self.deletions.iter().skip(index + 1).any(|d| {
+            d.whiteouts.contains(path)
+                || parents
+                    .iter()
+                    .any(|p| d.whiteouts.contains(p) || d.opaque_dirs.contains(p))
+        })
+    }
+
+    /// True when a layer above `index` puts an entry at `path` (a file, link or
+    /// directory there, or a non-directory over one of its parents): the final image
+    /// has that, not this layer's file.
+    fn replaced_above(&self, index: usize, path: &str) -> bool {
+        self.layers
+            .iter()
+            .skip(index + 1)
+            .any(|l| l.paths.replaces(path))
+    }
+
+    /// Whether `path` of layer `index` is in the final image as that layer left it.
+    fn is_final(&self, index: usize, path: &str) -> bool {
+        !self.deleted_above(index, path) && !self.replaced_above(index, path)
+    }
 }
 
 /// The final os-release: `/etc/os-release` if the final view has one as a regular
 /// file, else `/usr/lib/os-release` (Debian's `/etc/os-release` is a symlink to it).
-fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
+fn final_distro(stack: &Stack<'_>) -> Option<Distro> {
     for wanted in ["etc/os-release", "usr/lib/os-release"] {
-        for (i, l) in layers.iter().enumerate().rev() {
+        for (i, l) in stack.layers.iter().enumerate().rev() {
             if let Some(o) = l.os_release.iter().rev().find(|o| o.path == wanted)
-                && !deleted_above(layers, i, wanted)
-                && !replaced_above(layers, i, wanted)
+                && stack.is_final(i, wanted)
             {
                 return Some(o.distro.clone());
             }
@@ -55,31 +81,54 @@ fn final_distro(layers: &[LayerResult]) -> Option<Distro> {
 }
 
 pub fn compose(layers: &[LayerResult]) -> ScanReport {
-    let os = final_distro(layers);
-    // Python metadata directories and gem specifications.
-    let os_owned: HashSet<&str> = layers
+    let stack = Stack::new(layers);
+    let os = final_distro(&stack);
+    // The inventory files of the final image.
+    let finals: Vec<&super::layer::InventoryFile> = layers
         .iter()
-        .flat_map(|l| l.os_python_dirs.iter().map(String::as_str))
+        .enumerate()
+        .flat_map(|(i, l)| l.inventory.iter().map(move |f| (i, f)))
+        .filter(|(i, f)| stack.is_final(*i, &f.path))
+        .map(|(_, f)| f)
         .collect();
-    let has_dpkg = layers.iter().any(|l| {
-        l.inventory
-            .iter()
-            .any(|f| f.packages.iter().any(|p| p.kind == PackageType::Deb))
-    });
-    let mut packages = Vec::new();
+    let debs: HashSet<&str> = finals
+        .iter()
+        .flat_map(|f| f.packages.iter())
+        .filter(|p| p.kind == PackageType::Deb)
+        .map(|p| p.name.as_str())
+        .collect();
+    // What the OS package manager says it installed: only from file lists and databases
+    // still in the final image, and a dpkg list only for a package dpkg has (a made-up
+    // or stale list owns nothing).
+    let mut dpkg_lists = false;
+    let mut os_owned: HashSet<&str> = HashSet::new();
     for (i, l) in layers.iter().enumerate() {
-        for f in &l.inventory {
-            if deleted_above(layers, i, &f.path) || replaced_above(layers, i, &f.path) {
+        for o in &l.owned {
+            if !stack.is_final(i, &o.by) {
                 continue;
             }
+            if let Some(pkg) = &o.package {
+                if !debs.contains(pkg.as_str()) {
+                    continue;
+                }
+                dpkg_lists = true;
+            }
+            os_owned.extend(o.paths.iter().map(String::as_str));
+        }
+    }
+    let mut packages = Vec::new();
+    for f in finals {
+        {
             // Python packages dpkg or rpm installed are reported (and matched) once, as
-            // the OS package. Their file lists say which; without them (distroless),
-            // Debian's layout rule: dpkg installs into /usr/lib/python3/dist-packages,
-            // pip into /usr/local or a venv.
+            // the OS package. Their file lists say which; without them (distroless:
+            // a dpkg database but no file lists), Debian's layout rule: dpkg installs
+            // into /usr/lib/python3/dist-packages, pip into /usr/local or a venv.
             if f.packages.iter().any(|p| p.kind == PackageType::Python) {
                 let dist = python::distribution_path(&f.path);
                 if os_owned.contains(dist)
-                    || (has_dpkg && dist.starts_with("usr/lib/python3/dist-packages/"))
+                    || (!debs.is_empty()
+                        && !dpkg_lists
+                        && dist.starts_with("usr/lib/python3/dist-packages/"))
                 {
                     continue;
                 }
@@ -114,9 +163,7 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
             // Deleted, or replaced by a later entry of its own layer or by an upper
             // layer's file: the bytes still ship in this layer.
             let path = s.path.trim_start_matches('/');
-            s.deleted_in_final_image = s.deleted_in_final_image
-                || deleted_above(layers, i, path)
-                || replaced_above(layers, i, path);
+            s.deleted_in_final_image = s.deleted_in_final_image || !stack.is_final(i, path);
             secrets.push(s);
         }
         files.extend(l.files.iter().cloned());

@@ -82,6 +82,18 @@ pub struct InventoryFile {
     pub packages: Vec<Package>,
 }
 
+/// What one dpkg file list or rpm database says the OS package manager installed:
+/// Python distributions, gem specifications, npm `package.json` files (normalized).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owned {
+    /// The list or database that says so (normalized path): it counts only while it is
+    /// in the final image.
+    pub by: String,
+    /// The dpkg package a file list belongs to: it counts only while dpkg has it.
+    pub package: Option<String>,
+    pub paths: Vec<String>,
+}
+
 /// Everything one layer contributes, independent of the layers around it (so it can
 /// be cached by layer digest and composed into any image that uses the layer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,10 +101,10 @@ pub struct LayerResult {
     pub summary: LayerSummary,
     pub os_release: Vec<OsRelease>,
     pub inventory: Vec<InventoryFile>,
-    /// `.dist-info` / `.egg-info` directories and `.gemspec` files the OS package
-    /// manager claims (dpkg's `info/*.list` files, rpm's file lists).
-    #[serde(alias = "dpkg_python_dirs")]
-    pub os_python_dirs: Vec<String>,
+    /// Language-package metadata the OS package manager says it installed (dpkg's
+    /// `info/*.list` files, rpm's file lists), with the file that says so.
+    #[serde(default)]
+    pub owned: Vec<Owned>,
     pub secrets: Vec<SecretFinding>,
     pub files: Vec<FileFinding>,
     /// Paths deleted from lower layers (`.wh.<name>`), normalized.
@@ -195,7 +207,7 @@ pub(crate) fn scan_layer(
         },
         os_release: Vec::new(),
         inventory: Vec::new(),
-        os_python_dirs: Vec::new(),
+        owned: Vec::new(),
         secrets: Vec::new(),
         files: Vec::new(),
         whiteouts: Vec::new(),
@@ -460,7 +472,18 @@ fn walk(
         }
         let (dir, base) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
         if let Some(name) = base.strip_prefix(".wh.") {
-            if name == ".wh..opq" {
+            if name == ".wh..opq" && dir.is_empty() {
+                // overlayfs ignores opacity on a layer's root; containerd's other
+                // appliers empty the whole root filesystem. What the image holds then
+                // depends on the node's snapshotter: not an image we can vouch for.
+                out.files.push(finding(
+                    FileFindingKind::Malformed,
+                    "/.wh..wh..opq",
+                    layer_id,
+                    "opaque marker on the layer's root: snapshotters disagree on what it hides"
+                        .into(),
+                ));
+            } else if name == ".wh..opq" {
                 out.opaque_dirs.push(dir.to_string());
             } else if !name.starts_with(".wh.") && !name.is_empty() {
                 let deleted = if dir.is_empty() {
@@ -468,6 +491,8 @@ fn walk(
                 } else {
                     format!("{dir}/{name}")
                 };
+                let h = index.hash(&deleted);
+                index.whiteout_at.insert(h, out.whiteouts.len());
                 out.whiteouts.push(deleted);
             }
             // Other `.wh..wh.` names are aufs bookkeeping.
@@ -480,6 +505,13 @@ fn walk(
             .paths
             .insert(&path, e.kind == EntryKind::Directory);
         index.replace(at, out);
+        if e.kind == EntryKind::Directory
+            && let Some(w) = index.whiteout_at.remove(&at)
+        {
+            // The applier replaces the whiteout with a plain directory: what the lower
+            // layers had below it shows through again (not opaque).
+            index.undone_whiteouts.push(w);
+        }
         match e.kind {
             EntryKind::Hardlink if normalize(e.link.as_deref().unwrap_or("")).is_some() => {
                 let target = normalize(e.link.as_deref().unwrap_or("")).unwrap_or_default();
@@ -564,15 +596,18 @@ fn walk(
                     index.retained.insert(entries, buf.clone());
                 }
                 let outputs = before.since(out);
+                let analyzed = outputs.inventory.clone().any(|i| Some(i) != examined.binary_inventory)
+                    || !outputs.os_release.is_empty();
                 index.files.insert(
                     at,
                     Held {
                         content: entries,
                         size: e.size,
                         mode: e.mode,
-                        route: analyzers::route(&path).filter(|_| outputs.declares()),
+                        route: analyzers::route(&path).filter(|_| analyzed),
                         secrets_searched: examined.secrets_searched,
                         binary: examined.binary,
+                        binary_inventory: examined.binary_inventory,
                         outputs: outputs.clone(),
                     },
                 );
@@ -587,6 +622,8 @@ fn walk(
 struct Examined {
     secrets_searched: bool,
     binary: bool,
+    /// Index of the inventory entry of Go or Rust build info, when one was recorded.
+    binary_inventory: Option<usize>,
 }
 
 /// Examines one regular file of `size` bytes and `mode` at `path`; `read` streams its
@@ -741,7 +778,9 @@ fn regular_file(
     } else {
         None
     };
+    let mut binary_inventory = None;
     if go.is_some() || rust.is_some() {
+        binary_inventory = Some(out.inventory.len());
         // Recorded even without packages: a binary an upper layer replaces must take
         // the lower layer's Go or Rust packages with it.
         let mut pkgs = go.map(gobin::BuildInfoFinder::finish).unwrap_or_default();
@@ -770,6 +809,7 @@ fn regular_file(
     Ok(Examined {
         secrets_searched: collect_secret,
         binary,
+        binary_inventory,
     })
 }
 
@@ -822,7 +862,17 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
             layer_id,
             with_path(dpkg::parse_status(bytes, false)),
         ),
-        Route::DpkgFileList => out.os_python_dirs.extend(dpkg::python_dirs_in_list(bytes)),
+        Route::DpkgFileList => {
+            // `info/<package>.list` or `info/<package>:<arch>.list`.
+            let base = path.rsplit('/').next().unwrap_or(path);
+            let name = base.strip_suffix(".list").unwrap_or(base);
+            let name = name.split(':').next().unwrap_or(name);
+            out.owned.push(Owned {
+                by: path.to_string(),
+                package: Some(name.to_string()),
+                paths: dpkg::python_dirs_in_list(bytes),
+            });
+        }
         Route::ApkInstalled => push_inventory(out, path, layer_id, with_path(apk::parse(bytes))),
         Route::RpmSqlite => rpm_inventory(out, path, layer_id, rpm::parse_sqlite(bytes)),
         Route::RpmBdb => rpm_inventory(out, path, layer_id, rpm::parse_bdb(bytes)),
@@ -881,7 +931,11 @@ fn rpm_inventory(
                     ),
                 ));
             }
-            out.os_python_dirs.extend(db.python_dirs);
+            out.owned.push(Owned {
+                by: path.to_string(),
+                package: None,
+                paths: db.python_dirs,
+            });
             db.packages
         }
         Err(e) => {
@@ -956,6 +1010,8 @@ struct Held {
     route: Option<Route>,
     secrets_searched: bool,
     binary: bool,
+    /// The inventory entry of the Go or Rust build info found in the bytes.
+    binary_inventory: Option<usize>,
     outputs: Outputs,
 }
 
@@ -989,6 +1045,10 @@ struct LayerIndex {
     /// directory, by entry number (bounded by `MAX_RETAINED_BYTES`).
     retained: HashMap<u64, Vec<u8>>,
     retained_bytes: u64,
+    /// Paths this layer's whiteouts delete, by path hash → index in `whiteouts`.
+    whiteout_at: HashMap<u64, usize>,
+    /// Whiteouts a later directory entry of the same layer undid.
+    undone_whiteouts: Vec<usize>,
     paths: PathSetBuilder,
 }
 
@@ -1025,19 +1085,25 @@ impl LayerIndex {
         self.pending.iter().filter(|p| !p.replaced).cloned().collect()
     }
 
-    /// Drops what replaced entries declared and stores the layer's paths.
+    /// Drops what replaced entries declared and whiteouts the layer itself undid, and
+    /// stores the layer's paths.
     fn finish(self, out: &mut LayerResult) {
-        let dropped = |ranges: &[Range<usize>], i: usize| ranges.iter().any(|r| r.contains(&i));
-        let mut i = 0;
-        out.inventory.retain(|_| {
-            i += 1;
-            !dropped(&self.replaced_inventory, i - 1)
-        });
-        let mut i = 0;
-        out.os_release.retain(|_| {
-            i += 1;
-            !dropped(&self.replaced_os_release, i - 1)
-        });
+        fn keep_unmarked<T>(list: &mut Vec<T>, marked: impl Iterator<Item = Range<usize>>) {
+            let mut drop = vec![false; list.len()];
+            for r in marked {
+                for d in drop.get_mut(r).unwrap_or_default() {
+                    *d = true;
+                }
+            }
+            let mut i = 0;
+            list.retain(|_| {
+                i += 1;
+                !drop.get(i - 1).copied().unwrap_or(false)
+            });
+        }
+        keep_unmarked(&mut out.inventory, self.replaced_inventory.into_iter());
+        keep_unmarked(&mut out.os_release, self.replaced_os_release.into_iter());
+        keep_unmarked(&mut out.whiteouts, self.undone_whiteouts.into_iter().map(|i| i..i + 1));
         out.paths = self.paths.finish();
     }
 }
@@ -1069,21 +1135,33 @@ fn hard_link(
         ));
         return Ok(());
     };
-    let route = analyzers::route(path).filter(|r| {
-        held.size
-            <= match r {
-                Route::Jar | Route::PythonEgg => MAX_JAR,
-                _ => MAX_ANALYZER_FILE,
-            }
-    });
+    let route = analyzers::route(path);
+    let route_cap = match route {
+        Some(Route::Jar | Route::PythonEgg) => MAX_JAR,
+        _ => MAX_ANALYZER_FILE,
+    };
+    if route.is_some() && held.size > route_cap {
+        out.files.push(finding(
+            FileFindingKind::NotExamined,
+            &display(path),
+            layer_id,
+            format!(
+                "package metadata file of {} bytes (a hard link to {}) is over the {route_cap} byte analyzer limit",
+                held.size,
+                display(target)
+            ),
+        ));
+    }
+    let route = route.filter(|_| held.size <= route_cap);
     let wants_secrets = held.size > 0
         && !held.binary
         && !is_noise_path(path)
         && held.size <= ctx.limits.max_secret_file_bytes;
-    let binary_packages = held.route.is_none() && !held.outputs.inventory.is_empty();
+    let binary_packages = held.binary_inventory.is_some();
     if held.size == 0 || (route.is_none() && !wants_secrets && !binary_packages) {
-        // Nothing at this path is examined by content: it holds the target's bytes.
-        index.files.insert(at, Held { outputs: Outputs::default(), ..held });
+        // Nothing at this path is examined by content: it holds the target's bytes (a
+        // link to this link resolves to the same examination).
+        index.files.insert(at, held);
         return Ok(());
     }
     index.link_analyses += 1;
@@ -1100,8 +1178,17 @@ fn hard_link(
     if covered {
         let before = Outputs::mark(out);
         let shown = display(path);
-        if route.is_some() || binary_packages {
-            for i in held.outputs.inventory.clone() {
+        // The analyzer's records when this path routes where the target's did; the
+        // Go/Rust build info of a binary wherever it is linked.
+        let wanted = |i: usize| {
+            if Some(i) == held.binary_inventory {
+                binary_packages
+            } else {
+                route.is_some()
+            }
+        };
+        {
+            for i in held.outputs.inventory.clone().filter(|i| wanted(*i)) {
                 let Some(mut f) = out.inventory.get(i).cloned() else {
                     continue;
                 };
@@ -1112,7 +1199,7 @@ fn hard_link(
                 }
                 out.inventory.push(f);
             }
-            for i in held.outputs.os_release.clone() {
+            for i in held.outputs.os_release.clone().filter(|_| route.is_some()) {
                 if let Some(mut o) = out.os_release.get(i).cloned() {
                     o.path = path.to_string();
                     out.os_release.push(o);
@@ -1137,16 +1224,8 @@ fn hard_link(
             ));
             return Err(WalkEnd::Stopped);
         }
-        let outputs = before.since(out);
-        index.files.insert(
-            at,
-            Held {
-                route,
-                outputs: outputs.clone(),
-                ..held
-            },
-        );
-        index.record(at, outputs);
+        index.files.insert(at, held);
+        index.record(at, before.since(out));
         return Ok(());
     }
     if let Some(bytes) = index.retained.remove(&held.content) {
@@ -1187,14 +1266,7 @@ fn hard_link(
             ));
             return Err(WalkEnd::Stopped);
         }
-        index.files.insert(
-            at,
-            Held {
-                route,
-                outputs: outputs.clone(),
-                ..held
-            },
-        );
+        index.files.insert(at, held);
         index.record(at, outputs);
         return Ok(());
     }
@@ -1216,7 +1288,7 @@ fn hard_link(
         size: held.size,
         replaced: false,
     });
-    index.files.insert(at, Held { outputs: Outputs::default(), ..held });
+    index.files.insert(at, held);
     Ok(())
 }
 

@@ -24,20 +24,22 @@ fn key(path: &str, dir: bool) -> u64 {
     u64::from_le_bytes(first)
 }
 
-/// Collects a layer's paths during the walk.
+/// Collects a layer's paths during the walk; a later entry at a path replaces an
+/// earlier one's kind (a file then a directory at one path is a directory, as extracted).
 #[derive(Debug, Default)]
-pub struct PathSetBuilder(Vec<u64>);
+pub struct PathSetBuilder(std::collections::HashMap<u64, u64>);
 
 impl PathSetBuilder {
     /// Records an entry at `path` (normalized, no leading `/`).
     pub fn insert(&mut self, path: &str, dir: bool) {
-        self.0.push(key(path, dir));
+        self.0.insert(key(path, false), key(path, dir));
     }
 
-    pub fn finish(mut self) -> PathSet {
-        self.0.sort_unstable();
-        self.0.dedup();
-        PathSet(self.0)
+    pub fn finish(self) -> PathSet {
+        let mut keys: Vec<u64> = self.0.into_values().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        PathSet(keys)
     }
 }
 
@@ -121,6 +123,13 @@ mod tests {
         assert!(!set.replaces("etc/passwd"), "a directory entry merges, hides nothing");
         assert!(!set.replaces("var/lib/dpkg/status-old"));
         assert!(!set.replaces("var/lib/dpkg"));
+        // The last entry at a path decides its kind.
+        let mut b = PathSetBuilder::default();
+        b.insert("var/lib/dpkg", false);
+        b.insert("var/lib/dpkg", true);
+        let set = b.finish();
+        assert!(!set.replaces("var/lib/dpkg/status"));
+        assert!(set.replaces("var/lib/dpkg"));
         let json = serde_json::to_string(&set).unwrap();
         let back: PathSet = serde_json::from_str(&json).unwrap();
         assert_eq!(back, set);
