@@ -5,6 +5,7 @@
 mod admin;
 mod config_files;
 mod containerd_api;
+mod cri_clients;
 mod cri_proxy;
 mod gate_e2e;
 mod gate_flow;

@@ -189,7 +189,9 @@ impl Proxy {
             return forward(&self.upstream, req).await;
         }
         let is_pull = path == PULL_IMAGE;
-        let (parts, body) = req.into_parts();
+        // The gate sends (clones of) this request upstream itself: give it the scheme
+        // and authority HTTP/2 needs now, whatever the client sent.
+        let (parts, body) = absolute(req).into_parts();
         let body = match grpc::collect_limited(body, grpc::MAX_INSPECTED_MESSAGE).await {
             Ok((data, _)) => data,
             Err(e) => return grpc::status_response(e.to_status()),
