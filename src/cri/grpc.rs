@@ -251,6 +251,40 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_buffered_answer_ends_where_its_frames_end() {
+        use http_body::Body;
+        // Trailers-only (containerd's errors): nothing to send after the head, so the
+        // relay ends the stream on the HEADERS frame.
+        let empty = full_body(Bytes::new(), None);
+        assert!(empty.is_end_stream());
+        // Data and trailers come out in that order, and the body says when it is over.
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let mut body = full_body(frame(b"m"), Some(t.clone()));
+        assert!(!body.is_end_stream());
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, frame(b"m"));
+        assert!(!body.is_end_stream());
+        let trailers = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
+        assert_eq!(trailers, t);
+        assert!(body.is_end_stream());
+        assert!(body.frame().await.is_none());
+        // Data without trailers: over once the data is out (END_STREAM on the DATA frame).
+        let mut body = full_body(frame(b"m"), None);
+        body.frame().await.unwrap().unwrap();
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
+    fn stream_resets_map_to_the_codes_clients_report() {
+        use super::super::relay::reset_code;
+        assert_eq!(reset_code(h2::Reason::PROTOCOL_ERROR), tonic::Code::Internal);
+        assert_eq!(reset_code(h2::Reason::INTERNAL_ERROR), tonic::Code::Internal);
+        assert_eq!(reset_code(h2::Reason::REFUSED_STREAM), tonic::Code::Unavailable);
+        assert_eq!(reset_code(h2::Reason::CANCEL), tonic::Code::Cancelled);
+    }
+
     #[test]
     fn percent_decoding_is_total() {
         assert_eq!(percent_decode(b"a%20b"), "a b");
