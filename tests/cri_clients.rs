@@ -78,11 +78,7 @@ async fn cri_ops(client: Client, socket: &Path, ops: &Value) -> Vec<Value> {
     };
     run(
         cmd,
-        vec![
-            script(file).into(),
-            target.into(),
-            ops.to_string().into(),
-        ],
+        vec![script(file).into(), target.into(), ops.to_string().into()],
     )
     .await
 }
@@ -193,8 +189,14 @@ async fn client_answers_like_containerd(client: Client) {
         "{proxy:?}"
     );
     assert_eq!(proxy[0]["response"]["runtime_name"], "containerd");
-    assert_eq!(proxy[1]["response"]["image_ref"], img.config_digest.as_str());
-    assert_eq!(proxy[2]["response"]["image"]["id"], img.config_digest.as_str());
+    assert_eq!(
+        proxy[1]["response"]["image_ref"],
+        img.config_digest.as_str()
+    );
+    assert_eq!(
+        proxy[2]["response"]["image"]["id"],
+        img.config_digest.as_str()
+    );
     assert!(proxy[3].to_string().contains(&repo), "{}", proxy[3]);
     assert!(
         proxy[5]["response"]["image"].is_null(),
@@ -282,7 +284,10 @@ async fn raw_header_sets_answer_like_containerd() {
         }
     }
     // The still refused ones are refused (never forwarded as something else)…
-    for (case, p) in proxy.iter().filter(|(c, _)| STILL_REFUSED.contains(&c.as_str())) {
+    for (case, p) in proxy
+        .iter()
+        .filter(|(c, _)| STILL_REFUSED.contains(&c.as_str()))
+    {
         assert!(
             !p["reset"].is_null() || !p["goaway"].is_null(),
             "{case}: {p}"

@@ -498,7 +498,10 @@ fn request_heads_into_the_http2_server() {
         literal(&mut grpc_c, n, v);
     }
     let mut bare = Vec::new();
-    for (n, v) in [(&b":path"[..], &b"/runtime.v1.RuntimeService/Version"[..]), (b":authority", b"")] {
+    for (n, v) in [
+        (&b":path"[..], &b"/runtime.v1.RuntimeService/Version"[..]),
+        (b":authority", b""),
+    ] {
         literal(&mut bare, n, v);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -553,7 +556,8 @@ fn request_heads_into_the_http2_server() {
                     // Walk the server's frames for the PING ACK.
                     let mut at = 0;
                     while got.len() >= at + 9 {
-                        let len = u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+                        let len =
+                            u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
                         if got[at + 3] == 6 && got[at + 4] & 1 == 1 {
                             return;
                         }
@@ -583,7 +587,10 @@ fn request_heads_into_the_http2_server() {
     );
     assert_eq!(
         drive(&bare),
-        Some(("/runtime.v1.RuntimeService/Version".to_string(), Some(vec![])))
+        Some((
+            "/runtime.v1.RuntimeService/Version".to_string(),
+            Some(vec![])
+        ))
     );
     survive("HTTP/2 request heads", &[&grpc_c, &bare], 1500, |block| {
         let _ = drive(block);
