@@ -266,7 +266,13 @@ mod tests {
         let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(data, frame(b"m"));
         assert!(!body.is_end_stream());
-        let trailers = body.frame().await.unwrap().unwrap().into_trailers().unwrap();
+        let trailers = body
+            .frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_trailers()
+            .unwrap();
         assert_eq!(trailers, t);
         assert!(body.is_end_stream());
         assert!(body.frame().await.is_none());
@@ -279,9 +285,18 @@ mod tests {
     #[test]
     fn stream_resets_map_to_the_codes_clients_report() {
         use super::super::relay::reset_code;
-        assert_eq!(reset_code(h2::Reason::PROTOCOL_ERROR), tonic::Code::Internal);
-        assert_eq!(reset_code(h2::Reason::INTERNAL_ERROR), tonic::Code::Internal);
-        assert_eq!(reset_code(h2::Reason::REFUSED_STREAM), tonic::Code::Unavailable);
+        assert_eq!(
+            reset_code(h2::Reason::PROTOCOL_ERROR),
+            tonic::Code::Internal
+        );
+        assert_eq!(
+            reset_code(h2::Reason::INTERNAL_ERROR),
+            tonic::Code::Internal
+        );
+        assert_eq!(
+            reset_code(h2::Reason::REFUSED_STREAM),
+            tonic::Code::Unavailable
+        );
         assert_eq!(reset_code(h2::Reason::CANCEL), tonic::Code::Cancelled);
     }
 

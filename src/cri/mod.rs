@@ -36,10 +36,7 @@ pub enum ProxyError {
     /// containerd reset the call's stream before answering (a request head or message
     /// it refuses). The proxy resets the client's stream with the same reason.
     #[error("upstream containerd socket {} refused the call: stream reset with {reason:?}", socket.display())]
-    UpstreamReset {
-        socket: PathBuf,
-        reason: h2::Reason,
-    },
+    UpstreamReset { socket: PathBuf, reason: h2::Reason },
     #[error("malformed gRPC frame: {0}")]
     BadFrame(&'static str),
     #[error("malformed {method} request: {reason}")]
