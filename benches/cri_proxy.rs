@@ -97,6 +97,17 @@ async fn main() {
         &p,
         "",
     );
+
+    // The ImageStatus hop again, driven by Python grpcio (grpc C-core, which sends the
+    // percent-encoded socket path as :authority): a client stack of its own, with its
+    // own per-call cost, so the ratio is read against its own direct baseline.
+    let (d, p) = grpcio_image_status(&containerd, &listen, &image, 200, n);
+    common::report(
+        "ImageStatus, Python grpcio client",
+        &d,
+        &p,
+        "; target: <= 100 µs added at p50",
+    );
     for d in [&mut daemon, &mut sleeper] {
         let _ = d.kill();
         let _ = d.wait();
@@ -144,4 +155,43 @@ async fn pullwarden_bench_image(registry: &str) -> String {
     );
     common::push(registry, &repo, &[&layer, config.as_bytes()], &manifest).await;
     format!("{registry}/{repo}:v1")
+}
+
+/// Runs `tests/clients/grpcio_bench.py` (grpcio from `integration/install-clients.sh`,
+/// which `integration/bench.sh` runs) and returns the sorted latencies of both sides.
+fn grpcio_image_status(
+    direct: &std::path::Path,
+    proxy: &std::path::Path,
+    image: &str,
+    warmup: usize,
+    n: usize,
+) -> (Vec<std::time::Duration>, Vec<std::time::Duration>) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let clients = std::env::var_os("PW_CLIENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/clients"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("tests/clients/grpcio_bench.py"))
+        .args([direct.as_os_str(), proxy.as_os_str()])
+        .args([image.to_string(), warmup.to_string(), n.to_string()])
+        .env("PYTHONPATH", clients.join("python"))
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "grpcio_bench.py failed (run integration/install-clients.sh):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("grpcio_bench.py output");
+    let side = |k: &str| {
+        let mut s: Vec<std::time::Duration> = v[k]
+            .as_array()
+            .expect("latencies")
+            .iter()
+            .map(|ns| std::time::Duration::from_nanos(ns.as_u64().unwrap_or(0)))
+            .collect();
+        s.sort();
+        s
+    };
+    (side("direct"), side("proxy"))
 }

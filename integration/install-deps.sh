@@ -18,6 +18,10 @@ have python3 || need+=(python3)
 # Debian's own interpreter: the doctor tests run it under another name (a version
 # manager's shim on PATH would dispatch on that name).
 [ -x /usr/bin/python3 ] || need+=(python3)
+# The CRI client tests: grpcio and h2 from PyPI, @grpc/grpc-js from npm (install-clients.sh).
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+have node || need+=(nodejs)
+have npm || need+=(npm)
 # rpm fixtures: rpmbuild and rpm write real packages and an sqlite rpmdb; Berkeley DB's
 # db5.3_load writes rpm's older hash-format Packages file.
 have rpmbuild || need+=(rpm)
@@ -39,3 +43,6 @@ if ! have cargo; then
   echo "install-deps: cargo is missing; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
+
+# Independent gRPC clients for the CRI tests and bench (PyPI and npm, into target/clients).
+bash "$(dirname "$0")/install-clients.sh"

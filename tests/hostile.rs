@@ -524,6 +524,131 @@ fn names_config_and_frames() {
     });
 }
 
+/// HTTP/2 request heads as a CRI client sends them (HPACK, literal fields), mutated,
+/// into the patched h2 server the CRI socket runs on (`.cargo/patches/PATCH.md`): every
+/// head is accepted as a request, handed over as a refused request, or a stream or
+/// connection error — never a panic, never a hang.
+#[test]
+fn request_heads_into_the_http2_server() {
+    fn literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+        out.push(0x00); // literal header field without indexing, new name
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        out.push(value.len() as u8);
+        out.extend_from_slice(value);
+    }
+    let mut grpc_c = Vec::new();
+    for (n, v) in [
+        (&b":method"[..], &b"POST"[..]),
+        (b":scheme", b"http"),
+        (b":path", b"/runtime.v1.ImageService/ImageStatus"),
+        (b":authority", b"tmp%2Fx%2Fcri.sock"),
+        (b"te", b"trailers"),
+        (b"content-type", b"application/grpc"),
+        (b"grpc-timeout", b"10S"),
+    ] {
+        literal(&mut grpc_c, n, v);
+    }
+    let mut bare = Vec::new();
+    for (n, v) in [
+        (&b":path"[..], &b"/runtime.v1.RuntimeService/Version"[..]),
+        (b":authority", b""),
+    ] {
+        literal(&mut bare, n, v);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // One head on a fresh connection; returns the path and authority of the request
+    // the server handed over, if it did.
+    let drive = |block: &[u8]| -> Option<(String, Option<Vec<u8>>)> {
+        let block = &block[..block.len().min(16_000)];
+        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        wire.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+        let len = block.len() as u32;
+        wire.extend_from_slice(&len.to_be_bytes()[1..]);
+        wire.extend_from_slice(&[1, 0x4 | 0x1, 0, 0, 0, 1]); // HEADERS, END_HEADERS|END_STREAM, stream 1
+        wire.extend_from_slice(block);
+        // A PING behind it: once its ACK is back, the head has been read.
+        wire.extend_from_slice(&[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        rt.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let (mut client, server) = tokio::io::duplex(1 << 17);
+            let served = tokio::spawn(async move {
+                let mut seen = None;
+                let Ok(mut conn) = h2::server::handshake(server).await else {
+                    return seen;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    // What the CRI server reads of every request.
+                    if let Some(r) = req.extensions().get::<h2::ext::RefusedRequest>() {
+                        let _ = (r.reason().len(), r.path().map(str::len));
+                    }
+                    let raw = req
+                        .extensions()
+                        .get::<h2::ext::RawAuthority>()
+                        .map(|a| a.as_bytes().to_vec());
+                    seen = Some((req.uri().path().to_string(), raw));
+                    let respond: &mut h2::server::SendResponse<bytes::Bytes> = &mut respond;
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                }
+                seen
+            });
+            let _ = client.write_all(&wire).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                use tokio::io::AsyncReadExt;
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                    // Walk the server's frames for the PING ACK.
+                    let mut at = 0;
+                    while got.len() >= at + 9 {
+                        let len =
+                            u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+                        if got[at + 3] == 6 && got[at + 4] & 1 == 1 {
+                            return;
+                        }
+                        at += 9 + len;
+                    }
+                }
+            })
+            .await;
+            let _ = client.shutdown().await;
+            drop(client);
+            match tokio::time::timeout(std::time::Duration::from_secs(2), served).await {
+                Ok(Ok(seen)) => seen,
+                Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Ok(Err(e)) => panic!("{e}"),
+                Err(_) => panic!("the HTTP/2 server hung on a request head"),
+            }
+        })
+    };
+    // The seeds are served: grpc C-core's head with its percent-encoded socket path,
+    // and a head with only :path and an empty :authority.
+    assert_eq!(
+        drive(&grpc_c),
+        Some((
+            "/runtime.v1.ImageService/ImageStatus".to_string(),
+            Some(b"tmp%2Fx%2Fcri.sock".to_vec())
+        ))
+    );
+    assert_eq!(
+        drive(&bare),
+        Some((
+            "/runtime.v1.RuntimeService/Version".to_string(),
+            Some(vec![])
+        ))
+    );
+    survive("HTTP/2 request heads", &[&grpc_c, &bare], 1500, |block| {
+        let _ = drive(block);
+    });
+}
+
 /// Image documents (index → manifest → config) resolved from a blob source, each
 /// mutated document stored under its own digest so it is really parsed; and the
 /// docker `config.json` credentials file.

@@ -6,6 +6,7 @@ mod admin;
 mod attacks;
 mod config_files;
 mod containerd_api;
+mod cri_clients;
 mod cri_proxy;
 mod doctor;
 mod gate_e2e;

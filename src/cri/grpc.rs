@@ -125,17 +125,46 @@ fn percent_decode(v: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A body holding one buffered payload and optional trailers.
+/// A body holding one buffered payload and optional trailers. It reports its end
+/// exactly (`is_end_stream`), so the relay sends an answer with neither data nor
+/// trailers as a single HEADERS frame with END_STREAM: a gRPC trailers-only answer
+/// (containerd's errors) stays trailers-only, and the last DATA frame of an answer
+/// without trailers carries END_STREAM itself.
 pub fn full_body(data: Bytes, trailers: Option<http::HeaderMap>) -> BoxBody {
-    use http_body::Frame;
-    let mut frames: Vec<Result<Frame<Bytes>, super::BoxError>> = Vec::with_capacity(2);
-    if !data.is_empty() {
-        frames.push(Ok(Frame::data(data)));
+    BufferedBody {
+        data: (!data.is_empty()).then_some(data),
+        trailers,
     }
-    if let Some(t) = trailers {
-        frames.push(Ok(Frame::trailers(t)));
+    .boxed_unsync()
+}
+
+struct BufferedBody {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl http_body::Body for BufferedBody {
+    type Data = Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let frame = match self.data.take() {
+            Some(data) => Some(http_body::Frame::data(data)),
+            None => self.trailers.take().map(http_body::Frame::trailers),
+        };
+        std::task::Poll::Ready(frame.map(Ok))
     }
-    http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed_unsync()
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
 }
 
 /// A response body from containerd that, if the upstream fails mid-stream, ends with
@@ -220,6 +249,55 @@ mod tests {
         for h in hostile {
             assert!(single_message(&h).is_err(), "{h:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_buffered_answer_ends_where_its_frames_end() {
+        use http_body::Body;
+        // Trailers-only (containerd's errors): nothing to send after the head, so the
+        // relay ends the stream on the HEADERS frame.
+        let empty = full_body(Bytes::new(), None);
+        assert!(empty.is_end_stream());
+        // Data and trailers come out in that order, and the body says when it is over.
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let mut body = full_body(frame(b"m"), Some(t.clone()));
+        assert!(!body.is_end_stream());
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, frame(b"m"));
+        assert!(!body.is_end_stream());
+        let trailers = body
+            .frame()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_trailers()
+            .unwrap();
+        assert_eq!(trailers, t);
+        assert!(body.is_end_stream());
+        assert!(body.frame().await.is_none());
+        // Data without trailers: over once the data is out (END_STREAM on the DATA frame).
+        let mut body = full_body(frame(b"m"), None);
+        body.frame().await.unwrap().unwrap();
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
+    fn stream_resets_map_to_the_codes_clients_report() {
+        use super::super::relay::reset_code;
+        assert_eq!(
+            reset_code(h2::Reason::PROTOCOL_ERROR),
+            tonic::Code::Internal
+        );
+        assert_eq!(
+            reset_code(h2::Reason::INTERNAL_ERROR),
+            tonic::Code::Internal
+        );
+        assert_eq!(
+            reset_code(h2::Reason::REFUSED_STREAM),
+            tonic::Code::Unavailable
+        );
+        assert_eq!(reset_code(h2::Reason::CANCEL), tonic::Code::Cancelled);
     }
 
     #[test]

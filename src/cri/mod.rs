@@ -33,6 +33,10 @@ pub enum ProxyError {
     UpstreamUnreachable { socket: PathBuf, reason: String },
     #[error("upstream containerd socket {} failed mid-call: {reason}", socket.display())]
     UpstreamFailed { socket: PathBuf, reason: String },
+    /// containerd reset the call's stream before answering (a request head or message
+    /// it refuses). The proxy resets the client's stream with the same reason.
+    #[error("upstream containerd socket {} refused the call: stream reset with {reason:?}", socket.display())]
+    UpstreamReset { socket: PathBuf, reason: h2::Reason },
     #[error("malformed gRPC frame: {0}")]
     BadFrame(&'static str),
     #[error("malformed {method} request: {reason}")]
@@ -50,6 +54,7 @@ impl ProxyError {
         let code = match self {
             ProxyError::UpstreamUnreachable { .. } => tonic::Code::Unavailable,
             ProxyError::UpstreamFailed { .. } => tonic::Code::Unavailable,
+            ProxyError::UpstreamReset { reason, .. } => relay::reset_code(*reason),
             ProxyError::BadFrame(_) => tonic::Code::InvalidArgument,
             ProxyError::BadRequest { .. } => tonic::Code::InvalidArgument,
             ProxyError::Body(_) => tonic::Code::Cancelled,
@@ -116,6 +121,7 @@ pub async fn forward(upstream: &Upstream, req: http::Request<BoxBody>) -> http::
             let socket = upstream.path().to_path_buf();
             resp.map(|b| grpc::EndsInStatus::new(b, socket).boxed_unsync())
         }
+        Err(ProxyError::UpstreamReset { reason, .. }) => relay::reset_response(reason),
         Err(e) => {
             tracing::warn!(error = %e, "upstream call failed");
             grpc::status_response(e.to_status())
@@ -185,7 +191,9 @@ impl Proxy {
             return forward(&self.upstream, req).await;
         }
         let is_pull = path == PULL_IMAGE;
-        let (parts, body) = req.into_parts();
+        // The gate sends (clones of) this request upstream itself: give it the scheme
+        // and authority HTTP/2 needs now, whatever the client sent.
+        let (parts, body) = absolute(req).into_parts();
         let body = match grpc::collect_limited(body, grpc::MAX_INSPECTED_MESSAGE).await {
             Ok((data, _)) => data,
             Err(e) => return grpc::status_response(e.to_status()),

@@ -142,12 +142,41 @@ async fn wait_capacity(send: &mut h2::SendStream<Bytes>, want: usize) -> Result<
     Ok(())
 }
 
+/// An answer that is an HTTP/2 stream reset rather than a response: what containerd
+/// sent for a call it refused, relayed with the same reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetStream(pub h2::Reason);
+
+/// A response that [`respond`] turns into RST_STREAM with `reason`.
+pub fn reset_response(reason: h2::Reason) -> http::Response<BoxBody> {
+    let mut resp = http::Response::new(super::grpc::full_body(Bytes::new(), None));
+    resp.extensions_mut().insert(ResetStream(reason));
+    resp
+}
+
+/// The gRPC status a client reports for a stream reset with `reason` (the gRPC
+/// HTTP/2 spec's table: `PROTOCOL_ERROR` and most others are `INTERNAL`).
+pub fn reset_code(reason: h2::Reason) -> tonic::Code {
+    match reason {
+        h2::Reason::NO_ERROR | h2::Reason::REFUSED_STREAM => tonic::Code::Unavailable,
+        h2::Reason::CANCEL => tonic::Code::Cancelled,
+        h2::Reason::ENHANCE_YOUR_CALM => tonic::Code::ResourceExhausted,
+        h2::Reason::INADEQUATE_SECURITY => tonic::Code::PermissionDenied,
+        _ => tonic::Code::Internal,
+    }
+}
+
 /// Sends `resp` on `respond`: the head, then the body through [`pump`]. Returns the
-/// gRPC status the answer carried (`None`: cut short before it was sent).
+/// gRPC status the answer carried (`None`: cut short before it was sent). A response
+/// marked [`ResetStream`] resets the stream instead.
 pub async fn respond(
     mut respond: h2::server::SendResponse<Bytes>,
     resp: http::Response<BoxBody>,
 ) -> Option<tonic::Code> {
+    if let Some(ResetStream(reason)) = resp.extensions().get::<ResetStream>() {
+        respond.send_reset(*reason);
+        return Some(reset_code(*reason));
+    }
     let (parts, body) = resp.into_parts();
     let eos = body.is_end_stream();
     let in_head = parts

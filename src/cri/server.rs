@@ -152,10 +152,16 @@ async fn connection(
         }
     };
     let mut going_away = false;
+    let mut refused_before = false;
     loop {
         tokio::select! {
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
+                    if let Some(refused) = req.extensions().get::<h2::ext::RefusedRequest>() {
+                        refuse(&proxy, refused, respond, !refused_before);
+                        refused_before = true;
+                        continue;
+                    }
                     tokio::spawn(call(proxy.clone(), req, respond));
                 }
                 Some(Err(e)) => {
@@ -182,6 +188,33 @@ pub const MAX_HEADER_LIST: u32 = 64 << 10;
 /// The most calls one client may have open at once (the kubelet pulls a few images in
 /// parallel and polls status; this only stops a runaway client).
 const MAX_CONCURRENT_CALLS: u32 = 1024;
+
+/// A request whose head the HTTP/2 layer could not read as a request (no `:path`, a
+/// malformed `:path` or `:scheme`, `:status` on a request; see the h2 patch's
+/// `RefusedRequest`). containerd resets such streams with `PROTOCOL_ERROR`, and so do
+/// we; the call is counted (as the `INTERNAL` clients report) and logged, once per
+/// connection so a looping client cannot flood the journal.
+fn refuse(
+    proxy: &Proxy,
+    refused: &h2::ext::RefusedRequest,
+    mut respond: h2::server::SendResponse<Bytes>,
+    log: bool,
+) {
+    let path = refused.path().unwrap_or("");
+    if log {
+        tracing::warn!(
+            reason = refused.reason(),
+            path,
+            "CRI client sent a request head that cannot be served; stream reset with PROTOCOL_ERROR (logged once per connection)"
+        );
+    }
+    respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+    proxy.record_call(
+        if path.is_empty() { "_refused" } else { path },
+        Some(relay::reset_code(h2::Reason::PROTOCOL_ERROR)),
+        Duration::ZERO,
+    );
+}
 
 async fn call(
     proxy: Arc<Proxy>,

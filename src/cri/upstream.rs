@@ -165,7 +165,17 @@ impl Upstream {
         if !eos {
             relay::start_pump(body, send).await;
         }
-        let resp = busy_wait(answer, self.busy_poll).await.map_err(broken)?;
+        let resp = busy_wait(answer, self.busy_poll).await.map_err(|e| {
+            // containerd refusing this call (RST_STREAM before any answer) is its
+            // answer, relayed as is; anything else means the connection broke.
+            match e.reason() {
+                Some(reason) if e.is_reset() && e.is_remote() => ProxyError::UpstreamReset {
+                    socket: self.path.clone(),
+                    reason,
+                },
+                _ => broken(e),
+            }
+        })?;
         Ok(resp.map(RecvBody::new))
     }
 
