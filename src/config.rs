@@ -459,10 +459,12 @@ impl Policy {
     /// `reference` should be normalized (`docker.io/library/nginx:latest`). Matches when
     /// either the whole reference or the bare repository (tag/digest cut) matches.
     pub fn matches_image(&self, reference: &str) -> bool {
-        self.image_globs.is_match(reference)
+        // Another spelling of the same registry host must not escape the policy.
+        let reference = crate::reference::canonical_host(reference);
+        self.image_globs.is_match(&*reference)
             || self
                 .image_globs
-                .is_match(crate::reference::repository_of(reference))
+                .is_match(crate::reference::repository_of(&reference))
     }
 
     pub fn matches_namespace(&self, namespace: &str) -> bool {

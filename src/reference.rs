@@ -136,6 +136,16 @@ impl Reference {
         }
     }
 
+    /// The name containerd stores the image under: `repo@digest` when pinned (a
+    /// `repo:tag@digest` reference is stored without its tag), else `repo:tag`.
+    pub fn containerd_name(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => format!("{}/{}@{d}", self.registry, self.repository),
+            (None, Some(t)) => format!("{}/{}:{t}", self.registry, self.repository),
+            (None, None) => self.name(),
+        }
+    }
+
     /// What to ask the registry's manifest endpoint for: the digest when pinned, else the tag.
     pub fn manifest_ref(&self) -> String {
         match (&self.digest, &self.tag) {
@@ -157,6 +167,22 @@ impl fmt::Display for Reference {
         }
         Ok(())
     }
+}
+
+/// A normalized reference string with its registry host as policies match it: host
+/// names are case-insensitive (RFC 4343) and `:443` is the https default, so
+/// `Registry.Example.COM:443/prod/app` is `registry.example.com/prod/app` (containerd pulls
+/// both from the same registry). Only the host changes; the path is case-sensitive.
+pub fn canonical_host(reference: &str) -> std::borrow::Cow<'_, str> {
+    let (host, rest) = match reference.split_once('/') {
+        Some((h, r)) => (h, r),
+        None => return std::borrow::Cow::Borrowed(reference),
+    };
+    let bare = host.strip_suffix(":443").unwrap_or(host);
+    if bare.len() == host.len() && !host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return std::borrow::Cow::Borrowed(reference);
+    }
+    std::borrow::Cow::Owned(format!("{}/{rest}", bare.to_ascii_lowercase()))
 }
 
 /// The repository part of a normalized reference string (tag and digest cut off).

@@ -608,7 +608,6 @@ mod gate {
     /// `imagePullPolicy: IfNotPresent` runs it without ever calling PullImage, so the
     /// prod policy's signature requirement is never applied.
     #[tokio::test(flavor = "multi_thread")]
-    #[ignore = "ImageStatus admits an image allowed only under another namespace's policy: prod runs it unsigned"]
     async fn attack_image_status_admits_what_only_another_namespaces_policy_allowed() {
         let h = start(
             r#"
@@ -658,7 +657,6 @@ keys = ["/etc/test.pub"]
     /// `on_error = "allow"` it is let through *without a scan* (the signature was
     /// checked, the layers never are), and nothing is recorded but an error.
     #[tokio::test(flavor = "multi_thread")]
-    #[ignore = "tag@digest references: containerd stores repo@digest, the gate calls the miss an outage (deny: fails; allow: unscanned)"]
     async fn attack_a_tag_and_digest_reference_is_an_outage() {
         let h = start(
             r#"
@@ -716,7 +714,6 @@ keys = ["/etc/test.pub"]
 /// so these spellings match no policy: the pull is passed through unjudged, and
 /// ImageStatus (`may_hide` → false) reports it present.
 #[test]
-#[ignore = "a registry host spelled in upper case or with :443 matches no policy: pull passes through unjudged"]
 fn attack_a_registry_host_spelled_differently_escapes_the_policy() {
     let config = pullwarden::config::Config::parse(
         r#"

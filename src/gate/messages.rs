@@ -58,7 +58,8 @@ pub fn infrastructure(requested: &str, e: &GateError) -> (tonic::Code, String) {
         | GateError::Store(_)
         | GateError::Scan(_)
         | GateError::Policy(_)
-        | GateError::Internal(_) => (
+        | GateError::Internal(_)
+        | GateError::Reset(_) => (
             tonic::Code::Unavailable,
             format!("pullwarden: {what}cannot be evaluated: {e}"),
         ),

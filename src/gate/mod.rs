@@ -55,6 +55,10 @@ pub enum GateError {
     Policy(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// containerd reset the call's stream: its own answer, relayed as a reset with the
+    /// same code (never turned into an evaluation failure).
+    #[error("containerd reset the call ({0:?})")]
+    Reset(h2::Reason),
 }
 
 impl GateError {
@@ -66,6 +70,7 @@ impl GateError {
         match self {
             GateError::Registry(_) | GateError::Containerd(_) => true,
             GateError::RegistryContent(_)
+            | GateError::Reset(_)
             | GateError::Store(_)
             | GateError::Scan(_)
             | GateError::Policy(_)
@@ -262,6 +267,7 @@ impl Gate {
         };
         let outcome = match outcome {
             Ok(o) => o,
+            Err(GateError::Reset(reason)) => return crate::cri::relay::reset_response(reason),
             Err(e) => self.error_outcome(&ctx, e).await,
         };
         match outcome {
@@ -271,7 +277,7 @@ impl Gate {
     }
 
     async fn decide(self: Arc<Self>, ctx: Arc<PullCtx>) -> Result<Outcome, GateError> {
-        let name = ctx.reference.to_string();
+        let name = ctx.reference.containerd_name();
         let db_version = self.scanner.db_version();
         let key_for = |digest: &crate::digest::Digest| VerdictKey {
             digest: digest.to_string(),
@@ -377,7 +383,7 @@ impl Gate {
         if resp.code() != tonic::Code::Ok {
             return Ok(Some(Outcome::Forward(resp)));
         }
-        match self.images.target(&ctx.reference.to_string()).await? {
+        match self.images.target(&ctx.reference.containerd_name()).await? {
             Some(t) if &t.digest == digest => Ok(Some(Outcome::Forward(resp))),
             _ => Ok(None),
         }
@@ -413,7 +419,7 @@ impl Gate {
         judged: &crate::digest::Digest,
         shared: BufferedResponse,
     ) -> Result<Outcome, GateError> {
-        let name = ctx.reference.to_string();
+        let name = ctx.reference.containerd_name();
         if let Some(t) = self.images.target(&name).await?
             && &t.digest == judged
         {
@@ -523,15 +529,18 @@ impl Gate {
         keys: &Keys<'_>,
         key: &VerdictKey,
     ) -> Result<Verdict, PostPull> {
+        // containerd answered the pull: an image it then does not have is no outage, and
+        // never fails open.
         let target = self
             .images
-            .target(&ctx.reference.to_string())
+            .target(&ctx.reference.containerd_name())
             .await
             .map_err(Failed)?
             .ok_or_else(|| {
-                Failed(GateError::Containerd(
-                    "image missing right after its pull".into(),
-                ))
+                Failed(GateError::Internal(format!(
+                    "{} missing from containerd right after its pull",
+                    ctx.reference.containerd_name()
+                )))
             })?;
         // Bind by digest: what containerd stored must be what was verified.
         if target.digest != resolved.digest {
@@ -589,6 +598,7 @@ impl Gate {
             GateError::Scan(_) => "scan",
             GateError::Policy(_) => "policy",
             GateError::Internal(_) => "internal",
+            GateError::Reset(_) => "containerd",
         });
         tracing::error!(
             target: "pullwarden::audit",
@@ -631,7 +641,7 @@ impl Gate {
     async fn remove(&self, ctx: &PullCtx) -> Result<(), GateError> {
         let msg = RemoveImageRequest {
             image: Some(k8s_cri::v1::ImageSpec {
-                image: ctx.reference.to_string(),
+                image: ctx.reference.containerd_name(),
                 ..Default::default()
             }),
         };
@@ -665,7 +675,7 @@ impl Gate {
     async fn remove_if_present(&self, ctx: &PullCtx) -> Result<(), GateError> {
         if self
             .images
-            .target(&ctx.reference.to_string())
+            .target(&ctx.reference.containerd_name())
             .await?
             .is_some()
         {
@@ -701,7 +711,7 @@ impl Gate {
             && let Ok(d) = v.digest.parse()
         {
             self.allowed_names
-                .put(ctx.reference.to_string(), &ctx.fingerprint, d);
+                .put(ctx.reference.containerd_name(), &ctx.fingerprint, d);
         }
         tracing::info!(
             target: "pullwarden::audit",
@@ -743,6 +753,7 @@ impl Gate {
         }
         let resp = match buffered(&upstream, call.into_request()).await {
             Ok(r) => r,
+            Err(GateError::Reset(reason)) => return crate::cri::relay::reset_response(reason),
             Err(e) => {
                 let (code, msg) = messages::infrastructure("", &e);
                 return grpc::status_response(tonic::Status::new(code, msg));
@@ -832,32 +843,52 @@ impl Gate {
         digests: &[String],
     ) -> bool {
         let name = reference.to_string();
-        let matching: Vec<&Policy> = state
-            .config
-            .policies
-            .iter()
-            .filter(|p| p.matches_image(&name))
-            .collect();
-        if matching.iter().all(|p| p.mode == Mode::Off) {
-            return true;
-        }
-        if self.any_admits(state, &matching, reference, digests).await {
-            return true;
-        }
-        if let Ok(Some(t)) = self.images.target(&name).await {
-            let target = t.digest.to_string();
-            if !digests.contains(&target) {
-                return self
-                    .any_admits(state, &matching, reference, &[target])
-                    .await;
+        // ImageStatus names no pod namespace: the image is present only when every
+        // policy that could judge a pull of it admits it (an image allowed in `dev` is
+        // not thereby present for a `prod` pod). Policies after one that covers every
+        // namespace can never apply to this image.
+        let mut matching: Vec<&Policy> = Vec::new();
+        for p in state.config.policies.iter().filter(|p| p.matches_image(&name)) {
+            matching.push(p);
+            if p.namespaces.iter().any(|n| n == "*" || n == "**") {
+                break;
             }
         }
-        false
+        let judging: Vec<&Policy> = matching.into_iter().filter(|p| p.mode != Mode::Off).collect();
+        if judging.is_empty() {
+            return true;
+        }
+        let mut target: Option<String> = None;
+        for p in judging {
+            if self.any_admits(state, &[p], reference, digests).await {
+                continue;
+            }
+            // The name's current target, asked of containerd once, when containerd's
+            // own answer named other digests.
+            if target.is_none()
+                && let Ok(Some(t)) = self.images.target(&reference.containerd_name()).await
+            {
+                target = Some(t.digest.to_string());
+            }
+            match &target {
+                Some(t) if !digests.contains(t) => {
+                    if !self
+                        .any_admits(state, &[p], reference, std::slice::from_ref(t))
+                        .await
+                    {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Whether a current verdict for one of `digests` under one of the (not off)
-    /// `matching` policies, for `reference`'s repository where the verdict rests on
-    /// signatures, admits the image: an allow, or any verdict under audit.
+    /// `matching` policies (each caller passes one), for `reference`'s repository where
+    /// the verdict rests on signatures, admits the image: an allow, or any verdict under
+    /// audit.
     async fn any_admits(
         &self,
         state: &PolicyState,
@@ -917,9 +948,10 @@ fn fails_open(policy: &Policy, e: &GateError) -> bool {
 /// shared by every name of the digest.
 pub fn verdict_scope(policy: &Policy, fingerprint: &str, reference: &Reference) -> String {
     if policy.signatures.is_some() {
+        let name = reference.name();
         format!(
-            "{fingerprint}@{}/{}",
-            reference.registry, reference.repository
+            "{fingerprint}@{}",
+            crate::reference::canonical_host(&name)
         )
     } else {
         fingerprint.to_string()
@@ -931,10 +963,10 @@ async fn buffered(
     upstream: &Upstream,
     req: http::Request<BoxBody>,
 ) -> Result<BufferedResponse, GateError> {
-    let resp = upstream
-        .send(req)
-        .await
-        .map_err(|e| GateError::Containerd(e.to_string()))?;
+    let resp = upstream.send(req).await.map_err(|e| match e {
+        crate::cri::ProxyError::UpstreamReset { reason, .. } => GateError::Reset(reason),
+        e => GateError::Containerd(e.to_string()),
+    })?;
     let (parts, body) = resp.into_parts();
     let (data, trailers) = grpc::collect_limited(body, 64 << 20)
         .await
