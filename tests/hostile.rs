@@ -252,8 +252,33 @@ fn binary_parsers() {
         },
     );
     survive("jar", &[&jar], 1500, |b| {
-        let _ = analyzers::java::parse(b, "app/lib.jar");
+        let _ = analyzers::java::parse_all(b, "app/lib.jar");
     });
+    // The central-directory bounds read before the zip crate sees an archive: a plain
+    // zip, one with a comment, and a ZIP64 one (saturated 32-bit count, locator and
+    // record at the end) cut down to its tail so mutations reach the end records.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..65_536u32 {
+        w.start_file(format!("{i:x}"), zip::write::SimpleFileOptions::default())
+            .unwrap();
+    }
+    let zip64 = w.finish().unwrap().into_inner();
+    let zip64_tail = &zip64[zip64.len() - 200..];
+    let mut commented = jar.clone();
+    let n = commented.len();
+    commented[n - 2..].copy_from_slice(&7u16.to_le_bytes());
+    commented.extend_from_slice(b"PK\x05\x06!!");
+    survive(
+        "zip end records",
+        &[&jar, &commented, zip64_tail],
+        10000,
+        |b| {
+            if let Ok(Some(d)) = analyzers::zipcap::check(b) {
+                assert!(d.entries <= analyzers::zipcap::MAX_ENTRIES);
+                assert!(d.end_record + 22 <= b.len());
+            }
+        },
+    );
 }
 
 /// rpm databases: an sqlite `rpmdb.sqlite` holding a real header (stored by rpm 4.18),
