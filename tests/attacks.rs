@@ -758,7 +758,6 @@ keys = ["/etc/test.pub"]
 /// but whose command line says `--image_service_endpoint=unix:///run/containerd/…`
 /// pulls straight from containerd while `doctor` reports the endpoint as pullwarden's.
 #[test]
-#[ignore = "doctor ignores --image_service_endpoint (the kubelet normalizes _ to -): a bypassed kubelet looks wired"]
 fn attack_doctor_misses_an_underscore_spelled_kubelet_flag() {
     use pullwarden::doctor::kubelet;
     let argv: Vec<String> = [

@@ -611,7 +611,8 @@ fn kubelet_configuration_and_flags() {
         let _ = kubelet::parse_config(&String::from_utf8_lossy(b), std::path::Path::new("c"));
     });
     let flags: &[u8] = b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0--config-dir\0/etc/kubernetes/kubelet.conf.d\0--image-service-endpoint\0unix:///run/pullwarden/cri.sock\0-v=2\0--\0";
-    survive("kubelet command lines", &[flags], 3000, |b| {
+    let underscored: &[u8] = b"/usr/bin/kubelet\0--image_service_endpoint=unix:///run/containerd/containerd.sock\0--container_runtime_endpoint\0unix:///run/containerd/containerd.sock\0--config_dir=/etc/k_d\0";
+    survive("kubelet command lines", &[flags, underscored], 3000, |b| {
         let argv: Vec<String> = b
             .split(|c| *c == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
