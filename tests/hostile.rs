@@ -252,8 +252,33 @@ fn binary_parsers() {
         },
     );
     survive("jar", &[&jar], 1500, |b| {
-        let _ = analyzers::java::parse(b, "app/lib.jar");
+        let _ = analyzers::java::parse_all(b, "app/lib.jar");
     });
+    // The central-directory bounds read before the zip crate sees an archive: a plain
+    // zip, one with a comment, and a ZIP64 one (saturated 32-bit count, locator and
+    // record at the end) cut down to its tail so mutations reach the end records.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..65_536u32 {
+        w.start_file(format!("{i:x}"), zip::write::SimpleFileOptions::default())
+            .unwrap();
+    }
+    let zip64 = w.finish().unwrap().into_inner();
+    let zip64_tail = &zip64[zip64.len() - 200..];
+    let mut commented = jar.clone();
+    let n = commented.len();
+    commented[n - 2..].copy_from_slice(&7u16.to_le_bytes());
+    commented.extend_from_slice(b"PK\x05\x06!!");
+    survive(
+        "zip end records",
+        &[&jar, &commented, zip64_tail],
+        10000,
+        |b| {
+            if let Ok(Some(d)) = analyzers::zipcap::check(b) {
+                assert!(d.entries <= analyzers::zipcap::MAX_ENTRIES);
+                assert!(d.end_record + 22 <= b.len());
+            }
+        },
+    );
 }
 
 /// rpm databases: an sqlite `rpmdb.sqlite` holding a real header (stored by rpm 4.18),
@@ -711,7 +736,8 @@ fn kubelet_configuration_and_flags() {
         let _ = kubelet::parse_config(&String::from_utf8_lossy(b), std::path::Path::new("c"));
     });
     let flags: &[u8] = b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0--config-dir\0/etc/kubernetes/kubelet.conf.d\0--image-service-endpoint\0unix:///run/pullwarden/cri.sock\0-v=2\0--\0";
-    survive("kubelet command lines", &[flags], 3000, |b| {
+    let underscored: &[u8] = b"/usr/bin/kubelet\0--image_service_endpoint=unix:///run/containerd/containerd.sock\0--container_runtime_endpoint\0unix:///run/containerd/containerd.sock\0--config_dir=/etc/k_d\0";
+    survive("kubelet command lines", &[flags, underscored], 3000, |b| {
         let argv: Vec<String> = b
             .split(|c| *c == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())

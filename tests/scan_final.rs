@@ -338,6 +338,35 @@ fn every_python_metadata_form_is_read_with_the_os_ownership_rule() {
     assert_eq!(legacy.purl, "pkg:pypi/legacy-tool@0.9");
 }
 
+/// A zipped egg or a jar whose central directory declares more entries than the
+/// analyzers open is not parsed (its directory alone would cost memory many times its
+/// size) and is named in a NotExamined finding rather than silently missing.
+#[test]
+fn oversized_zip_directories_are_named_not_opened() {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..100_001u32 {
+        w.start_file(format!("{i:x}"), opts).unwrap();
+    }
+    let big = w.finish().unwrap().into_inner();
+    let egg = "usr/local/lib/python3.11/site-packages/zipped-3.0-py3.11.egg";
+    let r = scan(&[layer(&[
+        Entry::file(egg, big.clone()),
+        Entry::file("opt/app/app.jar", big),
+    ])]);
+    let mut refused: Vec<_> = r
+        .files
+        .iter()
+        .filter(|f| f.kind == FileFindingKind::NotExamined)
+        .map(|f| f.path.as_str())
+        .collect();
+    refused.sort();
+    let egg = format!("/{egg}");
+    assert_eq!(refused, ["/opt/app/app.jar", egg.as_str()], "{:?}", r.files);
+    assert!(r.packages.is_empty());
+}
+
 #[test]
 fn vendored_and_application_npm_manifests_are_reported() {
     let r = scan(&[layer(&[

@@ -99,7 +99,9 @@ pub struct KubeletFlags {
 }
 
 /// Reads the flags pullwarden cares about from `argv` (argv[0] included); others are
-/// skipped. A flag given without its value (at the end) is ignored.
+/// skipped. Names are normalized as the kubelet does (`_` → `-`); a repeated flag
+/// resolves to its last occurrence (pflag sets a string flag each time). A flag given
+/// without its value (at the end) is ignored.
 pub fn parse_flags(argv: &[String]) -> KubeletFlags {
     let mut flags = KubeletFlags::default();
     let mut i = 1;
@@ -116,7 +118,11 @@ pub fn parse_flags(argv: &[String]) -> KubeletFlags {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
-        let slot = match name {
+        // The kubelet's flag set normalizes names with `cliflag.WordSepNormalizeFunc`
+        // (`_` → `-`), so `--image_service_endpoint` is `--image-service-endpoint`.
+        // Names only: values are kept as written.
+        let name = name.replace('_', "-");
+        let slot = match name.as_str() {
             "image-service-endpoint" => &mut flags.image_service_endpoint,
             "container-runtime-endpoint" => &mut flags.container_runtime_endpoint,
             "config" => &mut flags.config,
@@ -426,6 +432,41 @@ mod tests {
             f.config_dir.as_deref(),
             Some("/etc/kubernetes/kubelet.conf.d")
         );
+    }
+
+    #[test]
+    fn flag_names_are_normalized_like_the_kubelets() {
+        let f = parse_flags(&args(&[
+            "/usr/bin/kubelet",
+            "--image-service-endpoint=unix:///run/pullwarden/cri.sock",
+            // Later, underscore-spelled: the same flag, and it wins.
+            "--image_service_endpoint=unix:///run/containerd/containerd_x.sock",
+            "--container_runtime-endpoint",
+            "unix:///run/my_runtime.sock",
+            "--config_dir",
+            "/etc/kubernetes/kubelet_conf.d",
+            "--config=/var/lib/kubelet/config_a.yaml",
+            "--config_=/ignored",
+        ]));
+        assert_eq!(
+            f,
+            KubeletFlags {
+                // Values keep their underscores.
+                image_service_endpoint: Some("unix:///run/containerd/containerd_x.sock".into()),
+                container_runtime_endpoint: Some("unix:///run/my_runtime.sock".into()),
+                config: Some("/var/lib/kubelet/config_a.yaml".into()),
+                config_dir: Some("/etc/kubernetes/kubelet_conf.d".into()),
+            }
+        );
+        // And the other way round: the dashed spelling last.
+        let f = parse_flags(&args(&[
+            "kubelet",
+            "--image_service_endpoint",
+            "unix:///a.sock",
+            "--image-service-endpoint",
+            "unix:///b.sock",
+        ]));
+        assert_eq!(f.image_service_endpoint.as_deref(), Some("unix:///b.sock"));
     }
 
     #[test]

@@ -883,19 +883,39 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
             layer_id,
             with_path(python::parse(bytes).into_iter().collect()),
         ),
-        Route::PythonEgg => push_inventory(
-            out,
-            path,
-            layer_id,
-            with_path(python::parse_egg(bytes).into_iter().collect()),
-        ),
+        Route::PythonEgg => {
+            // An egg whose zip central directory is over the limits is not opened.
+            let pkg = python::parse_egg_checked(bytes).unwrap_or_else(|why| {
+                out.files.push(finding(
+                    FileFindingKind::NotExamined,
+                    &shown,
+                    layer_id,
+                    format!("zipped egg not opened: {why}"),
+                ));
+                None
+            });
+            push_inventory(out, path, layer_id, with_path(pkg.into_iter().collect()))
+        }
         Route::NpmPackage => push_inventory(
             out,
             path,
             layer_id,
             with_path(npm::parse(bytes).into_iter().collect()),
         ),
-        Route::Jar => push_inventory(out, path, layer_id, java::parse(bytes, &shown)),
+        Route::Jar => {
+            // Archives (this one or nested ones) whose zip central directory is over
+            // the limits are not opened; each is named.
+            let parsed = java::parse_all(bytes, &shown);
+            for (archive, why) in parsed.refused {
+                out.files.push(finding(
+                    FileFindingKind::NotExamined,
+                    &archive,
+                    layer_id,
+                    format!("java archive not opened: {why}"),
+                ));
+            }
+            push_inventory(out, path, layer_id, parsed.packages)
+        }
         Route::Gemspec => push_inventory(
             out,
             path,

@@ -2,11 +2,12 @@
 //! `META-INF/MANIFEST.MF` implementation attributes; nested archives
 //! (`BOOT-INF/lib/*.jar`, `WEB-INF/lib/*.jar`) are opened recursively, within limits.
 
-use std::io::{Cursor, Read};
+use std::io::Read;
 
 use crate::report::{Package, PackageType};
 
 use super::package;
+use super::zipcap::{self, Refused};
 
 /// Nested archive depth, member size and member count limits (zip bombs).
 const MAX_DEPTH: u32 = 3;
@@ -15,9 +16,24 @@ const MAX_MEMBERS: usize = 100_000;
 /// Bytes inflated from nested archives per top-level archive, all levels together.
 const MAX_NESTED_BYTES: u64 = 512 << 20;
 
+/// What one archive yields: its packages and the archives (itself or nested ones) not
+/// opened because their central directory is over [`zipcap`]'s limits.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub packages: Vec<(String, Package)>,
+    /// `(path, why)`; nested ones as `outer!/inner`.
+    pub refused: Vec<(String, Refused)>,
+}
+
 /// Packages of an archive; `path` is where it sits (nested ones get `outer!/inner`).
+/// Refused archives are dropped: use [`parse_all`] to report them.
 pub fn parse(bytes: &[u8], path: &str) -> Vec<(String, Package)> {
-    let mut out = Vec::new();
+    parse_all(bytes, path).packages
+}
+
+/// Packages of an archive and the archives refused unopened.
+pub fn parse_all(bytes: &[u8], path: &str) -> Parsed {
+    let mut out = Parsed::default();
     let mut budget = MAX_NESTED_BYTES;
     walk(bytes, path, 0, &mut budget, &mut out);
     out
@@ -33,11 +49,19 @@ fn read_member(f: impl Read, declared: u64) -> Option<Vec<u8>> {
     (buf.len() as u64 <= MAX_MEMBER_BYTES).then_some(buf)
 }
 
-fn walk(bytes: &[u8], path: &str, depth: u32, budget: &mut u64, out: &mut Vec<(String, Package)>) {
-    let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else {
-        return;
+fn walk(bytes: &[u8], path: &str, depth: u32, budget: &mut u64, out: &mut Parsed) {
+    // The central directory's declared size is checked before the crate parses it.
+    let mut zip = match zipcap::open(bytes) {
+        Ok(z) => z,
+        Err(Some(why)) => {
+            out.refused.push((path.to_string(), why));
+            return;
+        }
+        Err(None) => return,
     };
     if zip.len() > MAX_MEMBERS {
+        out.refused
+            .push((path.to_string(), Refused::TooManyEntries(zip.len() as u64)));
         return;
     }
     let mut from_pom = Vec::new();
@@ -61,10 +85,11 @@ fn walk(bytes: &[u8], path: &str, depth: u32, budget: &mut u64, out: &mut Vec<(S
     }
     if from_pom.is_empty() {
         if let Some(p) = manifest.as_deref().and_then(manifest_package) {
-            out.push((path.to_string(), p));
+            out.packages.push((path.to_string(), p));
         }
     } else {
-        out.extend(from_pom.into_iter().map(|p| (path.to_string(), p)));
+        out.packages
+            .extend(from_pom.into_iter().map(|p| (path.to_string(), p)));
     }
     // One nested archive in memory at a time, within the shared budget.
     for (i, name) in nested {
@@ -126,7 +151,7 @@ fn manifest_package(b: &[u8]) -> Option<Package> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Cursor, Write};
 
     pub fn jar(members: &[(&str, &[u8])]) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -183,5 +208,47 @@ pub(crate) mod tests {
         }
         let got = parse(&inner, "/deep.jar");
         assert_eq!(got.len(), MAX_DEPTH as usize + 1);
+    }
+
+    #[test]
+    fn an_oversized_nested_directory_is_refused_and_named() {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for i in 0..(zipcap::MAX_ENTRIES + 1) as u32 {
+            w.start_file(format!("{i:x}"), zip::write::SimpleFileOptions::default())
+                .unwrap();
+        }
+        let bomb = w.finish().unwrap().into_inner();
+        let pom = b"groupId=g\nartifactId=a\nversion=1\n";
+        // Deflated, so the bomb's end records are not visible in the outer bytes.
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("META-INF/maven/g/a/pom.properties", deflated)
+            .unwrap();
+        w.write_all(pom).unwrap();
+        w.start_file("BOOT-INF/lib/bomb.jar", deflated).unwrap();
+        w.write_all(&bomb).unwrap();
+        let outer = w.finish().unwrap().into_inner();
+        let got = parse_all(&outer, "/app.jar");
+        assert_eq!(got.packages.len(), 1);
+        assert_eq!(
+            got.refused,
+            [(
+                "/app.jar!/BOOT-INF/lib/bomb.jar".to_string(),
+                Refused::TooManyEntries(zipcap::MAX_ENTRIES + 1)
+            )]
+        );
+        // The bomb on its own, and stored inside another archive (its end records are
+        // then seen in the outer bytes): refused before the crate parses it.
+        assert_eq!(parse_all(&bomb, "/b.jar").refused.len(), 1);
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        w.start_file("lib/bomb.jar", opts).unwrap();
+        w.write_all(&bomb).unwrap();
+        let stored = w.finish().unwrap().into_inner();
+        let got = parse_all(&stored, "/s.jar");
+        assert!(got.packages.is_empty());
+        assert_eq!(got.refused[0].0, "/s.jar");
     }
 }

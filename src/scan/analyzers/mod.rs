@@ -14,11 +14,12 @@ pub mod npm;
 pub mod os_release;
 pub mod python;
 pub mod rpm;
+pub mod zipcap;
 
 use crate::report::{Package, PackageType};
 
 /// Bumped whenever an analyzer's output changes, so cached layer results are redone.
-pub const ANALYZER_SET_VERSION: u32 = 4;
+pub const ANALYZER_SET_VERSION: u32 = 5;
 
 /// Which analyzer a file goes to, decided from its (normalized) path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

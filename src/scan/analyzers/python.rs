@@ -6,7 +6,7 @@
 
 use crate::report::{Package, PackageType};
 
-use super::{package, rfc822_fields};
+use super::{package, rfc822_fields, zipcap};
 
 pub fn parse(bytes: &[u8]) -> Option<Package> {
     let text = String::from_utf8_lossy(bytes);
@@ -31,10 +31,24 @@ pub fn parse(bytes: &[u8]) -> Option<Package> {
 const MAX_EGG_PKG_INFO: u64 = 1 << 20;
 
 /// The distribution a zipped `.egg` declares in its `EGG-INFO/PKG-INFO`; `None` for an
-/// archive that is not a zip, has no such member, or one over 1 MiB.
+/// archive that is not a zip, has no such member, or one over 1 MiB, and for one
+/// refused by [`zipcap`] (use [`parse_egg_checked`] to report that).
 pub fn parse_egg(bytes: &[u8]) -> Option<Package> {
+    parse_egg_checked(bytes).ok().flatten()
+}
+
+/// [`parse_egg`], with `Err` for an archive whose central directory is over
+/// [`zipcap`]'s limits (not opened at all).
+pub fn parse_egg_checked(bytes: &[u8]) -> Result<Option<Package>, zipcap::Refused> {
+    match zipcap::open(bytes) {
+        Ok(mut zip) => Ok(egg_pkg_info(&mut zip)),
+        Err(Some(why)) => Err(why),
+        Err(None) => Ok(None),
+    }
+}
+
+fn egg_pkg_info(zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>) -> Option<Package> {
     use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
     let member = zip.by_name("EGG-INFO/PKG-INFO").ok()?;
     if member.size() > MAX_EGG_PKG_INFO {
         return None;
