@@ -362,8 +362,14 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
     );
     // Audit reads as audit: the deny is recorded, and it was not enforced.
     assert_eq!(v["enforced"], false, "{v}");
-    assert_eq!(node.json(&["verdict", "--json", &app_ref])["enforced"], true);
-    assert_eq!(node.json(&["verdict", "--json", &unsigned_ref])["enforced"], true);
+    assert_eq!(
+        node.json(&["verdict", "--json", &app_ref])["enforced"],
+        true
+    );
+    assert_eq!(
+        node.json(&["verdict", "--json", &unsigned_ref])["enforced"],
+        true
+    );
     let table = String::from_utf8(node.cli(&["verdicts"]).stdout).unwrap();
     let row = |d: &str| {
         table
@@ -372,11 +378,17 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
             .unwrap_or_else(|| panic!("{d} not in:\n{table}"))
             .to_string()
     };
-    assert!(row(&audited.digest).starts_with("deny (audit: allowed)"), "{table}");
+    assert!(
+        row(&audited.digest).starts_with("deny (audit: allowed)"),
+        "{table}"
+    );
     assert!(row(&unsigned.digest).starts_with("deny "), "{table}");
     assert!(!row(&unsigned.digest).contains("audit: allowed"), "{table}");
     let summary = String::from_utf8(node.cli(&["verdict", &audit_ref]).stdout).unwrap();
-    assert!(summary.contains("DENY (audit: allowed; signature)"), "{summary}");
+    assert!(
+        summary.contains("DENY (audit: allowed; signature)"),
+        "{summary}"
+    );
     let line = strip_ansi(&node.daemon.log())
         .lines()
         .find(|l| l.contains("pull decision") && l.contains(&audit_ref))
@@ -413,7 +425,13 @@ async fn signed_allowed_unsigned_and_secret_denied_audit_recorded() {
     let enforced = digests_of(&["verdicts", "--decision", "deny", "--enforced", "--json"]);
     assert!(enforced.contains(&unsigned.digest) && enforced.contains(&leaky.digest));
     assert!(!enforced.contains(&audited.digest), "{enforced:?}");
-    let let_through = digests_of(&["verdicts", "--decision", "deny", "--enforced=false", "--json"]);
+    let let_through = digests_of(&[
+        "verdicts",
+        "--decision",
+        "deny",
+        "--enforced=false",
+        "--json",
+    ]);
     assert_eq!(let_through, vec![audited.digest.clone()]);
     // Unknown image: a clear error, exit 1.
     let out = node.cli(&[
@@ -723,7 +741,11 @@ async fn signed_after_push_is_allowed_on_the_first_pull_after_the_recheck_interv
         .pull_image(pull_request(&reference, "default"))
         .await
         .unwrap_err();
-    assert!(first.message().starts_with("SignatureValidationFailed: "), "{}", first.message());
+    assert!(
+        first.message().starts_with("SignatureValidationFailed: "),
+        "{}",
+        first.message()
+    );
     // CI signs a moment after the push; the kubelet's quick retry still gets the one
     // stable answer.
     node.sign(&reference);
@@ -739,7 +761,10 @@ async fn signed_after_push_is_allowed_on_the_first_pull_after_the_recheck_interv
         .expect("signed now: allowed after the recheck interval");
     assert!(in_containerd(&reference).await);
     let v = node.json(&["verdict", "--json", &reference]);
-    assert_eq!((v["decision"].as_str(), v["enforced"].as_bool()), (Some("allow"), Some(true)));
+    assert_eq!(
+        (v["decision"].as_str(), v["enforced"].as_bool()),
+        (Some("allow"), Some(true))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -781,7 +806,11 @@ async fn a_registry_serving_a_garbage_signature_then_recovering_is_allowed_after
         .pull_image(pull_request(&reference, "default"))
         .await
         .unwrap_err();
-    assert!(e.message().starts_with("SignatureValidationFailed: "), "{}", e.message());
+    assert!(
+        e.message().starts_with("SignatureValidationFailed: "),
+        "{}",
+        e.message()
+    );
     // The registry recovers: a real signature is appended beside the garbage one.
     node.sign(&reference);
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -807,7 +836,11 @@ async fn one_digest_in_two_repositories_is_judged_per_repository_in_both_orders(
         node.sign(&signed);
         // The signature travels with the image; it still names the first repository.
         copy_signature(&env.registry, &signed_repo, &copy_repo, &img.digest).await;
-        let order = if copy_first { [&copy, &signed] } else { [&signed, &copy] };
+        let order = if copy_first {
+            [&copy, &signed]
+        } else {
+            [&signed, &copy]
+        };
         for name in order {
             let r = cri.pull_image(pull_request(name, "default")).await;
             if name == &signed {
@@ -850,9 +883,16 @@ keys = ["{pub_}"]
         pub_ = key.with_extension("pub").display(),
     ));
     // An index that lists only a platform this node is not.
-    let other = if std::env::consts::ARCH == "aarch64" { "amd64" } else { "arm64" };
+    let other = if std::env::consts::ARCH == "aarch64" {
+        "amd64"
+    } else {
+        "arm64"
+    };
     let index = crate::support::image::Index::new(vec![Image::with_platform(
-        vec![Layer::from_entries(&[Entry::file("etc/motd", "x")], Compression::Gzip)],
+        vec![Layer::from_entries(
+            &[Entry::file("etc/motd", "x")],
+            Compression::Gzip,
+        )],
         other,
         "e2e-hostile-index",
     )]);
@@ -865,6 +905,10 @@ keys = ["{pub_}"]
         .await
         .expect_err("what the registry serves is never an outage");
     assert_eq!(e.code(), tonic::Code::Unknown, "{}", e.message());
-    assert!(e.message().starts_with("RegistryUnavailable: pullwarden: "), "{}", e.message());
+    assert!(
+        e.message().starts_with("RegistryUnavailable: pullwarden: "),
+        "{}",
+        e.message()
+    );
     assert!(!in_containerd(&reference).await);
 }

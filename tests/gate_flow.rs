@@ -80,10 +80,11 @@ impl SignatureSource for FakeSignatures {
             .lock()
             .unwrap()
             .contains(&image.digest.to_string())
-            || self.signed_for.lock().unwrap().contains(&format!(
-                "{}/{}@{}",
-                r.registry, r.repository, image.digest
-            ));
+            || self
+                .signed_for
+                .lock()
+                .unwrap()
+                .contains(&format!("{}/{}@{}", r.registry, r.repository, image.digest));
         let check = SignatureCheck {
             subject: image.digest.to_string(),
             source: if ok {
@@ -614,7 +615,11 @@ async fn a_signature_deny_is_verified_again_after_the_recheck_interval() {
         .pull_image(pull_request(&image, "default"))
         .await
         .unwrap_err();
-    assert!(err.message().starts_with("SignatureValidationFailed: "), "{}", err.message());
+    assert!(
+        err.message().starts_with("SignatureValidationFailed: "),
+        "{}",
+        err.message()
+    );
     // CI signs a moment after the push.
     h.sign(&img.digest);
     // The kubelet's quick retry inside the interval: the one stable answer, from the
@@ -670,7 +675,11 @@ async fn a_recheck_that_still_fails_denies_and_restarts_the_interval() {
         assert!(err.message().starts_with("SignatureValidationFailed: "));
         assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), n);
     }
-    assert_eq!(h.scanner.scans.load(Ordering::SeqCst), 0, "no layer is read");
+    assert_eq!(
+        h.scanner.scans.load(Ordering::SeqCst),
+        0,
+        "no layer is read"
+    );
     assert!(!present_in_containerd(&image).await);
 }
 
@@ -686,7 +695,11 @@ async fn a_signature_verdict_holds_only_for_the_repository_it_was_verified_for()
         .pull_image(pull_request(copy, "default"))
         .await
         .unwrap_err();
-    assert!(err.message().starts_with("SignatureValidationFailed: "), "{}", err.message());
+    assert!(
+        err.message().starts_with("SignatureValidationFailed: "),
+        "{}",
+        err.message()
+    );
     cri.pull_image(pull_request(signed, "default"))
         .await
         .expect("the signed repository is judged on its own");
@@ -703,7 +716,11 @@ async fn a_signature_verdict_holds_only_for_the_repository_it_was_verified_for()
         .pull_image(pull_request(copy, "default"))
         .await
         .unwrap_err();
-    assert!(err.message().starts_with("SignatureValidationFailed: "), "{}", err.message());
+    assert!(
+        err.message().starts_with("SignatureValidationFailed: "),
+        "{}",
+        err.message()
+    );
     assert!(!present_in_containerd(copy).await);
     assert_eq!(h.sigs.verifications.load(Ordering::SeqCst), 4);
     // The copy's name given to containerd by hand (as `ctr tag` would) is still absent
@@ -749,7 +766,11 @@ async fn on_error_allow_lets_an_outage_through_and_nothing_else() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{}", err.message());
-    assert!(err.message().contains("not a public key"), "{}", err.message());
+    assert!(
+        err.message().contains("not a public key"),
+        "{}",
+        err.message()
+    );
     assert!(!present_in_containerd(&image).await);
 }
 
@@ -763,7 +784,11 @@ async fn a_tag_and_a_digest_pulled_together_both_end_up_in_containerd() {
         let by_digest = format!("{}@{}", image.rsplit_once(':').unwrap().0, img.digest);
         let mut names = Vec::new();
         for i in 0..4 {
-            names.push(if i % 2 == 0 { image.clone() } else { by_digest.clone() });
+            names.push(if i % 2 == 0 {
+                image.clone()
+            } else {
+                by_digest.clone()
+            });
         }
         let calls = names.iter().map(|name| {
             let listen = h.listen.clone();
@@ -779,8 +804,14 @@ async fn a_tag_and_a_digest_pulled_together_both_end_up_in_containerd() {
             r.expect("every caller of an allowed image is answered OK");
         }
         for name in [&image, &by_digest] {
-            assert!(present_in_containerd(name).await, "{name} missing from containerd");
-            assert!(crate::support::cri::present(&h.listen, name).await, "{name} absent through the proxy");
+            assert!(
+                present_in_containerd(name).await,
+                "{name} missing from containerd"
+            );
+            assert!(
+                crate::support::cri::present(&h.listen, name).await,
+                "{name} absent through the proxy"
+            );
         }
         assert_eq!(h.evaluations(&img.digest), 1);
         shared += h
@@ -792,5 +823,8 @@ async fn a_tag_and_a_digest_pulled_together_both_end_up_in_containerd() {
             .filter(|e| e.digest == img.digest && e.how == "shared")
             .count();
     }
-    assert!(shared > 0, "no pull joined an evaluation: the race was not exercised");
+    assert!(
+        shared > 0,
+        "no pull joined an evaluation: the race was not exercised"
+    );
 }

@@ -344,7 +344,10 @@ fn layers_through_the_scanner() {
         Entry::hardlink("var/lib/dpkg/status.d/x", "a/1"),
         Entry::hardlink("srv/.env", "app/.env"),
         Entry::hardlink("b/2", "var/lib/dpkg/status.d/x"),
-        Entry::file("var/lib/dpkg/status", b"Package: dup\nVersion: 1\n".to_vec()),
+        Entry::file(
+            "var/lib/dpkg/status",
+            b"Package: dup\nVersion: 1\n".to_vec(),
+        ),
     ];
     let scanner = Scanner::new(&ScanLimits::default(), None);
     for (compression, media_type, rounds) in [

@@ -67,8 +67,14 @@ fn a_hard_link_carries_its_targets_content_to_every_analyzer() {
     assert_eq!(deb(&r), ["libc6", "libgcc-s1", "python3-six"]);
     let libc = r.packages.iter().find(|p| p.name == "libc6").unwrap();
     assert_eq!(libc.path, "/var/lib/dpkg/status");
-    assert_eq!(names(&r, PackageType::Apk), [("musl".into(), "1.2.5-r0".into())]);
-    assert_eq!(names(&r, PackageType::Npm), [("left-pad".into(), "1.1.0".into())]);
+    assert_eq!(
+        names(&r, PackageType::Apk),
+        [("musl".into(), "1.2.5-r0".into())]
+    );
+    assert_eq!(
+        names(&r, PackageType::Npm),
+        [("left-pad".into(), "1.1.0".into())]
+    );
     assert_eq!(
         names(&r, PackageType::Python),
         [("requests".into(), "2.31.0".into())]
@@ -88,8 +94,14 @@ fn a_saved_copy_of_the_package_database_linked_into_place_is_read_in_one_pass() 
         layer(&[
             Entry::file("var/cache/dpkg-snapshot/status", DPKG_STATUS),
             Entry::file("var/cache/dpkg-snapshot/info/python3-six.list", SIX_LIST),
-            Entry::file("usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO", "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n"),
-            Entry::hardlink("var/lib/dpkg/info/python3-six.list", "var/cache/dpkg-snapshot/info/python3-six.list"),
+            Entry::file(
+                "usr/lib/python3/dist-packages/six-1.16.0.egg-info/PKG-INFO",
+                "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n",
+            ),
+            Entry::hardlink(
+                "var/lib/dpkg/info/python3-six.list",
+                "var/cache/dpkg-snapshot/info/python3-six.list",
+            ),
             Entry::hardlink("var/lib/dpkg/status", "var/cache/dpkg-snapshot/status"),
         ]),
         layer(&[Entry::whiteout("var/cache/dpkg-snapshot")]),
@@ -124,7 +136,10 @@ fn uv_installs_by_hard_link_from_its_cache_and_the_cache_is_removed() {
     let cache = "root/.cache/uv/archive-v0/Xq3/requests-2.31.0.dist-info/METADATA";
     let site = "usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA";
     let r = scan(&[
-        layer(&[Entry::file(cache, REQUESTS_METADATA), Entry::hardlink(site, cache)]),
+        layer(&[
+            Entry::file(cache, REQUESTS_METADATA),
+            Entry::hardlink(site, cache),
+        ]),
         layer(&[Entry::whiteout("root/.cache")]),
     ]);
     let py: Vec<_> = r
@@ -155,7 +170,10 @@ fn a_secret_hidden_behind_a_hard_link_from_a_skipped_path_is_found() {
     ]);
     assert_eq!(
         secret_paths(&r),
-        [("/app/.env".to_string(), false), ("/tmp/creds".to_string(), true)]
+        [
+            ("/app/.env".to_string(), false),
+            ("/tmp/creds".to_string(), true)
+        ]
     );
 }
 
@@ -176,7 +194,13 @@ fn links_to_links_resolve_and_links_out_of_the_layer_are_not_followed() {
     ]);
     assert!(deb(&r).is_empty());
     assert_eq!(kinds(&r), [FileFindingKind::Malformed]);
-    assert!(r.files[0].detail.contains("not an earlier file of this layer"), "{:?}", r.files);
+    assert!(
+        r.files[0]
+            .detail
+            .contains("not an earlier file of this layer"),
+        "{:?}",
+        r.files
+    );
     assert!(FileFindingKind::Malformed.is_integrity_failure());
 
     // A link to an entry that comes later in the archive is the same.
@@ -207,10 +231,17 @@ fn thousands_of_links_to_one_file_are_bounded() {
     // Links that would each be parsed as a package database: a limit, and a deny.
     let mut entries = vec![Entry::file("a/1", DPKG_STATUS)];
     for i in 0..5_000 {
-        entries.push(Entry::hardlink(&format!("var/lib/dpkg/status.d/p{i}"), "a/1"));
+        entries.push(Entry::hardlink(
+            &format!("var/lib/dpkg/status.d/p{i}"),
+            "a/1",
+        ));
     }
     let r = scan(&[layer(&entries)]);
-    assert!(kinds(&r).contains(&FileFindingKind::LimitExceeded), "{:?}", kinds(&r));
+    assert!(
+        kinds(&r).contains(&FileFindingKind::LimitExceeded),
+        "{:?}",
+        kinds(&r)
+    );
     assert!(r.packages.len() < 5_000 * 3);
 }
 
@@ -218,7 +249,8 @@ fn thousands_of_links_to_one_file_are_bounded() {
 
 #[test]
 fn duplicate_entries_keep_the_last_one() {
-    let older = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.2-0\n";
+    let older =
+        "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.2-0\n";
     let newer = "Package: openssl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.15-1~deb12u1\n";
     let r = scan(&[layer(&[
         Entry::file("var/lib/dpkg/status", older),
@@ -273,14 +305,20 @@ fn files_replaced_in_an_upper_layer_are_judged_as_the_final_image_has_them() {
     assert!(deb(&r).is_empty(), "{:?}", deb(&r));
     assert_eq!(
         secret_paths(&r),
-        [("/app/.env".to_string(), true), ("/srv/conf/.env".to_string(), true)]
+        [
+            ("/app/.env".to_string(), true),
+            ("/srv/conf/.env".to_string(), true)
+        ]
     );
     // Untouched, they are in the final image.
     let r = scan(&[base]);
     assert_eq!(deb(&r).len(), 3);
     assert_eq!(
         secret_paths(&r),
-        [("/app/.env".to_string(), false), ("/srv/conf/.env".to_string(), false)]
+        [
+            ("/app/.env".to_string(), false),
+            ("/srv/conf/.env".to_string(), false)
+        ]
     );
 }
 
@@ -293,7 +331,9 @@ fn every_python_metadata_form_is_read_with_the_os_ownership_rule() {
         Entry::file("usr/lib/os-release", OS_RELEASE),
         Entry::file(
             "var/lib/dpkg/status",
-            format!("{DPKG_STATUS}\nPackage: python3-chardet\nStatus: install ok installed\nArchitecture: all\nSource: chardet\nVersion: 5.1.0+dfsg-2\n"),
+            format!(
+                "{DPKG_STATUS}\nPackage: python3-chardet\nStatus: install ok installed\nArchitecture: all\nSource: chardet\nVersion: 5.1.0+dfsg-2\n"
+            ),
         ),
         Entry::file("var/lib/dpkg/info/python3-six.list", SIX_LIST),
         Entry::file("var/lib/dpkg/info/python3-chardet.list", chardet_list),
@@ -393,7 +433,11 @@ fn vendored_and_application_npm_manifests_are_reported() {
             ("text-encoding".into(), "0.7.0".into()),
         ]
     );
-    let vendored = r.packages.iter().find(|p| p.name == "text-encoding").unwrap();
+    let vendored = r
+        .packages
+        .iter()
+        .find(|p| p.name == "text-encoding")
+        .unwrap();
     assert_eq!(
         vendored.path,
         "/app/node_modules/bson/vendor/text-encoding/package.json"

@@ -720,7 +720,10 @@ fn ubuntu_pro_records_leave_the_release_affected_and_name_the_esm_fix() {
         "UBUNTU-CVE-2025-1.json",
         &record(
             "UBUNTU-CVE-2025-1",
-            &[entry("Ubuntu:Pro:22.04:LTS", Some("8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm1"))],
+            &[entry(
+                "Ubuntu:Pro:22.04:LTS",
+                Some("8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm1"),
+            )],
         ),
     );
     // The archive leaves it unfixed; Pro has the fix.
@@ -731,7 +734,10 @@ fn ubuntu_pro_records_leave_the_release_affected_and_name_the_esm_fix() {
             "UBUNTU-CVE-2025-2",
             &[
                 entry("Ubuntu:22.04:LTS", None),
-                entry("Ubuntu:Pro:22.04:LTS", Some("8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm2")),
+                entry(
+                    "Ubuntu:Pro:22.04:LTS",
+                    Some("8:6.9.11.60+dfsg-1.3ubuntu0.22.04.5+esm2"),
+                ),
             ],
         ),
     );
@@ -759,11 +765,17 @@ fn ubuntu_pro_records_leave_the_release_affected_and_name_the_esm_fix() {
         .unwrap();
     assert_eq!(
         ids(&found),
-        ["UBUNTU-CVE-2025-1:imagemagick", "UBUNTU-CVE-2025-2:imagemagick"]
+        [
+            "UBUNTU-CVE-2025-1:imagemagick",
+            "UBUNTU-CVE-2025-2:imagemagick"
+        ]
     );
     for v in &found {
         assert_eq!(v.fix_channel.as_deref(), Some("ubuntu-pro"), "{v:?}");
-        assert!(v.fixed_in.as_deref().unwrap().ends_with("+esm1") || v.fixed_in.as_deref().unwrap().ends_with("+esm2"));
+        assert!(
+            v.fixed_in.as_deref().unwrap().ends_with("+esm1")
+                || v.fixed_in.as_deref().unwrap().ends_with("+esm2")
+        );
         assert_eq!(v.severity, Severity::High);
     }
     assert!(
@@ -773,9 +785,12 @@ fn ubuntu_pro_records_leave_the_release_affected_and_name_the_esm_fix() {
     );
     // Another release is not matched by 22.04's Pro stream; the ESM version itself is fixed.
     assert!(
-        db.matches(Some(&distro("ubuntu", "20.04")), std::slice::from_ref(&installed))
-            .unwrap()
-            .is_empty()
+        db.matches(
+            Some(&distro("ubuntu", "20.04")),
+            std::slice::from_ref(&installed)
+        )
+        .unwrap()
+        .is_empty()
     );
     let esm = pkg(
         PackageType::Deb,

@@ -395,8 +395,7 @@ impl Gate {
     /// `server.recheck_denied_after`. Such a verdict is re-evaluated, which reads
     /// signatures only until they pass; denies from the image's own bytes stay cached.
     fn recheck_due(&self, ctx: &PullCtx, v: &Verdict) -> bool {
-        if v.decision != Decision::Deny || v.deny_kind != Some(crate::policy::DenyKind::Signature)
-        {
+        if v.decision != Decision::Deny || v.deny_kind != Some(crate::policy::DenyKind::Signature) {
             return false;
         }
         let decided = OffsetDateTime::parse(
@@ -848,13 +847,21 @@ impl Gate {
         // not thereby present for a `prod` pod). Policies after one that covers every
         // namespace can never apply to this image.
         let mut matching: Vec<&Policy> = Vec::new();
-        for p in state.config.policies.iter().filter(|p| p.matches_image(&name)) {
+        for p in state
+            .config
+            .policies
+            .iter()
+            .filter(|p| p.matches_image(&name))
+        {
             matching.push(p);
             if p.namespaces.iter().any(|n| n == "*" || n == "**") {
                 break;
             }
         }
-        let judging: Vec<&Policy> = matching.into_iter().filter(|p| p.mode != Mode::Off).collect();
+        let judging: Vec<&Policy> = matching
+            .into_iter()
+            .filter(|p| p.mode != Mode::Off)
+            .collect();
         if judging.is_empty() {
             return true;
         }
@@ -949,10 +956,7 @@ fn fails_open(policy: &Policy, e: &GateError) -> bool {
 pub fn verdict_scope(policy: &Policy, fingerprint: &str, reference: &Reference) -> String {
     if policy.signatures.is_some() {
         let name = reference.name();
-        format!(
-            "{fingerprint}@{}",
-            crate::reference::canonical_host(&name)
-        )
+        format!("{fingerprint}@{}", crate::reference::canonical_host(&name))
     } else {
         fingerprint.to_string()
     }

@@ -135,8 +135,7 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
             }
             // Likewise the gems that ship with a distro's ruby (`specifications/default`)
             // and the npm packages of Debian's node-* packages (`usr/share/nodejs`).
-            if f
-                .packages
+            if f.packages
                 .iter()
                 .any(|p| matches!(p.kind, PackageType::Gem | PackageType::Npm))
                 && os_owned.contains(f.path.as_str())

@@ -501,9 +501,7 @@ fn walk(
         // Extraction keeps the last entry of a path: whatever an earlier one declared
         // is not in the image.
         let at = index.hash(&path);
-        index
-            .paths
-            .insert(&path, e.kind == EntryKind::Directory);
+        index.paths.insert(&path, e.kind == EntryKind::Directory);
         index.replace(at, out);
         if e.kind == EntryKind::Directory
             && let Some(w) = index.whiteout_at.remove(&at)
@@ -515,8 +513,7 @@ fn walk(
         match e.kind {
             EntryKind::Hardlink if normalize(e.link.as_deref().unwrap_or("")).is_some() => {
                 let target = normalize(e.link.as_deref().unwrap_or("")).unwrap_or_default();
-                if let Err(end) =
-                    hard_link(&path, &target, at, layer_id, ctx, index, &mut buf, out)
+                if let Err(end) = hard_link(&path, &target, at, layer_id, ctx, index, &mut buf, out)
                 {
                     return end;
                 }
@@ -596,7 +593,10 @@ fn walk(
                     index.retained.insert(entries, buf.clone());
                 }
                 let outputs = before.since(out);
-                let analyzed = outputs.inventory.clone().any(|i| Some(i) != examined.binary_inventory)
+                let analyzed = outputs
+                    .inventory
+                    .clone()
+                    .any(|i| Some(i) != examined.binary_inventory)
                     || !outputs.os_release.is_empty();
                 index.files.insert(
                     at,
@@ -1102,7 +1102,11 @@ impl LayerIndex {
     }
 
     fn live_pending(&self) -> Vec<PendingLink> {
-        self.pending.iter().filter(|p| !p.replaced).cloned().collect()
+        self.pending
+            .iter()
+            .filter(|p| !p.replaced)
+            .cloned()
+            .collect()
     }
 
     /// Drops what replaced entries declared and whiteouts the layer itself undid, and
@@ -1123,7 +1127,10 @@ impl LayerIndex {
         }
         keep_unmarked(&mut out.inventory, self.replaced_inventory.into_iter());
         keep_unmarked(&mut out.os_release, self.replaced_os_release.into_iter());
-        keep_unmarked(&mut out.whiteouts, self.undone_whiteouts.into_iter().map(|i| i..i + 1));
+        keep_unmarked(
+            &mut out.whiteouts,
+            self.undone_whiteouts.into_iter().map(|i| i..i + 1),
+        );
         out.paths = self.paths.finish();
     }
 }
@@ -1194,7 +1201,8 @@ fn hard_link(
         ));
         return Err(WalkEnd::Stopped);
     }
-    let covered = (route.is_none() || route == held.route) && (!wants_secrets || held.secrets_searched);
+    let covered =
+        (route.is_none() || route == held.route) && (!wants_secrets || held.secrets_searched);
     if covered {
         let before = Outputs::mark(out);
         let shown = display(path);
@@ -1368,7 +1376,9 @@ fn resolve_links(
                     FileFindingKind::LimitExceeded,
                     &display(&link.path),
                     layer_id,
-                    format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
+                    format!(
+                        "hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"
+                    ),
                 ));
                 return WalkEnd::Stopped;
             }

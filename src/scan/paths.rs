@@ -118,9 +118,15 @@ mod tests {
         b.insert("etc", true);
         let set = b.finish();
         assert!(set.replaces("var/lib/dpkg/status"));
-        assert!(set.replaces("app/.env"), "a non-directory hides what was below it");
+        assert!(
+            set.replaces("app/.env"),
+            "a non-directory hides what was below it"
+        );
         assert!(set.replaces("etc"));
-        assert!(!set.replaces("etc/passwd"), "a directory entry merges, hides nothing");
+        assert!(
+            !set.replaces("etc/passwd"),
+            "a directory entry merges, hides nothing"
+        );
         assert!(!set.replaces("var/lib/dpkg/status-old"));
         assert!(!set.replaces("var/lib/dpkg"));
         // The last entry at a path decides its kind.
