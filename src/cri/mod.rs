@@ -154,6 +154,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// How long a client connection keeps polling for the client's next call after one
+    /// arrived (the same budget as [`Upstream::busy_poll`]).
+    pub fn linger(&self) -> std::time::Duration {
+        self.upstream.busy_poll()
+    }
+
     pub fn new(upstream: Arc<Upstream>, gate: Arc<dyn ImageGate>) -> Proxy {
         Proxy {
             upstream,

@@ -153,15 +153,26 @@ async fn connection(
     };
     let mut going_away = false;
     let mut refused_before = false;
+    // After a call arrives, the connection polls for the client's next one for a short
+    // while instead of sleeping: a client that paces its calls (Python grpcio spends
+    // ~0.3 ms of its own between them) otherwise finds the daemon's vCPU halted and pays
+    // its wake-up on every call (the cri_proxy bench with grpcio: +120 µs at p50
+    // sleeping). Bounded per call; a connection without calls sleeps.
+    let linger = proxy.linger();
+    let mut lingering_until: Option<std::time::Instant> = None;
     loop {
+        let left = lingering_until
+            .map(|u| u.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_default();
         tokio::select! {
-            next = conn.accept() => match next {
+            next = super::upstream::busy_wait(conn.accept(), left) => match next {
                 Some(Ok((req, respond))) => {
                     if let Some(refused) = req.extensions().get::<h2::ext::RefusedRequest>() {
                         refuse(&proxy, refused, respond, !refused_before);
                         refused_before = true;
                         continue;
                     }
+                    lingering_until = Some(std::time::Instant::now() + linger);
                     tokio::spawn(call(proxy.clone(), req, respond));
                 }
                 Some(Err(e)) => {

@@ -76,6 +76,11 @@ impl Upstream {
     }
 
     /// How long a call waits for containerd's answer by polling before it lets the
+    /// How long a call in flight polls before the runtime may sleep (`server.upstream_busy_poll`).
+    pub fn busy_poll(&self) -> Duration {
+        self.busy_poll
+    }
+
     /// runtime sleep (zero: never polls). See [`busy_wait`].
     pub fn with_busy_poll(mut self, busy_poll: Duration) -> Upstream {
         self.busy_poll = busy_poll;
