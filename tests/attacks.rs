@@ -371,7 +371,6 @@ fn attack_the_dist_packages_layout_rule_hides_an_unowned_pip_package() {
 /// in the image (a false vulnerability that can deny a clean image, the kind issue 11
 /// item 2 calls a bug).
 #[test]
-#[ignore = "a symlink over a parent directory in the same layer does not remove what was below it"]
 fn attack_a_same_layer_symlink_over_a_parent_keeps_ghost_packages() {
     let r = scan(&[layer(&[
         Entry::file("app/node_modules/lodash/package.json", LODASH_OLD),

@@ -503,6 +503,9 @@ fn walk(
         let at = index.hash(&path);
         index.paths.insert(&path, e.kind == EntryKind::Directory);
         index.replace(at, out);
+        if e.kind != EntryKind::Directory {
+            index.replace_below(&path, out);
+        }
         if e.kind == EntryKind::Directory
             && let Some(w) = index.whiteout_at.remove(&at)
         {
@@ -611,7 +614,7 @@ fn walk(
                         outputs: outputs.clone(),
                     },
                 );
-                index.record(at, outputs);
+                index.record(at, &path, outputs);
             }
         }
     }
@@ -1065,6 +1068,8 @@ struct LayerIndex {
     /// directory, by entry number (bounded by `MAX_RETAINED_BYTES`).
     retained: HashMap<u64, Vec<u8>>,
     retained_bytes: u64,
+    /// Paths whose entries declared something, for [`LayerIndex::replace_below`].
+    output_paths: std::collections::BTreeMap<String, u64>,
     /// Paths this layer's whiteouts delete, by path hash → index in `whiteouts`.
     whiteout_at: HashMap<u64, usize>,
     /// Whiteouts a later directory entry of the same layer undid.
@@ -1077,9 +1082,25 @@ impl LayerIndex {
         self.hasher.hash_one(path)
     }
 
-    fn record(&mut self, at: u64, outputs: Outputs) {
+    fn record(&mut self, at: u64, path: &str, outputs: Outputs) {
         if !outputs.is_empty() {
             self.outputs.insert(at, outputs);
+            self.output_paths.insert(path.to_string(), at);
+        }
+    }
+
+    /// A non-directory entry at `path`: extraction removes a directory there with
+    /// everything below it, so what this layer's earlier entries below it declared is
+    /// gone too.
+    fn replace_below(&mut self, path: &str, out: &mut LayerResult) {
+        // Every key that starts with `path/`: from `path/` up to `path0` ('/' + 1).
+        let below: Vec<u64> = self
+            .output_paths
+            .range(format!("{path}/")..format!("{path}0"))
+            .map(|(_, h)| *h)
+            .collect();
+        for h in below {
+            self.replace(h, out);
         }
     }
 
@@ -1253,7 +1274,7 @@ fn hard_link(
             return Err(WalkEnd::Stopped);
         }
         index.files.insert(at, held);
-        index.record(at, before.since(out));
+        index.record(at, path, before.since(out));
         return Ok(());
     }
     if let Some(bytes) = index.retained.remove(&held.content) {
@@ -1295,7 +1316,7 @@ fn hard_link(
             return Err(WalkEnd::Stopped);
         }
         index.files.insert(at, held);
-        index.record(at, outputs);
+        index.record(at, path, outputs);
         return Ok(());
     }
     index.link_bytes += held.size;
