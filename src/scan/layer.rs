@@ -1070,6 +1070,7 @@ struct LayerIndex {
     retained_bytes: u64,
     /// Paths whose entries declared something, for [`LayerIndex::replace_below`].
     output_paths: std::collections::BTreeMap<String, u64>,
+    prefix: String,
     /// Paths this layer's whiteouts delete, by path hash → index in `whiteouts`.
     whiteout_at: HashMap<u64, usize>,
     /// Whiteouts a later directory entry of the same layer undid.
@@ -1093,12 +1094,25 @@ impl LayerIndex {
     /// everything below it, so what this layer's earlier entries below it declared is
     /// gone too.
     fn replace_below(&mut self, path: &str, out: &mut LayerResult) {
-        // Every key that starts with `path/`: from `path/` up to `path0` ('/' + 1).
+        if self.output_paths.is_empty() {
+            return;
+        }
+        // Every key that starts with `path/`, found from `path/` on; the prefix lives in
+        // a reused buffer so the walk allocates nothing per entry.
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.clear();
+        prefix.push_str(path);
+        prefix.push('/');
         let below: Vec<u64> = self
             .output_paths
-            .range(format!("{path}/")..format!("{path}0"))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix.as_str()))
             .map(|(_, h)| *h)
             .collect();
+        self.prefix = prefix;
         for h in below {
             self.replace(h, out);
         }
