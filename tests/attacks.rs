@@ -1,7 +1,7 @@
 //! Attacks on the scan's final-image view (issue 11) and on the gate (issue 10), found
-//! in review. Each test asserts the right behaviour and FAILS today: it is `#[ignore]`d
-//! with a one-line description so the suite stays green until the fix lands (then drop
-//! the `ignore`).
+//! by a review that tried to hide packages, secrets and signers from this code. Each
+//! failed against the first version of that work; each is now a regression test of the
+//! fix (the doc comment on each says what the attack was).
 
 use pullwarden::report::{FileFindingKind, PackageType, ScanReport};
 
@@ -416,187 +416,15 @@ fn attack_an_oversized_linked_database_leaves_no_trace() {
 // ================================================================== the gate
 
 mod gate {
-    use std::collections::HashSet;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+    use std::sync::atomic::Ordering;
 
-    use async_trait::async_trait;
-    use pullwarden::config::{Config, Policy};
-    use pullwarden::containerd::{Containerd, Target};
-    use pullwarden::gate::{
-        DecisionEvent, Gate, GateError, ImageScanner, PolicyState, ResolvedImage, SignatureSource,
-        VerdictCache, VerdictKey,
-    };
-    use pullwarden::policy::Verdict;
-    use pullwarden::policy::evaluate::JudgedScan;
-    use pullwarden::reference::Reference;
-    use pullwarden::report::{SignatureCheck, SignatureReport};
-
+    use crate::gate_flow::{Harness, push};
     use crate::support::cri::{images, pull_request};
-    use crate::support::image::{Compression, Entry, Image, Layer};
-    use crate::support::{it_env, unique_repo};
 
-    /// Signatures: a digest is signed when it is in `signed` (any repository).
-    #[derive(Default)]
-    struct Sigs {
-        signed: Mutex<HashSet<String>>,
-        verifications: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl SignatureSource for Sigs {
-        async fn resolve(
-            &self,
-            r: &Reference,
-            _: Option<&k8s_cri::v1::AuthConfig>,
-        ) -> Result<ResolvedImage, GateError> {
-            let resp = reqwest::Client::new()
-                .head(format!(
-                    "http://{}/v2/{}/manifests/{}",
-                    r.registry,
-                    r.repository,
-                    r.manifest_ref()
-                ))
-                .header(
-                    "accept",
-                    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-                )
-                .send()
-                .await
-                .map_err(|e| GateError::Registry(e.to_string()))?;
-            let d = resp.headers()["docker-content-digest"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            Ok(ResolvedImage {
-                digest: d,
-                platform_digest: None,
-            })
-        }
-
-        async fn verify(
-            &self,
-            _: &Policy,
-            _: &Reference,
-            image: &ResolvedImage,
-            _: Option<&k8s_cri::v1::AuthConfig>,
-        ) -> Result<SignatureReport, GateError> {
-            self.verifications.fetch_add(1, Ordering::SeqCst);
-            let ok = self
-                .signed
-                .lock()
-                .unwrap()
-                .contains(&image.digest.to_string());
-            Ok(SignatureReport {
-                required: true,
-                satisfied: ok,
-                threshold: 1,
-                verified_signers: if ok { vec!["k".into()] } else { vec![] },
-                checks: vec![SignatureCheck {
-                    subject: image.digest.to_string(),
-                    source: "legacy-tag".into(),
-                    artifact: None,
-                    signer: ok.then(|| "k".to_string()),
-                    verified: ok,
-                    reason: if ok { "verified" } else { "no signature" }.into(),
-                }],
-            })
-        }
-    }
-
-    /// Every image scans clean.
-    #[derive(Default)]
-    struct Clean {
-        scans: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl ImageScanner for Clean {
-        async fn scan(&self, _: &Policy, _: &Target) -> Result<JudgedScan, GateError> {
-            self.scans.fetch_add(1, Ordering::SeqCst);
-            Ok(JudgedScan::default())
-        }
-        fn db_version(&self) -> String {
-            "db-1".into()
-        }
-    }
-
-    #[derive(Default)]
-    struct Mem(Mutex<std::collections::HashMap<VerdictKey, Verdict>>);
-
-    impl VerdictCache for Mem {
-        fn get(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
-            Ok(self.0.lock().unwrap().get(key).cloned())
-        }
-        fn put(&self, key: &VerdictKey, v: &Verdict) -> Result<(), GateError> {
-            self.0.lock().unwrap().insert(key.clone(), v.clone());
-            Ok(())
-        }
-        fn record(&self, _: &DecisionEvent) {}
-    }
-
-    struct Harness {
-        _dir: tempfile::TempDir,
-        listen: PathBuf,
-        sigs: Arc<Sigs>,
-        scanner: Arc<Clean>,
-        _stop: tokio::sync::oneshot::Sender<()>,
-    }
-
-    /// A gate on real containerd with `policies` (TOML, `{registry}` replaced).
+    /// The gate flow harness (fake signatures and scanner, real containerd) under
+    /// `policies`.
     async fn start(policies: &str) -> Harness {
-        let env = it_env();
-        let dir = tempfile::tempdir().unwrap();
-        let listen = dir.path().join("cri.sock");
-        let sigs = Arc::new(Sigs::default());
-        let scanner = Arc::new(Clean::default());
-        let config =
-            Arc::new(Config::parse(&policies.replace("{registry}", &env.registry)).unwrap());
-        let state = PolicyState::new(config, |p| Ok::<_, String>(format!("fp-{}", p.name)));
-        let gate = Arc::new(Gate::new(
-            state,
-            sigs.clone(),
-            scanner.clone(),
-            Arc::new(Mem::default()),
-            Arc::new(Containerd::new(&env.containerd_sock, "k8s.io").unwrap()),
-        ));
-        let listener = pullwarden::cri::bind_socket(&listen, "root").unwrap();
-        let upstream = Arc::new(pullwarden::cri::Upstream::new(&env.containerd_sock));
-        let proxy = pullwarden::cri::Proxy::new(upstream, gate);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(pullwarden::cri::server::serve(
-            listener,
-            proxy,
-            async {
-                let _ = rx.await;
-            },
-            Duration::from_secs(1),
-        ));
-        Harness {
-            _dir: dir,
-            listen,
-            sigs,
-            scanner,
-            _stop: tx,
-        }
-    }
-
-    async fn push(prefix: &str, salt: &str) -> (String, Image) {
-        let env = it_env();
-        let repo = unique_repo(prefix);
-        let img = Image::with_platform(
-            vec![Layer::from_entries(
-                &[Entry::file("etc/motd", salt.to_string())],
-                Compression::Gzip,
-            )],
-            "amd64",
-            salt,
-        );
-        img.push(&env.registry, &repo, "v1").await;
-        (format!("{}/{repo}:v1", env.registry), img)
+        Harness::start_policies(policies).await
     }
 
     /// ImageStatus carries no namespace, so the gate admits an image when *any* matching

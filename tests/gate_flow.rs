@@ -27,14 +27,14 @@ use crate::support::image::{Compression, Entry, Image, Layer};
 use crate::support::{it_env, unique_repo};
 
 #[derive(Default)]
-struct FakeSignatures {
+pub(crate) struct FakeSignatures {
     /// Digests signed for whatever repository holds them.
-    signed: Mutex<HashSet<String>>,
+    pub(crate) signed: Mutex<HashSet<String>>,
     /// `registry/repository@digest`: signed for that repository only (cosign's
     /// `docker-reference`).
     signed_for: Mutex<HashSet<String>>,
     registry_down: AtomicBool,
-    verifications: AtomicUsize,
+    pub(crate) verifications: AtomicUsize,
 }
 
 #[async_trait]
@@ -112,9 +112,9 @@ impl SignatureSource for FakeSignatures {
 }
 
 #[derive(Default)]
-struct FakeScanner {
+pub(crate) struct FakeScanner {
     bad: Mutex<HashSet<String>>,
-    scans: AtomicUsize,
+    pub(crate) scans: AtomicUsize,
 }
 
 #[async_trait]
@@ -158,12 +158,12 @@ impl VerdictCache for MemVerdicts {
     }
 }
 
-struct Harness {
+pub(crate) struct Harness {
     _dir: tempfile::TempDir,
-    listen: PathBuf,
+    pub(crate) listen: PathBuf,
     gate: Arc<Gate>,
-    sigs: Arc<FakeSignatures>,
-    scanner: Arc<FakeScanner>,
+    pub(crate) sigs: Arc<FakeSignatures>,
+    pub(crate) scanner: Arc<FakeScanner>,
     verdicts: Arc<MemVerdicts>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -226,13 +226,24 @@ impl Harness {
     /// A harness whose config has these `[server]` lines. The `failopen-broken` policy's
     /// keys "do not load" (its fingerprint fails, as a key file that is not a key does).
     async fn start_with(server: &str) -> Harness {
+        Harness::start_config(config_with(&it_env().registry, server)).await
+    }
+
+    /// A harness under `policies` (TOML; `{registry}` becomes the test registry); no
+    /// policy's keys fail to load.
+    pub(crate) async fn start_policies(policies: &str) -> Harness {
+        let text = policies.replace("{registry}", &it_env().registry);
+        Harness::start_config(Arc::new(Config::parse(&text).unwrap())).await
+    }
+
+    async fn start_config(config: Arc<Config>) -> Harness {
         let env = it_env();
         let dir = tempfile::tempdir().unwrap();
         let listen = dir.path().join("cri.sock");
         let sigs = Arc::new(FakeSignatures::default());
         let scanner = Arc::new(FakeScanner::default());
         let verdicts = Arc::new(MemVerdicts::default());
-        let state = PolicyState::new(config_with(&env.registry, server), |p| {
+        let state = PolicyState::new(config, |p| {
             if p.name == "failopen-broken" {
                 Err("key file /etc/test.pub: not a public key".to_string())
             } else {
@@ -294,7 +305,7 @@ impl Harness {
     }
 }
 
-async fn push(prefix: &str, salt: &str) -> (String, Image) {
+pub(crate) async fn push(prefix: &str, salt: &str) -> (String, Image) {
     let env = it_env();
     let repo = unique_repo(prefix);
     let img = Image::with_platform(

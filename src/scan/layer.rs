@@ -1279,12 +1279,7 @@ fn hard_link(
             }
         }
         if index.linked_packages > MAX_LINKED_PACKAGES {
-            out.files.push(finding(
-                FileFindingKind::LimitExceeded,
-                &shown,
-                layer_id,
-                format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
-            ));
+            out.files.push(too_many_linked_packages(&shown, layer_id));
             return Err(WalkEnd::Stopped);
         }
         index.files.insert(at, held);
@@ -1321,12 +1316,8 @@ fn hard_link(
             .map(|f| f.packages.len())
             .sum::<usize>();
         if index.linked_packages > MAX_LINKED_PACKAGES {
-            out.files.push(finding(
-                FileFindingKind::LimitExceeded,
-                &display(path),
-                layer_id,
-                format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
-            ));
+            out.files
+                .push(too_many_linked_packages(&display(path), layer_id));
             return Err(WalkEnd::Stopped);
         }
         index.files.insert(at, held);
@@ -1353,6 +1344,16 @@ fn hard_link(
     });
     index.files.insert(at, held);
     Ok(())
+}
+
+/// The finding that stops a layer whose hard links declare too many packages.
+fn too_many_linked_packages(path: &str, layer_id: &str) -> FileFinding {
+    finding(
+        FileFindingKind::LimitExceeded,
+        path,
+        layer_id,
+        format!("hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"),
+    )
 }
 
 /// The second pass: reads the content of each pending link's target (entries counted as
@@ -1407,14 +1408,8 @@ fn resolve_links(
             }
             let packages: usize = out.inventory.iter().map(|f| f.packages.len()).sum();
             if packages - packages_before > MAX_LINKED_PACKAGES {
-                out.files.push(finding(
-                    FileFindingKind::LimitExceeded,
-                    &display(&link.path),
-                    layer_id,
-                    format!(
-                        "hard links in one layer declare more than {MAX_LINKED_PACKAGES} packages"
-                    ),
-                ));
+                out.files
+                    .push(too_many_linked_packages(&display(&link.path), layer_id));
                 return WalkEnd::Stopped;
             }
         }
