@@ -2,11 +2,12 @@
 //! upper layer replaced a lower layer's file (a plain file over a package database or a
 //! secret, a symlink over a directory) without keeping a tree of every file.
 //!
-//! Each entry is 8 bytes, the first 8 bytes of BLAKE3 over the normalized path and
-//! whether the entry is a directory. A collision needs about 2^32 paths in one image
-//! (birthday bound); its only effect would be a lower file judged replaced, which never
-//! allows anything: secrets in replaced files still deny ("deleted in a later layer but
-//! still shipped"), and a replaced package database is the final image's view.
+//! Each entry is 8 bytes: the first 8 bytes of BLAKE3 over the normalized path, the
+//! lowest bit replaced by whether the entry is a directory. A lower file wrongly judged
+//! replaced would drop its packages from the inventory, so an attacker would need an
+//! upper-layer path whose 63-bit key equals that of a chosen lower path: a second
+//! preimage, about 2^63 BLAKE3 evaluations. Secrets in replaced files still deny either
+//! way ("deleted in a later layer but still shipped").
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -14,14 +15,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathSet(Vec<u64>);
 
-fn key(path: &str, dir: bool) -> u64 {
-    let mut h = blake3::Hasher::new();
-    h.update(path.as_bytes());
-    h.update(if dir { b"/d" } else { b"/f" });
-    let bytes = h.finalize();
+/// The path's key: the first 8 bytes of BLAKE3 over the path, with the lowest bit
+/// saying whether the entry is a directory (one hash serves both kinds).
+fn base_key(path: &str) -> u64 {
+    let hash = blake3::hash(path.as_bytes());
     let mut first = [0u8; 8];
-    first.copy_from_slice(bytes.as_bytes().get(..8).unwrap_or(&[0; 8]));
-    u64::from_le_bytes(first)
+    first.copy_from_slice(hash.as_bytes().get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(first) & !1
+}
+
+fn key(path: &str, dir: bool) -> u64 {
+    base_key(path) | u64::from(dir)
 }
 
 /// Collects a layer's paths during the walk; a later entry at a path replaces an
@@ -32,7 +36,8 @@ pub struct PathSetBuilder(std::collections::HashMap<u64, u64>);
 impl PathSetBuilder {
     /// Records an entry at `path` (normalized, no leading `/`).
     pub fn insert(&mut self, path: &str, dir: bool) {
-        self.0.insert(key(path, false), key(path, dir));
+        let base = base_key(path);
+        self.0.insert(base, base | u64::from(dir));
     }
 
     pub fn finish(self) -> PathSet {
@@ -53,7 +58,8 @@ impl PathSet {
     /// or a non-directory at one of its ancestors (a symlink or file over a directory
     /// hides everything the lower layers had below it).
     pub fn replaces(&self, path: &str) -> bool {
-        if self.contains(key(path, false)) || self.contains(key(path, true)) {
+        let base = base_key(path);
+        if self.contains(base) || self.contains(base | 1) {
             return true;
         }
         path.match_indices('/')

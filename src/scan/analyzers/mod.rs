@@ -19,7 +19,7 @@ pub mod zipcap;
 use crate::report::{Package, PackageType};
 
 /// Bumped whenever an analyzer's output changes, so cached layer results are redone.
-pub const ANALYZER_SET_VERSION: u32 = 5;
+pub const ANALYZER_SET_VERSION: u32 = 6;
 
 /// Which analyzer a file goes to, decided from its (normalized) path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
