@@ -1,0 +1,404 @@
+//! Issue 10, second attack review: holes found in the CRI proxy's request handling, the
+//! load-time validation and `doctor`. Each test shows one hole and is `#[ignore]`d
+//! with what it shows until the product is fixed.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prost::Message;
+use serde_json::Value;
+
+use crate::support::daemon::Daemon;
+use crate::support::image::{Compression, Entry, Image, Layer};
+use crate::support::{bin, cri, it_env, unique_repo};
+
+/// `target/clients` (or `PW_CLIENTS_DIR`), installed once per test run.
+fn clients() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("PW_CLIENTS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/clients"));
+        let out = std::process::Command::new("bash")
+            .arg(root.join("integration/install-clients.sh"))
+            .env("PW_CLIENTS_DIR", &dir)
+            .output()
+            .expect("running integration/install-clients.sh");
+        assert!(
+            out.status.success(),
+            "integration/install-clients.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// One raw HTTP/2 call (`tests/clients/raw_h2.py`, the `authority-localhost` header set)
+/// with `:path` = `path` and the framed `message`.
+async fn raw_call(socket: &Path, path: &str, message: &[u8], extra: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/raw_h2.py");
+    let hex: String = message.iter().map(|b| format!("{b:02x}")).collect();
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(socket)
+        .args(["--path", path, "--message-hex", &hex, "--timeout", "60"])
+        .args(["--case", "authority-localhost"])
+        .args(extra)
+        .env("PYTHONPATH", clients().join("python"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap_or_default()).unwrap()
+}
+
+/// A small unsigned image under a fresh repository; returns its reference.
+async fn push_unsigned(prefix: &str) -> String {
+    let env = it_env();
+    let repo = unique_repo(prefix);
+    let img = Image::with_platform(
+        vec![Layer::from_entries(
+            &[
+                Entry::dir("etc"),
+                Entry::file("etc/attack2", format!("{repo}\n")),
+            ],
+            Compression::Gzip,
+        )],
+        "amd64",
+        prefix,
+    );
+    img.push(&env.registry, &repo, "v1").await;
+    format!("{}/{repo}:v1", env.registry)
+}
+
+/// A daemon enforcing a signature requirement (a fresh key nobody signs with) on
+/// `it/<prefix>-*`.
+fn signature_daemon(prefix: &str) -> Daemon {
+    let keydir = tempfile::tempdir().unwrap().keep();
+    let key = keydir.join("k.key");
+    let out = std::process::Command::new(bin())
+        .args(["keygen", "--output"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Daemon::start(&format!(
+        "[[policy]]\nname = \"signed\"\nimages = [\"{}/it/{prefix}-*\"]\nmode = \"enforce\"\n[policy.signatures]\nkeys = [\"{}\"]\n",
+        it_env().registry,
+        key.with_extension("pub").display()
+    ))
+}
+
+/// containerd 1.6 and 1.7 serve the CRI under both `runtime.v1` and the deprecated
+/// `runtime.v1alpha2` (same messages, same wire format; kubelets before 1.26 and older
+/// crictl fall back to it). The proxy intercepts only `/runtime.v1.ImageService/
+/// PullImage` and forwards every other path byte for byte, so
+/// `/runtime.v1alpha2.ImageService/PullImage` pulls an unsigned image under an
+/// enforcing signature policy with no check at all.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runtime.v1alpha2.ImageService/PullImage is forwarded to containerd ungated"]
+async fn v1alpha2_pull_image_bypasses_the_gate() {
+    let env = it_env();
+    let d = signature_daemon("atk2slash");
+    let image = push_unsigned("atk2slash").await;
+    // Through the gate as the kubelet calls it: denied.
+    let denied = cri::images(&d.listen)
+        .await
+        .pull_image(cri::pull_request(&image, "default"))
+        .await;
+    assert!(denied.is_err(), "an unsigned image was allowed: {denied:?}");
+    assert!(!cri::present(&env.containerd_sock, &image).await);
+
+    let msg = cri::pull_request(&image, "default").encode_to_vec();
+    let answer = raw_call(&d.listen, "/runtime.v1alpha2.ImageService/PullImage", &msg, &[]).await;
+    let pulled = cri::present(&env.containerd_sock, &image).await;
+    assert!(
+        answer["grpc_status"] != 0 && !pulled,
+        "unsigned {image} pulled into containerd through pullwarden: {answer}\n{}",
+        d.log()
+    );
+}
+
+/// The same for ImageStatus: a side-loaded image without an allow verdict must read as
+/// absent, but `/runtime.v1alpha2.ImageService/ImageStatus` reaches containerd
+/// unfiltered (and ListImages/ImageFsInfo of either version are not filtered at all).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "runtime.v1alpha2.ImageService/ImageStatus skips the absent-unless-allowed filter"]
+async fn v1alpha2_image_status_skips_the_filter() {
+    let env = it_env();
+    let d = signature_daemon("atk2status");
+    let image = push_unsigned("atk2status").await;
+    // Side-load straight into containerd (no verdict).
+    cri::images(&env.containerd_sock)
+        .await
+        .pull_image(cri::pull_request(&image, "default"))
+        .await
+        .unwrap();
+    assert!(!cri::present(&d.listen, &image).await, "filtered as absent");
+    let msg = k8s_cri::v1::ImageStatusRequest {
+        image: cri::spec(&image),
+        verbose: false,
+    }
+    .encode_to_vec();
+    let answer = raw_call(&d.listen, "/runtime.v1alpha2.ImageService/ImageStatus", &msg, &[]).await;
+    let data = answer["data"].as_str().unwrap_or_default();
+    assert!(
+        answer["grpc_status"] != 0 || data.len() <= 10,
+        "the unverified image reads as present: {answer}"
+    );
+}
+
+/// A fake `/proc/PID` whose root is `/` and cwd `cwd`.
+fn fake_proc(cwd: &Path) -> tempfile::TempDir {
+    let p = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/", p.path().join("root")).unwrap();
+    std::os::unix::fs::symlink(cwd, p.path().join("cwd")).unwrap();
+    p
+}
+
+const GATE: &str = "unix:///run/pullwarden/cri.sock";
+const CONTAINERD: &str = "unix:///run/containerd/containerd.sock";
+
+/// A kubelet whose `--config` points at pullwarden (and at containerd for the runtime).
+fn kubelet_config(dir: &Path) -> pullwarden::doctor::kubelet::KubeletFlags {
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("kind: KubeletConfiguration\ncontainerRuntimeEndpoint: {CONTAINERD}\nimageServiceEndpoint: {GATE}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    pullwarden::doctor::kubelet::KubeletFlags {
+        config: Some(dir.join("config.yaml").display().to_string()),
+        config_dir: Some(dir.join("conf.d").display().to_string()),
+        ..Default::default()
+    }
+}
+
+/// The kubelet walks `--config-dir` recursively (`filepath.WalkDir` in
+/// `mergeKubeletConfigurations`): a drop-in in a subdirectory is merged, after the
+/// files that sort before the subdirectory. doctor reads only the top level, so it
+/// reports the gate while the kubelet pulls from containerd.
+#[test]
+#[ignore = "doctor skips --config-dir subdirectories, which the kubelet merges (filepath.WalkDir)"]
+fn doctor_reads_drop_ins_in_config_dir_subdirectories() {
+    let d = tempfile::tempdir().unwrap();
+    let proc_dir = fake_proc(d.path());
+    let flags = kubelet_config(d.path());
+    std::fs::write(
+        d.path().join("conf.d/50-pullwarden.conf"),
+        format!("imageServiceEndpoint: {GATE}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir(d.path().join("conf.d/zz-node")).unwrap();
+    std::fs::write(
+        d.path().join("conf.d/zz-node/99-bypass.conf"),
+        format!("imageServiceEndpoint: {CONTAINERD}\n"),
+    )
+    .unwrap();
+    let e = pullwarden::doctor::kubelet::effective_endpoint(proc_dir.path(), &flags);
+    assert!(
+        !matches!(&e, Ok(e) if e.endpoint == GATE),
+        "the kubelet pulls from {CONTAINERD} (conf.d/zz-node/99-bypass.conf); doctor says {e:?}"
+    );
+}
+
+/// A drop-in (a JSON merge patch in the kubelet) that sets `imageServiceEndpoint: ""`
+/// empties the field, and the kubelet's image service then follows
+/// `containerRuntimeEndpoint` (containerd). doctor treats the empty value as "not set"
+/// and keeps the gate from `--config`.
+#[test]
+#[ignore = "an empty imageServiceEndpoint in a drop-in reverts the kubelet to containerd; doctor keeps the earlier value"]
+fn doctor_empty_image_endpoint_in_a_drop_in_falls_back_to_the_runtime() {
+    let d = tempfile::tempdir().unwrap();
+    let proc_dir = fake_proc(d.path());
+    let flags = kubelet_config(d.path());
+    std::fs::write(d.path().join("conf.d/99-reset.conf"), "imageServiceEndpoint: \"\"\n").unwrap();
+    let e = pullwarden::doctor::kubelet::effective_endpoint(proc_dir.path(), &flags);
+    assert!(
+        !matches!(&e, Ok(e) if e.endpoint == GATE),
+        "the kubelet pulls from {CONTAINERD}; doctor says {e:?}"
+    );
+}
+
+/// `--image-service-endpoint=` (e.g. in `/etc/default/kubelet`) is a flag the kubelet
+/// sets (flags are re-applied over the config file), so the image service follows
+/// `containerRuntimeEndpoint`. doctor ignores the empty flag.
+#[test]
+#[ignore = "an empty --image-service-endpoint= flag reverts the kubelet to containerd; doctor ignores it"]
+fn doctor_empty_image_endpoint_flag_falls_back_to_the_runtime() {
+    let d = tempfile::tempdir().unwrap();
+    let proc_dir = fake_proc(d.path());
+    let argv: Vec<String> = vec![
+        "/usr/bin/kubelet".into(),
+        format!("--config={}", d.path().join("config.yaml").display()),
+        "--image-service-endpoint=".into(),
+    ];
+    let _ = kubelet_config(d.path());
+    let flags = pullwarden::doctor::kubelet::parse_flags(&argv);
+    let e = pullwarden::doctor::kubelet::effective_endpoint(proc_dir.path(), &flags);
+    assert!(
+        !matches!(&e, Ok(e) if e.endpoint == GATE),
+        "the kubelet pulls from {CONTAINERD}; doctor says {e:?}"
+    );
+}
+
+/// A self-signed CA certificate (DER), usable as a Fulcio root.
+fn ca_der() -> Vec<u8> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "attack2 fulcio");
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.self_signed(&key).unwrap().der().to_vec()
+}
+
+/// `pullwarden policy check` of a keyless policy with `trusted_root` = `root`.
+fn policy_check_keyless(root: &Value) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let root_path = dir.path().join("trusted_root.json");
+    std::fs::write(&root_path, root.to_string()).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nmetrics = \"\"\nstate_dir = \"{}\"\n[[policy]]\nname = \"keyless\"\nimages = [\"**\"]\nmode = \"enforce\"\n[policy.signatures]\ntrusted_root = \"{}\"\n[[policy.signatures.keyless]]\nissuer = \"https://issuer.test\"\nsubject = \"ci@example.com\"\n",
+            dir.path().join("state").display(),
+            root_path.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new(bin())
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap()
+}
+
+/// A trust root whose only transparency log "key" is not a public key (and which has no
+/// timestamp authority) loads: the tlog keys are only base64-decoded at load, never
+/// parsed, so `policy check` says valid and every keyless pull fails later ("no
+/// trusted Rekor key"/"does not verify"). The same for a tlog entry without `logId`,
+/// which is skipped silently.
+#[test]
+#[ignore = "a trusted_root whose transparency-log keys are not keys (or lack logId) passes policy check"]
+fn trusted_root_with_unusable_tlog_keys_fails_policy_check() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let ca = ca_der();
+    let root = |tlog: Value| {
+        serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [tlog],
+            "certificateAuthorities": [{
+                "subject": {"organization": "t", "commonName": "attack2 fulcio"},
+                "uri": "https://fulcio.test",
+                "certChain": {"certificates": [{"rawBytes": b64(&ca)}]},
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            }],
+            "ctlogs": [],
+            "timestampAuthorities": [],
+        })
+    };
+    let not_a_key = root(serde_json::json!({
+        "baseUrl": "https://rekor.test",
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {"rawBytes": b64(b"this is not a public key"), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                      "validFor": {"start": "2020-01-01T00:00:00Z"}},
+        "logId": {"keyId": b64(&[7u8; 32])},
+    }));
+    let no_log_id = root(serde_json::json!({
+        "baseUrl": "https://rekor.test",
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {"rawBytes": b64(b"this is not a public key"), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                      "validFor": {"start": "2020-01-01T00:00:00Z"}},
+    }));
+    for (what, root) in [("tlog key is not a key", not_a_key), ("tlog without logId", no_log_id)] {
+        let out = policy_check_keyless(&root);
+        assert!(
+            !out.status.success(),
+            "{what}: policy check passed a trust root no keyless signature can verify against:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// User + system CPU seconds of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    // fields 14 and 15 (utime, stime) are at 11 and 12 after the ")".
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // USER_HZ, which /proc reports in, is 100 on Linux.
+    ticks / 100.0
+}
+
+/// A client that opens one stream every 1.5 ms and resets it at once (HEADERS +
+/// RST_STREAM: no call reaches containerd) keeps the connection's "linger" (a busy
+/// poll for `upstream_busy_poll` = 2 ms after each call) running forever: the daemon
+/// burns a whole core for a trickle of nothing. Two such connections take both cores
+/// of a small node.
+#[test]
+#[ignore = "a client opening a stream every <2 ms keeps the connection linger spinning a core indefinitely"]
+fn linger_can_be_kept_spinning_by_a_trickle_of_streams() {
+    let d = Daemon::start("");
+    let pid = d.child.as_ref().unwrap().id();
+    let script = r#"
+import socket, sys, time
+import h2.config, h2.connection
+cfg = h2.config.H2Configuration(client_side=True, header_encoding=None)
+conns = []
+for _ in range(2):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    c = h2.connection.H2Connection(config=cfg)
+    c.initiate_connection()
+    s.sendall(c.data_to_send())
+    s.setblocking(False)
+    conns.append((s, c))
+end = time.time() + 3.0
+while time.time() < end:
+    for s, c in conns:
+        sid = c.get_next_available_stream_id()
+        c.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"http"),
+            (b":path", b"/runtime.v1.RuntimeService/Version"), (b":authority", b"localhost"),
+            (b"content-type", b"application/grpc"), (b"te", b"trailers")])
+        c.reset_stream(sid)
+        s.sendall(c.data_to_send())
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                c.receive_data(data)
+        except BlockingIOError:
+            pass
+        s.sendall(c.data_to_send())
+    time.sleep(0.0015)
+"#;
+    // Idle baseline first: a connected daemon with no calls sleeps.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(pid);
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&d.listen)
+        .env("PYTHONPATH", clients().join("python"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let wall = started.elapsed().as_secs_f64();
+    let used = cpu_seconds(pid) - before;
+    assert!(
+        used < 0.3 * wall,
+        "the daemon used {used:.2} CPU seconds in {wall:.2} s for ~4000 empty streams (a core is {wall:.2})"
+    );
+}
