@@ -346,11 +346,25 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// poll for `upstream_busy_poll` = 2 ms after each call) running forever: the daemon
 /// burns a whole core for a trickle of nothing. Two such connections take both cores
 /// of a small node.
+/// Daemon CPU seconds and wall seconds while `script` (the trickle client) runs.
+fn cpu_under_trickle(d: &Daemon, script: &str) -> (f64, f64) {
+    let pid = d.child.as_ref().unwrap().id();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_seconds(pid);
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&d.listen)
+        .env("PYTHONPATH", clients().join("python"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cpu_seconds(pid) - before, started.elapsed().as_secs_f64())
+}
+
 #[test]
 #[ignore = "a client opening a stream every <2 ms keeps the connection linger spinning a core indefinitely"]
 fn linger_can_be_kept_spinning_by_a_trickle_of_streams() {
-    let d = Daemon::start("");
-    let pid = d.child.as_ref().unwrap().id();
     let script = r#"
 import socket, sys, time
 import h2.config, h2.connection
@@ -384,21 +398,20 @@ while time.time() < end:
         s.sendall(c.data_to_send())
     time.sleep(0.0015)
 "#;
-    // Idle baseline first: a connected daemon with no calls sleeps.
-    std::thread::sleep(Duration::from_millis(500));
-    let before = cpu_seconds(pid);
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&d.listen)
-        .env("PYTHONPATH", clients().join("python"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let wall = started.elapsed().as_secs_f64();
-    let used = cpu_seconds(pid) - before;
+    let mut off = Daemon::start("");
+    let text = std::fs::read_to_string(&off.config).unwrap().replace(
+        "doctor_interval = \"0s\"",
+        "doctor_interval = \"0s\"\nupstream_busy_poll = \"0s\"",
+    );
+    std::fs::write(&off.config, text).unwrap();
+    off.stop();
+    off.spawn();
+    let (quiet, wall0) = cpu_under_trickle(&off, script);
+    drop(off);
+    let d = Daemon::start("");
+    let (used, wall) = cpu_under_trickle(&d, script);
     assert!(
-        used < 0.3 * wall,
-        "the daemon used {used:.2} CPU seconds in {wall:.2} s for ~4000 empty streams (a core is {wall:.2})"
+        used < 2.0 * quiet + 0.1 * wall,
+        "the same trickle of ~4000 reset streams: {used:.2} CPU s in {wall:.2} s with the linger, {quiet:.2} CPU s in {wall0:.2} s without"
     );
 }
