@@ -444,3 +444,54 @@ async fn canary_never_deletes_a_real_image() {
         "doctor deleted {image} from containerd:\n{report}"
     );
 }
+
+/// One private key, one signature: cosign signs with a long-lived key and attaches a
+/// Fulcio certificate issued for that same key (`cosign sign --key … --issue-certificate`,
+/// or a private CA). With the key in `keys` and the certificate's identity in
+/// `keyless`, the one signature counts as two signers ("key <fp>" and "keyless
+/// (issuer, subject)"), so `threshold = 2` is met by a single signer. The certificate's
+/// public key should be compared with the listed keys (one canonical SPKI, one signer).
+#[tokio::test]
+#[ignore = "a key and the certificate carrying it count as two signers toward the threshold"]
+async fn threshold_one_key_and_its_certificate_are_one_signer() {
+    use crate::verify::keyless::*;
+    use crate::verify::{client, policy, pushed_image, reasons, single, verify};
+    use pullwarden::registry::Credentials;
+    use pullwarden::verify::sign::{LegacySignature, push_legacy, simple_signing_payload};
+    use time::{Duration, OffsetDateTime};
+    use x509_cert::der::{Decode as _, Encode as _};
+
+    let ts = TestSigstore::new();
+    let now = OffsetDateTime::now_utc();
+    let subject = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+    let leaf = ts.leaf(subject, GITHUB, now - Duration::minutes(1), 10);
+    // The certificate's own public key, listed as a trusted key as well.
+    let der = pullwarden::verify::keys::pem_block(&leaf.cert_pem, "CERTIFICATE").unwrap();
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let spki = cert.tbs_certificate().subject_public_key_info().to_der().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("release.pub");
+    std::fs::write(&key, pullwarden::verify::keys::to_pem("PUBLIC KEY", &spki)).unwrap();
+    let v = pullwarden::verify::Verifier::load(&policy(&format!(
+        "threshold = 2\nkeys = [{:?}]\ntrusted_root = {:?}\n[[policy.signatures.keyless]]\nissuer = \"{GITHUB}\"\nsubject = \"{subject}\"\n",
+        key.display().to_string(),
+        ts.trusted_root.display().to_string()
+    )))
+    .unwrap();
+    let (r, d) = pushed_image("atk2-keycert").await;
+    let c = client(&r.registry);
+    let payload = simple_signing_payload(&r.name(), &d);
+    let sig = leaf.signer.sign(&payload).unwrap();
+    let bundle = ts.rekor_bundle(&sig, &payload, &leaf.cert_pem, now.unix_timestamp(), true);
+    let one = LegacySignature::new(payload.clone(), &sig).with_keyless(&leaf.cert_pem, "", &bundle);
+    push_legacy(&c, &r, &d, &[one], &Credentials::default())
+        .await
+        .unwrap();
+    let rep = verify(&v, &r, &single(&d)).await;
+    assert!(
+        !rep.satisfied,
+        "one signature by one private key met threshold 2: signers {:?}; {}",
+        rep.verified_signers,
+        reasons(&rep)
+    );
+}
