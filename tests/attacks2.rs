@@ -590,7 +590,8 @@ async fn image_status_by_any_id_form_is_filtered() {
         hex.clone(),
         hex[..12].to_string(),
         hex[..20].to_string(),
-        by_digest,
+        by_digest.clone(),
+        format!("{image}@{}", by_digest.split_once('@').unwrap().1),
     ];
     let mut shown = vec![];
     for f in &forms {
