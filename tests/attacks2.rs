@@ -605,3 +605,26 @@ async fn image_status_by_any_id_form_is_filtered() {
         "side-loaded, unsigned {image} reported present through the gate as {shown:?}"
     );
 }
+
+/// Another spelling of the registry port: `127.0.0.1:05000` is port 5000 to containerd
+/// (Go parses the port as a decimal number), but the gate compares hosts as strings
+/// (`canonical_host` folds case and `:443` only), so a policy on `127.0.0.1:5000/…`
+/// does not cover the pull and it passes ungated.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a registry port with a leading zero is another spelling containerd pulls from but no policy glob matches"]
+async fn registry_port_with_leading_zero_escapes_the_policy() {
+    let env = it_env();
+    let d = signature_daemon("atk2port");
+    let image = push_unsigned("atk2port").await;
+    let (host, port) = env.registry.split_once(':').unwrap();
+    let spelled = image.replacen(&env.registry, &format!("{host}:0{port}"), 1);
+    let answer = cri::images(&d.listen)
+        .await
+        .pull_image(cri::pull_request(&spelled, "default"))
+        .await;
+    let pulled = present_as(&env.containerd_sock, &spelled).await;
+    assert!(
+        !pulled,
+        "unsigned {spelled} pulled through the gate: {answer:?}"
+    );
+}
