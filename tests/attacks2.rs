@@ -628,3 +628,25 @@ async fn registry_port_with_leading_zero_escapes_the_policy() {
         "unsigned {spelled} pulled through the gate: {answer:?}"
     );
 }
+
+/// YAML merge keys: the kubelet turns each drop-in into JSON with sigs.k8s.io/yaml
+/// (go-yaml v2), which applies `<<`, so `<<: {imageServiceEndpoint: …}` sets the field.
+/// doctor deserializes the mapping as it stands, where `<<` is an unknown key, and keeps
+/// the earlier value.
+#[test]
+#[ignore = "a YAML merge key (<<) in a drop-in sets the kubelet's endpoint; doctor ignores it"]
+fn doctor_applies_yaml_merge_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let proc_dir = fake_proc(d.path());
+    let flags = kubelet_config(d.path());
+    std::fs::write(
+        d.path().join("conf.d/99-merge.conf"),
+        format!("<<: {{imageServiceEndpoint: \"{CONTAINERD}\"}}\n"),
+    )
+    .unwrap();
+    let e = pullwarden::doctor::kubelet::effective_endpoint(proc_dir.path(), &flags);
+    assert!(
+        !matches!(&e, Ok(e) if e.endpoint == GATE),
+        "the kubelet pulls from {CONTAINERD}; doctor says {e:?}"
+    );
+}
