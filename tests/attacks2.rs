@@ -685,3 +685,25 @@ fn refused_reload_changes_nothing() {
         String::from_utf8_lossy(&reload.stderr).trim()
     );
 }
+
+/// `unix://run/pullwarden/cri.sock` (two slashes) is, to Go's `url.Parse` in the
+/// kubelet's `parseEndpoint`, host `run` and path `/pullwarden/cri.sock`: the kubelet
+/// dials `/pullwarden/cri.sock`. doctor reads it as the relative path
+/// `run/pullwarden/cri.sock`, resolves it against the kubelet's cwd (`/` under
+/// systemd) and finds the gate's socket.
+#[test]
+#[ignore = "doctor reads unix://a/b as the relative path a/b; the kubelet (Go url.Parse) dials /b"]
+fn doctor_parses_unix_endpoints_as_the_kubelet_does() {
+    let d = tempfile::tempdir().unwrap();
+    let gate = d.path().join("gate.sock");
+    let _g = std::os::unix::net::UnixListener::bind(&gate).unwrap();
+    let proc_dir = fake_proc(Path::new("/"));
+    let endpoint = format!("unix://{}", gate.display().to_string().trim_start_matches('/'));
+    assert!(
+        !pullwarden::doctor::kubelet::reaches(proc_dir.path(), &endpoint, &gate),
+        "the kubelet dials /{} for {endpoint}; doctor reads it as {:?} and says it reaches {}",
+        gate.strip_prefix("/tmp").unwrap().display(),
+        pullwarden::doctor::kubelet::endpoint_path(&endpoint),
+        gate.display()
+    );
+}
