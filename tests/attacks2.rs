@@ -88,7 +88,11 @@ fn signature_daemon(prefix: &str) -> Daemon {
         .arg(&key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Daemon::start(&format!(
         "[[policy]]\nname = \"signed\"\nimages = [\"{}/it/{prefix}-*\"]\nmode = \"enforce\"\n[policy.signatures]\nkeys = [\"{}\"]\n",
         it_env().registry,
@@ -117,7 +121,13 @@ async fn v1alpha2_pull_image_bypasses_the_gate() {
     assert!(!cri::present(&env.containerd_sock, &image).await);
 
     let msg = cri::pull_request(&image, "default").encode_to_vec();
-    let answer = raw_call(&d.listen, "/runtime.v1alpha2.ImageService/PullImage", &msg, &[]).await;
+    let answer = raw_call(
+        &d.listen,
+        "/runtime.v1alpha2.ImageService/PullImage",
+        &msg,
+        &[],
+    )
+    .await;
     let pulled = cri::present(&env.containerd_sock, &image).await;
     assert!(
         answer["grpc_status"] != 0 && !pulled,
@@ -147,7 +157,13 @@ async fn v1alpha2_image_status_skips_the_filter() {
         verbose: false,
     }
     .encode_to_vec();
-    let answer = raw_call(&d.listen, "/runtime.v1alpha2.ImageService/ImageStatus", &msg, &[]).await;
+    let answer = raw_call(
+        &d.listen,
+        "/runtime.v1alpha2.ImageService/ImageStatus",
+        &msg,
+        &[],
+    )
+    .await;
     let data = answer["data"].as_str().unwrap_or_default();
     assert!(
         answer["grpc_status"] != 0 || data.len() <= 10,
@@ -219,7 +235,11 @@ fn doctor_empty_image_endpoint_in_a_drop_in_falls_back_to_the_runtime() {
     let d = tempfile::tempdir().unwrap();
     let proc_dir = fake_proc(d.path());
     let flags = kubelet_config(d.path());
-    std::fs::write(d.path().join("conf.d/99-reset.conf"), "imageServiceEndpoint: \"\"\n").unwrap();
+    std::fs::write(
+        d.path().join("conf.d/99-reset.conf"),
+        "imageServiceEndpoint: \"\"\n",
+    )
+    .unwrap();
     let e = pullwarden::doctor::kubelet::effective_endpoint(proc_dir.path(), &flags);
     assert!(
         !matches!(&e, Ok(e) if e.endpoint == GATE),
@@ -255,7 +275,8 @@ fn ca_der() -> Vec<u8> {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "attack2 fulcio");
+    p.distinguished_name
+        .push(DnType::CommonName, "attack2 fulcio");
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     p.self_signed(&key).unwrap().der().to_vec()
 }
@@ -320,7 +341,10 @@ fn trusted_root_with_unusable_tlog_keys_fails_policy_check() {
         "publicKey": {"rawBytes": b64(b"this is not a public key"), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
                       "validFor": {"start": "2020-01-01T00:00:00Z"}},
     }));
-    for (what, root) in [("tlog key is not a key", not_a_key), ("tlog without logId", no_log_id)] {
+    for (what, root) in [
+        ("tlog key is not a key", not_a_key),
+        ("tlog without logId", no_log_id),
+    ] {
         let out = policy_check_keyless(&root);
         assert!(
             !out.status.success(),
@@ -358,7 +382,11 @@ fn cpu_under_trickle(d: &Daemon, script: &str) -> (f64, f64) {
         .env("PYTHONPATH", clients().join("python"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cpu_seconds(pid) - before, started.elapsed().as_secs_f64())
 }
 
@@ -468,7 +496,11 @@ async fn threshold_one_key_and_its_certificate_are_one_signer() {
     // The certificate's own public key, listed as a trusted key as well.
     let der = pullwarden::verify::keys::pem_block(&leaf.cert_pem, "CERTIFICATE").unwrap();
     let cert = x509_cert::Certificate::from_der(&der).unwrap();
-    let spki = cert.tbs_certificate().subject_public_key_info().to_der().unwrap();
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("release.pub");
     std::fs::write(&key, pullwarden::verify::keys::to_pem("PUBLIC KEY", &spki)).unwrap();
@@ -526,7 +558,10 @@ fn doctor_compares_the_socket_the_kubelet_sees() {
     let other_ino = std::fs::metadata(&other).unwrap().ino();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while std::fs::metadata(&seen).map(|m| m.ino()).ok() != Some(other_ino) {
-        assert!(std::time::Instant::now() < deadline, "the bind mount did not show");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bind mount did not show"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let endpoint = format!("unix://{}", gate.display());
@@ -698,11 +733,17 @@ fn doctor_parses_unix_endpoints_as_the_kubelet_does() {
     let gate = d.path().join("gate.sock");
     let _g = std::os::unix::net::UnixListener::bind(&gate).unwrap();
     let proc_dir = fake_proc(Path::new("/"));
-    let endpoint = format!("unix://{}", gate.display().to_string().trim_start_matches('/'));
+    let endpoint = format!(
+        "unix://{}",
+        gate.display().to_string().trim_start_matches('/')
+    );
     assert!(
         !pullwarden::doctor::kubelet::reaches(proc_dir.path(), &endpoint, &gate),
         "the kubelet dials /{} for {endpoint}; doctor reads it as {:?} and says it reaches {}",
-        endpoint["unix://".len()..].split_once('/').map(|(_, p)| p).unwrap_or(""),
+        endpoint["unix://".len()..]
+            .split_once('/')
+            .map(|(_, p)| p)
+            .unwrap_or(""),
         pullwarden::doctor::kubelet::endpoint_path(&endpoint),
         gate.display()
     );
