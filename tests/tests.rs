@@ -4,6 +4,7 @@
 
 mod admin;
 mod attacks;
+mod attacks2;
 mod config_files;
 mod containerd_api;
 mod cri_clients;

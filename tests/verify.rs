@@ -31,12 +31,12 @@ fn registry_cfg(host: &str) -> config::Registry {
     .registry
 }
 
-fn client(host: &str) -> RegistryClient {
+pub(crate) fn client(host: &str) -> RegistryClient {
     RegistryClient::new(&registry_cfg(host)).unwrap()
 }
 
 /// A signature policy from the TOML body of `[policy.signatures]`.
-fn policy(body: &str) -> SignaturePolicy {
+pub(crate) fn policy(body: &str) -> SignaturePolicy {
     let text = format!("[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.signatures]\n{body}");
     let mut c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     c.policies.remove(0).signatures.unwrap()
@@ -72,7 +72,7 @@ fn small_image(salt: &str) -> Image {
 }
 
 /// Pushes a single-platform image; returns its reference (by tag) and digest.
-async fn pushed_image(salt: &str) -> (Reference, Digest) {
+pub(crate) async fn pushed_image(salt: &str) -> (Reference, Digest) {
     let reg = &it_env().registry;
     let repo = unique_repo("verify");
     let img = small_image(salt);
@@ -81,14 +81,14 @@ async fn pushed_image(salt: &str) -> (Reference, Digest) {
     (r, img.digest.parse().unwrap())
 }
 
-async fn verify(v: &Verifier, r: &Reference, subject: &ImageDigests) -> SignatureReport {
+pub(crate) async fn verify(v: &Verifier, r: &Reference, subject: &ImageDigests) -> SignatureReport {
     let c = client(&r.registry);
     v.verify(&c, r, subject, &Credentials::default())
         .await
         .unwrap()
 }
 
-fn single(d: &Digest) -> ImageDigests {
+pub(crate) fn single(d: &Digest) -> ImageDigests {
     ImageDigests {
         index: None,
         manifest: d.clone(),
@@ -103,7 +103,7 @@ fn expect(rep: &SignatureReport, want: &str, what: &str) {
     assert_eq!(rep.satisfied, want == "verified", "{what}: {text}");
 }
 
-fn reasons(r: &SignatureReport) -> String {
+pub(crate) fn reasons(r: &SignatureReport) -> String {
     r.checks
         .iter()
         .map(|c| format!("[{} {} {:?}] {}", c.source, c.subject, c.signer, c.reason))
@@ -756,7 +756,7 @@ async fn bearer_token_flow_with_basic_credentials() {
 
 // ---------------------------------------------------------------- keyless
 
-mod keyless {
+pub(crate) mod keyless {
     use super::*;
     use rcgen::{
         BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose,
