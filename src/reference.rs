@@ -178,11 +178,33 @@ pub fn canonical_host(reference: &str) -> std::borrow::Cow<'_, str> {
         Some((h, r)) => (h, r),
         None => return std::borrow::Cow::Borrowed(reference),
     };
-    let bare = host.strip_suffix(":443").unwrap_or(host);
-    if bare.len() == host.len() && !host.bytes().any(|b| b.is_ascii_uppercase()) {
+    // `name[:port]`, the name possibly a bracketed IPv6 address.
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p))
+            if !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!n.contains(':') || n.ends_with(']')) =>
+        {
+            (n, Some(p))
+        }
+        _ => (host, None),
+    };
+    // Ports as numbers (`:0443` is 443 to containerd), the https default dropped, a
+    // fully qualified name's trailing dot dropped.
+    let port = port.map(|p| {
+        let p = p.trim_start_matches('0');
+        if p.is_empty() { "0" } else { p }
+    });
+    let port = port.filter(|p| *p != "443");
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    let canonical = match port {
+        Some(p) => format!("{name}:{p}"),
+        None => name,
+    };
+    if canonical == host {
         return std::borrow::Cow::Borrowed(reference);
     }
-    std::borrow::Cow::Owned(format!("{}/{rest}", bare.to_ascii_lowercase()))
+    std::borrow::Cow::Owned(format!("{canonical}/{rest}"))
 }
 
 /// The repository part of a normalized reference string (tag and digest cut off).
@@ -221,6 +243,38 @@ mod tests {
         assert_eq!(r.tag, None);
         assert_eq!(r.manifest_ref(), d);
         assert_eq!(r.registry, "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn hosts_as_policies_match_them() {
+        for (spelled, canonical) in [
+            (
+                "Registry.Example.COM/prod/App",
+                "registry.example.com/prod/App",
+            ),
+            (
+                "registry.example.com:443/prod/app:v1",
+                "registry.example.com/prod/app:v1",
+            ),
+            (
+                "registry.example.com:0443/prod/app",
+                "registry.example.com/prod/app",
+            ),
+            (
+                "registry.example.com.:5000/p",
+                "registry.example.com:5000/p",
+            ),
+            ("127.0.0.1:047561/it/x", "127.0.0.1:47561/it/x"),
+            ("[::1]:05000/x", "[::1]:5000/x"),
+            ("[::1]/x", "[::1]/x"),
+            ("localhost:0/x", "localhost:0/x"),
+            (
+                "docker.io/library/nginx:latest",
+                "docker.io/library/nginx:latest",
+            ),
+        ] {
+            assert_eq!(canonical_host(spelled), canonical, "{spelled}");
+        }
     }
 
     #[test]

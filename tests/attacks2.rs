@@ -107,7 +107,6 @@ fn signature_daemon(prefix: &str) -> Daemon {
 /// `/runtime.v1alpha2.ImageService/PullImage` pulls an unsigned image under an
 /// enforcing signature policy with no check at all.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "runtime.v1alpha2.ImageService/PullImage is forwarded to containerd ungated"]
 async fn v1alpha2_pull_image_bypasses_the_gate() {
     let env = it_env();
     let d = signature_daemon("atk2slash");
@@ -140,7 +139,6 @@ async fn v1alpha2_pull_image_bypasses_the_gate() {
 /// absent, but `/runtime.v1alpha2.ImageService/ImageStatus` reaches containerd
 /// unfiltered (and ListImages/ImageFsInfo of either version are not filtered at all).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "runtime.v1alpha2.ImageService/ImageStatus skips the absent-unless-allowed filter"]
 async fn v1alpha2_image_status_skips_the_filter() {
     let env = it_env();
     let d = signature_daemon("atk2status");
@@ -391,7 +389,6 @@ fn cpu_under_trickle(d: &Daemon, script: &str) -> (f64, f64) {
 }
 
 #[test]
-#[ignore = "a client opening a stream every <2 ms keeps the connection linger spinning a core indefinitely"]
 fn linger_can_be_kept_spinning_by_a_trickle_of_streams() {
     let script = r#"
 import socket, sys, time
@@ -595,7 +592,6 @@ async fn present_as(socket: &Path, name: &str) -> bool {
 /// `docker.io/library/<hex>:latest`, which no scoped policy matches, and forwards the
 /// call unfiltered.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "ImageStatus by a truncated image id reaches containerd unfiltered"]
 async fn image_status_by_any_id_form_is_filtered() {
     let env = it_env();
     let d = signature_daemon("atk2id");
@@ -646,7 +642,6 @@ async fn image_status_by_any_id_form_is_filtered() {
 /// (`canonical_host` folds case and `:443` only), so a policy on `127.0.0.1:5000/…`
 /// does not cover the pull and it passes ungated.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "a registry port with a leading zero is another spelling containerd pulls from but no policy glob matches"]
 async fn registry_port_with_leading_zero_escapes_the_policy() {
     let env = it_env();
     let d = signature_daemon("atk2port");

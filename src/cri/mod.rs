@@ -26,6 +26,11 @@ pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 pub const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
 pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
+/// The same two calls under the CRI's older name, which containerd 1.6 and 1.7 still
+/// serve (kubelets before 1.26 speak it): the messages are the same on the wire, and
+/// a call under this name must meet the same gate.
+pub const PULL_IMAGE_V1ALPHA2: &str = "/runtime.v1alpha2.ImageService/PullImage";
+pub const IMAGE_STATUS_V1ALPHA2: &str = "/runtime.v1alpha2.ImageService/ImageStatus";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -192,11 +197,11 @@ impl Proxy {
 
     pub async fn handle(&self, req: http::Request<BoxBody>) -> http::Response<BoxBody> {
         let path = req.uri().path();
-        let intercepted = path == PULL_IMAGE || path == IMAGE_STATUS;
+        let is_pull = path == PULL_IMAGE || path == PULL_IMAGE_V1ALPHA2;
+        let intercepted = is_pull || path == IMAGE_STATUS || path == IMAGE_STATUS_V1ALPHA2;
         if !intercepted {
             return forward(&self.upstream, req).await;
         }
-        let is_pull = path == PULL_IMAGE;
         // The gate sends (clones of) this request upstream itself: give it the scheme
         // and authority HTTP/2 needs now, whatever the client sent.
         let (parts, body) = absolute(req).into_parts();

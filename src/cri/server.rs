@@ -160,12 +160,18 @@ async fn connection(
     // sleeping). Bounded per call; a connection without calls sleeps.
     let linger = proxy.linger();
     let mut lingering_until: Option<std::time::Instant> = None;
+    let mut granted = std::time::Duration::ZERO;
+    let mut polling = std::time::Instant::now();
     loop {
+        // What the last poll did not spend of its grant goes back to the budget.
+        LINGER_BUDGET.refund(granted.saturating_sub(polling.elapsed()));
         let left = lingering_until
             .map(|u| u.saturating_duration_since(std::time::Instant::now()))
             .unwrap_or_default();
+        granted = LINGER_BUDGET.take(left);
+        polling = std::time::Instant::now();
         tokio::select! {
-            next = super::upstream::busy_wait(conn.accept(), left) => match next {
+            next = super::upstream::busy_wait(conn.accept(), granted) => match next {
                 Some(Ok((req, respond))) => {
                     if let Some(refused) = req.extensions().get::<h2::ext::RefusedRequest>() {
                         refuse(&proxy, refused, respond, !refused_before);
@@ -185,6 +191,60 @@ async fn connection(
                 going_away = true;
                 conn.graceful_shutdown();
             }
+        }
+    }
+}
+
+/// How long all client connections together may poll for clients' next calls, per
+/// second: a client that trickles calls (or opens and resets streams) every millisecond
+/// cannot keep a core spinning; past it, connections sleep between calls as before.
+const LINGER_PER_SECOND: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The shared linger budget: microseconds spent in the current second.
+struct LingerBudget {
+    second: std::sync::atomic::AtomicU64,
+    spent_us: std::sync::atomic::AtomicU64,
+}
+
+static LINGER_BUDGET: LingerBudget = LingerBudget {
+    second: std::sync::atomic::AtomicU64::new(0),
+    spent_us: std::sync::atomic::AtomicU64::new(0),
+};
+
+impl LingerBudget {
+    fn now_second() -> u64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs()
+    }
+
+    /// Up to `want` of polling, as far as this second's budget allows (approximate
+    /// under races, never more than a few grants over).
+    fn take(&self, want: std::time::Duration) -> std::time::Duration {
+        use std::sync::atomic::Ordering::Relaxed;
+        if want.is_zero() {
+            return want;
+        }
+        let now = Self::now_second();
+        if self.second.swap(now, Relaxed) != now {
+            self.spent_us.store(0, Relaxed);
+        }
+        let budget = LINGER_PER_SECOND.as_micros() as u64;
+        let spent = self.spent_us.load(Relaxed);
+        let grant = (want.as_micros() as u64).min(budget.saturating_sub(spent));
+        self.spent_us.fetch_add(grant, Relaxed);
+        std::time::Duration::from_micros(grant)
+    }
+
+    fn refund(&self, unused: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = unused.as_micros() as u64;
+        if us > 0 {
+            let _ = self
+                .spent_us
+                .fetch_update(Relaxed, Relaxed, |s| Some(s.saturating_sub(us)));
         }
     }
 }

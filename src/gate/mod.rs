@@ -926,9 +926,12 @@ impl Gate {
     }
 }
 
-/// `sha256:<hex>` or a bare 64-hex id: ImageStatus by id rather than by name.
+/// `sha256:<hex>` or bare hex, which containerd may resolve as an image id (or an id
+/// prefix): ImageStatus by id rather than by name, judged by the names containerd's
+/// answer gives the image.
 fn is_image_id(s: &str) -> bool {
-    s.starts_with("sha256:") || (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.starts_with("sha256:")
+        || (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 enum PostPull {
