@@ -477,7 +477,6 @@ async fn canary_never_deletes_a_real_image() {
 /// (issuer, subject)"), so `threshold = 2` is met by a single signer. The certificate's
 /// public key should be compared with the listed keys (one canonical SPKI, one signer).
 #[tokio::test]
-#[ignore = "a key and the certificate carrying it count as two signers toward the threshold"]
 async fn threshold_one_key_and_its_certificate_are_one_signer() {
     use crate::verify::keyless::*;
     use crate::verify::{client, policy, pushed_image, reasons, single, verify};

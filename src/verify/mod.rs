@@ -160,8 +160,10 @@ impl Verifier {
         let mut checks = Vec::new();
         // Who signed, by canonical identity → the name reported. A key counts once by
         // its canonical SPKI (however many files list it); a keyless signer once by the
-        // certificate's (issuer, subject), however many configured identities match it.
-        let mut signers: BTreeMap<String, String> = BTreeMap::new();
+        // certificate's (issuer, subject), however many configured identities match it;
+        // and a certificate for a listed key is that key: identities that share a key or
+        // an (issuer, subject) are one signer (see `Signers`).
+        let mut signers = Signers::default();
         let subjects: Vec<&Digest> = std::iter::once(&subject.manifest)
             .chain(subject.index.iter().filter(|i| **i != subject.manifest))
             .collect();
@@ -203,9 +205,7 @@ impl Verifier {
                 tried = true;
                 let r = self.check_key(key, ev, reference, subject, f);
                 if r.is_ok() {
-                    signers
-                        .entry(format!("key {}", key.fingerprint))
-                        .or_insert_with(|| key.name.clone());
+                    signers.add(&[format!("key {}", key.fingerprint)], &key.name);
                 }
                 checks.push(check(Some(key.name.clone()), r));
             }
@@ -218,7 +218,13 @@ impl Verifier {
                             let name = keyless::identity_name(id);
                             let r = keyless::match_identity(id, &cert);
                             if r.is_ok() {
-                                signers.entry(keyless_signer(&cert)).or_insert(name.clone());
+                                let mut ids = vec![keyless_signer(&cert)];
+                                if let Some(fp) =
+                                    ev.certificates.first().and_then(|c| certificate_key(c))
+                                {
+                                    ids.push(format!("key {fp}"));
+                                }
+                                signers.add(&ids, &name);
                             }
                             checks.push(check(Some(name), r));
                         }
@@ -234,15 +240,12 @@ impl Verifier {
                 checks.push(check(None, Err(reason.into())));
             }
         }
+        let names = signers.names();
         SignatureReport {
             required: true,
-            satisfied: signers.len() >= self.threshold,
+            satisfied: names.len() >= self.threshold,
             threshold: self.threshold,
-            verified_signers: {
-                let mut names: Vec<String> = signers.into_values().collect();
-                names.sort();
-                names
-            },
+            verified_signers: names,
             checks,
         }
     }
@@ -358,6 +361,71 @@ impl Verifier {
 
 /// The threshold identity of a keyless signer: the certificate's issuer and subject
 /// (length-prefixed, so no two pairs run together into one string).
+/// Verified signers as sets of identities (`key <fingerprint>`, `keyless <issuer>
+/// <subject>`): identities seen on one signature are one signer, and so are signatures
+/// that share an identity (a union-find; a few entries per image).
+#[derive(Default)]
+struct Signers {
+    parent: BTreeMap<String, String>,
+    names: BTreeMap<String, String>,
+}
+
+impl Signers {
+    fn root(&self, id: &str) -> String {
+        let mut at = id.to_string();
+        while let Some(p) = self.parent.get(&at).filter(|p| **p != at) {
+            at = p.clone();
+        }
+        at
+    }
+
+    fn add(&mut self, ids: &[String], name: &str) {
+        for id in ids {
+            self.parent.entry(id.clone()).or_insert_with(|| id.clone());
+            self.names
+                .entry(id.clone())
+                .or_insert_with(|| name.to_string());
+        }
+        if let Some(first) = ids.first() {
+            let root = self.root(first);
+            for id in ids.iter().skip(1) {
+                let other = self.root(id);
+                if other != root {
+                    self.parent.insert(other, root.clone());
+                }
+            }
+        }
+    }
+
+    /// One name per signer (the first name seen among its identities), sorted.
+    fn names(&self) -> Vec<String> {
+        let mut by_root: BTreeMap<String, String> = BTreeMap::new();
+        for (id, name) in &self.names {
+            let root = self.root(id);
+            let entry = by_root.entry(root).or_insert_with(|| name.clone());
+            if name < entry {
+                *entry = name.clone();
+            }
+        }
+        let mut names: Vec<String> = by_root.into_values().collect();
+        names.sort();
+        names
+    }
+}
+
+/// The canonical fingerprint of a DER certificate's public key, as listed keys have it.
+fn certificate_key(der: &[u8]) -> Option<Digest> {
+    use x509_cert::der::{Decode as _, Encode as _};
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()?;
+    let canonical = keys::canonical_spki(&spki).ok()?;
+    Some(Digest::sha256_of(&canonical))
+}
+
 fn keyless_signer(cert: &keyless::CertIdentity) -> String {
     let issuer = cert.issuer.as_deref().unwrap_or("");
     let subject = cert.subject.as_deref().unwrap_or("");
