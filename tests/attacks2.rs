@@ -307,7 +307,6 @@ fn policy_check_keyless(root: &Value) -> std::process::Output {
 /// trusted Rekor key"/"does not verify"). The same for a tlog entry without `logId`,
 /// which is skipped silently.
 #[test]
-#[ignore = "a trusted_root whose transparency-log keys are not keys (or lack logId) passes policy check"]
 fn trusted_root_with_unusable_tlog_keys_fails_policy_check() {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);

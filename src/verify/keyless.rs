@@ -194,18 +194,22 @@ fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, String> {
         .map(|a| a.as_slice())
         .unwrap_or_default()
     {
-        let (Some(id), Some(raw)) = (
-            tlog["logId"]["keyId"].as_str(),
-            tlog["publicKey"]["rawBytes"].as_str(),
-        ) else {
-            continue;
-        };
+        // Every log listed must be usable: a log we cannot check would only fail every
+        // keyless pull later, with the trust root already accepted.
+        let id = tlog["logId"]["keyId"]
+            .as_str()
+            .ok_or("a tlog entry has no logId.keyId")?;
+        let raw = tlog["publicKey"]["rawBytes"]
+            .as_str()
+            .ok_or("a tlog entry has no publicKey.rawBytes")?;
         let id = BASE64
             .decode(id)
             .map_err(|_| "a tlog keyId is not base64".to_string())?;
         let spki = BASE64
             .decode(raw)
             .map_err(|_| "a tlog public key is not base64".to_string())?;
+        super::keys::canonical_spki(&spki)
+            .map_err(|e| format!("a tlog public key is not a usable public key: {e}"))?;
         let window = Window::read(&tlog["publicKey"]["validFor"], "tlog")?;
         out.insert(hex::encode(id), LogKey { spki, window });
     }
