@@ -69,7 +69,15 @@ impl LiveConfig {
     /// the upstream cannot change without a restart: such a change is refused whole, so
     /// the running daemon never disagrees with its config file.
     /// Returns the new config and the load's warnings (duplicate keys).
+    /// Reads and checks the config file again; nothing is swapped until [`Self::commit`].
     pub fn reload(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
+        let (new, warnings) = self.prepare()?;
+        self.commit(new.clone());
+        Ok((new, warnings))
+    }
+
+    /// Reads and checks the config file; the running config stays as it is.
+    pub fn prepare(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
         let mut new = Config::load(&self.path, false)?;
         let warnings = new.check_files()?.warnings;
         for w in &warnings {
@@ -82,12 +90,15 @@ impl LiveConfig {
                 message: "the [server] section changes only with a restart".into(),
             });
         }
-        let new = Arc::new(new);
+        Ok((Arc::new(new), warnings))
+    }
+
+    /// Makes `new` the running config.
+    pub fn commit(&self, new: Arc<Config>) {
         match self.current.write() {
-            Ok(mut w) => *w = new.clone(),
-            Err(poisoned) => *poisoned.into_inner() = new.clone(),
+            Ok(mut w) => *w = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
         }
-        Ok((new, warnings))
     }
 }
 
@@ -110,6 +121,8 @@ pub struct Daemon {
     started: Instant,
     runtime: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
+    /// One reload at a time (SIGHUP and `pullwarden reload`).
+    reload_lock: std::sync::Mutex<()>,
     /// One doctor run at a time (the periodic one and `pullwarden doctor`).
     doctor_lock: tokio::sync::Mutex<()>,
     /// Whether the doctor checks ran once (the first failing run is logged too).
@@ -150,6 +163,7 @@ impl Daemon {
         );
         Ok(Daemon {
             metrics,
+            reload_lock: std::sync::Mutex::new(()),
             doctor_lock: tokio::sync::Mutex::new(()),
             doctor_ran: std::sync::atomic::AtomicBool::new(false),
             live,
@@ -302,11 +316,15 @@ impl Daemon {
 
     /// Config, keys, trust roots, denylists and the vulnerability database, re-read.
     pub fn reload(&self) -> Result<String, String> {
-        let (cfg, warnings) = self.live.reload().map_err(|e| e.to_string())?;
-        self.signatures.reset();
+        // One reload at a time, and every part is ready before anything is swapped: a
+        // reload refused half way (the database busy under an import) changes nothing.
+        let _one = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (cfg, warnings) = self.live.prepare().map_err(|e| e.to_string())?;
         self.scanner
             .reset(cfg.scan.clone())
             .map_err(|e| e.to_string())?;
+        self.live.commit(cfg.clone());
+        self.signatures.reset();
         let state = policy_state(cfg.clone());
         let broken: Vec<String> = cfg
             .policies

@@ -685,7 +685,6 @@ fn doctor_applies_yaml_merge_keys() {
 /// yet the live config (what `status`, `doctor`'s canary and `explain` read) is the new
 /// one while the gate keeps judging with the old policies: half a reload.
 #[test]
-#[ignore = "a reload that fails after the config swap (vulndb busy) leaves status/doctor on the new config and the gate on the old"]
 fn refused_reload_changes_nothing() {
     let mut d = Daemon::start(
         "[[policy]]\nname = \"before\"\nimages = [\"127.0.0.1:1/atk2reload/**\"]\nmode = \"audit\"\n",

@@ -281,14 +281,15 @@ impl LayerScanner {
 
     /// New limits and denylists (config reload), and the vulnerability database as
     /// it is on disk now (a `db import` since start takes effect).
+    /// New limits and a freshly opened database; on an error nothing has changed.
     pub fn reset(&self, limits: ScanLimits) -> Result<(), GateError> {
+        let stamped = stamp(&self.vulndb_path);
+        let db = VulnDb::open(&self.vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
         *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
         self.scanners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        let stamped = stamp(&self.vulndb_path);
-        let db = VulnDb::open(&self.vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
         *self.vulndb.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(db), stamped);
         Ok(())
     }
