@@ -451,7 +451,6 @@ while time.time() < end:
 /// the image by that name: every doctor run (and the periodic one, every minute)
 /// removes the node's real image from containerd.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the canary named after an exact-tag policy glob deletes the real image of that name"]
 async fn canary_never_deletes_a_real_image() {
     let env = it_env();
     let image = push_unsigned("atk2canary").await;
