@@ -200,7 +200,6 @@ fn kubelet_config(dir: &Path) -> pullwarden::doctor::kubelet::KubeletFlags {
 /// files that sort before the subdirectory. doctor reads only the top level, so it
 /// reports the gate while the kubelet pulls from containerd.
 #[test]
-#[ignore = "doctor skips --config-dir subdirectories, which the kubelet merges (filepath.WalkDir)"]
 fn doctor_reads_drop_ins_in_config_dir_subdirectories() {
     let d = tempfile::tempdir().unwrap();
     let proc_dir = fake_proc(d.path());
@@ -228,7 +227,6 @@ fn doctor_reads_drop_ins_in_config_dir_subdirectories() {
 /// `containerRuntimeEndpoint` (containerd). doctor treats the empty value as "not set"
 /// and keeps the gate from `--config`.
 #[test]
-#[ignore = "an empty imageServiceEndpoint in a drop-in reverts the kubelet to containerd; doctor keeps the earlier value"]
 fn doctor_empty_image_endpoint_in_a_drop_in_falls_back_to_the_runtime() {
     let d = tempfile::tempdir().unwrap();
     let proc_dir = fake_proc(d.path());
@@ -249,7 +247,6 @@ fn doctor_empty_image_endpoint_in_a_drop_in_falls_back_to_the_runtime() {
 /// sets (flags are re-applied over the config file), so the image service follows
 /// `containerRuntimeEndpoint`. doctor ignores the empty flag.
 #[test]
-#[ignore = "an empty --image-service-endpoint= flag reverts the kubelet to containerd; doctor ignores it"]
 fn doctor_empty_image_endpoint_flag_falls_back_to_the_runtime() {
     let d = tempfile::tempdir().unwrap();
     let proc_dir = fake_proc(d.path());
@@ -447,7 +444,6 @@ while time.time() < end:
 /// the image by that name: every doctor run (and the periodic one, every minute)
 /// removes the node's real image from containerd.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the canary named after an exact-tag policy glob deletes the real image of that name"]
 async fn canary_never_deletes_a_real_image() {
     let env = it_env();
     let image = push_unsigned("atk2canary").await;
@@ -531,7 +527,6 @@ async fn threshold_one_key_and_its_certificate_are_one_signer() {
 /// `stat("/proc/PID/root/<path>")` (which the kernel resolves in the kubelet's
 /// namespace) with the listen socket's would tell them apart.
 #[test]
-#[ignore = "doctor's endpoint check resolves /proc/PID/root textually: another socket mounted over the path in the kubelet's namespace reads as the gate"]
 fn doctor_compares_the_socket_the_kubelet_sees() {
     use std::os::unix::fs::MetadataExt as _;
     let d = tempfile::tempdir().unwrap();
@@ -662,7 +657,6 @@ async fn registry_port_with_leading_zero_escapes_the_policy() {
 /// doctor deserializes the mapping as it stands, where `<<` is an unknown key, and keeps
 /// the earlier value.
 #[test]
-#[ignore = "a YAML merge key (<<) in a drop-in sets the kubelet's endpoint; doctor ignores it"]
 fn doctor_applies_yaml_merge_keys() {
     let d = tempfile::tempdir().unwrap();
     let proc_dir = fake_proc(d.path());
@@ -719,7 +713,6 @@ fn refused_reload_changes_nothing() {
 /// `run/pullwarden/cri.sock`, resolves it against the kubelet's cwd (`/` under
 /// systemd) and finds the gate's socket.
 #[test]
-#[ignore = "doctor reads unix://a/b as the relative path a/b; the kubelet (Go url.Parse) dials /b"]
 fn doctor_parses_unix_endpoints_as_the_kubelet_does() {
     let d = tempfile::tempdir().unwrap();
     let gate = d.path().join("gate.sock");

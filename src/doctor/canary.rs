@@ -147,14 +147,24 @@ pub fn canary_name(config: &Config, token: &str) -> Option<(String, String)> {
             if glob.contains(['?', '[', ']', '{', '}', '@']) {
                 continue;
             }
-            let repo = glob
+            // The tag (after a ':' in the last path component), if the glob has one.
+            let slash = glob.rfind('/').map_or(0, |i| i + 1);
+            let (repo, tag) = match glob[slash..].find(':') {
+                Some(i) => (&glob[..slash + i], Some(&glob[slash + i + 1..])),
+                None => (glob.as_str(), None),
+            };
+            let repo = repo
                 .replace("**", "pullwarden-canary")
                 .replace('*', "pullwarden-canary");
-            let last = repo.rsplit('/').next().unwrap_or(&repo);
-            candidates.push(if last.contains(':') {
-                repo.clone()
-            } else {
-                format!("{repo}:{token}")
+            candidates.push(match tag {
+                None => format!("{repo}:{token}"),
+                // A wildcard in the tag takes the token; a literal tag names a real
+                // image, never the canary (dropped below: the name lacks the token).
+                Some(tag) => format!(
+                    "{repo}:{}",
+                    tag.replace("**", "*")
+                        .replace('*', &format!("pullwarden-canary-{token}"))
+                ),
             });
         }
     }
@@ -163,6 +173,11 @@ pub fn canary_name(config: &Config, token: &str) -> Option<(String, String)> {
             continue;
         };
         let name = r.to_string();
+        // The canary's name must be its own: one carrying this run's random token, so
+        // it cannot be an image the node has.
+        if !name.contains(token) {
+            continue;
+        }
         if let Some(p) = enforcing.iter().find(|p| p.matches_image(&name)) {
             return Some((name, p.name.clone()));
         }
@@ -202,10 +217,44 @@ pub async fn run(
             );
         }
     };
-    let outcome = prove(containerd, config, listen, &name, &image, metrics).await;
-    let cleanup = remove(containerd, &name, &image).await;
+    // The name must be absent before the create (the token makes that all but
+    // certain); an image already there is never the canary and never deleted.
+    match containerd.image_target(&name).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return Check::fail(
+                "canary",
+                format!(
+                    "an image named {name} already exists in containerd; the canary did not run"
+                ),
+                "run pullwarden doctor again (the canary's name is random)",
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                "canary",
+                format!("cannot side-load the canary: {e}"),
+                format!(
+                    "check that containerd answers on {} (pullwarden status)",
+                    config.server.upstream.display()
+                ),
+            );
+        }
+    }
+    let mut created = false;
+    let outcome = prove(
+        containerd,
+        config,
+        listen,
+        &name,
+        &image,
+        metrics,
+        &mut created,
+    )
+    .await;
+    let cleanup = remove(containerd, created.then_some(name.as_str()), &image).await;
     let left = match cleanup {
-        Ok(()) => leftovers(containerd, &name, &image).await,
+        Ok(()) => leftovers(containerd, created.then_some(name.as_str()), &image).await,
         Err(e) => Some(format!("cleanup failed: {e}")),
     };
     if let Some(left) = left {
@@ -240,6 +289,7 @@ async fn prove(
     name: &str,
     image: &CanaryImage,
     metrics: Option<&crate::admin::Metrics>,
+    created: &mut bool,
 ) -> Result<(), (String, String)> {
     let containerd_fix = || {
         format!(
@@ -262,7 +312,10 @@ async fn prove(
         let labels = HashMap::from([(CANARY_LABEL.to_string(), unix_now().to_string())]);
         containerd
             .create_image(&lease, name, &image.target, labels)
-            .await
+            .await?;
+        // Only a create that succeeded makes `name` the canary's to delete.
+        *created = true;
+        Ok::<(), crate::containerd::ContainerdError>(())
     }
     .await;
     lease.release().await;
@@ -352,10 +405,17 @@ async fn image_status(socket: &Path, name: &str) -> Result<bool, String> {
         .unwrap_or_else(|_| Err(format!("no answer within {CRI_TIMEOUT:?}")))
 }
 
-/// Deletes the image and its blobs (each step attempted even when one fails).
-async fn remove(containerd: &Containerd, name: &str, image: &CanaryImage) -> Result<(), String> {
+/// Deletes the image (`name`: only when the canary's create succeeded) and its blobs
+/// (each step attempted even when one fails).
+async fn remove(
+    containerd: &Containerd,
+    name: Option<&str>,
+    image: &CanaryImage,
+) -> Result<(), String> {
     let mut errors = Vec::new();
-    if let Err(e) = containerd.delete_image(name).await {
+    if let Some(name) = name
+        && let Err(e) = containerd.delete_image(name).await
+    {
         errors.push(e.to_string());
     }
     for (digest, _, _) in image.blobs.iter().rev() {
@@ -371,12 +431,18 @@ async fn remove(containerd: &Containerd, name: &str, image: &CanaryImage) -> Res
 }
 
 /// What of the canary is still in containerd, if anything.
-async fn leftovers(containerd: &Containerd, name: &str, image: &CanaryImage) -> Option<String> {
+async fn leftovers(
+    containerd: &Containerd,
+    name: Option<&str>,
+    image: &CanaryImage,
+) -> Option<String> {
     let mut left = Vec::new();
-    match containerd.image_target(name).await {
-        Ok(None) => {}
-        Ok(Some(_)) => left.push(format!("image {name}")),
-        Err(e) => left.push(format!("image {name} unknown: {e}")),
+    if let Some(name) = name {
+        match containerd.image_target(name).await {
+            Ok(None) => {}
+            Ok(Some(_)) => left.push(format!("image {name}")),
+            Err(e) => left.push(format!("image {name} unknown: {e}")),
+        }
     }
     for (digest, _, _) in &image.blobs {
         match containerd.blob_exists(digest).await {
@@ -486,6 +552,12 @@ mod tests {
         assert_eq!(p, "prod");
         let c = config("[[policy]]\nname = \"a\"\nimages = [\"**\"]\nmode = \"audit\"\n");
         assert!(canary_name(&c, "t3").is_none());
+        // A glob naming one exact tag names a real image: never the canary's.
+        let c = config("[[policy]]\nname = \"pinned\"\nimages = [\"reg.example/app:v1\"]\n");
+        assert!(canary_name(&c, "t5").is_none());
+        let c = config("[[policy]]\nname = \"tags\"\nimages = [\"reg.example/app:v*\"]\n");
+        let (name, _) = canary_name(&c, "t6").unwrap();
+        assert_eq!(name, "reg.example/app:vpullwarden-canary-t6");
         assert!(canary_name(&config(""), "t4").is_none());
     }
 }

@@ -4,11 +4,13 @@
 //! before (as the kubelet itself merges them, k8s ≥ 1.28):
 //! 1. the `--config` file, a `KubeletConfiguration` (kubelet.config.k8s.io/v1beta1) in
 //!    YAML or JSON;
-//! 2. the drop-ins of `--config-dir`: every `*.conf` file, in lexical order of the file
-//!    name, later ones winning field by field;
+//! 2. the drop-ins of `--config-dir`: every `*.conf` file of the directory tree, in
+//!    the order of Go's `filepath.WalkDir` (lexical, subdirectories walked where they
+//!    sort), each applied as a JSON merge patch: later ones win field by field, and a
+//!    field set to `""` (or null) empties it;
 //! 3. command-line flags (`--image-service-endpoint`, `--container-runtime-endpoint`).
 //!
-//! The image endpoint is `imageServiceEndpoint` when set, else `containerRuntimeEndpoint`,
+//! The image endpoint is `imageServiceEndpoint` when non-empty, else `containerRuntimeEndpoint`,
 //! else the kubelet's built-in default `unix:///run/containerd/containerd.sock`. Files
 //! are read as the kubelet sees them: absolute paths under `/proc/PID/root`, relative
 //! ones under `/proc/PID/cwd`. Following those links needs ptrace read access to the
@@ -40,26 +42,21 @@ pub enum KubeletConfigError {
 }
 
 /// The two endpoint fields of a `KubeletConfiguration` (every other field is ignored).
+/// `Some("")` is a field the document sets to `""` or null: in a drop-in (a JSON merge
+/// patch) that empties the field, and an empty `imageServiceEndpoint` makes the kubelet
+/// pull from `containerRuntimeEndpoint`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointFields {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub image_service_endpoint: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub container_runtime_endpoint: Option<String>,
 }
 
-impl EndpointFields {
-    /// Fields set in `later` replace ours (an empty string counts as unset, as in the
-    /// kubelet, where empty means "not given").
-    fn merge(&mut self, later: EndpointFields) {
-        if let Some(v) = later.image_service_endpoint.filter(|v| !v.is_empty()) {
-            self.image_service_endpoint = Some(v);
-        }
-        if let Some(v) = later.container_runtime_endpoint.filter(|v| !v.is_empty()) {
-            self.container_runtime_endpoint = Some(v);
-        }
-    }
+/// A present field: its string, or `""` for null (a merge patch's null deletes it).
+fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_default()))
 }
 
 /// Parses one `KubeletConfiguration` document (YAML, of which JSON is a subset).
@@ -82,6 +79,13 @@ pub fn parse_config(text: &str, path: &Path) -> Result<EndpointFields, KubeletCo
             reason: "the document is not a mapping".into(),
         });
     }
+    // The kubelet converts YAML to JSON with sigs.k8s.io/yaml (go-yaml), which applies
+    // merge keys (`<<`).
+    let mut value = value;
+    value.apply_merge().map_err(|e| KubeletConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     serde_yaml_ng::from_value(value).map_err(|e| KubeletConfigError::Parse {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -229,13 +233,12 @@ pub fn effective_endpoint(
     // (value, source) per field, overridden in the kubelet's order.
     let mut image: Option<(String, String)> = None;
     let mut runtime: Option<(String, String)> = None;
+    // A field present in a later document replaces the earlier value, `""` included.
     let mut apply = |fields: EndpointFields, source: &str| {
-        let mut merged = EndpointFields::default();
-        merged.merge(fields);
-        if let Some(v) = merged.image_service_endpoint {
+        if let Some(v) = fields.image_service_endpoint {
             image = Some((v, format!("imageServiceEndpoint in {source}")));
         }
-        if let Some(v) = merged.container_runtime_endpoint {
+        if let Some(v) = fields.container_runtime_endpoint {
             runtime = Some((v, format!("containerRuntimeEndpoint in {source}")));
         }
     };
@@ -257,14 +260,15 @@ pub fn effective_endpoint(
             path: PathBuf::from(dir),
             reason: e.to_string(),
         })?;
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| !t.is_dir()).unwrap_or(false))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".conf"))
-            .collect();
-        names.sort();
-        names.truncate(MAX_DROP_INS);
+        let mut names = Vec::new();
+        walk_drop_ins(
+            &path,
+            PathBuf::new(),
+            Some(entries),
+            Path::new(dir),
+            0,
+            &mut names,
+        )?;
         for name in names {
             let shown = Path::new(dir).join(&name);
             let named = |e| match e {
@@ -282,57 +286,153 @@ pub fn effective_endpoint(
             apply(fields, &shown.display().to_string());
         }
     }
-    if let Some(v) = flags
-        .image_service_endpoint
-        .clone()
-        .filter(|v| !v.is_empty())
-    {
+    // A flag on the command line is set, even to "" (`--image-service-endpoint=`).
+    if let Some(v) = flags.image_service_endpoint.clone() {
         image = Some((v, "--image-service-endpoint flag".into()));
     }
-    if let Some(v) = flags
-        .container_runtime_endpoint
-        .clone()
-        .filter(|v| !v.is_empty())
-    {
+    if let Some(v) = flags.container_runtime_endpoint.clone() {
         runtime = Some((v, "--container-runtime-endpoint flag".into()));
     }
+    // An empty imageServiceEndpoint means "the runtime's", an empty runtime endpoint
+    // the default.
+    let emptied = image
+        .as_ref()
+        .filter(|(v, _)| v.is_empty())
+        .map(|(_, s)| format!(" ({s} is empty)"))
+        .unwrap_or_default();
+    let image = image.filter(|(v, _)| !v.is_empty());
+    let runtime = runtime
+        .filter(|(v, _)| !v.is_empty())
+        .map(|(v, s)| (v, format!("{s}{emptied}")));
     let (endpoint, source) = image.or(runtime).unwrap_or_else(|| {
         (
             KUBELET_DEFAULT_ENDPOINT.to_string(),
-            "the kubelet's default (no endpoint configured)".into(),
+            format!("the kubelet's default (no endpoint configured){emptied}"),
         )
     });
     Ok(Effective { endpoint, source })
 }
 
-/// The socket path of a CRI endpoint: `unix:///path`, `unix://path` (relative, as Go
-/// parses it) or a bare absolute path (the kubelet's deprecated form). `None` for
-/// other schemes (tcp, npipe).
+/// Deepest `--config-dir` subdirectory walked.
+const MAX_DROP_IN_DEPTH: usize = 16;
+
+/// The `*.conf` files under `base` (paths relative to it, starting at `rel`), in the
+/// order of Go's `filepath.WalkDir` as the kubelet walks `--config-dir`: the entries of
+/// each directory sorted by name, a subdirectory walked where it sorts. Symlinks are
+/// not followed into directories (a symlink named `*.conf` is read as a file). `shown`
+/// names the directory in errors. At most [`MAX_DROP_INS`] files.
+fn walk_drop_ins(
+    base: &Path,
+    rel: PathBuf,
+    entries: Option<std::fs::ReadDir>,
+    shown: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), KubeletConfigError> {
+    let unreadable = |e: std::io::Error| KubeletConfigError::Read {
+        path: shown.join(&rel),
+        reason: e.to_string(),
+    };
+    let entries = match entries {
+        Some(e) => e,
+        None => std::fs::read_dir(base.join(&rel)).map_err(unreadable)?,
+    };
+    let mut list = Vec::new();
+    for e in entries {
+        let e = e.map_err(unreadable)?;
+        let is_dir = e.file_type().map_err(unreadable)?.is_dir();
+        list.push((e.file_name(), is_dir));
+    }
+    list.sort();
+    for (name, is_dir) in list {
+        if out.len() >= MAX_DROP_INS {
+            break;
+        }
+        let path = rel.join(&name);
+        if is_dir {
+            if depth >= MAX_DROP_IN_DEPTH {
+                return Err(KubeletConfigError::Read {
+                    path: shown.join(&path),
+                    reason: format!("nested more than {MAX_DROP_IN_DEPTH} directories deep"),
+                });
+            }
+            walk_drop_ins(base, path, None, shown, depth + 1, out)?;
+        } else if name.as_encoded_bytes().ends_with(b".conf") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The socket path the kubelet dials for a CRI endpoint, parsed as its
+/// `parseEndpoint` does with Go's `url.Parse`: the URL's path, so `unix:///path` is
+/// `/path` and `unix://host/path` is `/path` too (`host` is the URL's host); an
+/// endpoint without a scheme (the deprecated bare path) is read as `unix://` + it.
+/// `None` for other schemes (tcp, npipe) and for an empty path.
 pub fn endpoint_path(endpoint: &str) -> Option<PathBuf> {
     let endpoint = endpoint.trim();
-    if let Some(rest) = endpoint.strip_prefix("unix://") {
-        return (!rest.is_empty()).then(|| PathBuf::from(rest));
+    // Go: the fragment goes first, then a scheme (letters, digits, + - .; starting
+    // with a letter) before ':', then the query.
+    let endpoint = endpoint.split_once('#').map_or(endpoint, |(a, _)| a);
+    let scheme_end = endpoint.find(':').filter(|&i| {
+        let s = &endpoint[..i];
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let (scheme, rest) = match scheme_end {
+        Some(i) => (endpoint[..i].to_ascii_lowercase(), &endpoint[i + 1..]),
+        None => return endpoint_path(&format!("unix://{endpoint}")),
+    };
+    if scheme != "unix" {
+        return None;
     }
-    if let Some(rest) = endpoint.strip_prefix("unix:") {
-        return (!rest.is_empty()).then(|| PathBuf::from(rest));
+    let rest = rest.split_once('?').map_or(rest, |(a, _)| a);
+    let path = match rest.strip_prefix("//") {
+        // The authority runs to the next '/'; the path is the rest.
+        Some(auth) => auth.find('/').map_or("", |i| &auth[i..]),
+        // `unix:/path` has a path; `unix:path` is opaque (no path at all).
+        None if rest.starts_with('/') => rest,
+        None => "",
+    };
+    let path = percent_decode(path)?;
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+/// Go's path unescaping: `%XX` decoded, a malformed escape an error (`None`).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
     }
-    (endpoint.starts_with('/')).then(|| PathBuf::from(endpoint))
+    String::from_utf8(out).ok()
 }
 
 /// Whether the kubelet (`/proc/PID` = `proc_dir`) reaches `listen` through `endpoint`:
-/// both resolved through symlinks (the kubelet's side under its own root), compared as
-/// paths when either does not exist.
+/// the file the kernel finds at the endpoint's path in the kubelet's mount namespace
+/// (`stat` through `/proc/PID/root`, symlinks followed) is the listen socket (same
+/// device and inode); compared as paths when either does not exist.
 pub fn reaches(proc_dir: &Path, endpoint: &str, listen: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
     let Some(path) = endpoint_path(endpoint) else {
         return false;
     };
-    let theirs = std::fs::canonicalize(as_seen_by(proc_dir, &path.to_string_lossy()));
+    let theirs = std::fs::metadata(as_seen_by(proc_dir, &path.to_string_lossy()));
     let theirs = match theirs {
-        Err(e) if refused(&e) && path.is_absolute() => std::fs::canonicalize(&path),
+        Err(e) if refused(&e) && path.is_absolute() => std::fs::metadata(&path),
         other => other,
     };
-    match (theirs, std::fs::canonicalize(listen)) {
-        (Ok(a), Ok(b)) => a == b,
+    match (theirs, std::fs::metadata(listen)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => normalize(&path) == normalize(listen),
     }
 }
@@ -523,6 +623,20 @@ mod tests {
         assert_eq!(endpoint_path("tcp://127.0.0.1:1"), None);
         assert_eq!(endpoint_path("unix://"), None);
         assert_eq!(endpoint_path(""), None);
+        // As Go's url.Parse: `run` is the host, the path is what is dialled.
+        assert_eq!(
+            endpoint_path("unix://run/pullwarden/cri.sock"),
+            Some(PathBuf::from("/pullwarden/cri.sock"))
+        );
+        assert_eq!(endpoint_path("unix://run"), None);
+        assert_eq!(endpoint_path("unix:run/x.sock"), None);
+        assert_eq!(
+            endpoint_path("UNIX:///a%20b.sock?x#y"),
+            Some(PathBuf::from("/a b.sock"))
+        );
+        assert_eq!(endpoint_path("unix:///a%zz"), None);
+        // A bare relative path is `unix://` + it.
+        assert_eq!(endpoint_path("run/x.sock"), Some(PathBuf::from("/x.sock")));
     }
 
     /// A fake `/proc/PID` whose root is `/` and cwd a temp dir.
