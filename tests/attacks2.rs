@@ -1,6 +1,6 @@
 //! Issue 10, second attack review: holes found in the CRI proxy's request handling, the
-//! load-time validation and `doctor`. Each test shows one hole and is `#[ignore]`d
-//! with what it shows until the product is fixed.
+//! load-time validation and `doctor`. Each failed against the first version of that
+//! work; each is now a regression test of the fix (its doc comment tells the attack).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
