@@ -77,12 +77,39 @@ pub fn bind_socket_std(
         .flatten()
         .ok_or_else(|| BindError::UnknownGroup(group.to_string()))?
         .gid;
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io("binding"))?;
-    nix::unistd::chown(path, None, Some(gid))
-        .map_err(|e| io("setting the group of")(std::io::Error::from(e)))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(io("setting the mode of"))?;
-    Ok(listener)
+    // Bound inside a private directory (0700) and given its group and mode there, then
+    // renamed into place: the socket never appears at `path` with the umask's mode, so
+    // nobody outside the group can connect in between.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let base = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let private = base.join(format!(".pullwarden-bind-{}-{nanos}", std::process::id()));
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(io("creating a private directory beside"))?;
+    }
+    let staged = private.join("socket");
+    let placed = (|| {
+        let listener = std::os::unix::net::UnixListener::bind(&staged).map_err(io("binding"))?;
+        nix::unistd::chown(&staged, None, Some(gid))
+            .map_err(|e| io("setting the group of")(std::io::Error::from(e)))?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))
+            .map_err(io("setting the mode of"))?;
+        std::fs::rename(&staged, path).map_err(io("moving the socket into place at"))?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    placed
 }
 
 /// Serves HTTP/2 (gRPC) on `listener` until `shutdown` resolves, then stops accepting,
@@ -308,4 +335,31 @@ async fn call(
     };
     let code = relay::respond(respond, resp).await;
     proxy.record_call(&path, code, started.elapsed());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_appears_with_its_mode_and_leaves_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cri.sock");
+        let _listener = bind_socket_std(&path, "root").unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("cri.sock")]);
+        // The bound socket is the one at the path: a client reaches it.
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        // A second bind of a live socket is refused, as before.
+        assert!(matches!(
+            bind_socket_std(&path, "root"),
+            Err(BindError::InUse(_))
+        ));
+    }
 }
