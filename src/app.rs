@@ -69,13 +69,6 @@ impl LiveConfig {
     /// the upstream cannot change without a restart: such a change is refused whole, so
     /// the running daemon never disagrees with its config file.
     /// Returns the new config and the load's warnings (duplicate keys).
-    /// Reads and checks the config file again; nothing is swapped until [`Self::commit`].
-    pub fn reload(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
-        let (new, warnings) = self.prepare()?;
-        self.commit(new.clone());
-        Ok((new, warnings))
-    }
-
     /// Reads and checks the config file; the running config stays as it is.
     pub fn prepare(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
         let mut new = Config::load(&self.path, false)?;

@@ -646,7 +646,12 @@ async fn huge_malformed_and_lying_registries_get_specific_errors() {
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
     let err = c.resolve(&r("x/missing:v1"), &creds).await.unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
-    assert!(!err.is_infrastructure());
+    // What a registry serves is never an outage that `on_error = "allow"` lets through.
+    assert!(!err.is_outage());
+    for path in ["x/endless:v1", "x/huge:v1", "x/junk:v1"] {
+        let e = c.resolve(&r(path), &creds).await.unwrap_err();
+        assert!(!e.is_outage(), "{path}: {e}");
+    }
 
     // Hostile signature artifacts are reasons in the report, not errors, and do not
     // hide anything else.
@@ -690,7 +695,7 @@ async fn registry_down_is_an_infrastructure_error() {
     let r: Reference = format!("{host}/x/app:v1").parse().unwrap();
     let err = c.resolve(&r, &Credentials::default()).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unreachable { .. }), "{err}");
-    assert!(err.is_infrastructure());
+    assert!(err.is_outage());
     let dir = tempfile::tempdir().unwrap();
     let (_, public) = keypair(dir.path(), "k", SigningScheme::ECDSA_P256_SHA256_ASN1);
     let v = Verifier::load(&policy(&keys_toml(&[&public]))).unwrap();
@@ -703,7 +708,7 @@ async fn registry_down_is_an_infrastructure_error() {
         )
         .await;
     match res {
-        Err(VerifyError::Registry(e)) => assert!(e.is_infrastructure()),
+        Err(VerifyError::Registry(e)) => assert!(e.is_outage()),
         other => panic!("expected an infrastructure error, got {other:?}"),
     }
 }

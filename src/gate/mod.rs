@@ -867,7 +867,7 @@ impl Gate {
         }
         let mut target: Option<String> = None;
         for p in judging {
-            if self.any_admits(state, &[p], reference, digests).await {
+            if self.admits(state, p, reference, digests).await {
                 continue;
             }
             // The name's current target, asked of containerd once, when containerd's
@@ -880,7 +880,7 @@ impl Gate {
             match &target {
                 Some(t) if !digests.contains(t) => {
                     if !self
-                        .any_admits(state, &[p], reference, std::slice::from_ref(t))
+                        .admits(state, p, reference, std::slice::from_ref(t))
                         .await
                     {
                         return false;
@@ -892,34 +892,31 @@ impl Gate {
         true
     }
 
-    /// Whether a current verdict for one of `digests` under one of the (not off)
-    /// `matching` policies (each caller passes one), for `reference`'s repository where
-    /// the verdict rests on signatures, admits the image: an allow, or any verdict under
-    /// audit.
-    async fn any_admits(
+    /// Whether a current verdict for one of `digests` under `policy` (not off), for
+    /// `reference`'s repository where the verdict rests on signatures, admits the image:
+    /// an allow, or any verdict under audit.
+    async fn admits(
         &self,
         state: &PolicyState,
-        matching: &[&Policy],
+        policy: &Policy,
         reference: &Reference,
         digests: &[String],
     ) -> bool {
+        let Ok(fp) = state.fingerprint(&policy.name) else {
+            return false;
+        };
+        let scope = verdict_scope(policy, fp, reference);
         let db_version = self.scanner.db_version();
-        for p in matching.iter().filter(|p| p.mode != Mode::Off) {
-            let Ok(fp) = state.fingerprint(&p.name) else {
-                continue;
+        for d in digests {
+            let key = VerdictKey {
+                digest: d.clone(),
+                policy_fingerprint: scope.clone(),
+                db_version: db_version.clone(),
             };
-            let scope = verdict_scope(p, fp, reference);
-            for d in digests {
-                let key = VerdictKey {
-                    digest: d.clone(),
-                    policy_fingerprint: scope.clone(),
-                    db_version: db_version.clone(),
-                };
-                if let Ok(Some(v)) = self.lookup(&key).await
-                    && (v.decision == Decision::Allow || p.mode == Mode::Audit)
-                {
-                    return true;
-                }
+            if let Ok(Some(v)) = self.lookup(&key).await
+                && (v.decision == Decision::Allow || policy.mode == Mode::Audit)
+            {
+                return true;
             }
         }
         false

@@ -85,26 +85,6 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Failures of the registry or the network rather than of the content: the gate
-    /// answers these with `RegistryUnavailable:` and never caches them.
-    pub fn is_infrastructure(&self) -> bool {
-        match self {
-            RegistryError::Unreachable { .. }
-            | RegistryError::Timeout { .. }
-            | RegistryError::ServerError { .. }
-            | RegistryError::Token { .. }
-            | RegistryError::Unauthorized { .. }
-            | RegistryError::Forbidden { .. }
-            | RegistryError::UnexpectedStatus { .. } => true,
-            RegistryError::Client(_)
-            | RegistryError::AuthFile { .. }
-            | RegistryError::NotFound { .. }
-            | RegistryError::TooLarge { .. }
-            | RegistryError::Malformed { .. }
-            | RegistryError::DigestMismatch { .. } => false,
-        }
-    }
-
     /// An outage, the only registry failure `on_error = "allow"` may let through: the
     /// registry unreachable, timing out, or failing with a 5xx or 429 (`ServerError`).
     /// Refusals (401/403), missing or malformed content and token failures are not.

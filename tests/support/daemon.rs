@@ -71,7 +71,10 @@ impl Daemon {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.listen).is_ok() {
+            // Both sockets: the admin socket is bound just after the CRI one.
+            if std::os::unix::net::UnixStream::connect(&self.listen).is_ok()
+                && std::os::unix::net::UnixStream::connect(&self.admin).is_ok()
+            {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
