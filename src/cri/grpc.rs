@@ -3,6 +3,9 @@
 //! decode and re-encode messages (prost drops fields it does not know, see CRATES.md),
 //! so tonic's codec layer cannot sit on the forwarding path.
 
+// A parser of untrusted bytes: every index is checked (`get`), none may panic.
+#![warn(clippy::indexing_slicing)]
+
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
 
@@ -15,26 +18,28 @@ pub const MAX_INSPECTED_MESSAGE: usize = 4 << 20;
 /// Compressed messages (flag 1) are refused: the kubelet never compresses CRI calls
 /// and an intercepted call must be readable to be judged.
 pub fn single_message(body: &Bytes) -> Result<&[u8], ProxyError> {
-    if body.len() < 5 {
+    let (Some(&flag), Some(prefix), Some(message)) = (body.first(), body.get(1..5), body.get(5..))
+    else {
         return Err(ProxyError::BadFrame(
             "message shorter than the 5-byte gRPC prefix",
         ));
-    }
-    if body[0] != 0 {
+    };
+    if flag != 0 {
         return Err(ProxyError::BadFrame(
             "compressed or unknown-flag gRPC message on an intercepted call",
         ));
     }
-    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    let prefix: [u8; 4] = prefix.try_into().unwrap_or([0xff; 4]);
+    let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
     if len > MAX_INSPECTED_MESSAGE {
         return Err(ProxyError::BadFrame("gRPC message exceeds 4 MiB"));
     }
-    if body.len() != 5 + len {
+    if message.len() != len {
         return Err(ProxyError::BadFrame(
             "gRPC length prefix does not match the body (truncated or several messages)",
         ));
     }
-    Ok(&body[5..])
+    Ok(message)
 }
 
 /// Frames one message (uncompressed).
@@ -112,18 +117,18 @@ pub fn grpc_message(headers: &http::HeaderMap, trailers: Option<&http::HeaderMap
 
 fn percent_decode(v: &[u8]) -> String {
     let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        if v[i] == b'%' && i + 2 < v.len() {
-            let hex = std::str::from_utf8(&v[i + 1..i + 3]).ok();
+    let mut rest = v;
+    while let Some((&c, tail)) = rest.split_first() {
+        if c == b'%' {
+            let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
             if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(b);
-                i += 3;
+                rest = tail.get(2..).unwrap_or_default();
                 continue;
             }
         }
-        out.push(v[i]);
-        i += 1;
+        out.push(c);
+        rest = tail;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

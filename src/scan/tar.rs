@@ -2,6 +2,9 @@
 //! and GNU long names/links (`L`/`K`), base-256 sizes, checksum verified on every
 //! header. Entry contents are streamed to the caller or skipped without copying.
 
+// A parser of untrusted bytes: every index is checked (`get`), none may panic.
+#![warn(clippy::indexing_slicing)]
+
 use std::io::BufRead;
 
 const BLOCK: usize = 512;

@@ -17,6 +17,9 @@
 //! (fat jars keep `BOOT-INF/lib/*.jar` uncompressed) contribute their own end records:
 //! the caps leave room for them.
 
+// A parser of untrusted bytes: every index is checked (`get`), none may panic.
+#![warn(clippy::indexing_slicing)]
+
 use std::fmt;
 
 /// Entries one central directory may declare (matches the jar walk's member cap).
@@ -93,8 +96,8 @@ impl fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 fn u16_at(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes([s[0], s[1]]) as u64)
+    let s: [u8; 2] = b.get(at..at.checked_add(2)?)?.try_into().ok()?;
+    Some(u64::from(u16::from_le_bytes(s)))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u64> {

@@ -5,6 +5,9 @@
 //! the format is small, and reading pages in file order needs none of the hash
 //! function or bucket arithmetic. Every number comes from the image and is checked.
 
+// A parser of untrusted bytes: every index is checked (`get`), none may panic.
+#![warn(clippy::indexing_slicing)]
+
 /// Page layout constants (db_page.h).
 const META_MAGIC_HASH: u32 = 0x0006_1561;
 const P_HASH_UNSORTED: u8 = 2;
@@ -48,8 +51,7 @@ struct Order {
 
 impl Order {
     fn u16(self, b: &[u8], at: usize) -> Option<u16> {
-        let s = b.get(at..at + 2)?;
-        let a = [s[0], s[1]];
+        let a: [u8; 2] = b.get(at..at.checked_add(2)?)?.try_into().ok()?;
         Some(if self.big {
             u16::from_be_bytes(a)
         } else {
@@ -57,8 +59,7 @@ impl Order {
         })
     }
     fn u32(self, b: &[u8], at: usize) -> Option<u32> {
-        let s = b.get(at..at + 4)?;
-        let a = [s[0], s[1], s[2], s[3]];
+        let a: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(if self.big {
             u32::from_be_bytes(a)
         } else {
@@ -147,14 +148,20 @@ pub fn for_each(bytes: &[u8], mut each: impl FnMut(&[u8], &[u8], bool)) -> Resul
             if pg.get(ko) != Some(&H_KEYDATA) || kend <= ko {
                 return Err(bad("key is not an on-page item"));
             }
-            let key = &pg[ko + 1..kend];
+            let key = pg
+                .get(ko + 1..kend)
+                .ok_or(bad("key is not an on-page item"))?;
             let (dof, dend) = (offset(d)?, item_end(d)?);
             if dend <= dof {
                 return Err(bad("items overlap"));
             }
-            match pg[dof] {
-                H_KEYDATA => each(key, &pg[dof + 1..dend], order.big),
-                H_OFFPAGE => {
+            match pg.get(dof).copied() {
+                Some(H_KEYDATA) => each(
+                    key,
+                    pg.get(dof + 1..dend).ok_or(bad("items overlap"))?,
+                    order.big,
+                ),
+                Some(H_OFFPAGE) => {
                     let (Some(first), Some(total)) =
                         (order.u32(pg, dof + 4), order.u32(pg, dof + 8))
                     else {
@@ -171,12 +178,13 @@ pub fn for_each(bytes: &[u8], mut each: impl FnMut(&[u8], &[u8], bool)) -> Resul
                     )?;
                     each(key, &value, order.big);
                 }
-                other => {
+                Some(other) => {
                     return Err(BdbError::ItemType {
                         page: n as u64,
                         kind: other,
                     });
                 }
+                None => return Err(bad("items overlap")),
             }
         }
     }

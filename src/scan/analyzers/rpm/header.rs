@@ -3,6 +3,9 @@
 //! `il: u32, dl: u32, il × (tag: u32, type: u32, offset: u32, count: u32), data[dl]`.
 //! Every offset and count comes from the image and is checked before use.
 
+// A parser of untrusted bytes: every index is checked (`get`), none may panic.
+#![warn(clippy::indexing_slicing)]
+
 use std::borrow::Cow;
 
 /// rpm's own sanity limits (`hdrchkTags`, `hdrchkData` in lib/header.c): a header past
@@ -72,8 +75,9 @@ pub struct Header<'a> {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 impl<'a> Header<'a> {
@@ -96,9 +100,13 @@ impl<'a> Header<'a> {
                 have: blob.len(),
             });
         }
+        let short = HeaderError::Short {
+            need,
+            have: blob.len(),
+        };
         Ok(Header {
-            index: &blob[8..8 + index_len],
-            store: &blob[8 + index_len..need],
+            index: blob.get(8..8 + index_len).ok_or(short.clone())?,
+            store: blob.get(8 + index_len..need).ok_or(short)?,
         })
     }
 
@@ -139,7 +147,9 @@ impl<'a> Header<'a> {
         }
         let s = self.tail_at(e)?;
         let end = memchr::memchr(0, s).ok_or(HeaderError::Unterminated { tag })?;
-        Ok(Some(String::from_utf8_lossy(&s[..end])))
+        Ok(Some(String::from_utf8_lossy(
+            s.get(..end).unwrap_or_default(),
+        )))
     }
 
     /// A STRING_ARRAY tag (empty when absent). At most one string per data byte, so
@@ -162,8 +172,8 @@ impl<'a> Header<'a> {
         let mut out = Vec::with_capacity(e.count as usize);
         for _ in 0..e.count {
             let end = memchr::memchr(0, s).ok_or(HeaderError::Unterminated { tag })?;
-            out.push(String::from_utf8_lossy(&s[..end]));
-            s = &s[end + 1..];
+            out.push(String::from_utf8_lossy(s.get(..end).unwrap_or_default()));
+            s = s.get(end + 1..).unwrap_or_default();
         }
         Ok(out)
     }
@@ -191,7 +201,7 @@ impl<'a> Header<'a> {
             .ok_or(out_of_range)?;
         Ok(bytes
             .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap_or_default()))
             .collect())
     }
 

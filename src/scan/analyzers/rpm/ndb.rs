@@ -6,6 +6,9 @@
 //! generation, length, the header blob, and a tail. Debian's rpm is built without
 //! ndb, so this reader is tested on bytes built to that layout.
 
+// A parser of untrusted bytes: every index is checked (`get`), none may panic.
+#![warn(clippy::indexing_slicing)]
+
 const HEADER_MAGIC: u32 = u32::from_le_bytes(*b"RpmP");
 const SLOT_MAGIC: u32 = u32::from_le_bytes(*b"Slot");
 const BLOB_MAGIC: u32 = u32::from_le_bytes(*b"BlbS");
@@ -31,8 +34,9 @@ pub enum NdbError {
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// Calls `each(blob)` for every package header in the database, in slot order.
@@ -73,7 +77,9 @@ pub fn for_each(bytes: &[u8], mut each: impl FnMut(&[u8])) -> Result<(), NdbErro
         if start < slots_end || end > bytes.len() || end - start < BLOB_HEAD {
             return Err(bad("blocks outside the blob area"));
         }
-        let area = &bytes[start..end];
+        let area = bytes
+            .get(start..end)
+            .ok_or(bad("blocks outside the blob area"))?;
         if le32(area, 0) != Some(BLOB_MAGIC) {
             return Err(bad("no blob magic"));
         }
