@@ -7,16 +7,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use regex::Regex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::report::Severity;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullwarden/config.toml";
 
 mod files;
+mod policy;
+mod raw;
 pub use files::{FileReport, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES, PolicyFiles};
+use policy::validate_policy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,142 +46,7 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-// ---------------------------------------------------------------- raw (TOML) form
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    #[serde(default)]
-    pub server: RawServer,
-    #[serde(default)]
-    pub registry: RawRegistry,
-    #[serde(default)]
-    pub scan: RawScanLimits,
-    #[serde(default)]
-    pub policy: Vec<RawPolicy>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawServer {
-    pub listen: Option<PathBuf>,
-    pub upstream: Option<PathBuf>,
-    pub admin: Option<PathBuf>,
-    pub metrics: Option<String>,
-    pub containerd_namespace: Option<String>,
-    /// containerd's root directory (holds `io.containerd.content.v1.content`). When
-    /// unset it is asked from containerd's introspection API.
-    pub containerd_root: Option<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-    pub socket_group: Option<String>,
-    /// Group of the admin socket (the CLI), apart from `socket_group` (the CRI socket,
-    /// which reaches containerd's whole RuntimeService). Default "root".
-    pub admin_group: Option<String>,
-    /// Serve `metrics` on a non-loopback address (refused without it).
-    pub metrics_public: Option<bool>,
-    /// How long a draining daemon waits for calls in flight on SIGTERM.
-    pub drain_timeout: Option<String>,
-    /// How long a forwarded call polls for containerd's answer before sleeping.
-    pub upstream_busy_poll: Option<String>,
-    /// Verdicts of images no longer in containerd are forgotten this long after they
-    /// were decided ("0s": never).
-    pub verdict_retention: Option<String>,
-    /// A deny that rests on what the registry says (no signature, no trusted signer, a
-    /// signature that failed to verify) is verified again on a pull this long after it
-    /// was decided ("0s": on every pull). Denies from the image's own bytes stay cached.
-    pub recheck_denied_after: Option<String>,
-    /// Log format: "text" (default on a terminal) or "json".
-    pub log_format: Option<String>,
-    /// How often the daemon runs the doctor checks for `pullwarden_enforcing` ("0s": never).
-    pub doctor_interval: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRegistry {
-    pub plain_http: Option<Vec<String>>,
-    pub timeout: Option<String>,
-    /// A docker `config.json` with credentials used when a pull carries none.
-    pub auth_file: Option<PathBuf>,
-    /// Largest manifest/index/signature document fetched, in bytes.
-    pub max_manifest_bytes: Option<u64>,
-    /// Largest blob (signature layer, bundle, attestation) fetched, in bytes.
-    pub max_blob_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawScanLimits {
-    pub max_layer_bytes: Option<u64>,
-    pub max_layer_entries: Option<u64>,
-    pub max_path_bytes: Option<u64>,
-    pub max_secret_file_bytes: Option<u64>,
-    pub layer_cache_entries: Option<u64>,
-    pub parallel_layers: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPolicy {
-    pub name: Option<String>,
-    pub images: Option<Vec<String>>,
-    pub namespaces: Option<Vec<String>>,
-    pub mode: Option<String>,
-    pub on_error: Option<String>,
-    pub signatures: Option<RawSignatures>,
-    pub scan: Option<RawScanPolicy>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSignatures {
-    pub keys: Option<Vec<PathBuf>>,
-    pub threshold: Option<usize>,
-    pub trusted_root: Option<PathBuf>,
-    pub keyless: Option<Vec<RawKeyless>>,
-    /// Where a signature must sit for a multi-platform image: "any" (index or platform
-    /// manifest, the default), "platform" (the platform manifest's own digest).
-    pub require_on: Option<String>,
-    /// Require a transparency-log proof (Rekor SET or inclusion proof) for key-signed
-    /// signatures too. Keyless signatures always need one.
-    pub require_tlog: Option<bool>,
-    /// Repositories a signature's `docker-reference` may name besides the image's own
-    /// (globs), e.g. when images are signed before being copied to a mirror.
-    pub allowed_references: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawKeyless {
-    pub issuer: Option<String>,
-    pub subject: Option<String>,
-    pub subject_regex: Option<String>,
-    /// Fulcio certificate extensions that must match exactly, by name
-    /// (e.g. `github_workflow_repository = "acme/app"`) or dotted OID.
-    pub extensions: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawScanPolicy {
-    pub enabled: Option<bool>,
-    pub secrets: Option<String>,
-    pub max_severity: Option<String>,
-    pub ignore_unfixed: Option<bool>,
-    pub allow: Option<Vec<RawVulnException>>,
-    pub deny_setuid: Option<bool>,
-    pub deny_world_writable: Option<bool>,
-    pub deny_devices: Option<bool>,
-    pub denylist: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVulnException {
-    pub id: Option<String>,
-    pub until: Option<String>,
-    pub reason: Option<String>,
-}
+pub use raw::*;
 
 // ---------------------------------------------------------------- validated form
 
@@ -472,23 +340,6 @@ impl Policy {
     }
 }
 
-/// `*` stays within one path segment, `**` crosses segments (globset with
-/// `literal_separator`), matching how operators write registry paths.
-fn compile_globs(key: &str, patterns: &[String]) -> Result<GlobSet, ConfigError> {
-    let mut b = GlobSetBuilder::new();
-    for (i, p) in patterns.iter().enumerate() {
-        if p.is_empty() {
-            return Err(invalid(format!("{key}[{i}]"), "empty pattern"));
-        }
-        let g = GlobBuilder::new(p)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| invalid(format!("{key}[{i}]"), format!("bad glob {p:?}: {e}")))?;
-        b.add(g);
-    }
-    b.build().map_err(|e| invalid(key, e.to_string()))
-}
-
 /// How long verdicts of images gone from the node are kept by default.
 pub const DEFAULT_VERDICT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `server.recheck_denied_after`: long enough that the kubelet's quick retries of one
@@ -672,195 +523,6 @@ impl TryFrom<RawConfig> for Config {
             source: None,
         })
     }
-}
-
-fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigError> {
-    let key = |k: &str| format!("policy[{i}].{k}");
-    let name = p
-        .name
-        .filter(|n| !n.trim().is_empty())
-        .ok_or_else(|| invalid(key("name"), "every policy needs a name"))?;
-    let images = p.images.filter(|v| !v.is_empty()).ok_or_else(|| {
-        invalid(
-            key("images"),
-            "list at least one image glob (\"**\" for all)",
-        )
-    })?;
-    let namespaces = p.namespaces.unwrap_or_else(|| vec!["*".into()]);
-    let mode = match p.mode.as_deref() {
-        None => Mode::Enforce,
-        Some(m) => parse_enum(
-            &key("mode"),
-            m,
-            &[
-                ("enforce", Mode::Enforce),
-                ("audit", Mode::Audit),
-                ("off", Mode::Off),
-            ],
-        )?,
-    };
-    let on_error = match p.on_error.as_deref() {
-        None => OnError::Deny,
-        Some(m) => parse_enum(
-            &key("on_error"),
-            m,
-            &[("deny", OnError::Deny), ("allow", OnError::Allow)],
-        )?,
-    };
-    let image_globs = compile_globs(&key("images"), &images)?;
-    let namespace_globs = compile_globs(&key("namespaces"), &namespaces)?;
-    let signatures = p
-        .signatures
-        .map(|s| validate_signatures(&key("signatures"), s))
-        .transpose()?;
-    let scan = validate_scan_policy(&key("scan"), p.scan.unwrap_or_default())?;
-    Ok(Policy {
-        name,
-        images,
-        namespaces,
-        mode,
-        on_error,
-        signatures,
-        scan,
-        image_globs,
-        namespace_globs,
-        files: Default::default(),
-    })
-}
-
-fn validate_signatures(key: &str, s: RawSignatures) -> Result<SignaturePolicy, ConfigError> {
-    let keys = s.keys.unwrap_or_default();
-    let mut keyless = Vec::new();
-    for (j, k) in s.keyless.unwrap_or_default().into_iter().enumerate() {
-        let kk = format!("{key}.keyless[{j}]");
-        let issuer = k
-            .issuer
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| invalid(format!("{kk}.issuer"), "keyless identities need an issuer"))?;
-        if k.subject.is_none() && k.subject_regex.is_none() {
-            return Err(invalid(
-                kk,
-                "set subject or subject_regex (an identity that trusts any subject of an issuer is refused)",
-            ));
-        }
-        let subject_regex = k
-            .subject_regex
-            .map(|r| {
-                Regex::new(&r).map_err(|e| invalid(format!("{kk}.subject_regex"), e.to_string()))
-            })
-            .transpose()?;
-        keyless.push(KeylessIdentity {
-            issuer,
-            subject: k.subject,
-            subject_regex,
-            extensions: k.extensions.unwrap_or_default(),
-        });
-    }
-    if keys.is_empty() && keyless.is_empty() {
-        return Err(invalid(
-            key,
-            "a signatures section needs at least one key or keyless identity",
-        ));
-    }
-    if !keyless.is_empty() && s.trusted_root.is_none() {
-        return Err(invalid(
-            format!("{key}.trusted_root"),
-            "keyless identities need a trusted_root (sigstore trusted_root.json)",
-        ));
-    }
-    let threshold = s.threshold.unwrap_or(1);
-    let signers = keys.len() + keyless.len();
-    if threshold == 0 || threshold > signers {
-        return Err(invalid(
-            format!("{key}.threshold"),
-            format!("must be between 1 and the number of keys and identities ({signers})"),
-        ));
-    }
-    let require_on = match s.require_on.as_deref() {
-        None => SignatureLocation::Any,
-        Some(v) => parse_enum(
-            &format!("{key}.require_on"),
-            v,
-            &[
-                ("any", SignatureLocation::Any),
-                ("platform", SignatureLocation::Platform),
-            ],
-        )?,
-    };
-    let allowed_references = s.allowed_references.unwrap_or_default();
-    let allowed_reference_globs =
-        compile_globs(&format!("{key}.allowed_references"), &allowed_references)?;
-    Ok(SignaturePolicy {
-        keys,
-        threshold,
-        trusted_root: s.trusted_root,
-        keyless,
-        require_on,
-        require_tlog: s.require_tlog.unwrap_or(false),
-        allowed_references,
-        allowed_reference_globs,
-    })
-}
-
-fn validate_scan_policy(key: &str, s: RawScanPolicy) -> Result<ScanPolicy, ConfigError> {
-    let d = ScanPolicy::default();
-    let secrets = match s.secrets.as_deref() {
-        None => d.secrets,
-        Some(v) => parse_enum(
-            &format!("{key}.secrets"),
-            v,
-            &[
-                ("deny", FindingAction::Deny),
-                ("warn", FindingAction::Warn),
-                ("ignore", FindingAction::Ignore),
-            ],
-        )?,
-    };
-    let max_severity = match s.max_severity.as_deref() {
-        None => d.max_severity,
-        Some(v) => v
-            .parse::<Severity>()
-            .map_err(|e| invalid(format!("{key}.max_severity"), e))?,
-    };
-    let mut allow = Vec::new();
-    for (j, a) in s.allow.unwrap_or_default().into_iter().enumerate() {
-        let ak = format!("{key}.allow[{j}]");
-        let id = a
-            .id
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| invalid(format!("{ak}.id"), "an exception needs a vulnerability id"))?;
-        let until = a
-            .until
-            .map(|u| {
-                time::Date::parse(
-                    &u,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .map_err(|e| {
-                    invalid(
-                        format!("{ak}.until"),
-                        format!("{u:?} is not YYYY-MM-DD: {e}"),
-                    )
-                })
-            })
-            .transpose()?;
-        allow.push(VulnException {
-            id,
-            until,
-            reason: a.reason.unwrap_or_default(),
-        });
-    }
-    Ok(ScanPolicy {
-        enabled: s.enabled.unwrap_or(true),
-        secrets,
-        max_severity,
-        ignore_unfixed: s.ignore_unfixed.unwrap_or(d.ignore_unfixed),
-        allow,
-        deny_setuid: s.deny_setuid.unwrap_or(d.deny_setuid),
-        deny_world_writable: s.deny_world_writable.unwrap_or(d.deny_world_writable),
-        deny_devices: s.deny_devices.unwrap_or(d.deny_devices),
-        denylist: s.denylist,
-    })
 }
 
 #[cfg(test)]
