@@ -185,6 +185,14 @@ fn package_database_parsers() {
     survive("os-release", &[OS_RELEASE], 10000, |b| {
         let _ = analyzers::os_release::parse(b);
     });
+    let dep5: &[u8] = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: x/*\nLicense: (MIT OR Apache-2.0) and BSD-3-clause WITH Classpath-exception-2.0\n";
+    survive("Debian copyright and SPDX licenses", &[dep5], 10000, |b| {
+        for l in analyzers::license::debian_copyright(b) {
+            let _ = analyzers::license::to_spdx(&l);
+        }
+        let _ = analyzers::license::to_spdx(&String::from_utf8_lossy(b));
+        let _ = analyzers::license::python_classifier(&String::from_utf8_lossy(b));
+    });
     survive(
         "gemspec",
         &[crate::scan_lang::GEMSPEC.as_bytes()],

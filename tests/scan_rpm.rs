@@ -239,7 +239,9 @@ fn real_sqlite_rpmdb_is_scanned_and_matched() {
     assert!(report.files.is_empty(), "{:?}", report.files);
     let src = Some("pwtest".to_string());
     let purl = |name: &str| {
-        format!("pkg:rpm/rocky/{name}@1.2.3-4.el9?arch=noarch&distro=rocky-9.3&epoch=2")
+        format!(
+            "pkg:rpm/rocky/{name}@1.2.3-4.el9?arch=noarch&distro=rocky-9.3&epoch=2&upstream=pwtest-1.2.3-4.el9.src.rpm"
+        )
     };
     assert_eq!(
         rpms(&report),

@@ -13,6 +13,7 @@ mod doctor;
 mod gate_e2e;
 mod gate_flow;
 mod hostile;
+mod sbom;
 mod scan;
 mod scan_final;
 mod scan_lang;
