@@ -22,4 +22,5 @@ mod scan_sources;
 mod store;
 mod support;
 mod verify;
+mod vex;
 mod vulndb;

@@ -11,6 +11,8 @@
 //! gave on the command line. Anything else is kept only to say why it was ignored.
 
 pub mod attestation;
+pub mod cli;
+pub mod registry;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
