@@ -23,4 +23,5 @@ pub mod report;
 pub mod scan;
 pub mod store;
 pub mod verify;
+pub mod vex;
 pub mod vulndb;

@@ -64,8 +64,19 @@ pub struct Package {
     pub source_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
+    /// Licenses as the package declares them (a package manager's field, a Debian
+    /// copyright file's DEP-5 short names, Python classifiers); the SBOMs give them in
+    /// SPDX terms (`scan::analyzers::license`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub licenses: Vec<String>,
+    /// Names this package depends on, as its package database states them (dpkg
+    /// `Depends`/`Pre-Depends`, every alternative; apk `D:`, including `so:`/`cmd:`
+    /// names), without version constraints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
+    /// Names other packages may depend on this one by (dpkg `Provides`, apk `p:`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<String>,
 }
 
 /// A secret found in a layer. The matched value is never stored in full.

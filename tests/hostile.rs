@@ -155,6 +155,51 @@ allow = [{ id = "CVE-2024-0001", until = "2027-01-01", reason = "r" }]
 "#;
 
 #[test]
+fn vex_parsers() {
+    let openvex: &[u8] = br#"{"@context":"https://openvex.dev/ns/v0.2.0","@id":"x","timestamp":"2026-11-01T00:00:00Z","statements":[{"vulnerability":{"name":"CVE-2024-1","aliases":["DSA-1-1"]},"products":[{"@id":"pkg:oci/app@sha256%3Aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","subcomponents":[{"@id":"pkg:deb/debian/libc6@2.36-9"}]}],"status":"not_affected","justification":"component_not_present"}]}"#;
+    let cdx: &[u8] = br#"{"bomFormat":"CycloneDX","specVersion":"1.6","metadata":{"component":{"bom-ref":"img","purl":"pkg:oci/app@sha256%3Aaa"}},"components":[{"bom-ref":"c","purl":"pkg:npm/x@1"}],"vulnerabilities":[{"id":"CVE-1","analysis":{"state":"not_affected","justification":"code_not_reachable"},"affects":[{"ref":"c"}]}]}"#;
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let mut report = pullwarden::report::ScanReport::default();
+    report
+        .vulnerabilities
+        .push(pullwarden::report::Vulnerability {
+            id: "DSA-1-1".into(),
+            aliases: vec!["CVE-2024-1".into()],
+            package: "libc6".into(),
+            installed_version: "2.36-9".into(),
+            ecosystem: "Debian:12".into(),
+            fixed_in: None,
+            fix_channel: None,
+            severity: pullwarden::report::Severity::High,
+            score: None,
+            summary: None,
+            purl: "pkg:deb/debian/libc6@2.36-9".into(),
+            layer: String::new(),
+        });
+    survive("OpenVEX and CycloneDX VEX", &[openvex, cdx], 10000, |b| {
+        if let Ok(doc) = pullwarden::vex::parse(b) {
+            let src = pullwarden::vex::VexSource {
+                origin: "f".into(),
+                signer: Some("k".into()),
+                untrusted_reason: None,
+                document: doc,
+            };
+            let _ = pullwarden::vex::apply(&mut report.clone(), &digest, &[src]);
+        }
+    });
+    let statement = pullwarden::vex::attestation::openvex_statement(
+        &digest,
+        "app",
+        &serde_json::from_slice(openvex).unwrap(),
+    );
+    let env = pullwarden::vex::attestation::envelope(&statement, "", |_| vec![1, 2, 3]);
+    survive("VEX DSSE envelope", &[&env], 5000, |b| {
+        let _ = pullwarden::vex::attestation::verify(b, &digest, &[]);
+        let _ = pullwarden::vex::attestation::read_unverified(b, &digest);
+    });
+}
+
+#[test]
 fn package_database_parsers() {
     survive("dpkg status", &[DPKG], 10000, |b| {
         let _ = analyzers::dpkg::parse_status(b, true);
@@ -184,6 +229,14 @@ fn package_database_parsers() {
     });
     survive("os-release", &[OS_RELEASE], 10000, |b| {
         let _ = analyzers::os_release::parse(b);
+    });
+    let dep5: &[u8] = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: x/*\nLicense: (MIT OR Apache-2.0) and BSD-3-clause WITH Classpath-exception-2.0\n";
+    survive("Debian copyright and SPDX licenses", &[dep5], 10000, |b| {
+        for l in analyzers::license::debian_copyright(b) {
+            let _ = analyzers::license::to_spdx(&l);
+        }
+        let _ = analyzers::license::to_spdx(&String::from_utf8_lossy(b));
+        let _ = analyzers::license::python_classifier(&String::from_utf8_lossy(b));
     });
     survive(
         "gemspec",

@@ -217,7 +217,7 @@ fn every_analyzer_on_real_formats() {
     let libc = r.packages.iter().find(|p| p.name == "libc6").unwrap();
     assert_eq!(
         libc.purl,
-        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12"
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12&upstream=glibc"
     );
     assert_eq!(libc.source_name.as_deref(), Some("glibc"));
     assert_eq!(libc.path, "/var/lib/dpkg/status");

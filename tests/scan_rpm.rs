@@ -239,7 +239,9 @@ fn real_sqlite_rpmdb_is_scanned_and_matched() {
     assert!(report.files.is_empty(), "{:?}", report.files);
     let src = Some("pwtest".to_string());
     let purl = |name: &str| {
-        format!("pkg:rpm/rocky/{name}@1.2.3-4.el9?arch=noarch&distro=rocky-9.3&epoch=2")
+        format!(
+            "pkg:rpm/rocky/{name}@1.2.3-4.el9?arch=noarch&distro=rocky-9.3&epoch=2&upstream=pwtest-1.2.3-4.el9.src.rpm"
+        )
     };
     assert_eq!(
         rpms(&report),
@@ -488,13 +490,14 @@ fn opensuse_ndb_database_is_scanned_and_matched() {
         Compression::Gzip,
     )]);
     assert!(report.files.is_empty(), "{:?}", report.files);
+    // Syft's namespace for every openSUSE (`opensuse`), the source rpm as `upstream`.
     let purls: Vec<String> = rpms(&report).into_iter().map(|p| p.3).collect();
     assert_eq!(
         purls,
         [
-            "pkg:rpm/opensuse-leap/pwtest@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2",
-            "pkg:rpm/opensuse-leap/pwtest-libs@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2",
-            "pkg:rpm/opensuse-leap/python3-pwtest@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2",
+            "pkg:rpm/opensuse/pwtest@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2&upstream=pwtest-1.2.3-4.el9.src.rpm",
+            "pkg:rpm/opensuse/pwtest-libs@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2&upstream=pwtest-1.2.3-4.el9.src.rpm",
+            "pkg:rpm/opensuse/python3-pwtest@1.2.3-4.el9?arch=noarch&distro=opensuse-leap-15.5&epoch=2&upstream=pwtest-1.2.3-4.el9.src.rpm",
         ]
     );
     assert!(

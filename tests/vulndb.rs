@@ -25,6 +25,8 @@ fn pkg(kind: PackageType, name: &str, version: &str) -> Package {
         source_version: None,
         arch: None,
         licenses: vec![],
+        depends: vec![],
+        provides: vec![],
     }
 }
 

@@ -48,6 +48,10 @@ pub struct ScanArgs {
     /// fill it with `pullwarden db import`). Without one, no vulnerabilities are matched.
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// VEX document (OpenVEX or CycloneDX VEX, applied as the operator's own statement)
+    /// or DSSE VEX attestation (applied when a trusted key signed it); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub vex: Vec<PathBuf>,
 }
 
 /// Exit codes of `pullwarden scan`.
@@ -138,6 +142,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
         Some(p) => Some(Denylist::load(p)?),
         None => None,
     };
+    let mut attached = None;
     let (blobs, image): (Box<dyn BlobSource>, _) = match source {
         Source::Oci { dir, tag } => {
             let layout = OciLayout::open(&dir)?;
@@ -150,6 +155,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
         }
         Source::Registry(reference) => {
             let blobs = RegistryBlobs::new(&config, reference)?;
+            attached = Some((blobs.client.clone(), blobs.reference.clone()));
             let top = blobs.top.clone();
             let image = crate::scan::resolve_image(&blobs, &top, &platform)?;
             (Box::new(blobs), image)
@@ -181,6 +187,13 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
     report.vulnerabilities = db
         .matches(report.os.as_ref(), &report.packages)
         .context("matching vulnerabilities")?;
+    let vex = crate::vex::cli::apply_for_scan(
+        &args.vex,
+        policy,
+        attached.as_ref(),
+        &image.manifest_digest,
+        &mut report,
+    )?;
     let judged = judge_scan(report, &scan_policy, time::OffsetDateTime::now_utc().date());
     let report = &judged.report;
     let denied = !judged.deny_reasons.is_empty();
@@ -213,6 +226,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
             "packages": report.packages,
             "secrets": report.secrets,
             "vulnerabilities": report.vulnerabilities,
+            "vex": vex,
             "files": report.files,
             "layers": report.layers,
         });
@@ -229,6 +243,23 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
         }
         for w in &judged.warnings {
             println!("  warn: {w}");
+        }
+        for s in &vex.suppressed {
+            println!(
+                "  vex: {} in {} {} {} ({}) by {}",
+                s.id,
+                s.package,
+                s.installed_version,
+                s.status,
+                s.justification.as_deref().unwrap_or("-"),
+                s.signer
+            );
+        }
+        for i in &vex.ignored {
+            println!(
+                "  vex ignored: {} from {}: {}",
+                i.vulnerability, i.source, i.reason
+            );
         }
     }
     Ok(if denied { EXIT_DENY } else { EXIT_ALLOW })

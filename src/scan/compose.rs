@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::report::{Distro, Package, PackageType, ScanReport};
+use crate::report::{Distro, PackageType, ScanReport};
 
 use super::analyzers::python;
 use super::layer::LayerResult;
@@ -116,6 +116,14 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
             os_owned.extend(o.paths.iter().map(String::as_str));
         }
     }
+    // Debian copyright files still in the final image: licenses by package name.
+    let copyrights: std::collections::HashMap<&str, &[String]> = finals
+        .iter()
+        .filter(|f| !f.licenses.is_empty())
+        .filter_map(|f| {
+            super::analyzers::deb_copyright_package(&f.path).map(|n| (n, f.licenses.as_slice()))
+        })
+        .collect();
     let mut packages = Vec::new();
     for f in finals {
         {
@@ -145,6 +153,12 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
             for p in &f.packages {
                 let mut p = p.clone();
                 p.purl = purl(&p, os.as_ref());
+                if p.kind == PackageType::Deb
+                    && p.licenses.is_empty()
+                    && let Some(l) = copyrights.get(p.name.as_str())
+                {
+                    p.licenses = l.to_vec();
+                }
                 packages.push(p);
             }
         }
@@ -178,208 +192,4 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
     }
 }
 
-/// Percent-encoding of one purl component (everything but unreserved characters).
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn enc_path(s: &str) -> String {
-    s.split('/').map(enc).collect::<Vec<_>>().join("/")
-}
-
-/// Package URL of a package (purl-spec types deb, apk, rpm, pypi, npm, golang, maven,
-/// cargo, gem, composer, nuget).
-pub fn purl(p: &Package, os: Option<&Distro>) -> String {
-    let ver = enc(&p.version);
-    let distro_q = |default_ns: &str| {
-        let ns = os
-            .map(|d| d.id.as_str())
-            .filter(|s| !s.is_empty())
-            .unwrap_or(default_ns)
-            .to_string();
-        let mut q = Vec::new();
-        if let Some(a) = &p.arch {
-            q.push(format!("arch={}", enc(a)));
-        }
-        if let Some(d) = os {
-            match &d.version_id {
-                Some(v) => q.push(format!("distro={}-{}", enc(&d.id), enc(v))),
-                None => q.push(format!("distro={}", enc(&d.id))),
-            }
-        }
-        (
-            ns,
-            if q.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", q.join("&"))
-            },
-        )
-    };
-    match p.kind {
-        PackageType::Deb => {
-            let (ns, q) = distro_q("debian");
-            format!("pkg:deb/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
-        }
-        PackageType::Apk => {
-            let (ns, q) = distro_q("alpine");
-            format!("pkg:apk/{}/{}@{ver}{q}", enc(&ns), enc(&p.name))
-        }
-        PackageType::Rpm => {
-            // purl-spec rpm type: the epoch is the `epoch` qualifier, not part of the
-            // version; Red Hat's own purls (OSV, VEX) use the `redhat` namespace.
-            let (ns, q) = distro_q("redhat");
-            let ns = if ns == "rhel" {
-                "redhat".to_string()
-            } else {
-                ns
-            };
-            let (epoch, vr) = match p.version.split_once(':') {
-                Some((e, vr)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
-                    (Some(e), vr)
-                }
-                _ => (None, p.version.as_str()),
-            };
-            let q = match epoch {
-                // qualifiers sorted by key: arch, distro, epoch
-                Some(e) if q.is_empty() => format!("?epoch={}", enc(e)),
-                Some(e) => format!("{q}&epoch={}", enc(e)),
-                None => q,
-            };
-            format!("pkg:rpm/{}/{}@{}{q}", enc(&ns), enc(&p.name), enc(vr))
-        }
-        PackageType::Python => format!("pkg:pypi/{}@{ver}", enc(&python::normalize_name(&p.name))),
-        PackageType::Npm => match p.name.split_once('/') {
-            Some((scope, name)) if scope.starts_with('@') => {
-                format!("pkg:npm/{}/{}@{ver}", enc(scope), enc(name))
-            }
-            _ => format!("pkg:npm/{}@{ver}", enc(&p.name)),
-        },
-        PackageType::Go | PackageType::GoModule => {
-            format!("pkg:golang/{}@{ver}", enc_path(&p.name))
-        }
-        PackageType::Java => match p.name.split_once(':') {
-            Some((g, a)) => format!("pkg:maven/{}/{}@{ver}", enc(g), enc(a)),
-            None => format!("pkg:maven/{}@{ver}", enc(&p.name)),
-        },
-        PackageType::Rust | PackageType::RustBinary => {
-            format!("pkg:cargo/{}@{ver}", enc(&p.name))
-        }
-        PackageType::Gem => format!("pkg:gem/{}@{ver}", enc(&p.name)),
-        // purl-spec composer type: `vendor/name` is namespace and name, lowercased.
-        PackageType::Composer => {
-            let lower = p.name.to_ascii_lowercase();
-            match lower.split_once('/') {
-                Some((vendor, name)) => format!("pkg:composer/{}/{}@{ver}", enc(vendor), enc(name)),
-                None => format!("pkg:composer/{}@{ver}", enc(&lower)),
-            }
-        }
-        // purl-spec nuget type: the name keeps its case.
-        PackageType::NuGet => format!("pkg:nuget/{}@{ver}", enc(&p.name)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scan::analyzers::package;
-
-    #[test]
-    fn purls() {
-        let d = Distro {
-            id: "debian".into(),
-            version_id: Some("12".into()),
-            ..Default::default()
-        };
-        let mut libc = package(PackageType::Deb, "libc6", "2.36-9+deb12u10");
-        libc.arch = Some("amd64".into());
-        assert_eq!(
-            purl(&libc, Some(&d)),
-            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u10?arch=amd64&distro=debian-12"
-        );
-        let epoch = package(PackageType::Deb, "passwd", "1:4.13+dfsg1-1");
-        assert_eq!(
-            purl(&epoch, None),
-            "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1"
-        );
-        let rhel = Distro {
-            id: "rhel".into(),
-            version_id: Some("9.4".into()),
-            ..Default::default()
-        };
-        let mut ssl = package(PackageType::Rpm, "openssl-libs", "1:3.0.7-27.el9");
-        ssl.arch = Some("x86_64".into());
-        assert_eq!(
-            purl(&ssl, Some(&rhel)),
-            "pkg:rpm/redhat/openssl-libs@3.0.7-27.el9?arch=x86_64&distro=rhel-9.4&epoch=1"
-        );
-        let rocky = Distro {
-            id: "rocky".into(),
-            version_id: Some("9.3".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            purl(
-                &package(PackageType::Rpm, "bash", "5.1.8-6.el9_1"),
-                Some(&rocky)
-            ),
-            "pkg:rpm/rocky/bash@5.1.8-6.el9_1?distro=rocky-9.3"
-        );
-        assert_eq!(
-            purl(&package(PackageType::Rpm, "gcc-c++", "2:11-1"), None),
-            "pkg:rpm/redhat/gcc-c%2B%2B@11-1?epoch=2"
-        );
-        assert_eq!(
-            purl(&package(PackageType::Python, "Flask_Login", "0.6.3"), None),
-            "pkg:pypi/flask-login@0.6.3"
-        );
-        assert_eq!(
-            purl(&package(PackageType::Npm, "@babel/core", "7.24.0"), None),
-            "pkg:npm/%40babel/core@7.24.0"
-        );
-        assert_eq!(
-            purl(
-                &package(PackageType::GoModule, "github.com/google/uuid", "v1.6.0"),
-                None
-            ),
-            "pkg:golang/github.com/google/uuid@v1.6.0"
-        );
-        assert_eq!(
-            purl(
-                &package(PackageType::Java, "org.yaml:snakeyaml", "2.2"),
-                None
-            ),
-            "pkg:maven/org.yaml/snakeyaml@2.2"
-        );
-        assert_eq!(
-            purl(&package(PackageType::Gem, "rack", "2.2.8"), None),
-            "pkg:gem/rack@2.2.8"
-        );
-        assert_eq!(
-            purl(
-                &package(PackageType::Composer, "Symfony/http-kernel", "v5.4.0"),
-                None
-            ),
-            "pkg:composer/symfony/http-kernel@v5.4.0"
-        );
-        assert_eq!(
-            purl(
-                &package(PackageType::NuGet, "Newtonsoft.Json", "13.0.1"),
-                None
-            ),
-            "pkg:nuget/Newtonsoft.Json@13.0.1"
-        );
-        assert_eq!(
-            purl(&package(PackageType::Rust, "serde_json", "1.0.120"), None),
-            "pkg:cargo/serde_json@1.0.120"
-        );
-    }
-}
+pub use super::purl::purl;

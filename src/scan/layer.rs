@@ -16,8 +16,8 @@ use crate::config::ScanLimits;
 use crate::report::{Distro, FileFinding, FileFindingKind, LayerSummary, Package, SecretFinding};
 
 use super::analyzers::{
-    self, Route, apk, auditable, composer, dotnet, dpkg, gem, gobin, java, npm, os_release, python,
-    rpm,
+    self, Route, apk, auditable, composer, dotnet, dpkg, gem, gobin, java, license, npm,
+    os_release, python, rpm,
 };
 use super::decompress::{InflateEnd, InflateOutcome, inflate_blob};
 use super::denylist::Denylist;
@@ -80,6 +80,10 @@ pub struct InventoryFile {
     /// Normalized path (no leading `/`).
     pub path: String,
     pub packages: Vec<Package>,
+    /// Licenses a Debian copyright file (`usr/share/doc/<package>/copyright`) declares
+    /// for the package its path names, as written (DEP-5 short names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<String>,
 }
 
 /// What one dpkg file list or rpm database says the OS package manager installed:
@@ -834,6 +838,7 @@ fn push_inventory(out: &mut LayerResult, path: &str, layer_id: &str, pkgs: Vec<(
     out.inventory.push(InventoryFile {
         path: path.to_string(),
         packages,
+        licenses: Vec::new(),
     });
 }
 
@@ -929,6 +934,16 @@ fn analyze(route: Route, path: &str, bytes: &[u8], layer_id: &str, out: &mut Lay
             push_inventory(out, path, layer_id, with_path(composer::parse(bytes)))
         }
         Route::DotnetDeps => push_inventory(out, path, layer_id, with_path(dotnet::parse(bytes))),
+        Route::DebCopyright => {
+            let licenses = license::debian_copyright(bytes);
+            if !licenses.is_empty() {
+                out.inventory.push(InventoryFile {
+                    path: path.to_string(),
+                    packages: Vec::new(),
+                    licenses,
+                });
+            }
+        }
     }
 }
 

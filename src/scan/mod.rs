@@ -12,6 +12,7 @@ pub mod image;
 pub mod layer;
 pub mod mmap;
 pub mod paths;
+pub mod purl;
 pub mod sbom;
 pub mod secrets;
 pub mod source;

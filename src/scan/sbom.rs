@@ -1,9 +1,13 @@
 //! SBOMs of a scan report: CycloneDX 1.6 JSON and SPDX 2.3 JSON.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::report::{PackageType, ScanReport};
+use crate::report::{Package, PackageType, ScanReport, Severity, Vulnerability};
+
+use super::analyzers::license::{self, SpdxLicense};
 
 /// What the SBOM describes.
 #[derive(Debug, Clone)]
@@ -48,24 +52,144 @@ fn os_component_name(r: &ScanReport) -> Option<(String, String)> {
         .map(|d| (d.id.clone(), d.version_id.clone().unwrap_or_default()))
 }
 
+/// The declared licenses of a package in SPDX terms, each once.
+fn spdx_licenses(p: &Package) -> Vec<SpdxLicense> {
+    let mut out: Vec<SpdxLicense> = Vec::new();
+    for l in p.licenses.iter().filter_map(|l| license::to_spdx(l)) {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// All of `licenses` as one SPDX expression (`AND`: each applies), a free-text name as
+/// its `LicenseRef-`; `None` when there are none.
+fn conjunction(licenses: &[SpdxLicense]) -> Option<String> {
+    let parts: Vec<String> = licenses
+        .iter()
+        .map(|l| match l {
+            SpdxLicense::Expression(e) if licenses.len() > 1 && !is_parenthesized(e) => {
+                format!("({e})")
+            }
+            other => other.spdx_expression(),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" AND "))
+}
+
+fn is_parenthesized(e: &str) -> bool {
+    e.starts_with('(') && e.ends_with(')') && {
+        // The opening parenthesis closes at the very end.
+        let mut depth = 0i32;
+        e.char_indices().all(|(i, c)| {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            depth > 0 || i == e.len() - 1
+        })
+    }
+}
+
+/// CycloneDX 1.6 `licenses`: `license.id` for SPDX ids, `license.name` for other text,
+/// or one `expression` when any license is an expression (the schema allows either a
+/// list of licenses or a single expression).
+fn cyclonedx_licenses(licenses: &[SpdxLicense]) -> Option<Value> {
+    if licenses.is_empty() {
+        return None;
+    }
+    if licenses
+        .iter()
+        .any(|l| matches!(l, SpdxLicense::Expression(_)))
+    {
+        return Some(json!([{ "expression": conjunction(licenses)? }]));
+    }
+    Some(Value::Array(
+        licenses
+            .iter()
+            .map(|l| match l {
+                SpdxLicense::Id(id) => json!({"license": {"id": id}}),
+                SpdxLicense::Name(n) | SpdxLicense::Expression(n) => {
+                    json!({"license": {"name": n}})
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// For each package (by index), the indexes of the packages its database says it
+/// depends on: by name or provided name, within the same package manager.
+fn dependencies(report: &ScanReport) -> Vec<Vec<usize>> {
+    let mut by_name: HashMap<(PackageType, &str), Vec<usize>> = HashMap::new();
+    for (i, p) in report.packages.iter().enumerate() {
+        for n in std::iter::once(p.name.as_str()).chain(p.provides.iter().map(String::as_str)) {
+            let e = by_name.entry((p.kind, n)).or_default();
+            if !e.contains(&i) {
+                e.push(i);
+            }
+        }
+    }
+    report
+        .packages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut to: Vec<usize> = p
+                .depends
+                .iter()
+                .filter_map(|d| by_name.get(&(p.kind, d.as_str())))
+                .flatten()
+                .copied()
+                .filter(|j| *j != i)
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            to
+        })
+        .collect()
+}
+
+fn cyclonedx_severity(s: Severity) -> &'static str {
+    match s {
+        Severity::None => "none",
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::Unknown => "unknown",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+/// CycloneDX 1.6 JSON (https://cyclonedx.org/docs/1.6/json/): the image as
+/// `metadata.component`, its OS and packages as components (purl, SPDX licenses),
+/// `dependencies` where the package database states them, and `vulnerabilities` (with
+/// `affects` naming the components) when the report carries matched vulnerabilities.
 pub fn cyclonedx(subject: &SbomSubject, report: &ScanReport) -> Value {
+    let image_ref = format!("image:{}", subject.digest);
+    let pkg_ref = |i: usize, p: &Package| format!("pkg-{i}:{}", p.purl);
     let mut components = Vec::new();
+    let mut top: Vec<String> = Vec::new();
     if let Some((id, ver)) = os_component_name(report) {
+        let r = format!("os:{id}@{ver}");
+        top.push(r.clone());
         components.push(json!({
             "type": "operating-system",
-            "bom-ref": format!("os:{id}@{ver}"),
+            "bom-ref": r,
             "name": id,
             "version": ver,
         }));
     }
     for (i, p) in report.packages.iter().enumerate() {
+        top.push(pkg_ref(i, p));
         let mut c = json!({
             "type": match p.kind {
                 PackageType::Go if p.name == "stdlib" => "framework",
                 PackageType::RustBinary => "application",
                 _ => "library",
             },
-            "bom-ref": format!("pkg-{i}:{}", p.purl),
+            "bom-ref": pkg_ref(i, p),
             "name": p.name,
             "version": p.version,
             "purl": p.purl,
@@ -75,17 +199,20 @@ pub fn cyclonedx(subject: &SbomSubject, report: &ScanReport) -> Value {
                 {"name": "pullwarden:path", "value": p.path},
             ],
         });
-        if !p.licenses.is_empty() {
-            c["licenses"] = Value::Array(
-                p.licenses
-                    .iter()
-                    .map(|l| json!({"license": {"name": l}}))
-                    .collect(),
-            );
+        if let Some(l) = cyclonedx_licenses(&spdx_licenses(p)) {
+            c["licenses"] = l;
         }
         components.push(c);
     }
-    json!({
+    let mut deps = vec![json!({"ref": image_ref, "dependsOn": top})];
+    for (i, to) in dependencies(report).into_iter().enumerate() {
+        let p = &report.packages[i];
+        deps.push(json!({
+            "ref": pkg_ref(i, p),
+            "dependsOn": to.iter().map(|j| pkg_ref(*j, &report.packages[*j])).collect::<Vec<_>>(),
+        }));
+    }
+    let mut bom = json!({
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": "1.6",
@@ -96,13 +223,100 @@ pub fn cyclonedx(subject: &SbomSubject, report: &ScanReport) -> Value {
             "tools": {"components": [{"type": "application", "name": "pullwarden", "version": env!("CARGO_PKG_VERSION")}]},
             "component": {
                 "type": "container",
-                "bom-ref": format!("image:{}", subject.digest),
+                "bom-ref": image_ref,
                 "name": subject.name,
                 "version": subject.digest,
             },
         },
         "components": components,
-    })
+        "dependencies": deps,
+    });
+    if !report.vulnerabilities.is_empty() {
+        bom["vulnerabilities"] = Value::Array(cyclonedx_vulnerabilities(report, &pkg_ref));
+    }
+    bom
+}
+
+/// One entry per vulnerability id, `affects` listing every component it was matched
+/// against (by purl and version).
+fn cyclonedx_vulnerabilities(
+    report: &ScanReport,
+    pkg_ref: &dyn Fn(usize, &Package) -> String,
+) -> Vec<Value> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut by_id: HashMap<&str, Vec<&Vulnerability>> = HashMap::new();
+    for v in &report.vulnerabilities {
+        let e = by_id.entry(v.id.as_str()).or_default();
+        if e.is_empty() {
+            order.push(v.id.as_str());
+        }
+        e.push(v);
+    }
+    order
+        .into_iter()
+        .map(|id| {
+            let vs = &by_id[id];
+            let first = vs[0];
+            let mut affects: Vec<Value> = Vec::new();
+            for v in vs {
+                for (i, p) in report.packages.iter().enumerate() {
+                    if p.purl == v.purl && p.version == v.installed_version {
+                        let r = json!({"ref": pkg_ref(i, p), "versions": [{"version": p.version, "status": "affected"}]});
+                        if !affects.contains(&r) {
+                            affects.push(r);
+                        }
+                    }
+                }
+            }
+            let mut rating = json!({"severity": cyclonedx_severity(first.severity)});
+            if let Some(score) = first.score {
+                // Scores are one decimal place (CVSS); f32 noise is not.
+                rating["score"] = json!((f64::from(score) * 10.0).round() / 10.0);
+            }
+            let mut v = json!({
+                "bom-ref": format!("vuln:{id}"),
+                "id": id,
+                "source": {"name": source_name(id)},
+                "ratings": [rating],
+                "affects": affects,
+            });
+            if let Some(s) = &first.summary {
+                v["description"] = json!(s);
+            }
+            let fixes: Vec<String> = vs
+                .iter()
+                .filter_map(|v| v.fixed_in.as_ref().map(|f| format!("{} {f}", v.package)))
+                .collect();
+            if !fixes.is_empty() {
+                v["recommendation"] = json!(format!("upgrade: {}", fixes.join(", ")));
+            }
+            let aliases: Vec<Value> = first
+                .aliases
+                .iter()
+                .map(|a| json!({"id": a, "source": {"name": source_name(a)}}))
+                .collect();
+            if !aliases.is_empty() {
+                v["references"] = Value::Array(aliases);
+            }
+            v
+        })
+        .collect()
+}
+
+/// The advisory source an id's prefix names (OSV's prefixes).
+fn source_name(id: &str) -> &'static str {
+    match id.split('-').next().unwrap_or("") {
+        "CVE" => "NVD",
+        "GHSA" => "GitHub",
+        "DSA" | "DLA" | "DEBIAN" => "Debian",
+        "USN" | "UBUNTU" => "Ubuntu",
+        "ALPINE" => "Alpine",
+        "RHSA" | "RHBA" | "RHEA" => "Red Hat",
+        "GO" => "Go",
+        "PYSEC" => "PyPA",
+        "RUSTSEC" => "RustSec",
+        _ => "OSV",
+    }
 }
 
 /// SPDX ids allow `[A-Za-z0-9.-]` only.
@@ -118,6 +332,11 @@ fn spdx_id(s: &str) -> String {
         .collect()
 }
 
+/// SPDX 2.3 JSON (https://spdx.github.io/spdx-spec/v2.3/): the image as the described
+/// package, its OS and packages `CONTAINS`-related to it, `DEPENDS_ON` where the
+/// package database states it; `licenseDeclared` is the declared licenses as one SPDX
+/// expression (free text as `LicenseRef-…`, listed in `hasExtractedLicensingInfos`);
+/// `licenseConcluded` stays `NOASSERTION`: a scan declares nothing it did not read.
 pub fn spdx(subject: &SbomSubject, report: &ScanReport) -> Value {
     let mut packages = vec![json!({
         "name": subject.name,
@@ -153,8 +372,25 @@ pub fn spdx(subject: &SbomSubject, report: &ScanReport) -> Value {
             "relatedSpdxElement": "SPDXRef-OperatingSystem",
         }));
     }
+    let mut extracted: Vec<Value> = Vec::new();
+    let ids: Vec<String> = report
+        .packages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("SPDXRef-Package-{i}-{}", spdx_id(&p.name)))
+        .collect();
     for (i, p) in report.packages.iter().enumerate() {
-        let id = format!("SPDXRef-Package-{i}-{}", spdx_id(&p.name));
+        let id = ids[i].clone();
+        let licenses = spdx_licenses(p);
+        for l in &licenses {
+            if let SpdxLicense::Name(n) = l {
+                let lid = l.spdx_expression();
+                if !extracted.iter().any(|e| e["licenseId"] == lid.as_str()) {
+                    extracted.push(json!({"licenseId": lid, "name": n, "extractedText": n}));
+                }
+            }
+        }
+        let declared = conjunction(&licenses).unwrap_or_else(|| "NOASSERTION".into());
         packages.push(json!({
             "name": p.name,
             "SPDXID": id,
@@ -163,7 +399,7 @@ pub fn spdx(subject: &SbomSubject, report: &ScanReport) -> Value {
             "filesAnalyzed": false,
             "primaryPackagePurpose": if p.kind == PackageType::RustBinary { "APPLICATION" } else { "LIBRARY" },
             "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
+            "licenseDeclared": declared,
             "copyrightText": "NOASSERTION",
             "sourceInfo": format!("layer {}, {}", p.layer, p.path),
             "externalRefs": [{
@@ -178,7 +414,16 @@ pub fn spdx(subject: &SbomSubject, report: &ScanReport) -> Value {
             "relatedSpdxElement": id,
         }));
     }
-    json!({
+    for (i, to) in dependencies(report).into_iter().enumerate() {
+        for j in to {
+            relationships.push(json!({
+                "spdxElementId": ids[i],
+                "relationshipType": "DEPENDS_ON",
+                "relatedSpdxElement": ids[j],
+            }));
+        }
+    }
+    let mut doc = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
@@ -191,5 +436,9 @@ pub fn spdx(subject: &SbomSubject, report: &ScanReport) -> Value {
         "documentDescribes": ["SPDXRef-Image"],
         "packages": packages,
         "relationships": relationships,
-    })
+    });
+    if !extracted.is_empty() {
+        doc["hasExtractedLicensingInfos"] = Value::Array(extracted);
+    }
+    doc
 }

@@ -330,6 +330,8 @@ mod tests {
             source_version: source.map(|s| s.1.to_string()),
             arch: None,
             licenses: vec![],
+            depends: vec![],
+            provides: vec![],
         }
     }
 

@@ -11,8 +11,18 @@ pub fn parse(bytes: &[u8]) -> Vec<Package> {
     for para in text.split("\n\n") {
         let (mut name, mut version, mut arch, mut origin, mut license) =
             (None, None, None, None, None);
+        let (mut depends, mut provides) = (Vec::new(), Vec::new());
         for line in para.lines() {
             match line.split_once(':') {
+                // `D:so:libc.musl-x86_64.so.1 cmd:sh /bin/sh busybox>=1.36`, `p:cmd:ls=1.36`:
+                // names without constraints; a `!name` conflict is no dependency.
+                Some(("D", v)) => depends.extend(
+                    v.split_whitespace()
+                        .filter(|d| !d.starts_with('!'))
+                        .map(apk_name)
+                        .take(256),
+                ),
+                Some(("p", v)) => provides.extend(v.split_whitespace().map(apk_name).take(256)),
                 Some(("P", v)) => name = Some(v),
                 Some(("V", v)) => version = Some(v),
                 Some(("A", v)) => arch = Some(v),
@@ -28,9 +38,19 @@ pub fn parse(bytes: &[u8]) -> Vec<Package> {
         p.arch = arch.map(str::to_string);
         p.source_name = Some(origin.unwrap_or(name).to_string());
         p.licenses = license.map(|l| vec![l.to_string()]).unwrap_or_default();
+        p.depends = depends;
+        p.provides = provides;
         out.push(p);
     }
     out
+}
+
+/// An apk dependency or provided name without its version constraint.
+fn apk_name(d: &str) -> String {
+    d.split(['=', '<', '>', '~'])
+        .next()
+        .unwrap_or(d)
+        .to_string()
 }
 
 #[cfg(test)]

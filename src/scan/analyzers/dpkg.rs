@@ -18,6 +18,8 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
         let mut arch = None;
         let mut source = None;
         let mut status = None;
+        let mut depends: Vec<String> = Vec::new();
+        let mut provides: Vec<String> = Vec::new();
         for line in para.lines() {
             if line.starts_with([' ', '\t']) {
                 continue;
@@ -32,6 +34,8 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
                 "Architecture" => arch = Some(v),
                 "Source" => source = Some(v),
                 "Status" => status = Some(v),
+                "Depends" | "Pre-Depends" => depends.extend(relation_names(v)),
+                "Provides" => provides.extend(relation_names(v)),
                 _ => {}
             }
         }
@@ -47,6 +51,10 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
         }
         let mut p = package(PackageType::Deb, name, version);
         p.arch = arch.map(str::to_string);
+        depends.sort();
+        depends.dedup();
+        p.depends = depends;
+        p.provides = provides;
         // `Source: name` or `Source: name (version)` when the binary version differs.
         match source.map(|s| s.split_once(' ').map_or((s, None), |(n, v)| (n, Some(v)))) {
             Some((src, ver)) => {
@@ -65,6 +73,18 @@ pub fn parse_status(bytes: &[u8], require_installed: bool) -> Vec<Package> {
         out.push(p);
     }
     out
+}
+
+/// Package names of a dpkg relationship field (`a (>= 1), b:any | c`): every
+/// alternative, without version constraints or architecture qualifiers; at most 256.
+fn relation_names(field: &str) -> impl Iterator<Item = String> + '_ {
+    field
+        .split([',', '|'])
+        .filter_map(|alt| alt.split_whitespace().next())
+        .map(|n| n.split(':').next().unwrap_or(n))
+        .filter(|n| !n.is_empty() && n.len() <= 128)
+        .take(256)
+        .map(str::to_string)
 }
 
 /// From a `.list` file: the language-package metadata it owns (normalized, no leading
@@ -214,6 +234,10 @@ Version: 3.0.16-1~deb12u1
         assert_eq!(libc.version, "2.36-9+deb12u10");
         assert_eq!(libc.source_name.as_deref(), Some("glibc"));
         assert_eq!(libc.source_version, None);
+        assert_eq!(
+            pkgs[1].depends,
+            ["base-files", "debianutils", "libc6", "libtinfo6"]
+        );
         assert_eq!(libc.arch.as_deref(), Some("amd64"));
         assert_eq!(pkgs[1].source_name.as_deref(), Some("bash"));
         assert_eq!(pkgs[2].source_name.as_deref(), Some("gcc-12"));

@@ -10,6 +10,7 @@ pub mod dpkg;
 pub mod gem;
 pub mod gobin;
 pub mod java;
+pub mod license;
 pub mod npm;
 pub mod os_release;
 pub mod python;
@@ -19,7 +20,7 @@ pub mod zipcap;
 use crate::report::{Package, PackageType};
 
 /// Bumped whenever an analyzer's output changes, so cached layer results are redone.
-pub const ANALYZER_SET_VERSION: u32 = 6;
+pub const ANALYZER_SET_VERSION: u32 = 7;
 
 /// Which analyzer a file goes to, decided from its (normalized) path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub enum Route {
     ComposerInstalled,
     /// `<app>.deps.json` of a published .NET application.
     DotnetDeps,
+    /// `/usr/share/doc/<package>/copyright` of a Debian package: its licenses when the
+    /// file is machine-readable (DEP-5).
+    DebCopyright,
 }
 
 pub fn route(path: &str) -> Option<Route> {
@@ -74,6 +78,9 @@ pub fn route(path: &str) -> Option<Route> {
         _ => {}
     }
     let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+    if base == "copyright" && deb_copyright_package(path).is_some() {
+        return Some(Route::DebCopyright);
+    }
     if dir == "var/lib/dpkg/status.d" && !base.ends_with(".md5sums") {
         return Some(Route::DpkgStatusD);
     }
@@ -129,6 +136,14 @@ pub fn routes_elsewhere(base: &str) -> bool {
         || base.ends_with(".gemspec")
 }
 
+/// The package a `usr/share/doc/<package>/copyright` path belongs to.
+pub fn deb_copyright_package(path: &str) -> Option<&str> {
+    let name = path
+        .strip_prefix("usr/share/doc/")?
+        .strip_suffix("/copyright")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
 /// A package record before the image's distro is known (the purl is filled in when
 /// the layers are composed).
 pub(crate) fn package(kind: PackageType, name: &str, version: &str) -> Package {
@@ -143,6 +158,8 @@ pub(crate) fn package(kind: PackageType, name: &str, version: &str) -> Package {
         source_version: None,
         arch: None,
         licenses: Vec::new(),
+        depends: Vec::new(),
+        provides: Vec::new(),
     }
 }
 
@@ -238,5 +255,11 @@ mod tests {
         assert_eq!(route("var/www/composer/installed.json"), None);
         assert_eq!(route("app/MyApp.deps.json"), Some(Route::DotnetDeps));
         assert_eq!(route("app/MyApp.runtimeconfig.json"), None);
+        assert_eq!(
+            route("usr/share/doc/libc6/copyright"),
+            Some(Route::DebCopyright)
+        );
+        assert_eq!(route("usr/share/doc/libc6/examples/copyright"), None);
+        assert_eq!(route("usr/share/doc/copyright"), None);
     }
 }

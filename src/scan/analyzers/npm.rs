@@ -16,9 +16,18 @@ pub fn parse(bytes: &[u8]) -> Option<Package> {
         return None;
     }
     let mut p = package(PackageType::Npm, name, version);
-    if let Some(l) = v.get("license").and_then(|l| l.as_str()) {
-        p.licenses = vec![l.to_string()];
-    }
+    // `"license": "MIT"`, the deprecated `{"type": "MIT"}` and `"licenses": [{"type": …}]`.
+    let kind = |l: &serde_json::Value| {
+        l.as_str()
+            .or_else(|| l.get("type").and_then(|t| t.as_str()))
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .map(str::to_string)
+    };
+    p.licenses = match (v.get("license"), v.get("licenses")) {
+        (Some(l), _) => kind(l).into_iter().collect(),
+        (None, Some(serde_json::Value::Array(ls))) => ls.iter().take(16).filter_map(kind).collect(),
+        _ => Vec::new(),
+    };
     Some(p)
 }
 

@@ -6,24 +6,35 @@
 
 use crate::report::{Package, PackageType};
 
-use super::{package, rfc822_fields, zipcap};
+use super::{license, package, rfc822_fields, zipcap};
 
 pub fn parse(bytes: &[u8]) -> Option<Package> {
     let text = String::from_utf8_lossy(bytes);
-    let (mut name, mut version, mut license) = (None, None, None);
+    let (mut name, mut version, mut expression, mut license) = (None, None, None, None);
+    let mut classified: Vec<String> = Vec::new();
     for (k, v) in rfc822_fields(&text) {
         match k {
             "Name" => name = Some(v),
             "Version" => version = Some(v),
-            "License-Expression" => license = Some(v),
-            "License" if license.is_none() && !v.is_empty() && v != "UNKNOWN" && v.len() < 100 => {
-                license = Some(v)
+            // PEP 639: an SPDX expression, preferred over everything else.
+            "License-Expression" if !v.is_empty() => expression = Some(v),
+            "License" if !v.is_empty() && v != "UNKNOWN" && v.len() < 100 => license = Some(v),
+            "Classifier" if classified.len() < 16 => {
+                if let Some(l) = license::python_classifier(v)
+                    && !classified.contains(&l)
+                {
+                    classified.push(l);
+                }
             }
             _ => {}
         }
     }
     let mut p = package(PackageType::Python, name?, version?);
-    p.licenses = license.map(|l| vec![l.to_string()]).unwrap_or_default();
+    // License-Expression, else the License field, else the trove classifiers.
+    p.licenses = match expression.or(license) {
+        Some(l) => vec![l.to_string()],
+        None => classified,
+    };
     Some(p)
 }
 

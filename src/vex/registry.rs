@@ -1,0 +1,198 @@
+//! VEX attached to an image in its registry: cosign's attestation tag
+//! `sha256-<hex>.att` (an OCI manifest whose layers are DSSE envelopes, media type
+//! `application/vnd.dsse.envelope.v1+json`, each with a `predicateType` annotation), and
+//! sigstore bundles (v0.3, `dsseEnvelope`) among the image's referrers (the OCI 1.1 API,
+//! or the `sha256-<hex>` fallback index). Each attestation whose predicate is VEX
+//! becomes a [`VexSource`]: trusted when a signature verifies with a key trusted for
+//! VEX, otherwise kept with the reason (so the report can say what was not applied).
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::VexSource;
+use super::attestation::{self, AttestationError, VEX_PREDICATE_TYPES};
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::{Credentials, RegistryClient, RegistryError};
+use crate::verify::keys::TrustedKey;
+
+/// cosign's layer media type for an attestation.
+pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The sigstore bundle artifact type (v0.3).
+pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// Most attestation layers or referrers examined per image.
+const MAX_ATTESTATIONS: usize = 32;
+
+/// The VEX attestations attached to `digest`, verified with `keys`. A registry error is
+/// returned (the caller decides, per `on_error`); malformed or untrusted attestations
+/// are sources without a signer.
+pub async fn attached_vex(
+    client: &RegistryClient,
+    reference: &Reference,
+    digest: &Digest,
+    creds: &Credentials,
+    keys: &[TrustedKey],
+) -> Result<Vec<VexSource>, RegistryError> {
+    let mut out = Vec::new();
+    let d = digest.to_string();
+    let tag = format!("sha256-{}.att", digest.hex());
+    if let Some(m) = client.manifest_by_tag(reference, &tag, creds).await? {
+        let manifest: Value = serde_json::from_slice(&m.bytes).unwrap_or(Value::Null);
+        for layer in manifest
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .take(MAX_ATTESTATIONS)
+        {
+            let predicate = layer
+                .get("annotations")
+                .and_then(|a| a.get("predicateType"))
+                .and_then(Value::as_str);
+            if layer.get("mediaType").and_then(Value::as_str) != Some(DSSE_MEDIA_TYPE)
+                || !predicate.is_some_and(|p| VEX_PREDICATE_TYPES.contains(&p))
+            {
+                continue;
+            }
+            let Some(ld) = layer
+                .get("digest")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            let envelope = client.blob(reference, &ld, creds).await?;
+            out.extend(source(
+                &envelope,
+                &d,
+                keys,
+                format!("attestation {ld} ({tag})"),
+            ));
+        }
+    }
+    // Sigstore bundles among the referrers (API, else the fallback tag's index).
+    let index = match client
+        .referrers(reference, digest, Some(BUNDLE_ARTIFACT_TYPE), creds)
+        .await?
+    {
+        Some(b) => Some(b),
+        None => client
+            .manifest_by_tag(reference, &format!("sha256-{}", digest.hex()), creds)
+            .await?
+            .map(|m| m.bytes),
+    };
+    let index: Value = index
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    for m in index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| m.get("artifactType").and_then(Value::as_str) == Some(BUNDLE_ARTIFACT_TYPE))
+        .take(MAX_ATTESTATIONS)
+    {
+        let Some(md) = m
+            .get("digest")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        let manifest = client.manifest_by_digest(reference, &md, creds).await?;
+        let manifest: Value = serde_json::from_slice(&manifest.bytes).unwrap_or(Value::Null);
+        let Some(ld) = manifest
+            .get("layers")
+            .and_then(|l| l.get(0))
+            .and_then(|l| l.get("digest"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        let bundle = client.blob(reference, &ld, creds).await?;
+        let Some(envelope) = bundle_envelope(&bundle) else {
+            continue; // a message-signature bundle (an image signature), not an attestation
+        };
+        out.extend(source(&envelope, &d, keys, format!("sigstore bundle {md}")));
+    }
+    Ok(out)
+}
+
+/// The DSSE envelope of a sigstore bundle, as a standalone envelope document.
+fn bundle_envelope(bundle: &[u8]) -> Option<Vec<u8>> {
+    let b: Value = serde_json::from_slice(bundle).ok()?;
+    let env = b.get("dsseEnvelope")?;
+    serde_json::to_vec(env).ok()
+}
+
+/// A source from one envelope: trusted when it verifies; a VEX document that does not
+/// verify is kept untrusted with the reason; anything that is not VEX for this image
+/// is dropped.
+fn source(envelope: &[u8], digest: &str, keys: &[TrustedKey], origin: String) -> Option<VexSource> {
+    match attestation::verify(envelope, digest, keys) {
+        Ok(v) => Some(VexSource {
+            origin,
+            signer: Some(v.signer),
+            untrusted_reason: None,
+            document: v.document,
+        }),
+        Err(AttestationError::Untrusted) => {
+            let document = attestation::read_unverified(envelope, digest).ok()?;
+            Some(VexSource {
+                origin,
+                signer: None,
+                untrusted_reason: Some("attestation not signed by a signer trusted for VEX".into()),
+                document,
+            })
+        }
+        Err(_) => None,
+    }
+}
+
+/// Attaches a DSSE `envelope` to `digest` as `cosign attest` does: appended as a layer
+/// (with its `predicateType` annotation) to the `sha256-<hex>.att` manifest.
+pub async fn push_attestation(
+    client: &RegistryClient,
+    reference: &Reference,
+    digest: &Digest,
+    envelope: &[u8],
+    predicate_type: &str,
+    creds: &Credentials,
+) -> Result<Digest, RegistryError> {
+    let tag = format!("sha256-{}.att", digest.hex());
+    let mut layers = match client.manifest_by_tag(reference, &tag, creds).await? {
+        Some(m) => serde_json::from_slice::<Value>(&m.bytes)
+            .ok()
+            .and_then(|v| v.get("layers").cloned())
+            .and_then(|l| l.as_array().cloned())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let blob = Bytes::copy_from_slice(envelope);
+    let ld = client.push_blob(reference, &blob, creds).await?;
+    layers.push(json!({
+        "mediaType": DSSE_MEDIA_TYPE,
+        "size": blob.len(),
+        "digest": ld.to_string(),
+        "annotations": {"predicateType": predicate_type},
+    }));
+    let config = Bytes::from_static(b"{}");
+    let cd = client.push_blob(reference, &config, creds).await?;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": cd.to_string()},
+        "layers": layers,
+    });
+    let body = Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default());
+    client
+        .push_manifest(
+            reference,
+            &tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &body,
+            creds,
+        )
+        .await
+}

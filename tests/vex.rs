@@ -1,0 +1,364 @@
+//! Signed VEX against the real registry: `pullwarden scan docker://REF` applies the
+//! VEX attestations attached to the image (cosign's `sha256-<hex>.att` tag) only when a
+//! key the policy trusts signed them, only for this image's digest and the package
+//! version installed, and only `not_affected` with a justification or `fixed`; and
+//! `--vex FILE` as the operator's own statement.
+
+use pullwarden::digest::Digest;
+use pullwarden::reference::Reference;
+use pullwarden::registry::Credentials;
+use pullwarden::verify::sign::{ImageSigner, generate_key};
+use pullwarden::vex::{attestation, registry::push_attestation};
+use serde_json::{Value, json};
+use sigstore::crypto::SigningScheme;
+
+use crate::support::image::{Compression, Entry, Image, Layer};
+use crate::support::{bin, it_env, unique_repo};
+
+const OSV: &str = r#"{
+  "schema_version": "1.6.0",
+  "id": "DSA-9998-1",
+  "modified": "2026-01-02T00:00:00Z",
+  "aliases": ["CVE-2026-99998"],
+  "summary": "base-files: test advisory",
+  "affected": [{
+    "package": {"ecosystem": "Debian:12", "name": "base-files"},
+    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "12.4+deb12u6"}]}]
+  }],
+  "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]
+}"#;
+
+const BASE_FILES: &str = "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12";
+
+fn run(args: &[&str]) -> (i32, Value, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+fn openvex(product: &str, sub: &str, status: &str, justification: Option<&str>, ts: &str) -> Value {
+    let mut st = json!({
+        "vulnerability": {"name": "CVE-2026-99998"},
+        "products": [{"@id": product, "subcomponents": [{"@id": sub}]}],
+        "status": status,
+        "timestamp": ts,
+    });
+    if let Some(j) = justification {
+        st["justification"] = json!(j);
+    }
+    json!({
+        "@context": "https://openvex.dev/ns/v0.2.0",
+        "@id": format!("https://vendor.example/vex/{ts}"),
+        "author": "Vendor",
+        "timestamp": ts,
+        "version": 1,
+        "statements": [st],
+    })
+}
+
+struct Signer {
+    key: ImageSigner,
+    public_pem: String,
+}
+
+fn signer() -> Signer {
+    let (private, public_pem) = generate_key(SigningScheme::ECDSA_P256_SHA256_ASN1).unwrap();
+    Signer {
+        key: ImageSigner::from_pem(private.as_bytes(), false).unwrap(),
+        public_pem,
+    }
+}
+
+fn envelope(s: &Signer, digest: &str, vex: &Value) -> Vec<u8> {
+    let st = attestation::openvex_statement(digest, "app", vex);
+    attestation::envelope(&st, "", |m| s.key.sign(m).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_vex_suppresses_only_when_trusted_and_matching() {
+    let env = it_env();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = unique_repo("vex");
+    let img = Image::new(vec![Layer::from_entries(
+        &[
+            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+            Entry::file(
+                "var/lib/dpkg/status",
+                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
+            ),
+        ],
+        Compression::Gzip,
+    )]);
+    img.push(&env.registry, &repo, "v1").await;
+    let source = format!("docker://{}/{repo}:v1", env.registry);
+    let vendor = signer();
+    let stranger = signer();
+    let key_file = dir.path().join("vendor.pub");
+    std::fs::write(&key_file, &vendor.public_pem).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nstate_dir = \"{}\"\n[registry]\nplain_http = [\"{}\"]\n[[policy]]\nname = \"ci\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [\"{}\"]\n[policy.scan]\nmax_severity = \"high\"\n",
+            dir.path().join("state").display(),
+            env.registry,
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let osv = dir.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["db", "import", "--config", cfg.to_str().unwrap()])
+        .arg(&osv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scan = |extra: &[&str]| {
+        let mut a = vec![
+            "scan",
+            source.as_str(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+
+    // Without VEX: denied for the critical finding.
+    let (code, doc, err) = scan(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(doc["vulnerabilities"][0]["id"], "DSA-9998-1");
+    assert!(doc["vex"]["suppressed"].as_array().unwrap().is_empty());
+
+    let client = crate::verify::client(&env.registry);
+    let reference: Reference = format!("{}/{repo}:v1", env.registry).parse().unwrap();
+    let digest: Digest = img.digest.parse().unwrap();
+    let product = format!("pkg:oci/app@{}", img.digest.replace(':', "%3A"));
+    let attach = |vex: Value, by: &Signer| {
+        let env = envelope(by, &img.digest, &vex);
+        let (client, reference, digest) = (client.clone(), reference.clone(), digest.clone());
+        async move {
+            push_attestation(
+                &client,
+                &reference,
+                &digest,
+                &env,
+                "https://openvex.dev/ns/v0.2.0",
+                &Credentials::default(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let still_denied = |why: &str| {
+        let (code, doc, err) = scan(&[]);
+        assert_eq!(code, 1, "{why}: {err} {doc}");
+        assert!(
+            doc["vex"]["suppressed"].as_array().unwrap().is_empty(),
+            "{why}"
+        );
+        let reasons: Vec<String> = doc["vex"]["ignored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["reason"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            reasons.iter().any(|r| r.contains(why)),
+            "{why} in {reasons:?}"
+        );
+    };
+
+    // Signed by a key the policy does not trust.
+    attach(
+        openvex(
+            &product,
+            BASE_FILES,
+            "not_affected",
+            Some("component_not_present"),
+            "2026-11-01T00:00:00Z",
+        ),
+        &stranger,
+    )
+    .await;
+    still_denied("not signed by a signer trusted for VEX");
+    // Trusted, but for another image.
+    let other = format!("pkg:oci/app@sha256%3A{}", "b".repeat(64));
+    attach(
+        openvex(
+            &other,
+            BASE_FILES,
+            "not_affected",
+            Some("component_not_present"),
+            "2026-11-02T00:00:00Z",
+        ),
+        &vendor,
+    )
+    .await;
+    still_denied("another product");
+    // Trusted, this image, another version of the package.
+    attach(
+        openvex(
+            &product,
+            "pkg:deb/debian/base-files@12.4%2Bdeb12u4",
+            "not_affected",
+            Some("component_not_present"),
+            "2026-11-03T00:00:00Z",
+        ),
+        &vendor,
+    )
+    .await;
+    still_denied("not base-files@12.4+deb12u5");
+    // Trusted and matching, but not_affected without a justification.
+    attach(
+        openvex(
+            &product,
+            BASE_FILES,
+            "not_affected",
+            None,
+            "2026-11-04T00:00:00Z",
+        ),
+        &vendor,
+    )
+    .await;
+    still_denied("without a justification");
+
+    // Trusted, matching, justified: suppressed, allowed, the signer named.
+    attach(
+        openvex(
+            &product,
+            BASE_FILES,
+            "not_affected",
+            Some("vulnerable_code_not_in_execute_path"),
+            "2026-11-05T00:00:00Z",
+        ),
+        &vendor,
+    )
+    .await;
+    let (code, doc, err) = scan(&[]);
+    assert_eq!(code, 0, "{err} {doc}");
+    assert!(
+        doc["vulnerabilities"].as_array().unwrap().is_empty(),
+        "{doc}"
+    );
+    let s = &doc["vex"]["suppressed"][0];
+    assert_eq!(s["id"], "DSA-9998-1");
+    assert_eq!(s["status"], "not_affected");
+    assert_eq!(s["justification"], "vulnerable_code_not_in_execute_path");
+    assert!(s["signer"].as_str().unwrap().contains("vendor.pub"), "{s}");
+    assert!(s["source"].as_str().unwrap().contains(".att"), "{s}");
+    // The table says so too.
+    let out = std::process::Command::new(bin())
+        .args(["scan", &source, "--config", cfg.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("DSA-9998-1") && table.contains("not_affected"),
+        "{table}"
+    );
+}
+
+#[test]
+fn vex_file_is_the_operators_statement_and_envelopes_need_a_trusted_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // An OCI layout with base-files, and the database with its advisory.
+    let img = Image::new(vec![Layer::from_entries(
+        &[
+            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+            Entry::file(
+                "var/lib/dpkg/status",
+                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
+            ),
+        ],
+        Compression::Gzip,
+    )]);
+    let layout = dir.path().join("layout");
+    img.write_oci_layout(&layout, "v1");
+    let vendor = signer();
+    let key_file = dir.path().join("vendor.pub");
+    std::fs::write(&key_file, &vendor.public_pem).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nstate_dir = \"{}\"\n[[policy]]\nname = \"ci\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [\"{}\"]\n[policy.scan]\nmax_severity = \"high\"\n",
+            dir.path().join("state").display(),
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let osv = dir.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["db", "import", "--config", cfg.to_str().unwrap()])
+        .arg(&osv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source = format!("oci:{}:v1", layout.display());
+    let product = img.digest.clone();
+    let vex_file = dir.path().join("vex.json");
+    let scan_with = |vex: &[u8]| {
+        std::fs::write(&vex_file, vex).unwrap();
+        run(&[
+            "scan",
+            &source,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--vex",
+            vex_file.to_str().unwrap(),
+        ])
+    };
+    let good = openvex(
+        &product,
+        "base-files@12.4+deb12u5",
+        "fixed",
+        None,
+        "2026-11-05T00:00:00Z",
+    );
+    // A plain document: the operator's own.
+    let (code, doc, err) = scan_with(&serde_json::to_vec(&good).unwrap());
+    assert_eq!(code, 0, "{err} {doc}");
+    assert!(
+        doc["vex"]["suppressed"][0]["signer"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator")
+    );
+    // An envelope signed by the trusted key: applied, signer named.
+    let (code, doc, err) = scan_with(&envelope(&vendor, &img.digest, &good));
+    assert_eq!(code, 0, "{err} {doc}");
+    assert!(
+        doc["vex"]["suppressed"][0]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("vendor.pub")
+    );
+    // Signed by another key: not applied.
+    let (code, doc, err) = scan_with(&envelope(&signer(), &img.digest, &good));
+    assert_eq!(code, 1, "{err} {doc}");
+    assert!(doc["vex"]["suppressed"].as_array().unwrap().is_empty());
+    // Not VEX at all: exit 2 with a reason.
+    let (code, _, err) = scan_with(b"{\"hello\": 1}");
+    assert_eq!(code, 2);
+    assert!(err.contains("--vex"), "{err}");
+}
