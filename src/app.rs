@@ -435,10 +435,7 @@ impl AdminBackend for Daemon {
             digest: digest.to_string(),
             created: time::OffsetDateTime::now_utc(),
         };
-        Ok(match format {
-            SbomFormat::CyclonedxJson => crate::scan::sbom::cyclonedx(&subject, &report),
-            SbomFormat::SpdxJson => crate::scan::sbom::spdx(&subject, &report),
-        })
+        Ok(format.render(&subject, &report))
     }
 }
 
