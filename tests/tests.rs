@@ -16,6 +16,7 @@ mod hostile;
 mod scan;
 mod scan_final;
 mod scan_lang;
+mod scan_report;
 mod scan_rpm;
 mod scan_sources;
 mod store;

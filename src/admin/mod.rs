@@ -22,7 +22,7 @@ mod peer;
 mod server;
 
 pub use client::{AdminClient, AdminClientError};
-pub use metrics::{Metrics, PeerGuard, serve_metrics};
+pub use metrics::{Metrics, PeerGuard, VulnDbFacts, serve_metrics};
 pub use peer::{PeerAccess, PeerError, peer_allowed};
 pub use server::serve;
 

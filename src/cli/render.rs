@@ -364,3 +364,158 @@ pub fn scan_report(v: &ScanView<'_>, colour: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{
+        Distro, FileFinding, LayerSummary, Package, PackageType, SecretFinding,
+    };
+
+    fn vuln(id: &str, sev: Severity, score: Option<f32>, fixed: Option<&str>) -> Vulnerability {
+        Vulnerability {
+            id: id.into(),
+            aliases: vec![],
+            package: "openssl".into(),
+            installed_version: "3.0.11-1~deb12u1".into(),
+            ecosystem: "Debian:12".into(),
+            fixed_in: fixed.map(String::from),
+            fix_channel: None,
+            severity: sev,
+            score,
+            summary: None,
+            purl: "pkg:deb/debian/openssl@3.0.11-1~deb12u1".into(),
+            layer: "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+        }
+    }
+
+    fn report() -> ScanReport {
+        let layer = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        ScanReport {
+            os: Some(Distro {
+                id: "debian".into(),
+                version_id: Some("12".into()),
+                codename: Some("bookworm".into()),
+                pretty_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            }),
+            packages: vec![Package {
+                name: "openssl".into(),
+                version: "3.0.11-1~deb12u1".into(),
+                kind: PackageType::Deb,
+                purl: "pkg:deb/debian/openssl@3.0.11-1~deb12u1".into(),
+                layer: layer.into(),
+                path: "/var/lib/dpkg/status".into(),
+                source_name: None,
+                source_version: None,
+                arch: None,
+                licenses: vec![],
+            }],
+            secrets: vec![SecretFinding {
+                rule: "github-pat".into(),
+                title: "GitHub personal access token".into(),
+                path: "/app/.env".into(),
+                layer: layer.into(),
+                line: 1,
+                redacted: "ghp_****************************8R".into(),
+                deleted_in_final_image: true,
+            }],
+            files: vec![FileFinding {
+                kind: FileFindingKind::Setuid,
+                path: "/usr/bin/tool".into(),
+                layer: layer.into(),
+                detail: "mode 4755".into(),
+            }],
+            vulnerabilities: vec![
+                vuln("CVE-2024-0002", Severity::Medium, Some(5.3), None),
+                vuln("CVE-2024-0001", Severity::Critical, Some(9.8), Some("3.0.13-1~deb12u1")),
+            ],
+            layers: vec![LayerSummary {
+                digest: layer.into(),
+                diff_id: None,
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                compressed_bytes: 1_500_000,
+                uncompressed_bytes: 4_000_000,
+                entries: 10,
+                cached: false,
+            }],
+        }
+    }
+
+    const SNAPSHOT: &str = include_str!("snapshots/scan_report.txt");
+
+    #[test]
+    fn scan_report_snapshot_without_colour() {
+        let r = report();
+        let reasons = vec![
+            "CVE-2024-0001 (critical 9.8) in openssl 3.0.11-1~deb12u1, fixed in 3.0.13-1~deb12u1"
+                .to_string(),
+        ];
+        let warnings = vec!["secret github-pat in /app/.env: warn".to_string()];
+        let until = vec![Some("2027-01-01".to_string()), None];
+        let v = ScanView {
+            image: "docker://127.0.0.1:5055/team/app:1",
+            digest: "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+            platform: "linux/amd64",
+            db: Some(DbFacts {
+                version: "osv-0123456789abcdef".into(),
+                newest: Some("2026-11-27T10:00:00Z".into()),
+                age_days: Some(3),
+            }),
+            report: &r,
+            allowed_until: &until,
+            decision: "deny",
+            policy: "team",
+            mode: "enforce",
+            reasons: &reasons,
+            warnings: &warnings,
+        };
+        let text = scan_report(&v, false);
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli/snapshots/scan_report.txt");
+            std::fs::write(path, &text).unwrap();
+        }
+        assert!(!text.contains('\x1b'), "colour without a terminal:\n{text}");
+        assert_eq!(text, SNAPSHOT, "\n{text}");
+        // Colour is ANSI styling over the same cells.
+        let coloured = scan_report(&v, true);
+        assert!(coloured.contains("\x1b["), "{coloured}");
+        assert!(coloured.contains("CRITICAL"));
+    }
+
+    #[test]
+    fn no_database_says_so() {
+        let mut r = report();
+        r.vulnerabilities.clear();
+        let v = ScanView {
+            image: "oci:/tmp/x:v1",
+            digest: "sha256:00",
+            platform: "linux/amd64",
+            db: None,
+            report: &r,
+            allowed_until: &[],
+            decision: "allow",
+            policy: "default scan policy",
+            mode: "enforce",
+            reasons: &[],
+            warnings: &[],
+        };
+        let text = scan_report(&v, false);
+        assert!(text.contains("Database: none: vulnerabilities were not looked for"), "{text}");
+        assert!(text.contains("Total: vulnerabilities not checked (no database)"), "{text}");
+        assert!(text.contains("Decision: allow (policy default scan policy, mode enforce)"));
+    }
+
+    #[test]
+    fn scores_have_one_decimal_and_digests_are_short() {
+        assert_eq!(score(9.8), "9.8");
+        assert_eq!(score(10.0), "10.0");
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "sha256:0123456789ab");
+    }
+
+    #[test]
+    fn no_color_turns_colour_off() {
+        // Only the terminal test here; NO_COLOR is read from the environment, which
+        // tests leave alone (the CLI test sets it on a child process).
+        assert!(!colour_enabled(false));
+    }
+}
