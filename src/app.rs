@@ -148,8 +148,7 @@ impl Daemon {
         metrics.set_vulndb_source(move || {
             let st = db.vulndb().status().ok()?;
             let newest = st.newest_modified.as_deref().and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                    .ok()
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             });
             Some(crate::admin::VulnDbFacts {
                 records: st.records,

@@ -87,7 +87,11 @@ secrets = "warn"
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
-    assert!(e.message().contains("denied by policy team"), "{}", e.message());
+    assert!(
+        e.message().contains("denied by policy team"),
+        "{}",
+        e.message()
+    );
     let out = daemon.cli(&["verdict", "--json", &reference]);
     let node: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
@@ -98,7 +102,12 @@ secrets = "warn"
     // CI, same config, same reference through docker://: the same policy and verdict.
     let config = daemon.config.to_str().unwrap();
     let (code, out, err) = scan(
-        &[&format!("docker://{reference}"), "--config", config, "--json"],
+        &[
+            &format!("docker://{reference}"),
+            "--config",
+            config,
+            "--json",
+        ],
         &[],
     );
     assert_eq!(code, 1, "{err}");
@@ -107,7 +116,10 @@ secrets = "warn"
     assert_eq!(ci["reference"], reference.as_str());
     assert_eq!(ci["decision"], node["decision"]);
     assert_eq!(ci["digest"], img.digest);
-    assert_eq!(ci["reasons"], node["reasons"], "node and CI give other reasons");
+    assert_eq!(
+        ci["reasons"], node["reasons"],
+        "node and CI give other reasons"
+    );
 
     // Another repository of the same registry: the catch-all judges, on both sides.
     let other = format!("{}/{}/app:v1", env.registry, unique_repo("sbsother"));
@@ -118,7 +130,9 @@ secrets = "warn"
         .rsplit_once(':')
         .unwrap();
     other_img.push(&env.registry, repo, "v1").await;
-    cri.pull_image(pull_request(&other, "default")).await.unwrap();
+    cri.pull_image(pull_request(&other, "default"))
+        .await
+        .unwrap();
     let out = daemon.cli(&["verdict", "--json", &other]);
     let node: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (code, out, err) = scan(
@@ -127,7 +141,10 @@ secrets = "warn"
     );
     assert_eq!(code, 0, "{err}");
     let ci: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((ci["policy"].clone(), node["policy"].clone()), ("catch-all".into(), "catch-all".into()));
+    assert_eq!(
+        (ci["policy"].clone(), node["policy"].clone()),
+        ("catch-all".into(), "catch-all".into())
+    );
     assert_eq!(ci["decision"], node["decision"]);
     assert_eq!(ci["decision"], "allow");
 }
@@ -156,13 +173,21 @@ async fn plain_http_registries_no_database_mode_off_and_stdout_sbom() {
     let (code, _, err) = scan(&[&source, "--config", cfg, "--json"], &[]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("registry.plain_http") && err.contains(&format!("--plain-http {}", env.registry)),
+        err.contains("registry.plain_http")
+            && err.contains(&format!("--plain-http {}", env.registry)),
         "{err}"
     );
 
     // --plain-http: scanned; no database: a warning on stderr and in the JSON.
     let (code, out, err) = scan(
-        &[&source, "--config", cfg, "--json", "--plain-http", &env.registry],
+        &[
+            &source,
+            "--config",
+            cfg,
+            "--json",
+            "--plain-http",
+            &env.registry,
+        ],
         &[],
     );
     assert_eq!(code, 1, "{err}");
@@ -181,11 +206,22 @@ async fn plain_http_registries_no_database_mode_off_and_stdout_sbom() {
     // A --db that does not exist: exit 2 with a clear error, not a clean result.
     let missing = dir.path().join("nope.redb");
     let (code, out, err) = scan(
-        &[&source, "--config", cfg, "--plain-http", &env.registry, "--db", missing.to_str().unwrap()],
+        &[
+            &source,
+            "--config",
+            cfg,
+            "--plain-http",
+            &env.registry,
+            "--db",
+            missing.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(code, 2, "{out}");
-    assert!(err.contains("does not exist") && err.contains("nope.redb"), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("nope.redb"),
+        "{err}"
+    );
 
     // The table (not a terminal: no colour) has the sections and the decision.
     let (code, out, _) = scan(
@@ -207,7 +243,17 @@ async fn plain_http_registries_no_database_mode_off_and_stdout_sbom() {
 
     // --output -: the SBOM alone on stdout, the report on stderr.
     let (code, out, err) = scan(
-        &[&source, "--config", cfg, "--plain-http", &env.registry, "--sbom", "cyclonedx-json", "--output", "-"],
+        &[
+            &source,
+            "--config",
+            cfg,
+            "--plain-http",
+            &env.registry,
+            "--sbom",
+            "cyclonedx-json",
+            "--output",
+            "-",
+        ],
         &[],
     );
     assert_eq!(code, 1, "{err}");

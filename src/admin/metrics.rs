@@ -595,7 +595,10 @@ impl Metrics {
 
     /// Where the vulnerability database gauges come from: called on each scrape (keep
     /// it cheap; None leaves the series out).
-    pub fn set_vulndb_source(&self, source: impl Fn() -> Option<VulnDbFacts> + Send + Sync + 'static) {
+    pub fn set_vulndb_source(
+        &self,
+        source: impl Fn() -> Option<VulnDbFacts> + Send + Sync + 'static,
+    ) {
         *self.live.vulndb.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(source));
     }
 

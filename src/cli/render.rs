@@ -117,7 +117,7 @@ fn severity_colour(s: Severity) -> Color {
 
 fn boxed(header: &[&str], colour: bool) -> Table {
     let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED.with_solid_inner_borders());
+    t.load_style(UTF8_FULL_CONDENSED);
     t.force_no_tty();
     if colour {
         t.enforce_styling();
@@ -175,9 +175,10 @@ pub fn scan_report(v: &ScanView<'_>, colour: bool) -> String {
         ("Platform", v.platform.to_string()),
     ];
     if let Some(os) = &r.os {
-        let name = os.pretty_name.clone().unwrap_or_else(|| {
-            format!("{} {}", os.id, os.version_id.clone().unwrap_or_default())
-        });
+        let name = os
+            .pretty_name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", os.id, os.version_id.clone().unwrap_or_default()));
         head.push(("OS", name.trim().to_string()));
     }
     head.push((
@@ -368,9 +369,7 @@ pub fn scan_report(v: &ScanView<'_>, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{
-        Distro, FileFinding, LayerSummary, Package, PackageType, SecretFinding,
-    };
+    use crate::report::{Distro, FileFinding, LayerSummary, Package, PackageType, SecretFinding};
 
     fn vuln(id: &str, sev: Severity, score: Option<f32>, fixed: Option<&str>) -> Vulnerability {
         Vulnerability {
@@ -427,7 +426,12 @@ mod tests {
             }],
             vulnerabilities: vec![
                 vuln("CVE-2024-0002", Severity::Medium, Some(5.3), None),
-                vuln("CVE-2024-0001", Severity::Critical, Some(9.8), Some("3.0.13-1~deb12u1")),
+                vuln(
+                    "CVE-2024-0001",
+                    Severity::Critical,
+                    Some(9.8),
+                    Some("3.0.13-1~deb12u1"),
+                ),
             ],
             layers: vec![LayerSummary {
                 digest: layer.into(),
@@ -471,7 +475,10 @@ mod tests {
         };
         let text = scan_report(&v, false);
         if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli/snapshots/scan_report.txt");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/cli/snapshots/scan_report.txt"
+            );
             std::fs::write(path, &text).unwrap();
         }
         assert!(!text.contains('\x1b'), "colour without a terminal:\n{text}");
@@ -500,8 +507,14 @@ mod tests {
             warnings: &[],
         };
         let text = scan_report(&v, false);
-        assert!(text.contains("Database: none: vulnerabilities were not looked for"), "{text}");
-        assert!(text.contains("Total: vulnerabilities not checked (no database)"), "{text}");
+        assert!(
+            text.contains("Database: none: vulnerabilities were not looked for"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Total: vulnerabilities not checked (no database)"),
+            "{text}"
+        );
         assert!(text.contains("Decision: allow (policy default scan policy, mode enforce)"));
     }
 
@@ -509,7 +522,10 @@ mod tests {
     fn scores_have_one_decimal_and_digests_are_short() {
         assert_eq!(score(9.8), "9.8");
         assert_eq!(score(10.0), "10.0");
-        assert_eq!(short_digest("sha256:0123456789abcdef"), "sha256:0123456789ab");
+        assert_eq!(
+            short_digest("sha256:0123456789abcdef"),
+            "sha256:0123456789ab"
+        );
     }
 
     #[test]

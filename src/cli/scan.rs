@@ -154,10 +154,8 @@ impl ProgressLine {
         if !std::io::stderr().is_terminal() {
             return None;
         }
-        let bar = indicatif::ProgressBar::with_draw_target(
-            None,
-            indicatif::ProgressDrawTarget::hidden(),
-        );
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
@@ -214,8 +212,8 @@ fn db_facts(db: &VulnDb, now: time::OffsetDateTime) -> Option<DbFacts> {
     }
     let newest = db.status().ok().and_then(|s| s.newest_modified);
     let age_days = newest.as_deref().and_then(|n| {
-        let t = time::OffsetDateTime::parse(n, &time::format_description::well_known::Rfc3339)
-            .ok()?;
+        let t =
+            time::OffsetDateTime::parse(n, &time::format_description::well_known::Rfc3339).ok()?;
         Some((now - t).whole_days().max(0))
     });
     Some(DbFacts {
@@ -417,10 +415,16 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
             warnings: &warnings,
         };
         if sbom_to_stdout {
-            let text = render::scan_report(&view, render::colour_enabled(std::io::stderr().is_terminal()));
+            let text = render::scan_report(
+                &view,
+                render::colour_enabled(std::io::stderr().is_terminal()),
+            );
             eprint!("{text}");
         } else {
-            let text = render::scan_report(&view, render::colour_enabled(std::io::stdout().is_terminal()));
+            let text = render::scan_report(
+                &view,
+                render::colour_enabled(std::io::stdout().is_terminal()),
+            );
             print!("{text}");
         }
     }

@@ -261,7 +261,12 @@ mod tests {
         let vectors = fixture_vectors();
         assert!(vectors.len() > 20, "{vectors:?}");
         let diff = differences(&vectors);
-        assert!(diff.is_empty(), "{} differ:\n{}", diff.len(), diff.join("\n"));
+        assert!(
+            diff.is_empty(),
+            "{} differ:\n{}",
+            diff.len(),
+            diff.join("\n")
+        );
     }
 
     #[test]

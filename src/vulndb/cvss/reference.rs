@@ -679,4 +679,3 @@ pub fn v4_score(vector: &str) -> Option<f32> {
     // interpolation can land one ULP below an x.x5 tie).
     Some((((score + 1e-6) * 10.0).round() / 10.0) as f32)
 }
-
