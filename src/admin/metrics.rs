@@ -739,9 +739,9 @@ mod tests {
             "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/ImageStatus\",code=\"OK\"} 2",
             "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/ImageStatus\",code=\"none\"} 1",
             "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/PullImage\",code=\"FailedPrecondition\"} 1",
-            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"0.0001\"} 1",
-            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"0.0005\"} 2",
-            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"+Inf\"} 3",
+            "pullwarden_cri_call_duration_seconds_bucket{le=\"0.0001\",method=\"runtime.v1.ImageService/ImageStatus\"} 1",
+            "pullwarden_cri_call_duration_seconds_bucket{le=\"0.0005\",method=\"runtime.v1.ImageService/ImageStatus\"} 2",
+            "pullwarden_cri_call_duration_seconds_bucket{le=\"+Inf\",method=\"runtime.v1.ImageService/ImageStatus\"} 3",
             "pullwarden_cri_call_duration_seconds_count{method=\"runtime.v1.ImageService/PullImage\"} 1",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");

@@ -33,6 +33,28 @@ pub fn rating(score: f32) -> Severity {
     }
 }
 
+/// Where the crate falls short (found by the differential test): it scores a vector
+/// with a base metric missing (defaulting it) and accepts lower-case metric names; the
+/// FIRST grammar requires every base metric, upper case, once. This check (the parsing
+/// half of the old calculator) runs first.
+fn well_formed(rest: &str, base: &[&str]) -> bool {
+    let mut seen: Vec<&str> = Vec::new();
+    for part in rest.split('/') {
+        let Some((k, v)) = part.split_once(':') else {
+            return false;
+        };
+        let upper = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_uppercase());
+        if !upper(k) || !(upper(v) || v.bytes().all(|b| b.is_ascii_alphabetic())) {
+            return false;
+        }
+        if seen.contains(&k) {
+            return false;
+        }
+        seen.push(k);
+    }
+    base.iter().all(|b| seen.contains(b))
+}
+
 /// A score of one decimal, as `f32` (what the report carries).
 fn tenths(v: f64) -> Option<f32> {
     v.is_finite().then(|| ((v * 10.0).round() / 10.0) as f32)
@@ -45,6 +67,12 @@ pub fn v3_base_score(vector: &str) -> Option<f32> {
     if vector.len() > MAX_VECTOR {
         return None;
     }
+    let rest = vector
+        .strip_prefix("CVSS:3.1/")
+        .or_else(|| vector.strip_prefix("CVSS:3.0/"))?;
+    if !well_formed(rest, &["AV", "AC", "PR", "UI", "S", "C", "I", "A"]) {
+        return None;
+    }
     let v = cvss::v3::Vector::from_str(vector).ok()?;
     tenths(v.base_score().value())
 }
@@ -54,6 +82,13 @@ pub fn v3_base_score(vector: &str) -> Option<f32> {
 pub fn v4_score(vector: &str) -> Option<f32> {
     let vector = vector.trim();
     if vector.len() > MAX_VECTOR {
+        return None;
+    }
+    let rest = vector.strip_prefix("CVSS:4.0/")?;
+    let base = [
+        "AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA",
+    ];
+    if !well_formed(rest, &base) {
         return None;
     }
     let v = cvss::v4::Vector::from_str(vector).ok()?;
