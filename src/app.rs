@@ -144,6 +144,17 @@ impl Daemon {
             LayerStore::new(store.clone()),
             VulnDb::default_path(&cfg.server.state_dir),
         )?);
+        let db = scanner.clone();
+        metrics.set_vulndb_source(move || {
+            let st = db.vulndb().status().ok()?;
+            let newest = st.newest_modified.as_deref().and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            Some(crate::admin::VulnDbFacts {
+                records: st.records,
+                newest_modified_unix: newest.map(|t| t.unix_timestamp()),
+            })
+        });
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),
@@ -307,8 +318,15 @@ impl Daemon {
         (problems, version)
     }
 
-    /// Config, keys, trust roots, denylists and the vulnerability database, re-read.
+    /// Config, keys, trust roots, denylists and the vulnerability database, re-read;
+    /// the outcome is `pullwarden_config_last_reload_successful`.
     pub fn reload(&self) -> Result<String, String> {
+        let outcome = self.reload_parts();
+        self.metrics.record_config_reload(outcome.is_ok());
+        outcome
+    }
+
+    fn reload_parts(&self) -> Result<String, String> {
         // One reload at a time, and every part is ready before anything is swapped: a
         // reload refused half way (the database busy under an import) changes nothing.
         let _one = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -435,10 +453,7 @@ impl AdminBackend for Daemon {
             digest: digest.to_string(),
             created: time::OffsetDateTime::now_utc(),
         };
-        Ok(match format {
-            SbomFormat::CyclonedxJson => crate::scan::sbom::cyclonedx(&subject, &report),
-            SbomFormat::SpdxJson => crate::scan::sbom::spdx(&subject, &report),
-        })
+        Ok(format.render(&subject, &report))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod containerd;
 pub mod cri;
 pub mod digest;
 pub mod doctor;
+pub mod engine;
 pub mod gate;
 pub mod policy;
 pub mod reference;

@@ -208,12 +208,22 @@ pub struct Vulnerability {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix_channel: Option<String>,
     pub severity: Severity,
-    /// CVSS base score computed from the vector, when there is one.
+    /// CVSS base score computed from the vector, when there is one. Serialized with its
+    /// one decimal (`9.8`), not as the nearest `f64` of the `f32` (`9.800000190734863`).
+    #[serde(serialize_with = "one_decimal")]
     pub score: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     pub purl: String,
     pub layer: String,
+}
+
+/// A CVSS score (one decimal by definition) as the decimal people write.
+fn one_decimal<S: serde::Serializer>(score: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+    match score {
+        Some(v) => s.serialize_f64((f64::from(*v) * 10.0).round() / 10.0),
+        None => s.serialize_none(),
+    }
 }
 
 /// Per-layer facts of a scan.

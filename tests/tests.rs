@@ -23,6 +23,7 @@ mod sbom;
 mod scan;
 mod scan_final;
 mod scan_lang;
+mod scan_report;
 mod scan_rpm;
 mod scan_sources;
 mod store;

@@ -1,19 +1,29 @@
-//! Prometheus metrics: a small registry of the few series pullwarden exports, and the
-//! text exposition served on `[server] metrics` (TCP, loopback by default) at `/metrics`.
-//! Label values come from config (policy names) or code (error kinds); the number of
-//! distinct label sets is capped all the same so no input can grow memory unbounded.
+//! Prometheus metrics: the series pullwarden exports, kept in a `prometheus-client`
+//! registry and served in the OpenMetrics text format on `[server] metrics` (TCP,
+//! loopback by default) at `/metrics`. Label values come from config (policy names) or
+//! code (error kinds, CRI methods); the number of distinct label sets per family is
+//! capped all the same so no input can grow memory unbounded. Besides the daemon's own
+//! series: `pullwarden_build_info`, the vulnerability database's age and size, the last
+//! config reload's outcome, and the standard `process_*` series from `/proc`.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::policy::Decision;
@@ -21,8 +31,8 @@ use crate::policy::Decision;
 /// A client that opens a connection and sends nothing is dropped after this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Distinct label sets per labelled counter; beyond this new ones are counted under
-/// `policy="_other"` / `kind="_other"`.
+/// Distinct label sets per labelled family; beyond this new ones are counted under
+/// `policy="_other"` / `kind="_other"` / `method="_other"`.
 const MAX_SERIES: usize = 256;
 /// Latency buckets in seconds: signature checks take milliseconds to a few seconds
 /// (registry round trips), scans up to minutes for multi-GB images.
@@ -37,98 +47,241 @@ const CALL_BUCKETS: [f64; 17] = [
     10.0, 30.0, 120.0,
 ];
 
+/// OpenMetrics 1.0, for scrapers that ask for it (Prometheus does by default).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format's type, for everyone else (curl, old scrapers): the
+/// OpenMetrics text is a superset its parsers read (`# EOF` is a comment to them).
+const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PullLabels {
+    policy: String,
+    mode: &'static str,
+    decision: &'static str,
+    cached: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    os: &'static str,
+    arch: &'static str,
+}
+
+/// The label sets a family has seen, to cap them at [`MAX_SERIES`].
 #[derive(Debug)]
-struct Histogram {
-    buckets: &'static [f64],
-    /// Non-cumulative counts per bucket, plus the +Inf bucket at the end.
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+struct SeriesCap<K>(Mutex<HashSet<K>>);
 
-impl Default for Histogram {
-    fn default() -> Histogram {
-        Histogram::with_buckets(&BUCKETS)
-    }
-}
-
-impl Histogram {
-    fn with_buckets(buckets: &'static [f64]) -> Histogram {
-        Histogram {
-            buckets,
-            counts: vec![0; buckets.len() + 1],
-            sum: 0.0,
-            count: 0,
-        }
+impl<K: Eq + Hash + Clone> SeriesCap<K> {
+    fn new() -> SeriesCap<K> {
+        SeriesCap(Mutex::new(HashSet::new()))
     }
 
-    fn observe(&mut self, v: f64) {
-        let v = if v.is_finite() && v >= 0.0 { v } else { 0.0 };
-        let i = self
-            .buckets
-            .iter()
-            .position(|b| v <= *b)
-            .unwrap_or(self.buckets.len());
-        if let Some(c) = self.counts.get_mut(i) {
-            *c += 1;
+    /// `key` when it is known or there is room for it, else `overflow()`.
+    fn admit(&self, key: K, overflow: impl FnOnce() -> K) -> K {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(&key) {
+            return key;
         }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    /// Renders the series `name` with `labels` (`key="value"` pairs, already escaped,
-    /// or empty).
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (i, le) in self.buckets.iter().enumerate() {
-            cumulative += self.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            );
+        if seen.len() >= MAX_SERIES {
+            let k = overflow();
+            seen.insert(k.clone());
+            return k;
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+        seen.insert(key.clone());
+        key
     }
 }
 
-/// The daemon's metrics. Shared as `Arc<Metrics>`; every method is cheap and thread safe.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// (policy, decision, cached) → pulls.
-    pulls: Mutex<BTreeMap<(String, &'static str, &'static str, bool), u64>>,
-    cache_hits: AtomicU64,
-    errors: Mutex<BTreeMap<String, u64>>,
-    verify: Mutex<Histogram>,
-    scan: Mutex<Histogram>,
-    scanned_bytes: AtomicU64,
-    /// (method, gRPC code) → calls through the CRI proxy.
-    calls: Mutex<BTreeMap<(String, &'static str), u64>>,
-    /// method → call latency.
-    call_latency: Mutex<BTreeMap<String, Histogram>>,
+/// The vulnerability database as metrics see it: record count and the newest record's
+/// `modified` time (Unix seconds), asked for on each scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VulnDbFacts {
+    pub records: u64,
+    pub newest_modified_unix: Option<i64>,
+}
+
+type VulnDbSource = Box<dyn Fn() -> Option<VulnDbFacts> + Send + Sync>;
+
+/// What is read at scrape time rather than recorded as it happens.
+#[derive(Default)]
+struct Live {
     /// Unix milliseconds of the last CRI call from a client other than the daemon
     /// itself (0: none yet).
     last_call_ms: AtomicU64,
+    vulndb: Mutex<Option<VulnDbSource>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("last_call_ms", &self.last_call_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// One scrape's series that are computed, not counted.
+#[derive(Debug)]
+struct LiveCollector(Arc<Live>);
+
+fn gauge<N>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let g = ConstGauge::new(value);
+    let m = enc.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+impl Collector for LiveCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let ms = self.0.last_call_ms.load(Ordering::Relaxed);
+        if ms != 0 {
+            gauge(
+                &mut enc,
+                "pullwarden_last_cri_call_timestamp_seconds",
+                "Unix time of the last CRI call from a client (not the daemon's own canary).",
+                ms as f64 / 1000.0,
+            )?;
+        }
+        let facts = {
+            let source = self.0.vulndb.lock().unwrap_or_else(|p| p.into_inner());
+            source.as_ref().and_then(|f| f())
+        };
+        if let Some(f) = facts {
+            gauge(
+                &mut enc,
+                "pullwarden_vulndb_records",
+                "Advisories in the vulnerability database (0: none imported).",
+                f.records as i64,
+            )?;
+            if let Some(newest) = f.newest_modified_unix {
+                gauge(
+                    &mut enc,
+                    "pullwarden_vulndb_age_seconds",
+                    "Seconds since the newest advisory in the vulnerability database was modified: how stale the data is.",
+                    (unix_now() - newest as f64).max(0.0),
+                )?;
+            }
+        }
+        encode_process(&mut enc)
+    }
+}
+
+/// The standard process series (the names every Prometheus client library exports),
+/// from `/proc/self`. A file that cannot be read leaves its series out.
+fn encode_process(enc: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+    let Ok(me) = procfs::process::Process::myself() else {
+        return Ok(());
+    };
+    if let Ok(stat) = me.stat() {
+        let ticks = procfs::ticks_per_second().max(1) as f64;
+        let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
+        let m = enc.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            None,
+            cpu.metric_type(),
+        )?;
+        cpu.encode(m)?;
+        gauge(
+            enc,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            (stat.rss.saturating_mul(procfs::page_size())) as i64,
+        )?;
+        gauge(
+            enc,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            stat.vsize as i64,
+        )?;
+        if let Ok(boot) = procfs::boot_time_secs() {
+            gauge(
+                enc,
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                boot as f64 + stat.starttime as f64 / ticks,
+            )?;
+        }
+    }
+    if let Ok(n) = me.fd_count() {
+        gauge(
+            enc,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            n as i64,
+        )?;
+    }
+    if let Ok(limits) = me.limits()
+        && let procfs::process::LimitValue::Value(max) = limits.max_open_files.soft_limit
+    {
+        gauge(
+            enc,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            max as i64,
+        )?;
+    }
+    Ok(())
+}
+
+/// The daemon's metrics. Shared as `Arc<Metrics>`; every method is cheap and thread safe.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pulls: Family<PullLabels, Counter>,
+    pull_series: SeriesCap<PullLabels>,
+    cache_hits: Counter,
+    errors: Family<KindLabel, Counter>,
+    error_series: SeriesCap<KindLabel>,
+    verify: Histogram,
+    scan: Histogram,
+    scanned_bytes: Counter,
+    calls: Family<CallLabels, Counter>,
+    call_series: SeriesCap<CallLabels>,
+    call_latency: Family<MethodLabel, Histogram>,
+    latency_series: SeriesCap<MethodLabel>,
+    live: Arc<Live>,
     /// ImageStatus calls the daemon's own canary has announced and not yet made.
     own_calls: AtomicU64,
     /// `pullwarden_enforcing`: 1 when the last doctor checks all held, 0 otherwise
     /// (and before the first run).
-    enforcing: AtomicU64,
+    enforcing: Gauge,
     /// CRI connections open now whose peer process is named `kubelet`.
-    kubelet_connections: AtomicU64,
+    kubelet_connections: Gauge,
     /// The pid of the last kubelet that connected (0: none yet).
     kubelet_pid: AtomicU64,
+    reload_ok: Gauge,
+    reload_ok_at: Gauge<f64, AtomicU64>,
 }
 
 /// One CRI client connection, counted while it is open (see [`Metrics::cri_peer`]).
@@ -141,11 +294,7 @@ pub struct PeerGuard {
 impl Drop for PeerGuard {
     fn drop(&mut self) {
         if self.kubelet {
-            let _ = self.metrics.kubelet_connections.fetch_update(
-                Ordering::AcqRel,
-                Ordering::Acquire,
-                |n| n.checked_sub(1),
-            );
+            self.metrics.kubelet_connections.dec();
         }
     }
 }
@@ -157,23 +306,129 @@ fn is_kubelet(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-fn capped_key<K: Ord>(map: &BTreeMap<K, u64>, key: K, overflow: impl FnOnce() -> K) -> K {
-    if map.len() >= MAX_SERIES && !map.contains_key(&key) {
-        overflow()
-    } else {
-        key
-    }
+fn call_histogram() -> Histogram {
+    Histogram::new(CALL_BUCKETS)
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
-        Metrics::default()
+        let mut registry = Registry::default();
+        let pulls = Family::<PullLabels, Counter>::default();
+        registry.register(
+            "pullwarden_pulls",
+            "Image pulls decided, by policy, mode (an audit-mode deny was let through), decision and whether the verdict came from the store.",
+            pulls.clone(),
+        );
+        let cache_hits = Counter::default();
+        registry.register(
+            "pullwarden_verdict_cache_hits",
+            "Pulls answered from the verdict store.",
+            cache_hits.clone(),
+        );
+        let errors = Family::<KindLabel, Counter>::default();
+        registry.register("pullwarden_errors", "Errors by kind.", errors.clone());
+        let verify = Histogram::new(BUCKETS);
+        registry.register(
+            "pullwarden_verify_duration_seconds",
+            "Signature verification time per image.",
+            verify.clone(),
+        );
+        let scan = Histogram::new(BUCKETS);
+        registry.register(
+            "pullwarden_scan_duration_seconds",
+            "Layer scan time per image.",
+            scan.clone(),
+        );
+        let scanned_bytes = Counter::default();
+        registry.register(
+            "pullwarden_scanned_bytes",
+            "Uncompressed layer bytes scanned.",
+            scanned_bytes.clone(),
+        );
+        let enforcing = Gauge::default();
+        registry.register(
+            "pullwarden_enforcing",
+            "1 when the last doctor checks (kubelet endpoint, policy keys, config fingerprints, live canary, containerd) all held, else 0; refreshed every minute.",
+            enforcing.clone(),
+        );
+        let kubelet_connections = Gauge::default();
+        registry.register(
+            "pullwarden_kubelet_connections",
+            "CRI connections open now from a process named kubelet (peer credentials).",
+            kubelet_connections.clone(),
+        );
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "pullwarden_cri_calls",
+            "CRI calls through the proxy, by method and gRPC status.",
+            calls.clone(),
+        );
+        let call_latency = Family::<MethodLabel, Histogram>::new_with_constructor(
+            call_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "pullwarden_cri_call_duration_seconds",
+            "Time to answer a CRI call through the proxy (verification and scans included), by method.",
+            call_latency.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                os: std::env::consts::OS,
+                arch: std::env::consts::ARCH,
+            })
+            .set(1);
+        registry.register(
+            "pullwarden_build_info",
+            "Always 1; the labels say which pullwarden build runs.",
+            build,
+        );
+        // The daemon does not start on a config it cannot load: the first load counts.
+        let reload_ok = Gauge::default();
+        reload_ok.set(1);
+        registry.register(
+            "pullwarden_config_last_reload_successful",
+            "1 when the last configuration load or reload succeeded, 0 when it was rejected (the previous configuration stays in force).",
+            reload_ok.clone(),
+        );
+        let reload_ok_at = Gauge::<f64, AtomicU64>::default();
+        reload_ok_at.set(unix_now());
+        registry.register(
+            "pullwarden_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load or reload.",
+            reload_ok_at.clone(),
+        );
+        let live = Arc::new(Live::default());
+        registry.register_collector(Box::new(LiveCollector(live.clone())));
+        Metrics {
+            registry,
+            pulls,
+            pull_series: SeriesCap::new(),
+            cache_hits,
+            errors,
+            error_series: SeriesCap::new(),
+            verify,
+            scan,
+            scanned_bytes,
+            calls,
+            call_series: SeriesCap::new(),
+            call_latency,
+            latency_series: SeriesCap::new(),
+            live,
+            own_calls: AtomicU64::new(0),
+            enforcing,
+            kubelet_connections,
+            kubelet_pid: AtomicU64::new(0),
+            reload_ok,
+            reload_ok_at,
+        }
     }
 
     /// One pull answered under `policy` in `mode` (`enforce`: the decision took effect;
@@ -188,30 +443,33 @@ impl Metrics {
             "audit" => "audit",
             _ => "off",
         };
-        if let Ok(mut m) = self.pulls.lock() {
-            let key = capped_key(&m, (policy.to_string(), mode, decision, cached), || {
-                ("_other".to_string(), mode, decision, cached)
-            });
-            *m.entry(key).or_default() += 1;
-        }
+        let key = PullLabels {
+            policy: policy.to_string(),
+            mode,
+            decision,
+            cached,
+        };
+        let key = self.pull_series.admit(key, || PullLabels {
+            policy: "_other".into(),
+            mode,
+            decision,
+            cached,
+        });
+        self.pulls.get_or_create(&key).inc();
         if cached {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            self.cache_hits.inc();
         }
     }
 
     /// Signature verification of one image took `secs`.
     pub fn observe_verify(&self, secs: f64) {
-        if let Ok(mut h) = self.verify.lock() {
-            h.observe(secs);
-        }
+        self.verify.observe(non_negative(secs));
     }
 
     /// Scanning one image took `secs` and read `bytes` of layer data (uncompressed).
     pub fn observe_scan(&self, secs: f64, bytes: u64) {
-        if let Ok(mut h) = self.scan.lock() {
-            h.observe(secs);
-        }
-        self.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.scan.observe(non_negative(secs));
+        self.scanned_bytes.inc_by(bytes);
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it
@@ -228,25 +486,31 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
-            self.last_call_ms.fetch_max(now, Ordering::Relaxed);
+            self.live.last_call_ms.fetch_max(now, Ordering::Relaxed);
         }
         let code = code.map(code_name).unwrap_or("none");
-        if let Ok(mut m) = self.calls.lock() {
-            let key = capped_key(&m, (method.to_string(), code), || {
-                ("_other".to_string(), code)
-            });
-            *m.entry(key).or_default() += 1;
-        }
-        if let Ok(mut m) = self.call_latency.lock() {
-            let key = if m.len() >= MAX_SERIES && !m.contains_key(method) {
-                "_other".to_string()
-            } else {
-                method.to_string()
-            };
-            m.entry(key)
-                .or_insert_with(|| Histogram::with_buckets(&CALL_BUCKETS))
-                .observe(took.as_secs_f64());
-        }
+        let key = self.call_series.admit(
+            CallLabels {
+                method: method.to_string(),
+                code,
+            },
+            || CallLabels {
+                method: "_other".into(),
+                code,
+            },
+        );
+        self.calls.get_or_create(&key).inc();
+        let key = self.latency_series.admit(
+            MethodLabel {
+                method: method.to_string(),
+            },
+            || MethodLabel {
+                method: "_other".into(),
+            },
+        );
+        self.call_latency
+            .get_or_create(&key)
+            .observe(took.as_secs_f64());
     }
 
     /// The daemon is about to make one ImageStatus call through its own socket (the
@@ -267,7 +531,7 @@ impl Metrics {
     /// When the last CRI call from a client (the kubelet, crictl) went through the
     /// proxy; None when none has since the daemon started.
     pub fn last_client_call(&self) -> Option<std::time::SystemTime> {
-        match self.last_call_ms.load(Ordering::Relaxed) {
+        match self.live.last_call_ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
         }
@@ -279,7 +543,7 @@ impl Metrics {
     pub fn cri_peer(self: &std::sync::Arc<Self>, pid: Option<i32>) -> PeerGuard {
         let kubelet = pid.is_some_and(is_kubelet);
         if let (true, Some(pid)) = (kubelet, pid) {
-            self.kubelet_connections.fetch_add(1, Ordering::AcqRel);
+            self.kubelet_connections.inc();
             self.kubelet_pid.store(pid as u64, Ordering::Relaxed);
         }
         PeerGuard {
@@ -293,125 +557,63 @@ impl Metrics {
     pub fn kubelet_connections(&self) -> (u64, Option<u32>) {
         let pid = self.kubelet_pid.load(Ordering::Relaxed);
         (
-            self.kubelet_connections.load(Ordering::Acquire),
+            self.kubelet_connections.get().max(0) as u64,
             (pid != 0).then_some(pid as u32),
         )
     }
 
     /// Sets the `pullwarden_enforcing` gauge.
     pub fn set_enforcing(&self, enforcing: bool) {
-        self.enforcing.store(enforcing as u64, Ordering::Relaxed);
+        self.enforcing.set(i64::from(enforcing));
     }
 
     pub fn enforcing(&self) -> bool {
-        self.enforcing.load(Ordering::Relaxed) == 1
+        self.enforcing.get() == 1
     }
 
     /// An error of `kind` (e.g. `registry`, `containerd`, `store`, `verify`, `scan`).
     pub fn record_error(&self, kind: &str) {
-        if let Ok(mut m) = self.errors.lock() {
-            let key = capped_key(&m, kind.to_string(), || "_other".to_string());
-            *m.entry(key).or_default() += 1;
+        let key = self.error_series.admit(
+            KindLabel {
+                kind: kind.to_string(),
+            },
+            || KindLabel {
+                kind: "_other".into(),
+            },
+        );
+        self.errors.get_or_create(&key).inc();
+    }
+
+    /// The outcome of a configuration reload: `pullwarden_config_last_reload_successful`
+    /// (and, on success, its timestamp).
+    pub fn record_config_reload(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            self.reload_ok_at.set(unix_now());
         }
     }
 
-    /// Prometheus text exposition format 0.0.4.
+    /// Where the vulnerability database gauges come from: called on each scrape (keep
+    /// it cheap; None leaves the series out).
+    pub fn set_vulndb_source(
+        &self,
+        source: impl Fn() -> Option<VulnDbFacts> + Send + Sync + 'static,
+    ) {
+        *self.live.vulndb.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(source));
+    }
+
+    /// OpenMetrics text exposition format 1.0 (ends with `# EOF`).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP pullwarden_pulls_total Image pulls decided, by policy, mode (an audit-mode deny was let through), decision and whether the verdict came from the store.\n");
-        out.push_str("# TYPE pullwarden_pulls_total counter\n");
-        if let Ok(m) = self.pulls.lock() {
-            for ((policy, mode, decision, cached), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "pullwarden_pulls_total{{policy=\"{}\",mode=\"{mode}\",decision=\"{decision}\",cached=\"{cached}\"}} {n}",
-                    escape(policy)
-                );
-            }
-        }
-        out.push_str(
-            "# HELP pullwarden_verdict_cache_hits_total Pulls answered from the verdict store.\n",
-        );
-        out.push_str("# TYPE pullwarden_verdict_cache_hits_total counter\n");
-        let _ = writeln!(
-            out,
-            "pullwarden_verdict_cache_hits_total {}",
-            self.cache_hits.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP pullwarden_errors_total Errors by kind.\n");
-        out.push_str("# TYPE pullwarden_errors_total counter\n");
-        if let Ok(m) = self.errors.lock() {
-            for (kind, n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "pullwarden_errors_total{{kind=\"{}\"}} {n}",
-                    escape(kind)
-                );
-            }
-        }
-        out.push_str(
-            "# HELP pullwarden_verify_duration_seconds Signature verification time per image.\n",
-        );
-        out.push_str("# TYPE pullwarden_verify_duration_seconds histogram\n");
-        if let Ok(h) = self.verify.lock() {
-            h.render(&mut out, "pullwarden_verify_duration_seconds", "");
-        }
-        out.push_str("# HELP pullwarden_scan_duration_seconds Layer scan time per image.\n");
-        out.push_str("# TYPE pullwarden_scan_duration_seconds histogram\n");
-        if let Ok(h) = self.scan.lock() {
-            h.render(&mut out, "pullwarden_scan_duration_seconds", "");
-        }
-        out.push_str("# HELP pullwarden_scanned_bytes_total Uncompressed layer bytes scanned.\n");
-        out.push_str("# TYPE pullwarden_scanned_bytes_total counter\n");
-        let _ = writeln!(
-            out,
-            "pullwarden_scanned_bytes_total {}",
-            self.scanned_bytes.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP pullwarden_enforcing 1 when the last doctor checks (kubelet endpoint, policy keys, config fingerprints, live canary, containerd) all held, else 0; refreshed every minute.\n");
-        out.push_str("# TYPE pullwarden_enforcing gauge\n");
-        let _ = writeln!(
-            out,
-            "pullwarden_enforcing {}",
-            self.enforcing.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP pullwarden_kubelet_connections CRI connections open now from a process named kubelet (peer credentials).\n");
-        out.push_str("# TYPE pullwarden_kubelet_connections gauge\n");
-        let _ = writeln!(
-            out,
-            "pullwarden_kubelet_connections {}",
-            self.kubelet_connections.load(Ordering::Acquire)
-        );
-        if let Some(t) = self.last_client_call() {
-            out.push_str("# HELP pullwarden_last_cri_call_timestamp_seconds Unix time of the last CRI call from a client (not the daemon's own canary).\n");
-            out.push_str("# TYPE pullwarden_last_cri_call_timestamp_seconds gauge\n");
-            let secs = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            let _ = writeln!(out, "pullwarden_last_cri_call_timestamp_seconds {secs:.3}");
-        }
-        out.push_str("# HELP pullwarden_cri_calls_total CRI calls through the proxy, by method and gRPC status.\n");
-        out.push_str("# TYPE pullwarden_cri_calls_total counter\n");
-        if let Ok(m) = self.calls.lock() {
-            for ((method, code), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "pullwarden_cri_calls_total{{method=\"{}\",code=\"{code}\"}} {n}",
-                    escape(method)
-                );
-            }
-        }
-        out.push_str("# HELP pullwarden_cri_call_duration_seconds Time to answer a CRI call through the proxy (verification and scans included), by method.\n");
-        out.push_str("# TYPE pullwarden_cri_call_duration_seconds histogram\n");
-        if let Ok(m) = self.call_latency.lock() {
-            for (method, h) in m.iter() {
-                let labels = format!("method=\"{}\"", escape(method));
-                h.render(&mut out, "pullwarden_cri_call_duration_seconds", &labels);
-            }
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "could not encode the metrics");
         }
         out
     }
+}
+
+fn non_negative(v: f64) -> f64 {
+    if v.is_finite() && v >= 0.0 { v } else { 0.0 }
 }
 
 /// gRPC's canonical code names, as other exporters (grpc-go's, tonic's) label them.
@@ -438,6 +640,15 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+/// The content type to answer a scrape with: OpenMetrics when the `Accept` header
+/// asks for it, else the classic text type.
+fn content_type(accept: Option<&http::HeaderValue>) -> &'static str {
+    match accept.and_then(|a| a.to_str().ok()) {
+        Some(a) if a.contains("application/openmetrics-text") => OPENMETRICS,
+        _ => TEXT_004,
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
 pub async fn serve_metrics<S>(listener: TcpListener, metrics: std::sync::Arc<Metrics>, shutdown: S)
 where
@@ -456,9 +667,9 @@ where
                         let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
                         r.headers_mut().insert(
                             http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static(
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            ),
+                            http::HeaderValue::from_static(content_type(
+                                req.headers().get(http::header::ACCEPT),
+                            )),
                         );
                         r
                     } else {
@@ -520,17 +731,17 @@ mod tests {
             "pullwarden_errors_total{kind=\"registry\"} 1",
             "pullwarden_verify_duration_seconds_bucket{le=\"0.01\"} 0",
             "pullwarden_verify_duration_seconds_bucket{le=\"0.025\"} 1",
-            "pullwarden_verify_duration_seconds_bucket{le=\"5\"} 2",
+            "pullwarden_verify_duration_seconds_bucket{le=\"5.0\"} 2",
             "pullwarden_verify_duration_seconds_count 2",
-            "pullwarden_scan_duration_seconds_bucket{le=\"120\"} 1",
+            "pullwarden_scan_duration_seconds_bucket{le=\"120.0\"} 1",
             "pullwarden_scan_duration_seconds_bucket{le=\"+Inf\"} 2",
             "pullwarden_scanned_bytes_total 1024",
             "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/ImageStatus\",code=\"OK\"} 2",
             "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/ImageStatus\",code=\"none\"} 1",
             "pullwarden_cri_calls_total{method=\"runtime.v1.ImageService/PullImage\",code=\"FailedPrecondition\"} 1",
-            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"0.0001\"} 1",
-            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"0.0005\"} 2",
-            "pullwarden_cri_call_duration_seconds_bucket{method=\"runtime.v1.ImageService/ImageStatus\",le=\"+Inf\"} 3",
+            "pullwarden_cri_call_duration_seconds_bucket{le=\"0.0001\",method=\"runtime.v1.ImageService/ImageStatus\"} 1",
+            "pullwarden_cri_call_duration_seconds_bucket{le=\"0.0005\",method=\"runtime.v1.ImageService/ImageStatus\"} 2",
+            "pullwarden_cri_call_duration_seconds_bucket{le=\"+Inf\",method=\"runtime.v1.ImageService/ImageStatus\"} 3",
             "pullwarden_cri_call_duration_seconds_count{method=\"runtime.v1.ImageService/PullImage\"} 1",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");

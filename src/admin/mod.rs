@@ -22,45 +22,12 @@ mod peer;
 mod server;
 
 pub use client::{AdminClient, AdminClientError};
-pub use metrics::{Metrics, PeerGuard, serve_metrics};
+pub use metrics::{Metrics, PeerGuard, VulnDbFacts, serve_metrics};
 pub use peer::{PeerAccess, PeerError, peer_allowed};
 pub use server::serve;
 
-/// SBOM formats the daemon can produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SbomFormat {
-    CyclonedxJson,
-    SpdxJson,
-}
-
-impl SbomFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SbomFormat::CyclonedxJson => "cyclonedx-json",
-            SbomFormat::SpdxJson => "spdx-json",
-        }
-    }
-}
-
-impl std::str::FromStr for SbomFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "cyclonedx-json" => Ok(SbomFormat::CyclonedxJson),
-            "spdx-json" => Ok(SbomFormat::SpdxJson),
-            other => Err(format!(
-                "unknown SBOM format {other:?} (expected cyclonedx-json or spdx-json)"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for SbomFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// SBOM formats the daemon can produce (the one definition, beside the SBOM writers).
+pub use crate::scan::sbom::SbomFormat;
 
 /// Why the daemon could not do what the admin API asked of it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod policy;
 pub mod purge;
 pub mod reload;
+pub mod render;
 pub mod sbom;
 pub mod scan;
 pub mod serve;
@@ -23,6 +24,17 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+
+/// `--format`/`--sbom` values are the SBOM writers' own names.
+impl clap::ValueEnum for crate::scan::sbom::SbomFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &crate::scan::sbom::SbomFormat::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
 
 /// Exit code for a config or usage error (sysexits EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;

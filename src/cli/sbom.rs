@@ -6,30 +6,20 @@ use anyhow::Context as _;
 use super::verdict::AdminArg;
 use crate::admin::SbomFormat;
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum FormatArg {
-    CyclonedxJson,
-    SpdxJson,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct SbomArgs {
     /// Image reference or manifest digest.
     #[arg(value_name = "REF|DIGEST")]
     pub image: String,
     #[arg(long, value_enum, default_value = "cyclonedx-json")]
-    pub format: FormatArg,
+    pub format: SbomFormat,
     #[command(flatten)]
     pub admin: AdminArg,
 }
 
 pub fn run(args: &SbomArgs) -> anyhow::Result<i32> {
     let client = args.admin.client()?;
-    let format = match args.format {
-        FormatArg::CyclonedxJson => SbomFormat::CyclonedxJson,
-        FormatArg::SpdxJson => SbomFormat::SpdxJson,
-    };
-    let doc = super::runtime()?.block_on(client.sbom(&args.image, format))?;
+    let doc = super::runtime()?.block_on(client.sbom(&args.image, args.format))?;
     println!(
         "{}",
         serde_json::to_string_pretty(&doc).context("encoding JSON")?

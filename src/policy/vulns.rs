@@ -35,6 +35,26 @@ pub fn describe(v: &Vulnerability) -> String {
     )
 }
 
+/// The exception of `policy` that allows `v` on `today` (by id or alias, not expired),
+/// as [`judge`] applies them; None when the finding counts.
+pub fn active_exception<'a>(
+    v: &Vulnerability,
+    policy: &'a ScanPolicy,
+    today: time::Date,
+) -> Option<&'a crate::config::VulnException> {
+    if policy.ignore_unfixed && v.fixed_in.is_none() {
+        return None;
+    }
+    policy
+        .allow
+        .iter()
+        .find(|e| {
+            e.id.eq_ignore_ascii_case(&v.id)
+                || v.aliases.iter().any(|a| e.id.eq_ignore_ascii_case(a))
+        })
+        .filter(|e| e.until.is_none_or(|until| today <= until))
+}
+
 /// Judge `vulns` under `policy` on `today` (UTC). A finding denies when its severity is
 /// above `max_severity` in the order `none < low < medium < unknown < high < critical`:
 /// a finding without any usable rating is not treated as harmless, so it denies under a

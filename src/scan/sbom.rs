@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use crate::report::{Package, PackageType, ScanReport, Severity, Vulnerability};
 
@@ -19,6 +18,55 @@ pub struct SbomSubject {
     pub created: time::OffsetDateTime,
 }
 
+/// The SBOM formats pullwarden writes: the one list for `scan --sbom`, `pullwarden sbom`
+/// and the admin API (`?format=`). Spelled as on the command line (`cyclonedx-json`,
+/// `spdx-json`) in every place, JSON included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SbomFormat {
+    /// CycloneDX 1.6 JSON.
+    CyclonedxJson,
+    /// SPDX 2.3 JSON.
+    SpdxJson,
+}
+
+impl SbomFormat {
+    pub const ALL: [SbomFormat; 2] = [SbomFormat::CyclonedxJson, SbomFormat::SpdxJson];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SbomFormat::CyclonedxJson => "cyclonedx-json",
+            SbomFormat::SpdxJson => "spdx-json",
+        }
+    }
+
+    /// The document of `report` in this format.
+    pub fn render(self, subject: &SbomSubject, report: &ScanReport) -> Value {
+        match self {
+            SbomFormat::CyclonedxJson => cyclonedx(subject, report),
+            SbomFormat::SpdxJson => spdx(subject, report),
+        }
+    }
+}
+
+impl std::str::FromStr for SbomFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SbomFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown SBOM format {s:?} (expected cyclonedx-json or spdx-json)")
+            })
+    }
+}
+
+impl std::fmt::Display for SbomFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> String {
     let t = t
         .to_offset(time::UtcOffset::UTC)
@@ -28,23 +76,10 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
-/// A UUID (version 4 layout) derived from the subject, so the same image gets the
-/// same serial number.
+/// A name-based UUID (RFC 9562 version 5, URL namespace) of the subject, so the same
+/// image gets the same serial number.
 fn uuid_of(seed: &str) -> String {
-    let h = sha2::Sha256::digest(seed.as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(h.get(..16).unwrap_or(&[0u8; 16]));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, seed.as_bytes()).to_string()
 }
 
 fn os_component_name(r: &ScanReport) -> Option<(String, String)> {

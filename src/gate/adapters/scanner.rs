@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::config::ScanLimits;
 use crate::containerd::{Containerd, Target};
 use crate::gate::ImageScanner;
-use crate::policy::evaluate::{JudgedScan, judge_scan};
+use crate::policy::evaluate::JudgedScan;
 use crate::report::ScanReport;
 use crate::scan::image::{Platform, resolve_image};
 use crate::scan::{BlobSource, ContainerdContent, LayerCache, LayerResult, ScanError, Scanner};
@@ -253,18 +253,19 @@ impl LayerScanner {
         };
         let cache = StoredLayers(self.layers.clone());
         let digest = digest.clone();
+        let db = self.vulndb();
         let scanned = tokio::task::spawn_blocking(move || {
-            let image = resolve_image(&src, &digest, &Platform::host())?;
-            scanner.scan_layers(&src, &image.layers, Some(&cache))
+            let image = resolve_image(&src, &digest, &Platform::host())
+                .map_err(crate::engine::EngineError::Scan)?;
+            crate::engine::report(&scanner, &src, &image.layers, Some(&cache), &db)
         })
         .await;
         lease.release().await;
-        let mut report = scanned.map_err(GateError::Task)?.map_err(GateError::Scan)?;
-        report.vulnerabilities = self
-            .vulndb()
-            .matches(report.os.as_ref(), &report.packages)
-            .map_err(GateError::VulnDb)?;
-        Ok(report)
+        match scanned.map_err(GateError::Task)? {
+            Ok(report) => Ok(report),
+            Err(crate::engine::EngineError::Scan(e)) => Err(GateError::Scan(e)),
+            Err(crate::engine::EngineError::Match(e)) => Err(GateError::VulnDb(e)),
+        }
     }
 }
 
@@ -273,7 +274,7 @@ impl ImageScanner for LayerScanner {
     async fn scan(&self, policy: &Policy, target: &Target) -> Result<JudgedScan, GateError> {
         let report = self.report(Some(policy), &target.digest).await?;
         let today = time::OffsetDateTime::now_utc().date();
-        Ok(judge_scan(report, &policy.scan, today))
+        Ok(crate::engine::judge(report, &policy.scan, today))
     }
 
     fn db_version(&self) -> String {
