@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::GateError;
+use super::error::GateError;
 use crate::config::{Mode, Policy};
 use crate::containerd::Target;
 use crate::digest::Digest;
