@@ -13,6 +13,7 @@ pub mod cri;
 pub mod digest;
 pub mod doctor;
 pub mod gate;
+pub mod percent;
 pub mod platform;
 pub mod policy;
 pub mod reference;

@@ -180,15 +180,7 @@ pub fn compose(layers: &[LayerResult]) -> ScanReport {
 
 /// Percent-encoding of one purl component (everything but unreserved characters).
 fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::percent::encode(s)
 }
 
 fn enc_path(s: &str) -> String {
