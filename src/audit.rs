@@ -52,9 +52,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let mut line = Map::new();
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let now = crate::rfc3339::format(time::OffsetDateTime::now_utc());
         line.insert("timestamp".into(), Value::String(now));
         line.insert("level".into(), Value::String(meta.level().to_string()));
         line.insert("target".into(), Value::String(meta.target().to_string()));

@@ -346,6 +346,12 @@ pub const DEFAULT_VERDICT_RETENTION: Duration = Duration::from_secs(30 * 24 * 36
 /// pull share an answer, short enough that an image signed just after its push is
 /// admitted on the next back-off retry (the kubelet backs off 10s, 20s, 40s, …).
 pub const DEFAULT_RECHECK_DENIED_AFTER: Duration = Duration::from_secs(30);
+/// `server.upstream_busy_poll` default: long enough for containerd to answer every quick
+/// call (ImageStatus and ListImages take 0.1 to 1 ms), short enough that a PullImage
+/// costs nothing noticeable.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_millis(2);
+/// How often the daemon re-runs the checks for the `pullwarden_enforcing` gauge (default).
+pub const GAUGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Upper bound for `server.upstream_busy_poll`: beyond this, polling only burns CPU.
 const MAX_BUSY_POLL: Duration = Duration::from_millis(100);
@@ -420,7 +426,7 @@ impl TryFrom<RawConfig> for Config {
                 Some(d) => parse_duration("server.drain_timeout", &d)?,
             },
             upstream_busy_poll: match s.upstream_busy_poll {
-                None => crate::cri::upstream::DEFAULT_BUSY_POLL,
+                None => DEFAULT_BUSY_POLL,
                 Some(d) => {
                     let v = parse_duration("server.upstream_busy_poll", &d)?;
                     if v > MAX_BUSY_POLL {
@@ -444,7 +450,7 @@ impl TryFrom<RawConfig> for Config {
             },
             log_format,
             doctor_interval: match s.doctor_interval {
-                None => crate::doctor::GAUGE_INTERVAL,
+                None => GAUGE_INTERVAL,
                 Some(d) => parse_duration("server.doctor_interval", &d)?,
             },
         };

@@ -62,15 +62,7 @@ pub trait AdminBackend: Send + Sync {
 /// Percent-encodes one path segment: everything but RFC 3986 unreserved characters and
 /// `:`/`@` (both legal in a segment, and common in digests and references).
 pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::percent::encode_segment(s)
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.

@@ -284,9 +284,7 @@ impl Containerd {
         let expire = time::OffsetDateTime::now_utc() + ttl;
         let labels = HashMap::from([(
             "containerd.io/gc.expire".to_string(),
-            expire
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            crate::rfc3339::format(expire),
         )]);
         let mut leases = LeasesClient::new(self.channel.clone());
         self.deadline(

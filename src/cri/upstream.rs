@@ -33,9 +33,7 @@ struct Conn {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Long enough for containerd to answer every quick call (ImageStatus and ListImages
-/// take 0.1 to 1 ms), short enough that a PullImage costs nothing noticeable.
-pub const DEFAULT_BUSY_POLL: Duration = Duration::from_millis(2);
+pub use crate::config::DEFAULT_BUSY_POLL;
 
 impl Upstream {
     pub fn new(path: &Path) -> Upstream {

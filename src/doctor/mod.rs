@@ -31,8 +31,7 @@ use serde::{Deserialize, Serialize};
 /// How long containerd may take to answer the health check (`status`, `doctor`).
 pub const CONTAINERD_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How often the daemon re-runs the checks for the `pullwarden_enforcing` gauge.
-pub const GAUGE_INTERVAL: Duration = Duration::from_secs(60);
+pub use crate::config::GAUGE_INTERVAL;
 
 /// A check's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,6 @@
 //! Pure: every input is a value, the clock included.
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::verdict::{Decision, DenyKind, Findings, Verdict};
 use crate::config::{Mode, Policy};
@@ -123,9 +122,9 @@ pub fn mode_name(m: Mode) -> &'static str {
     m.as_str()
 }
 
+/// RFC 3339, as every other timestamp of the crate (see `crate::rfc3339`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    crate::rfc3339::format(t)
 }
 
 /// Judges a finished scan under `[policy.scan]`: secrets and risky files, then

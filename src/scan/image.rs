@@ -31,13 +31,7 @@ pub struct Platform {
 impl Platform {
     /// linux on the architecture this binary runs on, in OCI spelling.
     pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
+        let architecture = crate::platform::host_arch();
         Platform {
             os: "linux".into(),
             architecture: architecture.into(),

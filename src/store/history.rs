@@ -54,9 +54,7 @@ impl HistoryEvent {
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::rfc3339::format(time::OffsetDateTime::now_utc())
 }
 
 pub(super) enum Message {

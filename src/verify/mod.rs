@@ -472,17 +472,7 @@ pub fn platform_manifest(index: &[u8], os: &str, arch: &str) -> Option<Digest> {
         .and_then(|e| e.digest.parse().ok())
 }
 
-/// The host's architecture as OCI names it.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "s390x" => "s390x",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
+pub use crate::platform::host_arch;
 
 /// Resolves a reference to the digests a signature may sit on, choosing the host
 /// platform's manifest from an index.

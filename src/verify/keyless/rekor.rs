@@ -42,7 +42,7 @@ pub fn verify_tlog(
         if !log.window.contains(t) {
             return Err(format!(
                 "the transparency log's key was not valid at {} (outside its validFor window in the trust root)",
-                crate::policy::evaluate::rfc3339(
+                crate::rfc3339::format(
                     time::OffsetDateTime::from_unix_timestamp(t)
                         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
                 )
