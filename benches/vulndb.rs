@@ -103,6 +103,8 @@ fn pkg(kind: PackageType, name: String, version: String, source: Option<String>)
         source_version: None,
         arch: None,
         licenses: vec![],
+        depends: vec![],
+        provides: vec![],
     }
 }
 

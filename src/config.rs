@@ -270,6 +270,7 @@ impl Default for ScanLimits {
 }
 
 impl Default for Config {
+    #[allow(clippy::expect_used)] // the defaults are valid: `config::tests` proves it
     fn default() -> Self {
         Config::try_from(RawConfig::default()).expect("defaults are valid")
     }

@@ -142,10 +142,10 @@ fn enforcing_daemon() -> Daemon {
 /// Keeps only the images of `repo` in a ListImages answer, so calls made by tests
 /// running at the same time do not show.
 fn only_repo(mut v: Value, repo: &str) -> Value {
-    if v["op"] == "list" {
-        if let Some(images) = v["response"]["images"].as_array_mut() {
-            images.retain(|i| i.to_string().contains(repo));
-        }
+    if v["op"] == "list"
+        && let Some(images) = v["response"]["images"].as_array_mut()
+    {
+        images.retain(|i| i.to_string().contains(repo));
     }
     v
 }

@@ -204,7 +204,8 @@ fn with_vulnerabilities(mut r: ScanReport) -> ScanReport {
         fixed_in: Some("2.36-9+deb12u7".into()),
         fix_channel: None,
         severity: Severity::High,
-        score: Some(8.800000190734863),
+        // The f32 nearest 8.8, as a database stores it.
+        score: Some(8.8_f32),
         summary: Some("glibc: out-of-bounds write in iconv".into()),
         purl: libc.purl.clone(),
         layer: libc.layer.clone(),

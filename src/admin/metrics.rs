@@ -484,7 +484,7 @@ impl Metrics {
         if !own {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(0);
             self.live.last_call_ms.fetch_max(now, Ordering::Relaxed);
         }
@@ -558,7 +558,7 @@ impl Metrics {
         let pid = self.kubelet_pid.load(Ordering::Relaxed);
         (
             self.kubelet_connections.get().max(0) as u64,
-            (pid != 0).then_some(pid as u32),
+            (pid != 0).then(|| u32::try_from(pid).ok()).flatten(),
         )
     }
 

@@ -221,6 +221,8 @@ pub fn scan_report(v: &ScanView<'_>, colour: bool) -> String {
         let mut order: Vec<usize> = (0..r.vulnerabilities.len()).collect();
         order.sort_by(|&a, &b| {
             let (x, y) = (&r.vulnerabilities[a], &r.vulnerabilities[b]);
+            // CVSS scores are 0.0–10.0: tenths fit an i32.
+            #[allow(clippy::cast_possible_truncation)]
             let key = |v: &Vulnerability| v.score.map_or(-1, |s| (s * 10.0).round() as i32);
             (y.severity, key(y))
                 .cmp(&(x.severity, key(x)))
@@ -408,6 +410,8 @@ mod tests {
                 source_version: None,
                 arch: None,
                 licenses: vec![],
+                depends: vec![],
+                provides: vec![],
             }],
             secrets: vec![SecretFinding {
                 rule: "github-pat".into(),

@@ -241,7 +241,7 @@ async fn bundle_artifact(
     // The manifest must say it belongs to this digest: an index entry alone is only the
     // registry's word (and the fallback tag is writable by anyone who can push).
     match &m.subject {
-        Some(s) if s.digest == subject.to_string() => {}
+        Some(s) if *subject == s.digest => {}
         Some(s) => {
             return Ok(Err(format!(
                 "bundle manifest's subject is {}, not {subject}",

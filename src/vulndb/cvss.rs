@@ -56,6 +56,7 @@ fn well_formed(rest: &str, base: &[&str]) -> bool {
 }
 
 /// A score of one decimal, as `f32` (what the report carries).
+#[allow(clippy::cast_possible_truncation)] // 0.0–10.0 in tenths: exact enough as f32
 fn tenths(v: f64) -> Option<f32> {
     v.is_finite().then(|| ((v * 10.0).round() / 10.0) as f32)
 }
