@@ -12,6 +12,7 @@ pub mod containerd;
 pub mod cri;
 pub mod digest;
 pub mod doctor;
+pub mod fleet;
 pub mod gate;
 pub mod policy;
 pub mod reference;
