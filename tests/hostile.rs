@@ -754,7 +754,9 @@ fn kubelet_configuration_and_flags() {
 
 #[test]
 fn scan_attestations() {
-    use pullwarden::fleet::attestation::{ImageBinding, MAX_ENVELOPE_BYTES, build_attestation, verify_attestation};
+    use pullwarden::fleet::attestation::{
+        ImageBinding, MAX_ENVELOPE_BYTES, build_attestation, verify_attestation,
+    };
     use pullwarden::fleet::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
     use pullwarden::fleet::{AttestationSigner, PREDICATE_TYPE};
 
@@ -783,7 +785,9 @@ fn scan_attestations() {
         size: layer.blob.len() as u64,
     };
     let scanner = Scanner::new(&ScanLimits::default(), None);
-    let results = scanner.layer_results(&blobs, std::slice::from_ref(&lref), None).unwrap();
+    let results = scanner
+        .layer_results(&blobs, std::slice::from_ref(&lref), None)
+        .unwrap();
     let image = ImageBinding {
         manifest: Digest::sha256_of(b"manifest"),
         index: Some(Digest::sha256_of(b"index")),
@@ -809,7 +813,14 @@ fn scan_attestations() {
     let keyid = dsse::keyid_of(&signer.public);
     survive("signed scan statement", &[&payload], 3000, |b| {
         let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b, &keyid, |m| signer.sign(m)).unwrap();
-        let _ = verify_attestation(&env.to_vec(), MAX_ENVELOPE_BYTES, &trusted, &image, week, now);
+        let _ = verify_attestation(
+            &env.to_vec(),
+            MAX_ENVELOPE_BYTES,
+            &trusted,
+            &image,
+            week,
+            now,
+        );
         let _ = dsse::parse_statement::<serde_json::Value>(b, PREDICATE_TYPE);
     });
 }
