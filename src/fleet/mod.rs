@@ -6,13 +6,14 @@
 //! - [`dsse`]: envelopes and statements, generic (any predicate).
 //! - [`attestation`]: the scan predicate, building it and the whole acceptance rule.
 //! - [`publish`] / [`consume`]: the registry side.
-//! - [`config`]: `[fleet]`.
+//! - [`config`]: `[fleet]`; [`node`]: the seam the gate calls.
 
 pub mod attestation;
 pub mod config;
 pub mod consume;
 pub mod dsse;
 pub mod keys;
+pub mod node;
 pub mod publish;
 
 pub use attestation::{ImageBinding, PREDICATE_TYPE, Rejection, Verified};
@@ -21,4 +22,5 @@ pub use consume::{
     Attested, ConsumeLimits, IgnoreReason, Ignored, Lookup, ScanSource, Trust, consume,
 };
 pub use keys::AttestationSigner;
+pub use node::{Fleet, FleetCounters};
 pub use publish::{ARTIFACT_TYPE, PublishError, Published, publish};
