@@ -37,11 +37,11 @@ fn verdict(n: u64) -> Verdict {
         })
         .collect();
     Verdict {
-        digest: digest(n),
+        digest: digest(n).parse().unwrap(),
         platform_digest: None,
         reference: format!("registry.example.com/prod/app{n}:v1"),
         decision: Decision::Allow,
-        mode: "enforce".into(),
+        mode: pullwarden::config::Mode::Enforce,
         policy: "prod".into(),
         reasons: vec![],
         deny_kind: None::<DenyKind>,

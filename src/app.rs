@@ -12,7 +12,7 @@ use crate::admin::{AdminBackend, BackendError, Metrics, PeerAccess, SbomFormat};
 use crate::config::{Config, ConfigError};
 use crate::containerd::Containerd;
 use crate::cri::{self, BindError, Proxy, Upstream};
-use crate::gate::real::{LayerScanner, RegistrySignatures};
+use crate::gate::adapters::{LayerScanner, RegistrySignatures};
 use crate::gate::{Gate, GateError, PolicyState};
 use crate::registry::RegistryClient;
 use crate::store::{LayerStore, StoreError, VerdictStore};

@@ -124,6 +124,28 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// A digest equals its text form (`sha256:<hex>`), so tests and callers holding text
+/// can compare without parsing.
+impl PartialEq<str> for Digest {
+    fn eq(&self, other: &str) -> bool {
+        other
+            .split_once(':')
+            .is_some_and(|(a, h)| a == self.algorithm.as_str() && h == self.hex)
+    }
+}
+
+impl PartialEq<&str> for Digest {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for Digest {
+    fn eq(&self, other: &String) -> bool {
+        *self == *other.as_str()
+    }
+}
+
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

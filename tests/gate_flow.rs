@@ -20,6 +20,7 @@ use pullwarden::gate::{
 use pullwarden::policy::Verdict;
 use pullwarden::policy::evaluate::JudgedScan;
 use pullwarden::reference::Reference;
+use pullwarden::registry::RegistryError;
 use pullwarden::report::{SignatureCheck, SignatureReport};
 
 use crate::support::cri::{images, pull_request, spec};
@@ -45,17 +46,22 @@ impl SignatureSource for FakeSignatures {
         _: Option<&k8s_cri::v1::AuthConfig>,
     ) -> Result<ResolvedImage, GateError> {
         if self.registry_down.load(Ordering::SeqCst) {
-            return Err(GateError::Registry(format!(
-                "{}: connection refused",
-                r.registry
-            )));
+            return Err(GateError::Registry(RegistryError::Timeout {
+                registry: r.registry.clone(),
+                url: "connection refused".into(),
+            }));
         }
         let resp = reqwest::Client::new()
             .head(format!("http://{}/v2/{}/manifests/{}", r.registry, r.repository, r.manifest_ref()))
             .header("accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
             .send()
             .await
-            .map_err(|e| GateError::Registry(e.to_string()))?;
+            .map_err(|source| {
+                GateError::Registry(RegistryError::Unreachable {
+                    registry: r.registry.clone(),
+                    source,
+                })
+            })?;
         let d = resp.headers()["docker-content-digest"]
             .to_str()
             .unwrap()
@@ -300,7 +306,7 @@ impl Harness {
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| e.digest == digest && e.how == "evaluated")
+            .filter(|e| e.digest.as_ref().is_some_and(|d| d == digest) && e.how == "evaluated")
             .count()
     }
 }
@@ -831,7 +837,7 @@ async fn a_tag_and_a_digest_pulled_together_both_end_up_in_containerd() {
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| e.digest == img.digest && e.how == "shared")
+            .filter(|e| e.digest.as_ref().is_some_and(|d| *d == img.digest) && e.how == "shared")
             .count();
     }
     assert!(

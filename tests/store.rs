@@ -21,11 +21,11 @@ pub fn digest_n(n: u64) -> String {
 pub fn sample_verdict(digest: &str, reference: &str, decision: Decision) -> Verdict {
     let layer = format!("sha256:{}", "c".repeat(64));
     Verdict {
-        digest: digest.to_string(),
+        digest: digest.parse().unwrap(),
         platform_digest: None,
         reference: reference.to_string(),
         decision,
-        mode: "enforce".into(),
+        mode: pullwarden::config::Mode::Enforce,
         policy: "prod".into(),
         reasons: match decision {
             Decision::Allow => vec![],

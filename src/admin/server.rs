@@ -252,7 +252,7 @@ impl Api {
         let found = blocking(move || {
             let v = store.latest(&q)?;
             let h = match &v {
-                Some(v) => store.history_of(&v.digest, EXPLAIN_HISTORY)?,
+                Some(v) => store.history_of(&v.digest.to_string(), EXPLAIN_HISTORY)?,
                 None => Vec::new(),
             };
             Ok::<_, StoreError>(v.map(|v| (v, h)))

@@ -78,10 +78,12 @@ pub(crate) fn decision_word(v: &Verdict) -> String {
 
 /// The human summary shared by `verdict` and the head of `explain`.
 pub(crate) fn summary(v: &Verdict) -> String {
-    let mut rows: Vec<(&str, String)> =
-        vec![("image", v.reference.clone()), ("digest", v.digest.clone())];
+    let mut rows: Vec<(&str, String)> = vec![
+        ("image", v.reference.clone()),
+        ("digest", v.digest.to_string()),
+    ];
     if let Some(p) = &v.platform_digest {
-        rows.push(("platform", p.clone()));
+        rows.push(("platform", p.to_string()));
     }
     rows.push(("decision", decision_word(v)));
     rows.push(("policy", format!("{} (mode {})", v.policy, v.mode)));

@@ -62,9 +62,9 @@ pub fn run(args: &VerdictsArgs) -> anyhow::Result<i32> {
             vec![
                 decision.to_string(),
                 v.policy.clone(),
-                v.mode.clone(),
+                v.mode.to_string(),
                 v.decided_at.clone(),
-                v.digest.clone(),
+                v.digest.to_string(),
                 v.reference.clone(),
             ]
         })

@@ -101,10 +101,15 @@ impl Containerd {
     }
 
     /// Lookups on the kubelet's call path poll for the answer this long before the
-    /// runtime sleeps (see [`crate::cri::upstream::busy_wait`]).
+    /// runtime sleeps (see [`crate::cri::wait::busy_wait`]).
     pub fn with_busy_poll(mut self, busy_poll: Duration) -> Containerd {
         self.busy_poll = busy_poll;
         self
+    }
+
+    /// How long lookups on the kubelet's call path poll (see [`Containerd::with_busy_poll`]).
+    pub fn busy_poll(&self) -> Duration {
+        self.busy_poll
     }
 
     /// Deadline of each unary call (default [`CALL_TIMEOUT`]).
@@ -530,15 +535,6 @@ pub fn blob_path(content_root: &Path, digest: &Digest) -> PathBuf {
         .join("blobs")
         .join(digest.algorithm().as_str())
         .join(digest.hex())
-}
-
-#[async_trait::async_trait]
-impl crate::gate::ImageStore for Containerd {
-    async fn target(&self, name: &str) -> Result<Option<Target>, crate::gate::GateError> {
-        crate::cri::upstream::busy_wait(self.image_target(name), self.busy_poll)
-            .await
-            .map_err(|e| crate::gate::GateError::Containerd(e.to_string()))
-    }
 }
 
 #[cfg(test)]

@@ -167,67 +167,6 @@ impl http_body::Body for BufferedBody {
     }
 }
 
-/// A response body from containerd that, if the upstream fails mid-stream, ends with
-/// gRPC trailers saying so (`UNAVAILABLE`, naming the socket) instead of a bare HTTP/2
-/// reset, so the kubelet gets a status it understands.
-pub struct EndsInStatus {
-    inner: super::relay::RecvBody,
-    socket: std::path::PathBuf,
-    done: bool,
-}
-
-impl EndsInStatus {
-    pub fn new(inner: super::relay::RecvBody, socket: std::path::PathBuf) -> EndsInStatus {
-        EndsInStatus {
-            inner,
-            socket,
-            done: false,
-        }
-    }
-}
-
-impl http_body::Body for EndsInStatus {
-    type Data = Bytes;
-    type Error = super::BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                let status = tonic::Status::unavailable(format!(
-                    "pullwarden: upstream containerd socket {} failed mid-call: {e}",
-                    self.socket.display()
-                ));
-                let mut trailers = http::HeaderMap::new();
-                match status.add_header(&mut trailers) {
-                    Ok(()) => Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers)))),
-                    Err(_) => Poll::Ready(Some(Err(Box::new(e)))),
-                }
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            other => other.map(|o| o.map(|r| r.map_err(|e| Box::new(e) as super::BoxError))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,24 +219,6 @@ mod tests {
         let mut body = full_body(frame(b"m"), None);
         body.frame().await.unwrap().unwrap();
         assert!(body.is_end_stream());
-    }
-
-    #[test]
-    fn stream_resets_map_to_the_codes_clients_report() {
-        use super::super::relay::reset_code;
-        assert_eq!(
-            reset_code(h2::Reason::PROTOCOL_ERROR),
-            tonic::Code::Internal
-        );
-        assert_eq!(
-            reset_code(h2::Reason::INTERNAL_ERROR),
-            tonic::Code::Internal
-        );
-        assert_eq!(
-            reset_code(h2::Reason::REFUSED_STREAM),
-            tonic::Code::Unavailable
-        );
-        assert_eq!(reset_code(h2::Reason::CANCEL), tonic::Code::Cancelled);
     }
 
     #[test]

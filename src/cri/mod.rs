@@ -2,13 +2,18 @@
 //! `runtime.v1.RuntimeService` (and anything else a newer kubelet sends) is forwarded
 //! to containerd as HTTP/2 frames, without decoding: status codes, messages, metadata
 //! and unknown fields arrive unchanged. `PullImage` and `ImageStatus` are handed to an
-//! [`ImageGate`], which decodes a copy of the request and decides.
+//! [`ImageGate`], which decodes a copy of the request, decides, and answers with a
+//! [`Reply`]; it reaches containerd through the typed seam of [`client`].
 
+pub mod client;
+#[cfg(test)]
+pub mod fake;
 pub mod grpc;
 pub mod io;
 pub mod relay;
 pub mod server;
 pub mod upstream;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use prost::Message;
 
+pub use client::{BufferedResponse, CriError, ImageService, Reply, UpstreamImages};
 pub use server::{BindError, bind_socket};
 pub use upstream::Upstream;
 
@@ -69,6 +75,7 @@ impl ProxyError {
 }
 
 /// An intercepted unary call: the request head and its complete, still-encoded body.
+#[derive(Debug)]
 pub struct InterceptedCall {
     pub parts: http::request::Parts,
     /// The framed request exactly as the kubelet sent it.
@@ -104,19 +111,20 @@ impl InterceptedCall {
     }
 }
 
-/// Decides intercepted calls (the daemon's [`crate::gate::Gate`] verifies and scans).
+/// Decides intercepted calls (the daemon's [`crate::gate::Gate`] verifies and scans),
+/// reaching containerd through `images`.
 pub trait ImageGate: Send + Sync + 'static {
     fn pull_image(
         self: Arc<Self>,
         call: InterceptedCall,
-        upstream: Arc<Upstream>,
-    ) -> BoxFuture<'static, http::Response<BoxBody>>;
+        images: Arc<dyn ImageService>,
+    ) -> BoxFuture<'static, Reply>;
 
     fn image_status(
         self: Arc<Self>,
         call: InterceptedCall,
-        upstream: Arc<Upstream>,
-    ) -> BoxFuture<'static, http::Response<BoxBody>>;
+        images: Arc<dyn ImageService>,
+    ) -> BoxFuture<'static, Reply>;
 }
 
 /// Forwards one request upstream; upstream failures become gRPC `UNAVAILABLE`.
@@ -124,7 +132,7 @@ pub async fn forward(upstream: &Upstream, req: http::Request<BoxBody>) -> http::
     match upstream.send(absolute(req)).await {
         Ok(resp) => {
             let socket = upstream.path().to_path_buf();
-            resp.map(|b| grpc::EndsInStatus::new(b, socket).boxed_unsync())
+            resp.map(|b| relay::EndsInStatus::new(b, socket).boxed_unsync())
         }
         Err(ProxyError::UpstreamReset { reason, .. }) => relay::reset_response(reason),
         Err(e) => {
@@ -154,6 +162,8 @@ fn absolute(mut req: http::Request<BoxBody>) -> http::Request<BoxBody> {
 #[derive(Clone)]
 pub struct Proxy {
     upstream: Arc<Upstream>,
+    /// The same upstream, as the gate's typed seam.
+    images: Arc<dyn ImageService>,
     gate: Arc<dyn ImageGate>,
     metrics: Option<Arc<crate::admin::Metrics>>,
 }
@@ -167,6 +177,7 @@ impl Proxy {
 
     pub fn new(upstream: Arc<Upstream>, gate: Arc<dyn ImageGate>) -> Proxy {
         Proxy {
+            images: Arc::new(UpstreamImages::new(upstream.clone())),
             upstream,
             gate,
             metrics: None,
@@ -211,11 +222,17 @@ impl Proxy {
         };
         let call = InterceptedCall { parts, body };
         let gate = self.gate.clone();
-        let upstream = self.upstream.clone();
-        if is_pull {
-            gate.pull_image(call, upstream).await
+        let images = self.images.clone();
+        let reply = if is_pull {
+            gate.pull_image(call, images).await
         } else {
-            gate.image_status(call, upstream).await
+            gate.image_status(call, images).await
+        };
+        match reply {
+            Reply::Relay(call) => forward(&self.upstream, call.into_request()).await,
+            Reply::Answer(resp) => resp.to_response(),
+            Reply::Status(status) => grpc::status_response(status),
+            Reply::Reset(reason) => relay::reset_response(reason),
         }
     }
 }

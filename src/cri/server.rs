@@ -198,7 +198,7 @@ async fn connection(
         granted = LINGER_BUDGET.take(left);
         polling = std::time::Instant::now();
         tokio::select! {
-            next = super::upstream::busy_wait(conn.accept(), granted) => match next {
+            next = super::wait::busy_wait(conn.accept(), granted) => match next {
                 Some(Ok((req, respond))) => {
                     if let Some(refused) = req.extensions().get::<h2::ext::RefusedRequest>() {
                         refuse(&proxy, refused, respond, !refused_before);

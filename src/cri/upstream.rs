@@ -14,6 +14,7 @@ use http_body::Body as _;
 
 use super::io::UnixIo;
 use super::relay::{self, RecvBody};
+use super::wait::busy_wait;
 use super::{BoxBody, ProxyError};
 
 pub struct Upstream {
@@ -35,35 +36,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Long enough for containerd to answer every quick call (ImageStatus and ListImages
 /// take 0.1 to 1 ms), short enough that a PullImage costs nothing noticeable.
 pub const DEFAULT_BUSY_POLL: Duration = Duration::from_millis(2);
-
-/// Waits for `answer`, first by yielding to the runtime (which then polls epoll without
-/// sleeping) for up to `limit`, then normally.
-///
-/// Why: a client is blocked on this call, and on a VM an idle vCPU that halts takes
-/// about 100 µs to wake when containerd's answer arrives, which was two thirds of the
-/// latency the proxy added (measured with the cri_proxy bench: ImageStatus +146 µs at
-/// p50 sleeping, +39 µs never sleeping). Go's scheduler, on the other side of the
-/// socket, spins the same way before it parks. Only calls in flight poll; an idle
-/// daemon sleeps.
-pub async fn busy_wait<F: std::future::Future>(answer: F, limit: Duration) -> F::Output {
-    let mut answer = std::pin::pin!(answer);
-    if limit.is_zero() {
-        return answer.await;
-    }
-    let start = std::time::Instant::now();
-    loop {
-        if let std::task::Poll::Ready(out) = futures::poll!(answer.as_mut()) {
-            return out;
-        }
-        if start.elapsed() >= limit {
-            return answer.await;
-        }
-        // Give the CPU to anything else runnable here first (containerd's threads may
-        // share it), then let the runtime poll epoll without sleeping.
-        std::thread::yield_now();
-        tokio::task::yield_now().await;
-    }
-}
 
 impl Upstream {
     pub fn new(path: &Path) -> Upstream {
@@ -195,22 +167,6 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn busy_wait_returns_the_answer_whether_it_polls_or_sleeps() {
-        for limit in [
-            Duration::ZERO,
-            Duration::from_millis(1),
-            Duration::from_secs(5),
-        ] {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(3)).await;
-                let _ = tx.send(7);
-            });
-            assert_eq!(busy_wait(rx, limit).await.unwrap(), 7, "{limit:?}");
-        }
-    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_unreachable_socket_names_itself() {

@@ -39,12 +39,13 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// Runs `make()` unless an evaluation for `key` is in flight, in which case its
-    /// result is awaited instead. `on_panic` turns a panicked evaluation into a value.
+    /// result is awaited instead. `on_panic` turns a panicked (or cancelled) evaluation
+    /// into a value.
     pub async fn run<F>(
         &self,
         key: K,
         make: impl FnOnce() -> F,
-        on_panic: fn(String) -> V,
+        on_panic: fn(tokio::task::JoinError) -> V,
     ) -> (V, Role)
     where
         F: std::future::Future<Output = V> + Send + 'static,
@@ -76,7 +77,7 @@ where
                                     .lock()
                                     .unwrap_or_else(|p| p.into_inner())
                                     .remove(&k);
-                                on_panic(e.to_string())
+                                on_panic(e)
                             }
                         }
                     }

@@ -1,7 +1,7 @@
-//! The error shapes the kubelet sees (DESIGN.md, fixed). The same verdict always
-//! produces the same text: reasons are stable and the first one leads.
+//! The error shapes the kubelet sees for a verdict (DESIGN.md, fixed; a failed
+//! evaluation's are [`super::GateError::status`]). The same verdict always produces the
+//! same text: reasons are stable and the first one leads.
 
-use super::GateError;
 use crate::digest::Digest;
 use crate::policy::{DenyKind, Verdict};
 
@@ -34,34 +34,6 @@ pub fn deny(requested: &str, v: &Verdict) -> (tonic::Code, String) {
                 "{head}; run \"pullwarden explain {}\" on the node",
                 v.digest
             ),
-        ),
-    }
-}
-
-/// The answer when the evaluation itself failed under `on_error = "deny"`.
-pub fn infrastructure(requested: &str, e: &GateError) -> (tonic::Code, String) {
-    let what = if requested.is_empty() {
-        String::new()
-    } else {
-        format!("image {requested}: ")
-    };
-    match e {
-        GateError::Registry(m) => (
-            tonic::Code::Unknown,
-            format!("RegistryUnavailable: pullwarden: {what}registry unavailable: {m}"),
-        ),
-        GateError::RegistryContent(m) => (
-            tonic::Code::Unknown,
-            format!("RegistryUnavailable: pullwarden: {what}registry answered unusably: {m}"),
-        ),
-        GateError::Containerd(_)
-        | GateError::Store(_)
-        | GateError::Scan(_)
-        | GateError::Policy(_)
-        | GateError::Internal(_)
-        | GateError::Reset(_) => (
-            tonic::Code::Unavailable,
-            format!("pullwarden: {what}cannot be evaluated: {e}"),
         ),
     }
 }

@@ -2,14 +2,13 @@
 //! with fakes and run with the real registry, scanner, store and containerd.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use super::GateError;
-use crate::config::Policy;
+use crate::config::{Mode, Policy};
 use crate::containerd::Target;
 use crate::digest::Digest;
-use crate::policy::Verdict;
 use crate::policy::evaluate::JudgedScan;
+use crate::policy::{Decision, Verdict};
 use crate::reference::Reference;
 use crate::report::SignatureReport;
 
@@ -54,19 +53,78 @@ pub trait ImageScanner: Send + Sync {
 /// The verdict cache key (the store's own).
 pub use crate::store::VerdictKey;
 
-/// One decision event for the history and the audit log.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// How a pull's verdict was reached (the `how` of verdict JSON and the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum How {
+    /// Evaluated for this pull.
+    Evaluated,
+    /// Answered from a stored verdict.
+    Cached,
+    /// Joined a concurrent evaluation of the same digest.
+    Shared,
+    /// A stored verdict judged again against a new vulnerability database.
+    Rescored,
+    /// The evaluation failed.
+    Error,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::Evaluated => "evaluated",
+            How::Cached => "cached",
+            How::Shared => "shared",
+            How::Rescored => "rescored",
+            How::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for How {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for How {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// One decision event for the history and the audit log. Its JSON spells a missing
+/// digest `""` and a failed evaluation's decision `"error"`.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DecisionEvent {
+    /// RFC 3339 UTC.
     pub at: String,
     pub reference: String,
-    pub digest: String,
+    /// The judged digest; `None` when the evaluation failed before one was known.
+    #[serde(serialize_with = "digest_or_empty")]
+    pub digest: Option<Digest>,
     pub policy: String,
-    pub mode: String,
-    pub decision: String,
-    /// `evaluated`, `cached`, `shared` (joined a concurrent evaluation) or `error`.
-    pub how: String,
+    pub mode: Mode,
+    /// `None`: the evaluation failed ([`How::Error`]).
+    #[serde(serialize_with = "decision_or_error")]
+    pub decision: Option<Decision>,
+    pub how: How,
     #[serde(default)]
     pub reasons: Vec<String>,
+}
+
+fn digest_or_empty<S: serde::Serializer>(d: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serde::Serialize::serialize(d, s),
+        None => s.serialize_str(""),
+    }
+}
+
+fn decision_or_error<S: serde::Serializer>(d: &Option<Decision>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serde::Serialize::serialize(d, s),
+        None => s.serialize_str("error"),
+    }
 }
 
 /// Where verdicts live. Synchronous: `get` must be quick (it runs on the async thread);
@@ -81,27 +139,4 @@ pub trait VerdictCache: Send + Sync {
 #[async_trait]
 pub trait ImageStore: Send + Sync {
     async fn target(&self, name: &str) -> Result<Option<Target>, GateError>;
-}
-
-/// A complete gRPC response, buffered so concurrent callers can share it.
-#[derive(Debug, Clone)]
-pub struct BufferedResponse {
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-    pub trailers: Option<http::HeaderMap>,
-}
-
-impl BufferedResponse {
-    pub fn code(&self) -> tonic::Code {
-        crate::cri::grpc::grpc_code(&self.headers, self.trailers.as_ref())
-    }
-
-    pub fn to_response(&self) -> http::Response<crate::cri::BoxBody> {
-        let mut resp = http::Response::new(crate::cri::grpc::full_body(
-            self.body.clone(),
-            self.trailers.clone(),
-        ));
-        *resp.headers_mut() = self.headers.clone();
-        resp
-    }
 }

@@ -6,6 +6,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::verdict::{Decision, DenyKind, Findings, Verdict};
 use crate::config::{Mode, Policy};
+use crate::digest::Digest;
 use crate::report::{ScanReport, SignatureReport};
 
 /// What the scan found, already judged against `[policy.scan]`.
@@ -20,8 +21,8 @@ pub struct JudgedScan {
 /// Everything evaluation needs about the image.
 pub struct Subject<'a> {
     pub reference: &'a str,
-    pub digest: &'a str,
-    pub platform_digest: Option<&'a str>,
+    pub digest: Digest,
+    pub platform_digest: Option<Digest>,
 }
 
 pub struct Keys<'a> {
@@ -69,11 +70,11 @@ pub fn evaluate(
         Decision::Deny
     };
     Verdict {
-        digest: subject.digest.to_string(),
-        platform_digest: subject.platform_digest.map(str::to_string),
+        digest: subject.digest.clone(),
+        platform_digest: subject.platform_digest.clone(),
         reference: subject.reference.to_string(),
         decision,
-        mode: mode_name(policy.mode).to_string(),
+        mode: policy.mode,
         policy: policy.name.clone(),
         reasons,
         deny_kind,
@@ -119,11 +120,7 @@ fn signature_reason(s: &SignatureReport) -> String {
 }
 
 pub fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Enforce => "enforce",
-        Mode::Audit => "audit",
-        Mode::Off => "off",
-    }
+    m.as_str()
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -170,7 +167,7 @@ mod tests {
     fn subject() -> Subject<'static> {
         Subject {
             reference: "r/a:v1",
-            digest: "sha256:00",
+            digest: crate::digest::Digest::sha256_of(b""),
             platform_digest: None,
         }
     }
@@ -269,7 +266,7 @@ mod tests {
             (v.decision, v.deny_kind, v.would_deny),
             (Decision::Deny, Some(DenyKind::Scan), true)
         );
-        assert_eq!(v.mode, "audit");
+        assert_eq!(v.mode, Mode::Audit);
 
         let v = evaluate(
             &policy("enforce"),

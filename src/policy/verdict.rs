@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Mode;
+use crate::digest::Digest;
 use crate::report::{FileFinding, SecretFinding, SignatureReport, Vulnerability};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,14 +38,15 @@ pub struct Findings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Manifest digest (the index digest for a multi-platform image).
-    pub digest: String,
+    pub digest: Digest,
     /// Platform manifest digest when `digest` is an index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform_digest: Option<String>,
+    pub platform_digest: Option<Digest>,
     pub reference: String,
     pub decision: Decision,
     /// `enforce` | `audit` | `off`.
-    pub mode: String,
+    #[serde(deserialize_with = "mode_by_name")]
+    pub mode: Mode,
     pub policy: String,
     /// Every reason for the decision, most important first; empty for a clean allow.
     pub reasons: Vec<String>,
@@ -75,7 +78,7 @@ impl Verdict {
     /// Derived fields filled in from the stored ones (a verdict read back from the store
     /// or another version of pullwarden).
     pub fn normalize(mut self) -> Verdict {
-        self.enforced = self.mode == "enforce";
+        self.enforced = self.mode == Mode::Enforce;
         self
     }
 
@@ -83,4 +86,32 @@ impl Verdict {
     pub fn audit_allowed(&self) -> bool {
         self.decision == Decision::Deny && !self.enforced
     }
+}
+
+impl Mode {
+    /// `enforce` | `audit` | `off`: the mode as the config, verdicts, history and metrics
+    /// spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+            Mode::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn mode_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+    let name = String::deserialize(d)?;
+    [Mode::Enforce, Mode::Audit, Mode::Off]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("mode {name:?} is not one of enforce, audit, off"))
+        })
 }

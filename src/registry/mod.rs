@@ -5,19 +5,19 @@
 
 mod auth;
 mod cache;
+mod error;
+mod transport;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 
 pub use auth::{AuthFile, Credentials};
-use auth::{Challenge, parse_challenge};
 use cache::ContentCache;
+pub use error::RegistryError;
+use transport::{CachedToken, Fetched, TokenKey, check_status, urlencode};
 
 use crate::config;
 use crate::digest::Digest;
@@ -29,93 +29,8 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// Bearer tokens kept at most.
+/// Bearer tokens kept at most (and registries remembered without the referrers API).
 const MAX_CACHED_TOKENS: usize = 1024;
-/// Largest token-endpoint response read (tokens are a few KiB).
-const MAX_TOKEN_BYTES: u64 = 64 << 10;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
-    #[error("registry {registry} is unreachable: {source}")]
-    Unreachable {
-        registry: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("registry {registry} timed out on {url}")]
-    Timeout { registry: String, url: String },
-    #[error("registry {registry} answered {status} (authentication required) for {url}")]
-    Unauthorized {
-        registry: String,
-        url: String,
-        status: u16,
-    },
-    #[error("registry {registry} denied access ({status}) to {url}")]
-    Forbidden {
-        registry: String,
-        url: String,
-        status: u16,
-    },
-    #[error("not found: {url}")]
-    NotFound { url: String },
-    #[error("registry {registry} failed with status {status} on {url}")]
-    ServerError {
-        registry: String,
-        url: String,
-        status: u16,
-    },
-    #[error("unexpected status {status} on {url}")]
-    UnexpectedStatus { url: String, status: u16 },
-    #[error("{url} is larger than the {limit}-byte limit")]
-    TooLarge { url: String, limit: u64 },
-    #[error("malformed response from {url}: {reason}")]
-    Malformed { url: String, reason: String },
-    #[error("{url}: content does not match digest {expected} (got {actual})")]
-    DigestMismatch {
-        url: String,
-        expected: Digest,
-        actual: Digest,
-    },
-    #[error("token endpoint {realm} failed: {reason}")]
-    Token { realm: String, reason: String },
-    #[error("registry auth file {path}: {reason}")]
-    AuthFile { path: PathBuf, reason: String },
-}
-
-impl RegistryError {
-    /// An outage, the only registry failure `on_error = "allow"` may let through: the
-    /// registry unreachable, timing out, or failing with a 5xx or 429 (`ServerError`).
-    /// Refusals (401/403), missing or malformed content and token failures are not.
-    pub fn is_outage(&self) -> bool {
-        match self {
-            RegistryError::Unreachable { .. }
-            | RegistryError::Timeout { .. }
-            | RegistryError::ServerError { .. } => true,
-            RegistryError::Client(_)
-            | RegistryError::UnexpectedStatus { .. }
-            | RegistryError::Unauthorized { .. }
-            | RegistryError::Forbidden { .. }
-            | RegistryError::Token { .. }
-            | RegistryError::AuthFile { .. }
-            | RegistryError::NotFound { .. }
-            | RegistryError::TooLarge { .. }
-            | RegistryError::Malformed { .. }
-            | RegistryError::DigestMismatch { .. } => false,
-        }
-    }
-
-    /// True for content a hostile or broken registry served (not a network fault).
-    pub fn is_bad_content(&self) -> bool {
-        matches!(
-            self,
-            RegistryError::TooLarge { .. }
-                | RegistryError::Malformed { .. }
-                | RegistryError::DigestMismatch { .. }
-        )
-    }
-}
 
 /// A manifest or index as fetched: its digest (verified), media type and bytes.
 #[derive(Debug, Clone)]
@@ -151,39 +66,9 @@ struct Inner {
 
 const REFERRERS_ABSENT_TTL: Duration = Duration::from_secs(300);
 
-#[derive(Hash, PartialEq, Eq, Clone)]
-struct TokenKey {
-    registry: String,
-    repository: String,
-    creds: Credentials,
-}
-
-#[derive(Clone)]
-enum CachedToken {
-    Bearer { token: String, expires: Instant },
-    Basic,
-}
-
-#[derive(serde::Deserialize)]
-struct TokenResponse {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
 /// Entries and bytes the content cache holds at most.
 const CACHE_ENTRIES: usize = 512;
 const CACHE_BYTES: usize = 32 << 20;
-
-/// What a GET returned: status, headers of interest and the capped body.
-struct Fetched {
-    content_type: Option<String>,
-    docker_digest: Option<String>,
-    body: Bytes,
-}
 
 impl RegistryClient {
     pub fn new(cfg: &config::Registry) -> Result<RegistryClient, RegistryError> {
@@ -546,327 +431,6 @@ impl RegistryClient {
             c.put(d.clone(), media_type.to_string(), bytes.clone());
         }
     }
-
-    async fn get(
-        &self,
-        reference: &Reference,
-        url: &str,
-        accept: Option<&str>,
-        limit: u64,
-        creds: &Credentials,
-    ) -> Result<Fetched, RegistryError> {
-        let resp = self
-            .send(reference, reqwest::Method::GET, url, accept, creds)
-            .await?;
-        check_status(&reference.registry, url, resp.status())?;
-        let header = |name| {
-            resp.headers()
-                .get(name)
-                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header(CONTENT_TYPE.as_str());
-        let docker_digest = header("docker-content-digest");
-        let body = read_capped(&reference.registry, url, resp, limit).await?;
-        Ok(Fetched {
-            content_type,
-            docker_digest,
-            body,
-        })
-    }
-
-    async fn send(
-        &self,
-        reference: &Reference,
-        method: reqwest::Method,
-        url: &str,
-        accept: Option<&str>,
-        creds: &Credentials,
-    ) -> Result<reqwest::Response, RegistryError> {
-        self.send_with_body(reference, method, url, accept, None, creds)
-            .await
-    }
-
-    /// Sends a request, answering one auth challenge (bearer token or basic).
-    async fn send_with_body(
-        &self,
-        reference: &Reference,
-        method: reqwest::Method,
-        url: &str,
-        accept: Option<&str>,
-        body: Option<(&Bytes, &str)>,
-        creds: &Credentials,
-    ) -> Result<reqwest::Response, RegistryError> {
-        let creds = self.effective_creds(&reference.registry, creds);
-        let key = TokenKey {
-            registry: reference.registry.clone(),
-            repository: reference.repository.clone(),
-            creds: creds.clone(),
-        };
-        let cached = self
-            .inner
-            .tokens
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&key).cloned());
-        let auth_header = match cached {
-            Some(CachedToken::Bearer { token, expires }) if expires > Instant::now() => {
-                Some(format!("Bearer {token}"))
-            }
-            Some(CachedToken::Basic) => creds.basic_header(),
-            _ => creds.registry_token.as_ref().map(|t| format!("Bearer {t}")),
-        };
-        let resp = self
-            .send_once(
-                &reference.registry,
-                method.clone(),
-                url,
-                accept,
-                body,
-                auth_header.as_deref(),
-            )
-            .await?;
-        if resp.status() != StatusCode::UNAUTHORIZED {
-            return Ok(resp);
-        }
-        let challenge = resp
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_challenge);
-        let header = match challenge {
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
-                let scope =
-                    scope.unwrap_or_else(|| format!("repository:{}:pull", reference.repository));
-                let plain_ok = self.inner.plain_http.contains(&reference.registry);
-                let (token, ttl) = self
-                    .fetch_token(&realm, service.as_deref(), &scope, &creds, plain_ok)
-                    .await?;
-                if let Ok(mut t) = self.inner.tokens.lock() {
-                    // Tokens expire; keep them a little less than their lifetime.
-                    let now = Instant::now();
-                    let expires = now + ttl.saturating_sub(Duration::from_secs(10));
-                    // Bounded: one entry per (repository, credentials) a node pulls with.
-                    if t.len() >= MAX_CACHED_TOKENS {
-                        t.retain(|_, v| matches!(v, CachedToken::Bearer { expires, .. } if *expires > now));
-                        if t.len() >= MAX_CACHED_TOKENS {
-                            t.clear();
-                        }
-                    }
-                    t.insert(
-                        key,
-                        CachedToken::Bearer {
-                            token: token.clone(),
-                            expires,
-                        },
-                    );
-                }
-                format!("Bearer {token}")
-            }
-            Some(Challenge::Basic) => match creds.basic_header() {
-                Some(h) => {
-                    if let Ok(mut t) = self.inner.tokens.lock() {
-                        t.insert(key, CachedToken::Basic);
-                    }
-                    h
-                }
-                None => return Ok(resp),
-            },
-            None => return Ok(resp),
-        };
-        self.send_once(
-            &reference.registry,
-            method,
-            url,
-            accept,
-            body,
-            Some(&header),
-        )
-        .await
-    }
-
-    async fn send_once(
-        &self,
-        registry: &str,
-        method: reqwest::Method,
-        url: &str,
-        accept: Option<&str>,
-        body: Option<(&Bytes, &str)>,
-        auth: Option<&str>,
-    ) -> Result<reqwest::Response, RegistryError> {
-        let mut req = self.inner.http.request(method, url);
-        if let Some((b, ct)) = body {
-            req = req.header(CONTENT_TYPE, ct).body(b.clone());
-        }
-        if let Some(a) = accept {
-            req = req.header(ACCEPT, a);
-        }
-        if let Some(a) = auth {
-            req = req.header(AUTHORIZATION, a);
-        }
-        req.send()
-            .await
-            .map_err(|e| network_error(registry, url, e))
-    }
-
-    async fn fetch_token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scope: &str,
-        creds: &Credentials,
-        plain_http_allowed: bool,
-    ) -> Result<(String, Duration), RegistryError> {
-        let token_err = |reason: String| RegistryError::Token {
-            realm: realm.to_string(),
-            reason,
-        };
-        // The realm is chosen by the registry: only http(s) URLs are followed.
-        let realm_url = reqwest::Url::parse(realm).map_err(|e| token_err(e.to_string()))?;
-        // Credentials go to the realm: never in clear text unless the registry itself
-        // is one the operator allowed over plain HTTP.
-        match realm_url.scheme() {
-            "https" => {}
-            "http" if plain_http_allowed => {}
-            _ => return Err(token_err("realm is not an https URL".into())),
-        }
-        let req = if let Some(refresh) = &creds.identity_token {
-            // OAuth2 refresh-token grant (docker's identity tokens).
-            let mut form = vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.as_str()),
-                ("client_id", "pullwarden"),
-                ("scope", scope),
-            ];
-            if let Some(s) = service {
-                form.push(("service", s));
-            }
-            let body = form
-                .iter()
-                .map(|(k, v)| format!("{k}={}", urlencode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            self.inner
-                .http
-                .post(realm_url)
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(body)
-        } else {
-            let mut u = realm_url;
-            {
-                let mut q = u.query_pairs_mut();
-                if let Some(s) = service {
-                    q.append_pair("service", s);
-                }
-                q.append_pair("scope", scope);
-            }
-            let mut r = self.inner.http.get(u);
-            if let Some(h) = creds.basic_header() {
-                r = r.header(AUTHORIZATION, h);
-            }
-            r
-        };
-        let resp = req.send().await.map_err(|e| token_err(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(token_err(format!("status {}", resp.status().as_u16())));
-        }
-        let body = read_capped(realm, realm, resp, MAX_TOKEN_BYTES)
-            .await
-            .map_err(|e| token_err(e.to_string()))?;
-        let t: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| token_err(e.to_string()))?;
-        let token = t
-            .token
-            .or(t.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_err("response has no token".into()))?;
-        // Default lifetime per the distribution token spec: 60 s.
-        let ttl = Duration::from_secs(t.expires_in.unwrap_or(60).clamp(10, 3600));
-        Ok((token, ttl))
-    }
-}
-
-fn network_error(registry: &str, url: &str, e: reqwest::Error) -> RegistryError {
-    if e.is_timeout() {
-        RegistryError::Timeout {
-            registry: registry.to_string(),
-            url: url.to_string(),
-        }
-    } else {
-        RegistryError::Unreachable {
-            registry: registry.to_string(),
-            source: e,
-        }
-    }
-}
-
-fn check_status(registry: &str, url: &str, status: StatusCode) -> Result<(), RegistryError> {
-    let s = status.as_u16();
-    match s {
-        200..=299 => Ok(()),
-        401 => Err(RegistryError::Unauthorized {
-            registry: registry.to_string(),
-            url: url.to_string(),
-            status: s,
-        }),
-        403 => Err(RegistryError::Forbidden {
-            registry: registry.to_string(),
-            url: url.to_string(),
-            status: s,
-        }),
-        404 => Err(RegistryError::NotFound {
-            url: url.to_string(),
-        }),
-        500..=599 | 429 => Err(RegistryError::ServerError {
-            registry: registry.to_string(),
-            url: url.to_string(),
-            status: s,
-        }),
-        _ => Err(RegistryError::UnexpectedStatus {
-            url: url.to_string(),
-            status: s,
-        }),
-    }
-}
-
-/// Reads a body, refusing a `Content-Length` over the limit up front and stopping the
-/// stream as soon as the limit is passed (a lying or absent length cannot get past it).
-async fn read_capped(
-    registry: &str,
-    url: &str,
-    mut resp: reqwest::Response,
-    limit: u64,
-) -> Result<Bytes, RegistryError> {
-    let too_large = || RegistryError::TooLarge {
-        url: url.to_string(),
-        limit,
-    };
-    let declared = resp
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let initial = declared.unwrap_or(0).min(limit).min(1 << 20);
-    let mut buf = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
-    loop {
-        let chunk = resp
-            .chunk()
-            .await
-            .map_err(|e| network_error(registry, url, e))?;
-        let Some(chunk) = chunk else { break };
-        if (buf.len() as u64).saturating_add(chunk.len() as u64) > limit {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
 }
 
 fn verify_digest(url: &str, expected: &Digest, body: &[u8]) -> Result<(), RegistryError> {
@@ -911,18 +475,6 @@ fn manifest_media_type(
         .unwrap_or_else(|| OCI_MANIFEST.to_string()))
 }
 
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -956,13 +508,5 @@ mod tests {
                 Err(RegistryError::Malformed { .. })
             ));
         }
-    }
-
-    #[test]
-    fn encodes_query_values() {
-        assert_eq!(
-            urlencode("application/vnd.dev.sigstore.bundle.v0.3+json"),
-            "application%2Fvnd.dev.sigstore.bundle.v0.3%2Bjson"
-        );
     }
 }

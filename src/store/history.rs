@@ -42,10 +42,10 @@ impl HistoryEvent {
     pub fn from_verdict(v: &Verdict, reference: &str, cached: bool) -> HistoryEvent {
         HistoryEvent {
             at: now_rfc3339(),
-            digest: v.digest.clone(),
+            digest: v.digest.to_string(),
             reference: reference.to_string(),
             policy: v.policy.clone(),
-            mode: v.mode.clone(),
+            mode: v.mode.to_string(),
             decision: v.decision,
             deny_kind: v.deny_kind,
             cached,

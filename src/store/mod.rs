@@ -145,7 +145,7 @@ impl VerdictKey {
 
     /// The key a verdict belongs under.
     pub fn of(v: &Verdict) -> VerdictKey {
-        VerdictKey::new(&v.digest, &v.policy_fingerprint, &v.db_version)
+        VerdictKey::new(v.digest.to_string(), &v.policy_fingerprint, &v.db_version)
     }
 
     /// `digest\nfingerprint\ndb_version`: the digest first so that every verdict of a
@@ -268,7 +268,7 @@ impl VerdictStore {
             && let Some(kind @ (DenyKind::Registry | DenyKind::Infrastructure)) = v.deny_kind
         {
             return Err(StoreError::InfrastructureAllow {
-                digest: v.digest.clone(),
+                digest: v.digest.to_string(),
                 kind,
             });
         }
@@ -276,7 +276,7 @@ impl VerdictStore {
         if VerdictKey::of(v) != *key {
             return Err(StoreError::KeyMismatch {
                 key: encoded.replace('\n', " "),
-                verdict_digest: v.digest.clone(),
+                verdict_digest: v.digest.to_string(),
             });
         }
         let json = serde_json::to_vec(v).map_err(|source| StoreError::Encode {
@@ -288,7 +288,7 @@ impl VerdictStore {
             refs.push(r.to_string());
         }
         if let Some(p) = &v.platform_digest {
-            refs.push(p.clone());
+            refs.push(p.to_string());
         }
         let (from, to) = digest_range(&key.digest);
         let superseded_prefix = format!("{}\n{}\n", key.digest, key.policy_fingerprint);
@@ -477,7 +477,7 @@ impl VerdictStore {
                     v.decided_at.as_str() >= decided_before
                         || v.platform_digest
                             .as_ref()
-                            .is_some_and(|p| present.contains(p))
+                            .is_some_and(|p| present.contains(&p.to_string()))
                 });
                 if !keep {
                     gone.push(digest);

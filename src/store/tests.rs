@@ -14,11 +14,11 @@ pub(crate) fn verdict(
     dbv: &str,
 ) -> Verdict {
     Verdict {
-        digest: d.to_string(),
+        digest: d.parse().unwrap(),
         platform_digest: None,
         reference: reference.to_string(),
         decision,
-        mode: "enforce".into(),
+        mode: crate::config::Mode::Enforce,
         policy: "prod".into(),
         reasons: match decision {
             Decision::Allow => vec![],
@@ -54,7 +54,7 @@ fn round_trip_and_lookups() {
     let s = open(dir.path());
     let d = digest(1);
     let mut v = verdict(&d, "nginx:1.27", Decision::Allow, "fp1", "db1");
-    v.platform_digest = Some(digest(2));
+    v.platform_digest = Some(digest(2).parse().unwrap());
     put(&s, &v);
     assert_eq!(s.get(&VerdictKey::of(&v)).unwrap(), Some(v.clone()));
     for q in [
@@ -445,7 +445,7 @@ fn verdicts_of_images_gone_from_the_node_are_forgotten_after_the_retention() {
     new_gone.decided_at = "2026-11-20T00:00:00Z".into();
     let mut old_platform_present = verdict(&digest(4), "d:1", Decision::Allow, "fp", "db");
     old_platform_present.decided_at = "2026-01-01T00:00:00Z".into();
-    old_platform_present.platform_digest = Some(digest(5));
+    old_platform_present.platform_digest = Some(digest(5).parse().unwrap());
     for v in [&old_present, &old_gone, &new_gone, &old_platform_present] {
         put(&s, v);
     }

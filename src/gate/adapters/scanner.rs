@@ -1,44 +1,6 @@
-//! The gate's seams implemented with the real parts: the verdict store (redb), and
-//! (below) the registry verifier and the layer scanner.
-
-use crate::gate::{DecisionEvent, GateError, VerdictCache, VerdictKey};
-use crate::policy::{Decision, Verdict};
-use crate::store::HistoryEvent;
-use crate::store::VerdictStore;
-
-impl VerdictCache for VerdictStore {
-    fn get(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
-        VerdictStore::get(self, key).map_err(|e| GateError::Store(e.to_string()))
-    }
-
-    fn put(&self, key: &VerdictKey, v: &Verdict) -> Result<(), GateError> {
-        VerdictStore::put(self, key, v).map_err(|e| GateError::Store(e.to_string()))
-    }
-
-    fn record(&self, e: &DecisionEvent) {
-        let decision = match e.decision.as_str() {
-            "allow" => Decision::Allow,
-            "deny" => Decision::Deny,
-            // Failed evaluations are logged and counted, not kept as decisions.
-            _ => return,
-        };
-        let event = HistoryEvent {
-            at: e.at.clone(),
-            digest: e.digest.clone(),
-            reference: e.reference.clone(),
-            policy: e.policy.clone(),
-            mode: e.mode.clone(),
-            decision,
-            deny_kind: None,
-            cached: e.how != "evaluated",
-        };
-        if let Err(err) = VerdictStore::record(self, &event) {
-            tracing::warn!(error = %err, "could not append to the decision history");
-        }
-    }
-}
-
-// ------------------------------------------------------------------ signatures
+//! containerd's stored images scanned as the gate's [`ImageScanner`]: layers from its
+//! content store under a lease, vulnerabilities from the offline database, judged by
+//! the policy.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,133 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::config::{Policy, PolicyFiles};
-use crate::gate::{ResolvedImage, SignatureSource};
-use crate::reference::Reference;
-use crate::registry::{Credentials, RegistryClient};
-use crate::report::SignatureReport;
-use crate::verify::{ImageDigests, Verifier, VerifyError};
-
-/// Signatures from the registry, verified with the policy's keys and trust root.
-/// Verifiers (parsed keys, trust roots) are built once per policy and dropped on
-/// reload, so key rotation takes effect with `pullwarden reload`.
-pub struct RegistrySignatures {
-    client: RegistryClient,
-    /// By policy name, with the file snapshot each was built from: a policy of another
-    /// load (a pull that began before a reload) never gets or leaves a verifier of the
-    /// wrong keys.
-    verifiers: Mutex<HashMap<String, BuiltFrom<Verifier>>>,
-}
-
-/// A part built from a policy, with the file snapshot it was built from.
-type BuiltFrom<T> = (Arc<PolicyFiles>, Arc<T>);
-
-impl RegistrySignatures {
-    pub fn new(client: RegistryClient) -> RegistrySignatures {
-        RegistrySignatures {
-            client,
-            verifiers: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn client(&self) -> &RegistryClient {
-        &self.client
-    }
-
-    /// Forgets loaded keys and trust roots (config reload).
-    pub fn reset(&self) {
-        self.verifiers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    fn verifier(&self, policy: &Policy) -> Result<Arc<Verifier>, GateError> {
-        let Some(sig) = &policy.signatures else {
-            return Err(GateError::Policy(format!(
-                "policy {} has no signatures section",
-                policy.name
-            )));
-        };
-        let mut map = self.verifiers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((files, v)) = map.get(&policy.name)
-            && Arc::ptr_eq(files, &policy.files)
-        {
-            return Ok(v.clone());
-        }
-        let v = Arc::new(
-            Verifier::load_with(sig, &policy.files)
-                .map_err(|e| GateError::Policy(e.to_string()))?,
-        );
-        map.insert(policy.name.clone(), (policy.files.clone(), v.clone()));
-        Ok(v)
-    }
-}
-
-fn creds(auth: Option<&k8s_cri::v1::AuthConfig>) -> Credentials {
-    auth.map(Credentials::from).unwrap_or_default()
-}
-
-/// The one mapping from verification failures that are not verdicts to gate errors.
-fn verify_error(e: VerifyError) -> GateError {
-    match e {
-        VerifyError::Registry(r) if r.is_outage() => GateError::Registry(r.to_string()),
-        VerifyError::Registry(r) => GateError::RegistryContent(r.to_string()),
-        VerifyError::NoPlatform { .. } | VerifyError::BadIndex { .. } => {
-            GateError::RegistryContent(e.to_string())
-        }
-        VerifyError::Key { .. } | VerifyError::TrustRoot { .. } => GateError::Policy(e.to_string()),
-    }
-}
-
-#[async_trait]
-impl SignatureSource for RegistrySignatures {
-    async fn resolve(
-        &self,
-        reference: &Reference,
-        auth: Option<&k8s_cri::v1::AuthConfig>,
-    ) -> Result<ResolvedImage, GateError> {
-        let digests = crate::verify::resolve_image(&self.client, reference, &creds(auth))
-            .await
-            .map_err(verify_error)?;
-        Ok(match digests.index {
-            Some(index) => ResolvedImage {
-                digest: index,
-                platform_digest: Some(digests.manifest),
-            },
-            None => ResolvedImage {
-                digest: digests.manifest,
-                platform_digest: None,
-            },
-        })
-    }
-
-    async fn verify(
-        &self,
-        policy: &Policy,
-        reference: &Reference,
-        image: &ResolvedImage,
-        auth: Option<&k8s_cri::v1::AuthConfig>,
-    ) -> Result<SignatureReport, GateError> {
-        let verifier = self.verifier(policy)?;
-        let subject = match &image.platform_digest {
-            Some(platform) => ImageDigests {
-                index: Some(image.digest.clone()),
-                manifest: platform.clone(),
-            },
-            None => ImageDigests {
-                index: None,
-                manifest: image.digest.clone(),
-            },
-        };
-        verifier
-            .verify(&self.client, reference, &subject, &creds(auth))
-            .await
-            .map_err(verify_error)
-    }
-}
-
-// ------------------------------------------------------------------ layers
-
+use crate::gate::{GateError, PolicyError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -267,7 +103,7 @@ impl LayerScanner {
         vulndb_path: PathBuf,
     ) -> Result<LayerScanner, GateError> {
         let stamped = stamp(&vulndb_path);
-        let db = VulnDb::open(&vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
+        let db = VulnDb::open(&vulndb_path).map_err(GateError::VulnDb)?;
         Ok(LayerScanner {
             containerd,
             root: Mutex::new(root),
@@ -284,7 +120,7 @@ impl LayerScanner {
     /// New limits and a freshly opened database; on an error nothing has changed.
     pub fn reset(&self, limits: ScanLimits) -> Result<(), GateError> {
         let stamped = stamp(&self.vulndb_path);
-        let db = VulnDb::open(&self.vulndb_path).map_err(|e| GateError::Scan(e.to_string()))?;
+        let db = VulnDb::open(&self.vulndb_path).map_err(GateError::VulnDb)?;
         *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
         self.scanners
             .lock()
@@ -343,14 +179,23 @@ impl LayerScanner {
                 let bytes = p
                     .files
                     .read(path, crate::config::MAX_DENYLIST_BYTES)
-                    .map_err(|r| GateError::Policy(format!("denylist {}: {r}", path.display())))?;
+                    .map_err(|reason| {
+                        GateError::Policy(PolicyError::DenylistUnreadable {
+                            path: path.to_path_buf(),
+                            reason,
+                        })
+                    })?;
                 let text = std::str::from_utf8(&bytes).map_err(|_| {
-                    GateError::Policy(format!("denylist {}: is not UTF-8 text", path.display()))
+                    GateError::Policy(PolicyError::DenylistNotText {
+                        path: path.to_path_buf(),
+                    })
                 })?;
-                Some(
-                    crate::scan::Denylist::parse(text)
-                        .map_err(|e| GateError::Policy(format!("{}: {e}", path.display())))?,
-                )
+                Some(crate::scan::Denylist::parse(text).map_err(|source| {
+                    GateError::Policy(PolicyError::Denylist {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                })?)
             }
         };
         let limits = self
@@ -371,10 +216,13 @@ impl LayerScanner {
             .containerd
             .content_root()
             .await
-            .map_err(|e| GateError::Containerd(e.to_string()))?;
+            .map_err(GateError::Containerd)?;
         // The content plugin's root is `<root>/io.containerd.content.v1.content`.
         let root = content.parent().map(PathBuf::from).ok_or_else(|| {
-            GateError::Containerd(format!("odd content root {}", content.display()))
+            GateError::Containerd(crate::containerd::ContainerdError::Malformed {
+                what: "content store root",
+                reason: content.display().to_string(),
+            })
         })?;
         *self.root.lock().unwrap_or_else(|p| p.into_inner()) = Some(root.clone());
         Ok(root)
@@ -392,7 +240,7 @@ impl LayerScanner {
             .containerd
             .lease(std::slice::from_ref(digest), LEASE_TTL)
             .await
-            .map_err(|e| GateError::Containerd(e.to_string()))?;
+            .map_err(GateError::Containerd)?;
         let src = ContentWithFallback {
             dir: ContainerdContent::new(&root),
             containerd: self.containerd.clone(),
@@ -411,13 +259,11 @@ impl LayerScanner {
         })
         .await;
         lease.release().await;
-        let mut report = scanned
-            .map_err(|e| GateError::Internal(e.to_string()))?
-            .map_err(|e| GateError::Scan(e.to_string()))?;
+        let mut report = scanned.map_err(GateError::Task)?.map_err(GateError::Scan)?;
         report.vulnerabilities = self
             .vulndb()
             .matches(report.os.as_ref(), &report.packages)
-            .map_err(|e| GateError::Scan(e.to_string()))?;
+            .map_err(GateError::VulnDb)?;
         Ok(report)
     }
 }
