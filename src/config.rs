@@ -56,6 +56,8 @@ pub struct RawConfig {
     pub scan: RawScanLimits,
     #[serde(default)]
     pub policy: Vec<RawPolicy>,
+    #[serde(default)]
+    pub fleet: crate::fleet::RawFleet,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -188,6 +190,10 @@ pub struct Config {
     pub registry: Registry,
     pub scan: ScanLimits,
     pub policies: Vec<Policy>,
+    /// `[fleet]`: scan attestations published and trusted.
+    pub fleet: crate::fleet::FleetConfig,
+    /// The `[fleet]` keys as read by [`Config::check_files`] (None before).
+    pub fleet_keys: Option<crate::fleet::FleetKeys>,
     /// Where the config came from (None when built in memory).
     pub source: Option<PathBuf>,
 }
@@ -669,6 +675,8 @@ impl TryFrom<RawConfig> for Config {
             registry,
             scan,
             policies,
+            fleet: crate::fleet::FleetConfig::try_from(raw.fleet)?,
+            fleet_keys: None,
             source: None,
         })
     }
@@ -1098,6 +1106,7 @@ pub struct Effective<'a> {
     pub registry: &'a Registry,
     pub scan: &'a ScanLimits,
     pub policy: &'a [Policy],
+    pub fleet: &'a crate::fleet::FleetConfig,
 }
 
 impl<'a> From<&'a Config> for Effective<'a> {
@@ -1107,6 +1116,7 @@ impl<'a> From<&'a Config> for Effective<'a> {
             registry: &c.registry,
             scan: &c.scan,
             policy: &c.policies,
+            fleet: &c.fleet,
         }
     }
 }
