@@ -144,6 +144,7 @@ impl Daemon {
             LayerStore::new(store.clone()),
             VulnDb::default_path(&cfg.server.state_dir),
         )?);
+        scanner.set_fleet(fleet_of(&cfg)?);
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),
@@ -316,7 +317,9 @@ impl Daemon {
         self.scanner
             .reset(cfg.scan.clone())
             .map_err(|e| e.to_string())?;
+        let fleet = fleet_of(&cfg).map_err(|e| e.to_string())?;
         self.live.commit(cfg.clone());
+        self.scanner.set_fleet(fleet);
         self.signatures.reset();
         let state = policy_state(cfg.clone());
         let broken: Vec<String> = cfg
@@ -342,6 +345,20 @@ impl Daemon {
         }
         tracing::info!("{summary}");
         Ok(summary)
+    }
+}
+
+/// The `[fleet]` part of a checked config (its keys read by `Config::check_files`), with
+/// its own registry client; `None` when it neither publishes nor trusts anyone.
+fn fleet_of(
+    cfg: &Config,
+) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, crate::registry::RegistryError> {
+    match cfg.fleet_keys.clone() {
+        Some(keys) if keys.consumes() || keys.signer.is_some() => Ok(Some((
+            Arc::new(crate::fleet::Fleet::new(keys)),
+            RegistryClient::new(&cfg.registry)?,
+        ))),
+        _ => Ok(None),
     }
 }
 

@@ -113,6 +113,8 @@ pub struct Metrics {
     verify: Mutex<Histogram>,
     scan: Mutex<Histogram>,
     scanned_bytes: AtomicU64,
+    /// Image scans by where the layer results came from: [local, attested].
+    scans_by_source: [AtomicU64; 2],
     /// (method, gRPC code) → calls through the CRI proxy.
     calls: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// method → call latency.
@@ -212,6 +214,15 @@ impl Metrics {
             h.observe(secs);
         }
         self.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One image scan whose layer results came from `source` (`local`, or `attested`:
+    /// a fleet scan attestation, no layer read).
+    pub fn record_scan_source(&self, source: &str) {
+        let i = usize::from(source == "attested");
+        if let Some(c) = self.scans_by_source.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it
@@ -368,6 +379,15 @@ impl Metrics {
             "pullwarden_scanned_bytes_total {}",
             self.scanned_bytes.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP pullwarden_scans_total Image scans by where the layer results came from (local: layers read here; attested: a trusted fleet scan attestation).\n");
+        out.push_str("# TYPE pullwarden_scans_total counter\n");
+        for (i, source) in ["local", "attested"].iter().enumerate() {
+            let n = self
+                .scans_by_source
+                .get(i)
+                .map_or(0, |c| c.load(Ordering::Relaxed));
+            let _ = writeln!(out, "pullwarden_scans_total{{source=\"{source}\"}} {n}");
+        }
         out.push_str("# HELP pullwarden_enforcing 1 when the last doctor checks (kubelet endpoint, policy keys, config fingerprints, live canary, containerd) all held, else 0; refreshed every minute.\n");
         out.push_str("# TYPE pullwarden_enforcing gauge\n");
         let _ = writeln!(
