@@ -592,3 +592,175 @@ async fn a_refused_push_is_a_typed_error() {
     .unwrap_err();
     assert_eq!(e.kind(), "unavailable", "{e}");
 }
+
+// ------------------------------------------------------------ two nodes, two daemons
+
+fn write_key_pair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let pair = SigningScheme::ED25519
+        .create_signer()
+        .unwrap()
+        .to_sigstore_keypair()
+        .unwrap();
+    let private = dir.join(format!("{name}.key"));
+    std::fs::write(&private, pair.private_key_to_pem().unwrap().as_bytes()).unwrap();
+    let public = dir.join(format!("{name}.pub"));
+    std::fs::write(&public, pair.public_key_to_pem().unwrap()).unwrap();
+    (private, public)
+}
+
+/// A daemon in front of `upstream` with an audit policy that denies secrets, metrics on
+/// a loopback port, and `fleet` as its `[fleet]` section.
+fn fleet_node(upstream: &std::path::Path, fleet: &str) -> (crate::support::daemon::Daemon, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let policy = format!(
+        "[[policy]]\nname = \"fleet\"\nimages = [\"{}/it/**\"]\nmode = \"audit\"\n[policy.scan]\nsecrets = \"deny\"\n\n{fleet}",
+        it_env().registry
+    );
+    let mut d = crate::support::daemon::Daemon::start_with_upstream(upstream, &policy);
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("metrics = \"\"", &format!("metrics = \"127.0.0.1:{port}\""));
+    std::fs::write(&d.config, text).unwrap();
+    d.stop();
+    d.spawn();
+    (d, format!("127.0.0.1:{port}"))
+}
+
+async fn metrics(addr: &str) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in:\n{text}"))
+}
+
+fn explain(d: &crate::support::daemon::Daemon, reference: &str) -> serde_json::Value {
+    let out = d.cli(&["explain", "--json", reference]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Node A (containerd 1) pulls an image with a secret, scans it and publishes; node B
+/// (containerd 2) trusting A's key pulls it without reading a layer and reaches the same
+/// verdict; node C (containerd 2 too) trusting another key scans itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_b_pulls_with_node_a_scan_and_reads_no_layer() {
+    let env = it_env();
+    let Some(sock2) = env.containerd2_sock.clone() else {
+        panic!("integration/services.sh starts a second containerd (PW_IT_CONTAINERD2_SOCK)");
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (a_key, a_pub) = write_key_pair(keys.path(), "node-a");
+    let (_, other_pub) = write_key_pair(keys.path(), "other");
+    let img = image("two-nodes");
+    let repo = unique_repo("fleet2");
+    img.push(&env.registry, &repo, "v1").await;
+    let reference = format!("{}/{repo}:v1", env.registry);
+    let digest: Digest = img.digest.parse().unwrap();
+
+    let (a, a_metrics) = fleet_node(
+        &env.containerd_sock,
+        &format!("[fleet]\npublish = true\nkey = {a_key:?}\n"),
+    );
+    let mut cri = crate::support::cri::images(&a.listen).await;
+    cri.pull_image(crate::support::cri::pull_request(&reference, "default"))
+        .await
+        .unwrap();
+    let va = explain(&a, &reference);
+    assert_eq!(va["decision"], "deny", "{va}");
+    assert_eq!(va["scan_source"]["kind"], "local", "{va}");
+    let ma = metrics(&a_metrics).await;
+    assert!(metric(&ma, "pullwarden_scanned_bytes_total") > 0);
+    assert_eq!(metric(&ma, "pullwarden_scans_total{source=\"local\"}"), 1);
+    // The publish runs in the background: wait for the fallback tag.
+    let r: Reference = reference.parse().unwrap();
+    let c = client(&env.registry);
+    let mut published = false;
+    for _ in 0..100 {
+        if c.manifest_by_tag(&r, &digest.tag_form(), &Credentials::default())
+            .await
+            .unwrap()
+            .is_some()
+        {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(published, "node A did not publish: {}", a.log());
+
+    let (b, b_metrics) = fleet_node(&sock2, &format!("[fleet]\ntrusted = [{a_pub:?}]\n"));
+    let mut cri = crate::support::cri::images(&b.listen).await;
+    cri.pull_image(crate::support::cri::pull_request(&reference, "default"))
+        .await
+        .unwrap();
+    let vb = explain(&b, &reference);
+    assert_eq!(vb["scan_source"]["kind"], "attested", "{vb}\n{}", b.log());
+    assert!(
+        vb["scan_source"]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("node-a.pub"),
+        "{vb}"
+    );
+    assert!(vb["scan_source"]["attested_at"].is_string());
+    assert_eq!(vb["decision"], va["decision"]);
+    assert_eq!(vb["reasons"], va["reasons"]);
+    let rules = |v: &serde_json::Value| -> Vec<(String, String, u64)> {
+        v["findings"]["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["rule"].as_str().unwrap().to_string(),
+                    s["path"].as_str().unwrap().to_string(),
+                    s["line"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(!rules(&va).is_empty());
+    assert_eq!(rules(&vb), rules(&va));
+    let mb = metrics(&b_metrics).await;
+    assert_eq!(
+        metric(&mb, "pullwarden_scanned_bytes_total"),
+        0,
+        "no layer byte read"
+    );
+    assert_eq!(
+        metric(&mb, "pullwarden_scans_total{source=\"attested\"}"),
+        1
+    );
+    assert_eq!(metric(&mb, "pullwarden_scans_total{source=\"local\"}"), 0);
+
+    // Node C trusts another key: A's attestation is ignored with a reason; it scans.
+    let (c_node, c_metrics) = fleet_node(&sock2, &format!("[fleet]\ntrusted = [{other_pub:?}]\n"));
+    let mut cri = crate::support::cri::images(&c_node.listen).await;
+    cri.pull_image(crate::support::cri::pull_request(&reference, "default"))
+        .await
+        .unwrap();
+    let vc = explain(&c_node, &reference);
+    assert_eq!(vc["scan_source"]["kind"], "local", "{vc}");
+    assert_eq!(vc["decision"], va["decision"]);
+    let mc = metrics(&c_metrics).await;
+    assert!(metric(&mc, "pullwarden_scanned_bytes_total") > 0);
+    assert!(c_node.log().contains("not trusted"), "{}", c_node.log());
+}
