@@ -1,6 +1,12 @@
 //! ImageStatus latency through pullwarden vs straight to containerd, measured in the
 //! same run with interleaved calls (so machine noise hits both alike). Needs the real
 //! services: `bash integration/bench.sh cri_proxy`.
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::PathBuf;
 

@@ -5,6 +5,12 @@
 //!      the same shape and size (distinct content, so neither side finds blobs cached).
 //!
 //! Needs the real services: `bash integration/bench.sh gate`.
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,12 @@
 //! same run, their ratio (target ≤ 1.25), throughput and peak RSS.
 //!
 //!   benches/build-fixture.sh && cargo bench --bench scan
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::io::{BufReader, Read};
 use std::time::{Duration, Instant};

@@ -3,6 +3,12 @@
 //! about nothing"); it is printed as a ratio to decoding the same verdict JSON from
 //! memory, the floor any on-disk verdict cache has to pay. Durable writes (one fsync
 //! each) are shown for scale. Run: `cargo bench --bench store`.
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,12 @@
 //! from a temp config and stops it at the end.
 //!
 //!   cargo bench --bench verify
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

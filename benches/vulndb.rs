@@ -3,6 +3,12 @@
 //! the same run, is a naive linear scan: every package against every parsed record.
 //!
 //! Run: `cargo bench --bench vulndb` (release). `PW_BENCH_RECORDS=N` changes the size.
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::io::Write;
 use std::time::Instant;

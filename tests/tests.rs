@@ -1,6 +1,12 @@
 //! The one integration test binary (see STYLE.md): each module is one area.
 //! Tests that need the real registry and containerd read them from the environment
 //! that `integration/test.sh` sets up.
+// Test and bench code states expectations with unwrap/expect, indexing and casts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 mod admin;
 mod attacks;

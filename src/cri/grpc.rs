@@ -41,7 +41,10 @@ pub fn single_message(body: &Bytes) -> Result<&[u8], ProxyError> {
 pub fn frame(message: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(message.len() + 5);
     out.push(0);
-    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    // The messages the proxy frames itself are a few hundred bytes; a length over the
+    // 32-bit prefix would be a bug, framed as the largest length rather than wrapped.
+    let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(message);
     out.into()
 }

@@ -258,16 +258,16 @@ impl LingerBudget {
         if self.second.swap(now, Relaxed) != now {
             self.spent_us.store(0, Relaxed);
         }
-        let budget = LINGER_PER_SECOND.as_micros() as u64;
+        let budget = micros(LINGER_PER_SECOND);
         let spent = self.spent_us.load(Relaxed);
-        let grant = (want.as_micros() as u64).min(budget.saturating_sub(spent));
+        let grant = micros(want).min(budget.saturating_sub(spent));
         self.spent_us.fetch_add(grant, Relaxed);
         std::time::Duration::from_micros(grant)
     }
 
     fn refund(&self, unused: std::time::Duration) {
         use std::sync::atomic::Ordering::Relaxed;
-        let us = unused.as_micros() as u64;
+        let us = micros(unused);
         if us > 0 {
             let _ = self
                 .spent_us
@@ -335,6 +335,11 @@ async fn call(
     };
     let code = relay::respond(respond, resp).await;
     proxy.record_call(&path, code, started.elapsed());
+}
+
+/// Whole microseconds of `d`, saturating (the budgets here are milliseconds).
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

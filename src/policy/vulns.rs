@@ -106,6 +106,7 @@ pub fn judge(vulns: &[Vulnerability], policy: &ScanPolicy, today: time::Date) ->
 }
 
 /// Scores as integers tenths, for a total order.
+#[allow(clippy::cast_possible_truncation)] // CVSS scores are 0.0–10.0: 0–100 fits.
 fn score_key(v: &Vulnerability) -> i32 {
     v.score.map_or(-1, |s| (s * 10.0).round() as i32)
 }

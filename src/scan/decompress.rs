@@ -229,7 +229,8 @@ pub fn inflate_blob(
                 buf.truncate(filled);
                 let over = total + filled as u64 > max_bytes;
                 if over {
-                    buf.truncate(max_bytes.saturating_sub(total) as usize);
+                    // Less than `filled`, a usize, whenever `over` holds.
+                    buf.truncate(usize::try_from(max_bytes.saturating_sub(total)).unwrap_or(0));
                 }
                 total += buf.len() as u64;
                 if !buf.is_empty() && !sink(buf) {

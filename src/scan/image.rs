@@ -356,7 +356,7 @@ impl DockerArchive {
             let name = e.path.trim_start_matches("./").to_string();
             members.insert(name.clone(), (w.position(), e.size));
             if name.ends_with(".json") && e.size <= MAX_CONFIG {
-                let mut b = Vec::with_capacity(e.size as usize);
+                let mut b = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
                 w.read_content(|s| b.extend_from_slice(s))
                     .map_err(|e| bad(format!("outer tar: {e}")))?;
                 small.insert(name, b);

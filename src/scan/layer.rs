@@ -330,7 +330,7 @@ fn judge_stream(
     max_bytes: u64,
 ) {
     match &inflated.blob_digest {
-        Ok(d) if *d == layer.digest.to_string() => {}
+        Ok(d) if layer.digest == *d => {}
         Ok(d) => result.files.push(finding(
             FileFindingKind::DigestMismatch,
             "",

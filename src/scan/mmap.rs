@@ -1,6 +1,6 @@
 //! Blob bytes: memory-mapped committed blobs of containerd's content store, owned
-//! bytes, or a buffered file (the fallback when mapping fails). This file holds the
-//! crate's only `unsafe`: the call to `mmap(2)`.
+//! bytes, or a buffered file (the fallback when mapping fails). The call to `mmap(2)` is
+//! here, as a `pub(crate) unsafe fn` whose callers state its contract.
 
 #![allow(unsafe_code)]
 
@@ -41,15 +41,14 @@ impl Blob {
     ///
     /// # Safety
     ///
-    /// Not an `unsafe fn`, but it relies on this contract, which callers uphold by
-    /// construction (only `ContainerdContent` calls it): `path` is a *committed* blob
+    /// The caller states, at each call, that `path` is a *committed* blob
     /// under `io.containerd.content.v1.content/blobs/<alg>/<hex>`, never a file under
     /// `ingest/`. containerd writes blobs in `ingest/`, then renames them into `blobs/`
     /// and never writes them again; deletion unlinks the file, which leaves an existing
     /// mapping intact. So the mapped bytes do not change and the file is not truncated
     /// underneath us (truncation would raise SIGBUS). The scan holds a containerd lease
     /// while it reads, so garbage collection does not race it either.
-    pub fn map_committed(path: &Path) -> std::io::Result<Blob> {
+    pub(crate) unsafe fn map_committed(path: &Path) -> std::io::Result<Blob> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         if len == 0 {
@@ -113,7 +112,7 @@ impl Blob {
                 format!("blob of {} bytes is over the {max} byte limit", self.len()),
             ));
         }
-        let mut out = Vec::with_capacity(self.len() as usize);
+        let mut out = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
         self.reader()?.read_to_end(&mut out)?;
         Ok(out)
     }
@@ -143,8 +142,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("blob");
         std::fs::write(&p, b"hello blob").unwrap();
+        // SAFETY: the test owns the file and neither writes nor truncates it while mapped.
+        let mapped = unsafe { Blob::map_committed(&p) }.unwrap();
         for blob in [
-            Blob::map_committed(&p).unwrap(),
+            mapped,
             Blob::file(&p).unwrap(),
             Blob::from_bytes(b"hello blob".to_vec()),
         ] {
@@ -154,6 +155,7 @@ mod tests {
         }
         let empty = dir.path().join("empty");
         std::fs::write(&empty, b"").unwrap();
-        assert!(Blob::map_committed(&empty).unwrap().is_empty());
+        // SAFETY: as above.
+        assert!(unsafe { Blob::map_committed(&empty) }.unwrap().is_empty());
     }
 }

@@ -40,9 +40,13 @@ impl ContainerdContent {
 }
 
 impl BlobSource for ContainerdContent {
+    #[allow(unsafe_code)]
     fn open(&self, digest: &Digest) -> Result<Blob, ScanError> {
         let path = self.blob_path(digest);
-        match Blob::map_committed(&path) {
+        // SAFETY: `blob_path` names a committed blob under `blobs/` (the digest's hex is
+        // validated, never `ingest/`): containerd renamed it there complete and never
+        // writes it again, and the caller holds a lease while it reads (see `map_committed`).
+        match unsafe { Blob::map_committed(&path) } {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ScanError::BlobNotFound {
                 digest: digest.to_string(),

@@ -128,7 +128,7 @@ impl<R: BufRead> TarWalker<R> {
             if avail.is_empty() {
                 return Ok(false);
             }
-            let k = (avail.len() as u64).min(n) as usize;
+            let k = avail.len().min(usize::try_from(n).unwrap_or(usize::MAX));
             self.r.consume(k);
             self.pos += k as u64;
             n -= k as u64;
@@ -166,7 +166,9 @@ impl<R: BufRead> TarWalker<R> {
             if avail.is_empty() {
                 return Err(TarError::Truncated("file content"));
             }
-            let k = (avail.len() as u64).min(self.remaining) as usize;
+            let k = avail
+                .len()
+                .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
             if let Some(s) = avail.get(..k) {
                 f(s);
             }
@@ -201,7 +203,8 @@ impl<R: BufRead> TarWalker<R> {
                 max: self.max_meta,
             });
         }
-        let mut buf = vec![0u8; size as usize];
+        // `size` ≤ `max_meta`, a few MiB (checked above).
+        let mut buf = vec![0u8; usize::try_from(size).unwrap_or(0)];
         if !self.read_exact_or_eof(&mut buf, what)? && size > 0 {
             return Err(TarError::Truncated(what));
         }
@@ -315,11 +318,11 @@ impl<R: BufRead> TarWalker<R> {
                 }
                 _ => None,
             };
-            let mode = parse_number(&h[100..108]).unwrap_or(0) as u32 & 0o7777;
+            let mode = u32::try_from(parse_number(&h[100..108]).unwrap_or(0) & 0o7777).unwrap_or(0);
             let (dev_major, dev_minor) = match kind {
                 EntryKind::CharDevice | EntryKind::BlockDevice => (
-                    parse_number(&h[329..337]).unwrap_or(0) as u32,
-                    parse_number(&h[337..345]).unwrap_or(0) as u32,
+                    u32::try_from(parse_number(&h[329..337]).unwrap_or(0)).unwrap_or(u32::MAX),
+                    u32::try_from(parse_number(&h[337..345]).unwrap_or(0)).unwrap_or(u32::MAX),
                 ),
                 _ => (0, 0),
             };

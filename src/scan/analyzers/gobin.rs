@@ -53,7 +53,8 @@ impl BuildInfoFinder {
             joined.extend_from_slice(slice.get(..MAGIC.len() - 1).unwrap_or(slice));
             if let Some(i) = self.aligned_match(&joined, base) {
                 let mut c = joined.get(i..).unwrap_or_default().to_vec();
-                let used = joined.len() - (self.offset - base) as usize;
+                // `offset - base` is the tail's length, a usize to begin with.
+                let used = joined.len() - usize::try_from(self.offset - base).unwrap_or(0);
                 c.extend_from_slice(slice.get(used..).unwrap_or_default());
                 c.truncate(CAPTURE);
                 self.captured = Some(c);

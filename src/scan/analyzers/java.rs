@@ -43,7 +43,7 @@ fn read_member(f: impl Read, declared: u64) -> Option<Vec<u8>> {
     if declared > MAX_MEMBER_BYTES {
         return None;
     }
-    let mut buf = Vec::with_capacity(declared as usize);
+    let mut buf = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
     // Declared sizes can lie: cap what is actually inflated too.
     f.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut buf).ok()?;
     (buf.len() as u64 <= MAX_MEMBER_BYTES).then_some(buf)

@@ -150,7 +150,9 @@ pub fn end_record_at(bytes: &[u8], pos: usize) -> Result<Option<Directory>, Refu
     }
     // 4.3.14: the ZIP64 end record, whose "size of record" (excluding the first 12
     // bytes) must reach the locator exactly (the crate's consistency check).
-    let eocd64 = eocd64 as usize;
+    let Ok(eocd64) = usize::try_from(eocd64) else {
+        return Ok(None);
+    };
     let record = bytes.get(eocd64..locator).filter(|r| {
         r.len() >= EOCD64_LEN
             && r.starts_with(EOCD64_SIG)

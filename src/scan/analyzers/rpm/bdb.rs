@@ -107,7 +107,7 @@ pub fn for_each(bytes: &[u8], mut each: impl FnMut(&[u8], &[u8], bool)) -> Resul
         return Err(BdbError::Truncated { pages, have });
     }
     // `pages` ≤ `have`, which fits in usize.
-    let pages = pages as usize;
+    let pages = usize::try_from(pages).unwrap_or(0);
     let page = |n: usize| bytes.get(n * ps..(n + 1) * ps);
     // An overflow page belongs to one item: a page met twice is a loop or a forgery
     // that would otherwise cost quadratic work.
