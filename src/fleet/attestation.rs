@@ -326,7 +326,7 @@ pub fn verify_attestation(
                 format!("diffID {d}"),
             ));
         }
-        if a.result.summary.digest != ours.digest.to_string() {
+        if ours.digest != a.result.summary.digest {
             return Err(other(
                 format!("a result for {}", short(&a.result.summary.digest)),
                 ours.digest.to_string(),

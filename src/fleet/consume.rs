@@ -298,7 +298,7 @@ async fn examine(
         return not("manifest artifactType differs".into());
     }
     match &doc.subject {
-        Some(s) if s.digest == image.manifest.to_string() => {}
+        Some(s) if image.manifest == s.digest => {}
         Some(s) => {
             return Ok(Err(IgnoreReason::Rejected(Rejection::OtherSubject {
                 claimed: s.digest.chars().take(80).collect(),
