@@ -53,6 +53,7 @@ fn verdict(n: u64) -> Verdict {
         deny_kind: None::<DenyKind>,
         would_deny: false,
         enforced: true,
+        scan_source: None,
         signatures: SignatureReport {
             required: true,
             satisfied: true,

@@ -11,6 +11,8 @@
 #   PW_IT_REGISTRY           127.0.0.1:PORT of the plain-HTTP registry
 #   PW_IT_CONTAINERD_SOCK    containerd's socket (CRI + containerd API)
 #   PW_IT_CONTAINERD_ROOT    containerd's --root (content store under it)
+#   PW_IT_CONTAINERD2_SOCK   a second containerd ("node B"), same config
+#   PW_IT_CONTAINERD2_ROOT   its --root
 set -euo pipefail
 
 cmd=${1:?usage: services.sh start|stop DIR}
@@ -85,11 +87,22 @@ PY
   echo "$!" >> "$dir/pids"
   wait_for "containerd on $sock" 30 test -S "$sock"
 
+  # --- a second containerd: another node (own root, state and socket, same config),
+  # for what spans nodes (fleet scan attestations).
+  local sock2="$c/containerd2.sock"
+  mkdir -p "$c/root2" "$c/state2"
+  containerd --config "$c/config.toml" --root "$c/root2" --state "$c/state2" \
+    --address "$sock2" > "$c/log2" 2>&1 &
+  echo "$!" >> "$dir/pids"
+  wait_for "containerd on $sock2" 30 test -S "$sock2"
+
   cat > "$dir/env" <<ENV
 export PW_IT_DIR=$dir
 export PW_IT_REGISTRY=127.0.0.1:$rport
 export PW_IT_CONTAINERD_SOCK=$sock
 export PW_IT_CONTAINERD_ROOT=$c/root
+export PW_IT_CONTAINERD2_SOCK=$sock2
+export PW_IT_CONTAINERD2_ROOT=$c/root2
 ENV
   echo "services: registry 127.0.0.1:$rport, containerd $sock (logs in $dir)" >&2
 }

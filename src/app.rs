@@ -155,6 +155,7 @@ impl Daemon {
                 newest_modified_unix: newest.map(|t| t.unix_timestamp()),
             })
         });
+        scanner.set_fleet(fleet_of(&cfg)?);
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),
@@ -334,7 +335,9 @@ impl Daemon {
         self.scanner
             .reset(cfg.scan.clone())
             .map_err(|e| e.to_string())?;
+        let fleet = fleet_of(&cfg).map_err(|e| e.to_string())?;
         self.live.commit(cfg.clone());
+        self.scanner.set_fleet(fleet);
         self.signatures.reset();
         let state = policy_state(cfg.clone());
         let broken: Vec<String> = cfg
@@ -360,6 +363,20 @@ impl Daemon {
         }
         tracing::info!("{summary}");
         Ok(summary)
+    }
+}
+
+/// The `[fleet]` part of a checked config (its keys read by `Config::check_files`), with
+/// its own registry client; `None` when it neither publishes nor trusts anyone.
+fn fleet_of(
+    cfg: &Config,
+) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, crate::registry::RegistryError> {
+    match cfg.fleet_keys.clone() {
+        Some(keys) if keys.consumes() || keys.signer.is_some() => Ok(Some((
+            Arc::new(crate::fleet::Fleet::new(keys)),
+            RegistryClient::new(&cfg.registry)?,
+        ))),
+        _ => Ok(None),
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Config {
     pub registry: Registry,
     pub scan: ScanLimits,
     pub policies: Vec<Policy>,
+    /// `[fleet]`: scan attestations published and trusted.
+    pub fleet: crate::fleet::FleetConfig,
+    /// The `[fleet]` keys as read by [`Config::check_files`] (None before).
+    pub fleet_keys: Option<crate::fleet::FleetKeys>,
     /// Where the config came from (None when built in memory).
     pub source: Option<PathBuf>,
 }
@@ -527,6 +531,8 @@ impl TryFrom<RawConfig> for Config {
             registry,
             scan,
             policies,
+            fleet: crate::fleet::FleetConfig::try_from(raw.fleet)?,
+            fleet_keys: None,
             source: None,
         })
     }
@@ -767,6 +773,7 @@ pub struct Effective<'a> {
     pub registry: &'a Registry,
     pub scan: &'a ScanLimits,
     pub policy: &'a [Policy],
+    pub fleet: &'a crate::fleet::FleetConfig,
 }
 
 impl<'a> From<&'a Config> for Effective<'a> {
@@ -776,6 +783,7 @@ impl<'a> From<&'a Config> for Effective<'a> {
             registry: &c.registry,
             scan: &c.scan,
             policy: &c.policies,
+            fleet: &c.fleet,
         }
     }
 }

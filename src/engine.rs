@@ -9,7 +9,7 @@ use crate::config::{Config, Policy, ScanPolicy};
 use crate::policy::evaluate::{JudgedScan, judge_scan};
 use crate::reference::Reference;
 use crate::report::ScanReport;
-use crate::scan::{BlobSource, LayerCache, LayerRef, ScanError, Scanner};
+use crate::scan::{BlobSource, LayerCache, LayerRef, LayerResult, ScanError, Scanner, compose};
 use crate::vulndb::{VulnDb, VulnDbError};
 
 /// Why an image could not be scanned or matched. Neither is a verdict: the caller
@@ -45,9 +45,17 @@ pub fn report(
     cache: Option<&dyn LayerCache>,
     db: &VulnDb,
 ) -> Result<ScanReport, EngineError> {
-    let mut report = scanner
-        .scan_layers(blobs, layers, cache)
+    let results = scanner
+        .layer_results(blobs, layers, cache)
         .map_err(EngineError::Scan)?;
+    from_layers(&results, db)
+}
+
+/// The image's report from its per-layer results (bottom first), however they were
+/// obtained (scanned here, from the layer cache, or from a trusted fleet attestation):
+/// composed as the image will run, then matched against `db`.
+pub fn from_layers(results: &[LayerResult], db: &VulnDb) -> Result<ScanReport, EngineError> {
+    let mut report = compose(results);
     report.vulnerabilities = db
         .matches(report.os.as_ref(), &report.packages)
         .map_err(EngineError::Match)?;

@@ -16,6 +16,7 @@ pub mod cri;
 pub mod digest;
 pub mod doctor;
 pub mod engine;
+pub mod fleet;
 pub mod gate;
 pub mod percent;
 pub mod platform;

@@ -675,3 +675,69 @@ async fn daemon_counts_signers_with_the_keys_read_at_load() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("policy[0].signatures.keys[0]"));
     daemon.stop();
 }
+
+/// `[fleet]` key files are read at load: a missing trusted key, a public key where the
+/// signing key belongs, or `publish` without a key stop `policy check` and `serve`
+/// (exit 64, naming the key) before any socket is bound; good ones pass.
+#[test]
+fn fleet_keys_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let server = Daemon::server_section(dir.path(), &dir.path().join("containerd.sock"));
+    let pair = sigstore::crypto::SigningScheme::ED25519
+        .create_signer()
+        .unwrap()
+        .to_sigstore_keypair()
+        .unwrap();
+    let private = dir.path().join("node.key");
+    std::fs::write(&private, pair.private_key_to_pem().unwrap().as_bytes()).unwrap();
+    let public = dir.path().join("node.pub");
+    std::fs::write(&public, pair.public_key_to_pem().unwrap()).unwrap();
+    let absent = dir.path().join("absent.pub");
+    let cases = [
+        (
+            format!("[fleet]\ntrusted = [{public:?}, {absent:?}]\n"),
+            "fleet.trusted[1]",
+        ),
+        (
+            format!("[fleet]\npublish = true\nkey = {public:?}\n"),
+            "fleet.key",
+        ),
+        ("[fleet]\npublish = true\n".to_string(), "fleet.key"),
+        (
+            "[fleet]\nmax_age = \"a week\"\n".to_string(),
+            "fleet.max_age",
+        ),
+    ];
+    for (fleet, key) in &cases {
+        std::fs::write(&config, format!("{server}{fleet}")).unwrap();
+        for cmd in [&["policy", "check"][..], &["serve"][..]] {
+            let out = Command::new(bin())
+                .args(cmd)
+                .arg("--config")
+                .arg(&config)
+                .output()
+                .unwrap();
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{cmd:?} {fleet}: {e}");
+            assert!(e.contains(key), "{cmd:?}: {e}");
+            assert!(!dir.path().join("cri.sock").exists());
+        }
+    }
+    std::fs::write(
+        &config,
+        format!("{server}[fleet]\npublish = true\nkey = {private:?}\ntrusted = [{public:?}]\nmax_age = \"24h\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -804,3 +804,76 @@ fn kubelet_configuration_and_flags() {
         }
     });
 }
+
+#[test]
+fn scan_attestations() {
+    use pullwarden::fleet::attestation::{
+        ImageBinding, MAX_ENVELOPE_BYTES, build_attestation, verify_attestation,
+    };
+    use pullwarden::fleet::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
+    use pullwarden::fleet::{AttestationSigner, PREDICATE_TYPE};
+
+    let pem = sigstore::crypto::SigningScheme::ED25519
+        .create_signer()
+        .unwrap()
+        .to_sigstore_keypair()
+        .unwrap()
+        .private_key_to_pem()
+        .unwrap();
+    let signer = AttestationSigner::from_pem("k", pem.as_bytes(), b"").unwrap();
+    let layer = Layer::from_entries(
+        &[
+            Entry::file("var/lib/dpkg/status", DPKG),
+            Entry::file("etc/os-release", OS_RELEASE),
+            Entry::file("app/.env", "AWS_ACCESS_KEY_ID=AKIAZ7VRSUGVXW3FQ2MN\n"),
+        ],
+        Compression::Gzip,
+    );
+    let blobs = MemoryBlobs::new();
+    let digest = blobs.add(&layer.blob);
+    let lref = LayerRef {
+        digest,
+        diff_id: Some(layer.diff_id.parse().unwrap()),
+        media_type: layer.media_type.clone(),
+        size: layer.blob.len() as u64,
+    };
+    let scanner = Scanner::new(&ScanLimits::default(), None);
+    let results = scanner
+        .layer_results(&blobs, std::slice::from_ref(&lref), None)
+        .unwrap();
+    let image = ImageBinding {
+        manifest: Digest::sha256_of(b"manifest"),
+        index: Some(Digest::sha256_of(b"index")),
+        name: "r.io/app".into(),
+        layers: vec![lref],
+        analyzer_set: analyzers::ANALYZER_SET_VERSION,
+        scan_config: scanner.config_hash().to_string(),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let envelope = build_attestation(&image, &results, now, &signer).unwrap();
+    let trusted = vec![signer.public.clone()];
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    // The seed is accepted, so mutations reach every check.
+    assert!(verify_attestation(&envelope, MAX_ENVELOPE_BYTES, &trusted, &image, week, now).is_ok());
+    survive("DSSE envelope", &[&envelope], 3000, |b| {
+        let _ = verify_attestation(b, MAX_ENVELOPE_BYTES, &trusted, &image, week, now);
+    });
+    // Mutated statements signed by the trusted key: the predicate parser and the
+    // binding checks see hostile content the signature check would otherwise stop.
+    let payload = dsse::open(&envelope, MAX_ENVELOPE_BYTES, IN_TOTO_PAYLOAD_TYPE)
+        .unwrap()
+        .payload;
+    let keyid = dsse::keyid_of(&signer.public);
+    survive("signed scan statement", &[&payload], 3000, |b| {
+        let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b, &keyid, |m| signer.sign(m)).unwrap();
+        let _ = verify_attestation(
+            &env.to_vec(),
+            MAX_ENVELOPE_BYTES,
+            &trusted,
+            &image,
+            week,
+            now,
+        );
+        let _ = dsse::parse_statement::<serde_json::Value>(b, PREDICATE_TYPE);
+    });
+}

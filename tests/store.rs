@@ -106,6 +106,7 @@ pub fn sample_verdict(digest: &str, reference: &str, decision: Decision) -> Verd
         decided_at: "2026-11-26T10:00:00Z".into(),
         policy_fingerprint: "f".repeat(64),
         db_version: "osv-2026-11-25".into(),
+        scan_source: None,
     }
 }
 

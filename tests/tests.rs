@@ -16,6 +16,7 @@ mod containerd_api;
 mod cri_clients;
 mod cri_proxy;
 mod doctor;
+mod fleet;
 mod gate_e2e;
 mod gate_flow;
 mod hostile;

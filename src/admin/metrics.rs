@@ -62,6 +62,11 @@ struct PullLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -266,6 +271,8 @@ pub struct Metrics {
     verify: Histogram,
     scan: Histogram,
     scanned_bytes: Counter,
+    /// Image scans by where the layer results came from (`local`, `attested`).
+    scans: Family<SourceLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     call_series: SeriesCap<CallLabels>,
     call_latency: Family<MethodLabel, Histogram>,
@@ -351,6 +358,16 @@ impl Metrics {
             "Uncompressed layer bytes scanned.",
             scanned_bytes.clone(),
         );
+        let scans = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "pullwarden_scans",
+            "Image scans by where the layer results came from (local: layers read here; attested: a trusted fleet scan attestation).",
+            scans.clone(),
+        );
+        // Both series exist from the start, so a rate over them is never undefined.
+        for source in ["local", "attested"] {
+            let _ = scans.get_or_create(&SourceLabel { source });
+        }
         let enforcing = Gauge::default();
         registry.register(
             "pullwarden_enforcing",
@@ -417,6 +434,7 @@ impl Metrics {
             verify,
             scan,
             scanned_bytes,
+            scans,
             calls,
             call_series: SeriesCap::new(),
             call_latency,
@@ -470,6 +488,17 @@ impl Metrics {
     pub fn observe_scan(&self, secs: f64, bytes: u64) {
         self.scan.observe(non_negative(secs));
         self.scanned_bytes.inc_by(bytes);
+    }
+
+    /// One image scan whose layer results came from `source` (`local`, or `attested`:
+    /// a fleet scan attestation, no layer read).
+    pub fn record_scan_source(&self, source: &str) {
+        let source = if source == "attested" {
+            "attested"
+        } else {
+            "local"
+        };
+        self.scans.get_or_create(&SourceLabel { source }).inc();
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it

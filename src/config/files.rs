@@ -50,7 +50,8 @@ impl PolicyFiles {
 }
 
 impl Config {
-    /// Reads and parses every key file, trust root and denylist of every policy.
+    /// Reads and parses every key file, trust root and denylist of every policy, and the
+    /// `[fleet]` keys (kept in `fleet_keys`).
     /// `Err` names the first bad file by its key (inside the config file, when the
     /// config came from one); `Ok` carries warnings (duplicate keys).
     ///
@@ -74,6 +75,14 @@ impl Config {
                 None => e,
             })?;
         }
+        let keys = self.fleet.load_keys().map_err(|e| match &source {
+            Some(path) => ConfigError::InFile {
+                path: path.clone(),
+                source: Box::new(e),
+            },
+            None => e,
+        })?;
+        self.fleet_keys = Some(keys);
         Ok(report)
     }
 }

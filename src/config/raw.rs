@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub scan: RawScanLimits,
     #[serde(default)]
     pub policy: Vec<RawPolicy>,
+    #[serde(default)]
+    pub fleet: crate::fleet::RawFleet,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -178,3 +178,12 @@ impl GateError {
         }
     }
 }
+
+impl From<crate::engine::EngineError> for GateError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        match e {
+            crate::engine::EngineError::Scan(e) => GateError::Scan(e),
+            crate::engine::EngineError::Match(e) => GateError::VulnDb(e),
+        }
+    }
+}

@@ -360,26 +360,34 @@ impl Gate {
         if target.digest != resolved.digest {
             return Err(Moved(target.digest));
         }
+        let mut scan_source = None;
         let judged = if ctx.policy.scan.enabled {
             let started = std::time::Instant::now();
-            let judged = self
+            let (judged, source) = self
                 .scanner
-                .scan(&ctx.policy, &target)
+                .scan_pulled(&ctx.policy, &target, &ctx.reference, ctx.auth.as_ref())
                 .await
                 .map_err(Failed)?;
-            let bytes = judged
-                .report
-                .layers
-                .iter()
-                .map(|l| l.uncompressed_bytes)
-                .sum();
+            self.metrics.record_scan_source(&source.kind);
+            scan_source = Some(source);
+            // An attested scan read no layer here.
+            let bytes = if scan_source.as_ref().is_some_and(|s| s.kind == "attested") {
+                0
+            } else {
+                judged
+                    .report
+                    .layers
+                    .iter()
+                    .map(|l| l.uncompressed_bytes)
+                    .sum()
+            };
             self.metrics
                 .observe_scan(started.elapsed().as_secs_f64(), bytes);
             Some(judged)
         } else {
             None
         };
-        let v = evaluate::evaluate(
+        let mut v = evaluate::evaluate(
             &ctx.policy,
             subject,
             signatures,
@@ -387,6 +395,7 @@ impl Gate {
             keys,
             (self.clock)(),
         );
+        v.scan_source = scan_source;
         self.store(key, &v).await.map_err(Failed)?;
         self.record(ctx, &v, How::Evaluated);
         Ok(v)

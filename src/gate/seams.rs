@@ -46,6 +46,21 @@ pub trait SignatureSource: Send + Sync {
 pub trait ImageScanner: Send + Sync {
     async fn scan(&self, policy: &Policy, target: &Target) -> Result<JudgedScan, GateError>;
 
+    /// The scan of an image just pulled as `reference` with `auth`, and where its layer
+    /// results came from (a fleet attestation, or a local scan). The default scans.
+    async fn scan_pulled(
+        &self,
+        policy: &Policy,
+        target: &Target,
+        _reference: &Reference,
+        _auth: Option<&k8s_cri::v1::AuthConfig>,
+    ) -> Result<(JudgedScan, crate::fleet::ScanSource), GateError> {
+        Ok((
+            self.scan(policy, target).await?,
+            crate::fleet::ScanSource::local(),
+        ))
+    }
+
     /// Version of the vulnerability database the scan matches against (part of the key).
     fn db_version(&self) -> String;
 }

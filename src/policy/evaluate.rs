@@ -86,6 +86,7 @@ pub fn evaluate(
         decided_at: rfc3339(now),
         policy_fingerprint: keys.policy_fingerprint.to_string(),
         db_version: keys.db_version.to_string(),
+        scan_source: None,
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Verdict {
     pub decided_at: String,
     pub policy_fingerprint: String,
     pub db_version: String,
+    /// Where the layer results came from: `{"kind": "local"|"attested", "signer",
+    /// "attested_at"}` (absent when nothing was scanned, and in verdicts stored before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_source: Option<crate::fleet::ScanSource>,
 }
 
 impl Verdict {

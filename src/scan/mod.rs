@@ -137,6 +137,13 @@ impl Scanner {
         self
     }
 
+    /// Hash of everything in the scan config that changes a layer's result (limits,
+    /// denylist): 16 hex characters. Fleet attestations carry it; a consumer requires
+    /// its own.
+    pub fn config_hash(&self) -> &str {
+        &self.config_hash
+    }
+
     /// Cache key of a layer: blob digest (verified on every scan, unlike the
     /// config's diffID claim), analyzer-set version, scan config hash.
     pub fn cache_key(&self, layer: &LayerRef) -> String {

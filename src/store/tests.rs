@@ -37,6 +37,7 @@ pub(crate) fn verdict(
         decided_at: "2026-11-26T10:00:00Z".into(),
         policy_fingerprint: fp.to_string(),
         db_version: dbv.to_string(),
+        scan_source: None,
     }
 }
 

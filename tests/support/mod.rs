@@ -19,6 +19,8 @@ pub struct ItEnv {
     pub registry: String,
     pub containerd_sock: PathBuf,
     pub containerd_root: PathBuf,
+    /// A second containerd ("node B"), when the harness started one.
+    pub containerd2_sock: Option<PathBuf>,
 }
 
 pub fn it_env() -> &'static ItEnv {
@@ -40,6 +42,7 @@ pub fn it_env_opt() -> Option<&'static ItEnv> {
             registry: var("PW_IT_REGISTRY")?,
             containerd_sock: var("PW_IT_CONTAINERD_SOCK")?.into(),
             containerd_root: var("PW_IT_CONTAINERD_ROOT")?.into(),
+            containerd2_sock: var("PW_IT_CONTAINERD2_SOCK").map(PathBuf::from),
         })
     })
     .as_ref()

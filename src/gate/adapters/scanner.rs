@@ -14,8 +14,12 @@ use std::time::Duration;
 
 use crate::config::ScanLimits;
 use crate::containerd::{Containerd, Target};
+use crate::digest::Digest;
+use crate::fleet::{Fleet, ImageBinding, ScanSource};
 use crate::gate::ImageScanner;
 use crate::policy::evaluate::JudgedScan;
+use crate::reference::Reference;
+use crate::registry::{Credentials, RegistryClient};
 use crate::report::ScanReport;
 use crate::scan::image::{Platform, resolve_image};
 use crate::scan::{BlobSource, ContainerdContent, LayerCache, LayerResult, ScanError, Scanner};
@@ -77,6 +81,9 @@ pub struct LayerScanner {
     layers: LayerStore,
     vulndb: std::sync::RwLock<(Arc<VulnDb>, Option<FileStamp>)>,
     vulndb_path: PathBuf,
+    /// `[fleet]`: scan attestations looked up before a scan and published after one,
+    /// through this registry client.
+    fleet: std::sync::RwLock<Option<(Arc<Fleet>, RegistryClient)>>,
 }
 
 /// A policy's scanner (`None`: a scan outside any policy) and the snapshot its denylist
@@ -112,7 +119,81 @@ impl LayerScanner {
             layers,
             vulndb: std::sync::RwLock::new((Arc::new(db), stamped)),
             vulndb_path,
+            fleet: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Sets (or, with `None`, clears) the fleet: from the next pull on.
+    pub fn set_fleet(&self, fleet: Option<(Arc<Fleet>, RegistryClient)>) {
+        *self.fleet.write().unwrap_or_else(|p| p.into_inner()) = fleet;
+    }
+
+    /// The report of a pulled image, and where its layer results came from: an accepted
+    /// scan attestation (no layer byte read), else a local scan — which is then
+    /// published in the background when `[fleet] publish` is on. Without a fleet this
+    /// is [`LayerScanner::report`].
+    pub async fn report_pulled(
+        &self,
+        policy: Option<&Policy>,
+        digest: &Digest,
+        reference: &Reference,
+        creds: &Credentials,
+    ) -> Result<(ScanReport, ScanSource), GateError> {
+        let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some((fleet, client)) = fleet.filter(|(f, _)| f.consumes() || f.publishes()) else {
+            return Ok((self.report(policy, digest).await?, ScanSource::local()));
+        };
+        let scanner = self.scanner_for(policy)?;
+        let root = self.root().await?;
+        let lease = self
+            .containerd
+            .lease(std::slice::from_ref(digest), LEASE_TTL)
+            .await
+            .map_err(GateError::Containerd)?;
+        let src = Arc::new(ContentWithFallback {
+            dir: ContainerdContent::new(&root),
+            containerd: self.containerd.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            max_blob: self
+                .limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .max_layer_bytes,
+        });
+        let result: Result<(Vec<LayerResult>, ScanSource), GateError> = async {
+            // Manifests and config only: no layer byte is read to bind an attestation.
+            let (s, d) = (src.clone(), digest.clone());
+            let resolved =
+                tokio::task::spawn_blocking(move || resolve_image(&*s, &d, &Platform::host()))
+                    .await
+                    .map_err(GateError::Task)?
+                    .map_err(GateError::Scan)?;
+            let binding = ImageBinding::of(&resolved, reference, &scanner);
+            if let Some(a) = fleet.lookup(&client, reference, creds, &binding).await {
+                let source = a.scan_source();
+                return Ok((a.verified.layers, source));
+            }
+            let cache = StoredLayers(self.layers.clone());
+            let (s, layers, sc) = (src.clone(), resolved.layers.clone(), scanner.clone());
+            let results =
+                tokio::task::spawn_blocking(move || sc.layer_results(&*s, &layers, Some(&cache)))
+                    .await
+                    .map_err(GateError::Task)?
+                    .map_err(GateError::Scan)?;
+            fleet.publish_after_scan(
+                client.clone(),
+                reference.clone(),
+                creds.clone(),
+                binding,
+                results.clone(),
+            );
+            Ok((results, ScanSource::local()))
+        }
+        .await;
+        lease.release().await;
+        let (results, source) = result?;
+        let report = crate::engine::from_layers(&results, &self.vulndb())?;
+        Ok((report, source))
     }
 
     /// New limits and denylists (config reload), and the vulnerability database as
@@ -261,11 +342,7 @@ impl LayerScanner {
         })
         .await;
         lease.release().await;
-        match scanned.map_err(GateError::Task)? {
-            Ok(report) => Ok(report),
-            Err(crate::engine::EngineError::Scan(e)) => Err(GateError::Scan(e)),
-            Err(crate::engine::EngineError::Match(e)) => Err(GateError::VulnDb(e)),
-        }
+        Ok(scanned.map_err(GateError::Task)??)
     }
 }
 
@@ -275,6 +352,21 @@ impl ImageScanner for LayerScanner {
         let report = self.report(Some(policy), &target.digest).await?;
         let today = time::OffsetDateTime::now_utc().date();
         Ok(crate::engine::judge(report, &policy.scan, today))
+    }
+
+    async fn scan_pulled(
+        &self,
+        policy: &Policy,
+        target: &Target,
+        reference: &Reference,
+        auth: Option<&k8s_cri::v1::AuthConfig>,
+    ) -> Result<(JudgedScan, ScanSource), GateError> {
+        let creds = auth.map(Credentials::from).unwrap_or_default();
+        let (report, source) = self
+            .report_pulled(Some(policy), &target.digest, reference, &creds)
+            .await?;
+        let today = time::OffsetDateTime::now_utc().date();
+        Ok((crate::engine::judge(report, &policy.scan, today), source))
     }
 
     fn db_version(&self) -> String {

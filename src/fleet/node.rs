@@ -1,0 +1,172 @@
+//! The gate's one seam into the fleet: [`Fleet::lookup`] before a scan (an accepted
+//! attestation's layer results, or `None`: scan locally) and [`Fleet::publish_after_scan`]
+//! after one (in the background; a failure is logged and counted, never returned).
+//! Neither can change a verdict by failing: the worst case is a local scan.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+
+use super::attestation::ImageBinding;
+use super::config::FleetKeys;
+use super::consume::{Attested, consume};
+use super::publish::publish;
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::{Credentials, RegistryClient};
+use crate::scan::{LayerResult, ResolvedImage, Scanner};
+
+/// Counters for the metrics endpoint (`pullwarden_scans_total{source}` and the publish
+/// outcome counters are the lead's to expose).
+#[derive(Debug, Default)]
+pub struct FleetCounters {
+    /// Scans replaced by an attestation.
+    pub attested: AtomicU64,
+    /// Attestations passed over (each with a logged reason).
+    pub ignored: AtomicU64,
+    /// Lookups the registry could not answer (then scanned locally).
+    pub lookup_failed: AtomicU64,
+    pub published: AtomicU64,
+    /// Failed publishes by [`super::PublishError::kind`].
+    pub publish_failed: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// `[fleet]` as the daemon runs it.
+#[derive(Debug)]
+pub struct Fleet {
+    keys: FleetKeys,
+    pub counters: FleetCounters,
+}
+
+impl ImageBinding {
+    /// The binding of an image containerd stored (`resolved`: from its content store,
+    /// manifests and config only), pulled as `reference`, scanned by `scanner`.
+    pub fn of(resolved: &ResolvedImage, reference: &Reference, scanner: &Scanner) -> ImageBinding {
+        let index = (resolved.digest != resolved.manifest_digest).then(|| resolved.digest.clone());
+        ImageBinding {
+            manifest: resolved.manifest_digest.clone(),
+            index,
+            name: reference.name(),
+            layers: resolved.layers.clone(),
+            analyzer_set: crate::scan::analyzers::ANALYZER_SET_VERSION,
+            scan_config: scanner.config_hash().to_string(),
+        }
+    }
+}
+
+impl Fleet {
+    pub fn new(keys: FleetKeys) -> Fleet {
+        Fleet {
+            keys,
+            counters: FleetCounters::default(),
+        }
+    }
+
+    /// Whether lookups are made at all (some key is trusted).
+    pub fn consumes(&self) -> bool {
+        self.keys.consumes()
+    }
+
+    /// Whether scans are published (`publish = true` and a key).
+    pub fn publishes(&self) -> bool {
+        self.keys.signer.is_some()
+    }
+
+    /// An accepted attestation for `image`, or `None` (no trusted key, none found, every
+    /// one ignored — each reason logged — or the registry unavailable): scan locally.
+    pub async fn lookup(
+        &self,
+        client: &RegistryClient,
+        reference: &Reference,
+        creds: &Credentials,
+        image: &ImageBinding,
+    ) -> Option<Attested> {
+        if !self.consumes() {
+            return None;
+        }
+        let now = OffsetDateTime::now_utc();
+        let found = consume(
+            client,
+            reference,
+            creds,
+            image,
+            &self.keys.trust,
+            self.keys.limits,
+            now,
+        )
+        .await;
+        let lookup = match found {
+            Ok(l) => l,
+            Err(e) => {
+                self.counters.lookup_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(digest = %image.manifest, error = %e, "scan attestations could not be looked up; scanning locally");
+                return None;
+            }
+        };
+        for i in &lookup.ignored {
+            self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                digest = %image.manifest,
+                artifact = i.artifact.as_ref().map(Digest::to_string).unwrap_or_default(),
+                reason = %i.reason,
+                "scan attestation ignored"
+            );
+        }
+        if let Some(a) = &lookup.attested {
+            self.counters.attested.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(digest = %image.manifest, artifact = %a.artifact, signer = %a.verified.signer, "layer scan replaced by a scan attestation");
+        }
+        lookup.attested
+    }
+
+    /// Publishes the local scan of `image` on a background task, when publishing is
+    /// configured. The outcome is logged and counted; the caller never waits for it.
+    pub fn publish_after_scan(
+        self: &Arc<Self>,
+        client: RegistryClient,
+        reference: Reference,
+        creds: Credentials,
+        image: ImageBinding,
+        results: Vec<LayerResult>,
+    ) {
+        let Some(signer) = self.keys.signer.clone() else {
+            return;
+        };
+        let fleet = self.clone();
+        tokio::spawn(async move {
+            let r = publish(
+                &client,
+                &reference,
+                &creds,
+                &image,
+                &results,
+                &signer,
+                OffsetDateTime::now_utc(),
+            )
+            .await;
+            fleet.record_publish(&image.manifest, r);
+        });
+    }
+
+    /// Counts and logs one publish outcome (also for callers that await `publish`).
+    pub fn record_publish(
+        &self,
+        digest: &Digest,
+        r: Result<super::Published, super::PublishError>,
+    ) {
+        match r {
+            Ok(p) => {
+                self.counters.published.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%digest, artifact = %p.manifest, via = p.via, "scan attestation published");
+            }
+            Err(e) => {
+                if let Ok(mut m) = self.counters.publish_failed.lock() {
+                    *m.entry(e.kind()).or_default() += 1;
+                }
+                tracing::warn!(%digest, kind = e.kind(), error = %e, "scan attestation not published (the verdict is unaffected)");
+            }
+        }
+    }
+}
