@@ -46,3 +46,18 @@ fi
 
 # Independent gRPC clients for the CRI tests and bench (PyPI and npm, into target/clients).
 bash "$(dirname "$0")/install-clients.sh"
+
+# The lint gate of integration/test.sh: clippy and rustfmt (rustup components where the
+# toolchain came from rustup) and cargo-deny (built from crates.io; pinned).
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  if have rustup; then
+    rustup component add clippy rustfmt
+  else
+    echo "install-deps: cargo clippy and cargo fmt are missing (rustup component add clippy rustfmt)" >&2
+    exit 1
+  fi
+fi
+if ! cargo deny --version 2>/dev/null | grep -q '^cargo-deny 0\.20\.2'; then
+  echo "install-deps: cargo install cargo-deny 0.20.2" >&2
+  cargo install --locked --quiet cargo-deny --version 0.20.2
+fi

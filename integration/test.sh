@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 
 bash integration/install-deps.sh
 
+# The discipline, enforced (issue 12): formatting, every clippy warning (the `[lints]`
+# table in Cargo.toml), and what may enter the build (deny.toml; advisories need the
+# RustSec database from the network, so they are not checked here).
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+deny_log=$(mktemp)
+if ! cargo deny --locked --offline check licenses bans sources >"$deny_log" 2>&1; then
+  cat "$deny_log"
+  exit 1
+fi
+tail -n 1 "$deny_log"
+rm -f "$deny_log"
+
 dir=$(mktemp -d /tmp/pullwarden-it.XXXXXX)
 cleanup() {
   status=$?
