@@ -166,6 +166,9 @@ pub struct Policy {
     pub on_error: OnError,
     pub signatures: Option<SignaturePolicy>,
     pub scan: ScanPolicy,
+    /// `[policy.vex]`: who may suppress findings with VEX. `None`: the keys the policy
+    /// trusts for the image itself (`[policy.signatures] keys`).
+    pub vex: Option<VexPolicy>,
     #[serde(skip)]
     image_globs: GlobSet,
     #[serde(skip)]
@@ -188,6 +191,13 @@ pub struct SignaturePolicy {
     pub allowed_references: Vec<String>,
     #[serde(skip)]
     pub allowed_reference_globs: GlobSet,
+}
+
+/// `[policy.vex]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct VexPolicy {
+    /// Public key files whose signed VEX attestations may suppress findings.
+    pub keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]

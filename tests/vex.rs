@@ -362,3 +362,112 @@ fn vex_file_is_the_operators_statement_and_envelopes_need_a_trusted_key() {
     assert_eq!(code, 2);
     assert!(err.contains("--vex"), "{err}");
 }
+
+/// `[policy.vex] keys` replaces the image signers as the VEX signers: the vendor's key
+/// listed there suppresses, the image signer's key no longer does; a keyless VEX signer
+/// and a missing key file are refused at load (exit 64, naming the key).
+#[test]
+fn policy_vex_keys_choose_who_may_suppress() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = Image::new(vec![Layer::from_entries(
+        &[
+            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+            Entry::file(
+                "var/lib/dpkg/status",
+                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
+            ),
+        ],
+        Compression::Gzip,
+    )]);
+    let layout = dir.path().join("layout");
+    img.write_oci_layout(&layout, "v1");
+    let (image_signer, vendor) = (signer(), signer());
+    let image_key = dir.path().join("image.pub");
+    let vendor_key = dir.path().join("vendor.pub");
+    std::fs::write(&image_key, &image_signer.public_pem).unwrap();
+    std::fs::write(&vendor_key, &vendor.public_pem).unwrap();
+    let config = |vex_section: &str| {
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\nstate_dir = \"{}\"\n[[policy]]\nname = \"ci\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [\"{}\"]\n[policy.scan]\nmax_severity = \"high\"\n{vex_section}",
+                dir.path().join("state").display(),
+                image_key.display()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let cfg = config(&format!(
+        "[policy.vex]\nkeys = [\"{}\"]\n",
+        vendor_key.display()
+    ));
+    let osv = dir.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["db", "import", "--config", cfg.to_str().unwrap()])
+        .arg(&osv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source = format!("oci:{}:v1", layout.display());
+    let good = openvex(
+        &img.digest,
+        "base-files@12.4+deb12u5",
+        "fixed",
+        None,
+        "2026-11-05T00:00:00Z",
+    );
+    let vex_file = dir.path().join("vex.json");
+    let scan_with = |cfg: &std::path::Path, env: Vec<u8>| {
+        std::fs::write(&vex_file, env).unwrap();
+        run(&[
+            "scan",
+            &source,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--vex",
+            vex_file.to_str().unwrap(),
+        ])
+    };
+    // The vendor's key, listed in [policy.vex]: applied.
+    let (code, doc, err) = scan_with(&cfg, envelope(&vendor, &img.digest, &good));
+    assert_eq!(code, 0, "{err} {doc}");
+    assert!(
+        doc["vex"]["suppressed"][0]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("vendor.pub")
+    );
+    // The image signer's key is not a VEX signer once [policy.vex] names others.
+    let (code, doc, err) = scan_with(&cfg, envelope(&image_signer, &img.digest, &good));
+    assert_eq!(code, 1, "{err} {doc}");
+    assert!(doc["vex"]["suppressed"].as_array().unwrap().is_empty());
+    // Refused at load: a keyless VEX signer, and a key file that is not there.
+    for (section, names) in [
+        (
+            "[[policy.vex.keyless]]\nissuer = \"https://accounts.example.com\"\nsubject = \"vex@example.com\"\n".to_string(),
+            "policy[0].vex.keyless",
+        ),
+        (
+            format!("[policy.vex]\nkeys = [\"{}\"]\n", dir.path().join("absent.pub").display()),
+            "policy[0].vex.keys[0]",
+        ),
+    ] {
+        let cfg = config(&section);
+        let out = std::process::Command::new(bin())
+            .args(["policy", "check", "--config", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.contains(names), "{err}");
+    }
+}

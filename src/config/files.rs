@@ -121,6 +121,14 @@ fn bad_file(key: String, path: &Path, reason: impl std::fmt::Display) -> ConfigE
 /// Reads, parses and keeps (in `p.files`) every file of policy `i`.
 fn check_policy(i: usize, p: &mut Policy, report: &mut FileReport) -> Result<(), ConfigError> {
     let mut files = PolicyFiles::default();
+    if let Some(v) = &p.vex {
+        for (j, path) in v.keys.iter().enumerate() {
+            let bad = |r| bad_file(format!("policy[{i}].vex.keys[{j}]"), path, r);
+            let bytes = crate::verify::keys::read_key_file(path).map_err(bad)?;
+            TrustedKey::from_file_bytes(&path.display().to_string(), &bytes).map_err(bad)?;
+            files.bytes.insert(path.clone(), Arc::from(bytes));
+        }
+    }
     if let Some(s) = &p.signatures {
         let base = format!("policy[{i}].signatures");
         // (index, path, fingerprint) of each distinct key, first listing wins.

@@ -8,8 +8,8 @@ use crate::report::Severity;
 
 use super::{
     ConfigError, FindingAction, KeylessIdentity, Mode, OnError, Policy, RawPolicy, RawScanPolicy,
-    RawSignatures, ScanPolicy, SignatureLocation, SignaturePolicy, VulnException, invalid,
-    parse_enum,
+    RawSignatures, ScanPolicy, SignatureLocation, SignaturePolicy, VexPolicy, VulnException,
+    invalid, parse_enum,
 };
 
 /// `*` stays within one path segment, `**` crosses segments (globset with
@@ -69,6 +69,7 @@ pub(super) fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigEr
         .map(|s| validate_signatures(&key("signatures"), s))
         .transpose()?;
     let scan = validate_scan_policy(&key("scan"), p.scan.unwrap_or_default())?;
+    let vex = p.vex.map(|v| validate_vex(&key("vex"), v)).transpose()?;
     Ok(Policy {
         name,
         images,
@@ -77,10 +78,30 @@ pub(super) fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigEr
         on_error,
         signatures,
         scan,
+        vex,
         image_globs,
         namespace_globs,
         files: Default::default(),
     })
+}
+
+fn validate_vex(key: &str, v: super::raw::RawVex) -> Result<VexPolicy, ConfigError> {
+    // Refused rather than ignored: a keyless VEX signer that silently trusted no one
+    // would let an operator believe vendor VEX applies when it never does.
+    if v.keyless.as_ref().is_some_and(|k| !k.is_empty()) {
+        return Err(invalid(
+            format!("{key}.keyless"),
+            "keyless VEX signers are not supported yet; list the vendor's public keys in keys",
+        ));
+    }
+    let keys = v.keys.unwrap_or_default();
+    if keys.is_empty() {
+        return Err(invalid(
+            format!("{key}.keys"),
+            "a vex section needs at least one key (leave the section out to trust the policy's image signers)",
+        ));
+    }
+    Ok(VexPolicy { keys })
 }
 
 pub(super) fn validate_signatures(

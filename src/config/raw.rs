@@ -90,6 +90,17 @@ pub struct RawPolicy {
     pub on_error: Option<String>,
     pub signatures: Option<RawSignatures>,
     pub scan: Option<RawScanPolicy>,
+    pub vex: Option<RawVex>,
+}
+
+/// `[policy.vex]`: who may suppress this policy's findings with VEX.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVex {
+    /// Public keys whose signed VEX attestations count (PEM files).
+    pub keys: Option<Vec<PathBuf>>,
+    /// Keyless VEX signers (same shape as `[[policy.signatures.keyless]]`).
+    pub keyless: Option<Vec<RawKeyless>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

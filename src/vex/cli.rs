@@ -4,8 +4,8 @@
 //! Trust: a plain VEX document given with `--vex` is the operator's own input and is
 //! applied as such (signer `operator (FILE)`); a DSSE envelope given with `--vex`, and
 //! every attestation attached to the image, counts only when signed by a key the
-//! policy trusts for VEX. Until `[policy.vex]` is read from the config, those are the
-//! keys the policy trusts for the image itself (`[policy.signatures] keys`).
+//! policy trusts for VEX: `[policy.vex] keys`, or without that section the keys the
+//! policy trusts for the image itself (`[policy.signatures] keys`).
 
 use std::path::PathBuf;
 
@@ -19,14 +19,20 @@ use crate::registry::{Credentials, RegistryClient};
 use crate::report::ScanReport;
 use crate::verify::keys::TrustedKey;
 
-/// The keys trusted for VEX under `policy` (see the module doc).
+/// The keys trusted for VEX under `policy`: `[policy.vex] keys`, or without that
+/// section the keys the policy trusts for the image (`[policy.signatures] keys`).
 pub fn vex_keys(policy: Option<&Policy>) -> anyhow::Result<Vec<TrustedKey>> {
     let mut keys = Vec::new();
-    for path in policy
-        .and_then(|p| p.signatures.as_ref())
-        .map(|s| s.keys.as_slice())
-        .unwrap_or_default()
-    {
+    let paths = match policy {
+        Some(Policy { vex: Some(v), .. }) => v.keys.as_slice(),
+        Some(p) => p
+            .signatures
+            .as_ref()
+            .map(|s| s.keys.as_slice())
+            .unwrap_or_default(),
+        None => &[],
+    };
+    for path in paths {
         keys.push(
             TrustedKey::load(path)
                 .map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?,
