@@ -83,16 +83,7 @@ async fn signed_vex_suppresses_only_when_trusted_and_matching() {
     let env = it_env();
     let dir = tempfile::tempdir().unwrap();
     let repo = unique_repo("vex");
-    let img = Image::new(vec![Layer::from_entries(
-        &[
-            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
-            Entry::file(
-                "var/lib/dpkg/status",
-                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
-            ),
-        ],
-        Compression::Gzip,
-    )]);
+    let img = base_files_image();
     img.push(&env.registry, &repo, "v1").await;
     let source = format!("docker://{}/{repo}:v1", env.registry);
     let vendor = signer();
@@ -110,19 +101,7 @@ async fn signed_vex_suppresses_only_when_trusted_and_matching() {
         ),
     )
     .unwrap();
-    let osv = dir.path().join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
-    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["db", "import", "--config", cfg.to_str().unwrap()])
-        .arg(&osv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_advisory(dir.path(), &cfg);
     let scan = |extra: &[&str]| {
         let mut a = vec![
             "scan",
@@ -275,16 +254,7 @@ async fn signed_vex_suppresses_only_when_trusted_and_matching() {
 fn vex_file_is_the_operators_statement_and_envelopes_need_a_trusted_key() {
     let dir = tempfile::tempdir().unwrap();
     // An OCI layout with base-files, and the database with its advisory.
-    let img = Image::new(vec![Layer::from_entries(
-        &[
-            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
-            Entry::file(
-                "var/lib/dpkg/status",
-                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
-            ),
-        ],
-        Compression::Gzip,
-    )]);
+    let img = base_files_image();
     let layout = dir.path().join("layout");
     img.write_oci_layout(&layout, "v1");
     let vendor = signer();
@@ -300,19 +270,7 @@ fn vex_file_is_the_operators_statement_and_envelopes_need_a_trusted_key() {
         ),
     )
     .unwrap();
-    let osv = dir.path().join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
-    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["db", "import", "--config", cfg.to_str().unwrap()])
-        .arg(&osv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_advisory(dir.path(), &cfg);
     let source = format!("oci:{}:v1", layout.display());
     let product = img.digest.clone();
     let vex_file = dir.path().join("vex.json");
@@ -369,16 +327,7 @@ fn vex_file_is_the_operators_statement_and_envelopes_need_a_trusted_key() {
 #[test]
 fn policy_vex_keys_choose_who_may_suppress() {
     let dir = tempfile::tempdir().unwrap();
-    let img = Image::new(vec![Layer::from_entries(
-        &[
-            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
-            Entry::file(
-                "var/lib/dpkg/status",
-                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
-            ),
-        ],
-        Compression::Gzip,
-    )]);
+    let img = base_files_image();
     let layout = dir.path().join("layout");
     img.write_oci_layout(&layout, "v1");
     let (image_signer, vendor) = (signer(), signer());
@@ -403,19 +352,7 @@ fn policy_vex_keys_choose_who_may_suppress() {
         "[policy.vex]\nkeys = [\"{}\"]\n",
         vendor_key.display()
     ));
-    let osv = dir.path().join("osv");
-    std::fs::create_dir_all(&osv).unwrap();
-    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["db", "import", "--config", cfg.to_str().unwrap()])
-        .arg(&osv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_advisory(dir.path(), &cfg);
     let source = format!("oci:{}:v1", layout.display());
     let good = openvex(
         &img.digest,
@@ -470,4 +407,35 @@ fn policy_vex_keys_choose_who_may_suppress() {
         assert_eq!(out.status.code(), Some(64), "{err}");
         assert!(err.contains(names), "{err}");
     }
+}
+
+/// A Debian image with one package, `base-files 12.4+deb12u5`, that `OSV` affects.
+fn base_files_image() -> Image {
+    Image::new(vec![Layer::from_entries(
+        &[
+            Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+            Entry::file(
+                "var/lib/dpkg/status",
+                "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
+            ),
+        ],
+        Compression::Gzip,
+    )])
+}
+
+/// Imports the `OSV` advisory into the database of the config `cfg`.
+fn import_advisory(dir: &std::path::Path, cfg: &std::path::Path) {
+    let osv = dir.join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["db", "import", "--config", cfg.to_str().unwrap()])
+        .arg(&osv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

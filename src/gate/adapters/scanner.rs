@@ -144,22 +144,8 @@ impl LayerScanner {
             return Ok((self.report(policy, digest).await?, ScanSource::local()));
         };
         let scanner = self.scanner_for(policy)?;
-        let root = self.root().await?;
-        let lease = self
-            .containerd
-            .lease(std::slice::from_ref(digest), LEASE_TTL)
-            .await
-            .map_err(GateError::Containerd)?;
-        let src = Arc::new(ContentWithFallback {
-            dir: ContainerdContent::new(&root),
-            containerd: self.containerd.clone(),
-            runtime: tokio::runtime::Handle::current(),
-            max_blob: self
-                .limits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .max_layer_bytes,
-        });
+        let (lease, src) = self.leased_content(digest).await?;
+        let src = Arc::new(src);
         let result: Result<(Vec<LayerResult>, ScanSource), GateError> = async {
             // Manifests and config only: no layer byte is read to bind an attestation.
             let (s, d) = (src.clone(), digest.clone());
@@ -289,6 +275,31 @@ impl LayerScanner {
         Ok(s)
     }
 
+    /// The image's blobs in containerd's content store, under a lease taken on `digest`
+    /// so that nothing is garbage-collected while they are read. The caller releases it.
+    async fn leased_content(
+        &self,
+        digest: &crate::digest::Digest,
+    ) -> Result<(crate::containerd::Lease, ContentWithFallback), GateError> {
+        let root = self.root().await?;
+        let lease = self
+            .containerd
+            .lease(std::slice::from_ref(digest), LEASE_TTL)
+            .await
+            .map_err(GateError::Containerd)?;
+        let src = ContentWithFallback {
+            dir: ContainerdContent::new(&root),
+            containerd: self.containerd.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            max_blob: self
+                .limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .max_layer_bytes,
+        };
+        Ok((lease, src))
+    }
+
     async fn root(&self) -> Result<PathBuf, GateError> {
         if let Some(r) = self.root.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(r);
@@ -316,22 +327,7 @@ impl LayerScanner {
         digest: &crate::digest::Digest,
     ) -> Result<ScanReport, GateError> {
         let scanner = self.scanner_for(policy)?;
-        let root = self.root().await?;
-        let lease = self
-            .containerd
-            .lease(std::slice::from_ref(digest), LEASE_TTL)
-            .await
-            .map_err(GateError::Containerd)?;
-        let src = ContentWithFallback {
-            dir: ContainerdContent::new(&root),
-            containerd: self.containerd.clone(),
-            runtime: tokio::runtime::Handle::current(),
-            max_blob: self
-                .limits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .max_layer_bytes,
-        };
+        let (lease, src) = self.leased_content(digest).await?;
         let cache = StoredLayers(self.layers.clone());
         let digest = digest.clone();
         let db = self.vulndb();
