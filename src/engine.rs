@@ -66,17 +66,3 @@ pub fn from_layers(results: &[LayerResult], db: &VulnDb) -> Result<ScanReport, E
 pub fn judge(report: ScanReport, policy: &ScanPolicy, today: time::Date) -> JudgedScan {
     judge_scan(report, policy, today)
 }
-
-/// [`report`], then [`judge`].
-pub fn evaluate(
-    scanner: &Scanner,
-    blobs: &dyn BlobSource,
-    layers: &[LayerRef],
-    cache: Option<&dyn LayerCache>,
-    db: &VulnDb,
-    policy: &ScanPolicy,
-    today: time::Date,
-) -> Result<JudgedScan, EngineError> {
-    let report = report(scanner, blobs, layers, cache, db)?;
-    Ok(judge(report, policy, today))
-}

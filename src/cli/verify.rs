@@ -42,7 +42,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
 fn run_inner(args: &VerifyArgs) -> anyhow::Result<i32> {
     let cfg = args.config.load()?;
     let reference: Reference = args.reference.parse()?;
-    let policy = cfg.policy_for(&reference.to_string(), "");
+    let policy = crate::engine::policy_for(&cfg, &reference, "");
     let verifier = policy
         .and_then(|p| p.signatures.as_ref())
         .map(Verifier::load)

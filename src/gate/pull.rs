@@ -63,7 +63,7 @@ impl Gate {
             }
         };
         let state = self.policies();
-        let policy = match state.config.policy_for(&reference.to_string(), &namespace) {
+        let policy = match crate::engine::policy_for(&state.config, &reference, &namespace) {
             Some(p) if p.mode != Mode::Off => p.clone(),
             _ => return Reply::Relay(call),
         };
