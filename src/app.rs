@@ -2,7 +2,7 @@
 //! ready, reload on SIGHUP (or `pullwarden reload`), drain on SIGTERM.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -35,6 +35,8 @@ pub enum AppError {
     Part(#[from] GateError),
     #[error("registry client: {0}")]
     Registry(#[from] crate::registry::RegistryError),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     #[error("containerd client: {0}")]
     Containerd(#[from] crate::containerd::ContainerdError),
     #[error("admin socket group: {0}")]
@@ -43,41 +45,29 @@ pub enum AppError {
     Signals(std::io::Error),
 }
 
-/// The live configuration, replaced whole on reload.
+/// Where the running config comes from. The config itself lives in the gate's policy
+/// snapshot ([`Gate::policies`]), replaced whole on reload.
 pub struct LiveConfig {
-    current: RwLock<Arc<Config>>,
     path: PathBuf,
 }
 
 impl LiveConfig {
-    pub fn new(config: Config, path: PathBuf) -> LiveConfig {
-        LiveConfig {
-            current: RwLock::new(Arc::new(config)),
-            path,
-        }
-    }
-
-    pub fn get(&self) -> Arc<Config> {
-        self.current
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    pub fn new(path: PathBuf) -> LiveConfig {
+        LiveConfig { path }
     }
 
     /// Re-reads the file and every key, trust root and denylist it names; an invalid
-    /// new config (or a bad file) is rejected and the old one kept. Socket paths and
+    /// new config (or a bad file) is rejected and `running` kept. Socket paths and
     /// the upstream cannot change without a restart: such a change is refused whole, so
     /// the running daemon never disagrees with its config file.
     /// Returns the new config and the load's warnings (duplicate keys).
-    /// Reads and checks the config file; the running config stays as it is.
-    pub fn prepare(&self) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
+    pub fn prepare(&self, running: &Config) -> Result<(Arc<Config>, Vec<String>), ConfigError> {
         let mut new = Config::load(&self.path, false)?;
         let warnings = new.check_files()?.warnings;
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        let old = self.get();
-        if new.server != old.server {
+        if new.server != running.server {
             return Err(ConfigError::Invalid {
                 key: "server".into(),
                 message: "the [server] section changes only with a restart".into(),
@@ -85,29 +75,18 @@ impl LiveConfig {
         }
         Ok((Arc::new(new), warnings))
     }
-
-    /// Makes `new` the running config.
-    pub fn commit(&self, new: Arc<Config>) {
-        match self.current.write() {
-            Ok(mut w) => *w = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
-        }
-    }
 }
 
-/// Fingerprints every policy of `config` (reading its key, trust-root and denylist files).
+/// The policy snapshot of `config`: every policy's key, trust-root and denylist bytes
+/// (as read at load), its verifier, scanner and fingerprint.
 pub fn policy_state(config: Arc<Config>) -> PolicyState {
-    let limits = config.scan.clone();
-    PolicyState::new(config, |p| {
-        crate::policy::fingerprint::fingerprint(p, &limits)
-    })
+    PolicyState::load(config)
 }
 
 /// The running daemon's parts, shared by the CRI gate, the admin API and reloads.
 pub struct Daemon {
     live: LiveConfig,
     gate: Arc<Gate>,
-    signatures: Arc<RegistrySignatures>,
     scanner: Arc<LayerScanner>,
     store: Arc<VerdictStore>,
     containerd: Containerd,
@@ -125,8 +104,8 @@ pub struct Daemon {
 impl Daemon {
     /// Builds every part from `config`; binds nothing.
     pub fn build(config: Config, path: PathBuf, metrics: Arc<Metrics>) -> Result<Daemon, AppError> {
-        let cfg = Arc::new(config.clone());
-        let live = LiveConfig::new(config, path);
+        let cfg = Arc::new(config);
+        let live = LiveConfig::new(path);
         let store = Arc::new(VerdictStore::open(
             &cfg.server.state_dir,
             cfg.scan.layer_cache_entries,
@@ -140,7 +119,6 @@ impl Daemon {
         let scanner = Arc::new(LayerScanner::new(
             containerd.clone(),
             cfg.server.containerd_root.clone(),
-            cfg.scan.clone(),
             LayerStore::new(store.clone()),
             VulnDb::default_path(&cfg.server.state_dir),
         )?);
@@ -159,7 +137,7 @@ impl Daemon {
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),
-                signatures.clone(),
+                signatures,
                 scanner.clone(),
                 store.clone(),
                 Arc::new(containerd.clone()),
@@ -173,7 +151,6 @@ impl Daemon {
             doctor_ran: std::sync::atomic::AtomicBool::new(false),
             live,
             gate,
-            signatures,
             scanner,
             store,
             containerd,
@@ -186,12 +163,17 @@ impl Daemon {
         self.gate.clone()
     }
 
+    /// The running config: the one the gate's policy snapshot was built from.
+    pub fn config(&self) -> Arc<Config> {
+        self.gate.policies().config.clone()
+    }
+
     /// Runs every doctor check (see [`crate::doctor`]) and sets the
     /// `pullwarden_enforcing` gauge from the result.
     pub async fn doctor(&self) -> crate::doctor::Report {
         use crate::doctor::{self, Check};
         let _one = self.doctor_lock.lock().await;
-        let cfg = self.live.get();
+        let cfg = self.config();
         let mut checks = Vec::new();
         let listen = cfg.server.listen.clone();
         let blocking_cfg = cfg.clone();
@@ -207,7 +189,7 @@ impl Daemon {
                     .map(|p| {
                         let f = match s.fingerprint(&p.name) {
                             Ok(f) => f.to_string(),
-                            Err(e) => format!("error: {e}"),
+                            Err(e) => format!("error: {}", GateError::from(e)),
                         };
                         (p.name.clone(), f)
                     })
@@ -331,19 +313,25 @@ impl Daemon {
         // One reload at a time, and every part is ready before anything is swapped: a
         // reload refused half way (the database busy under an import) changes nothing.
         let _one = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (cfg, warnings) = self.live.prepare().map_err(|e| e.to_string())?;
-        self.scanner
-            .reset(cfg.scan.clone())
+        let (cfg, warnings) = self
+            .live
+            .prepare(&self.config())
             .map_err(|e| e.to_string())?;
+        self.scanner.reset().map_err(|e| e.to_string())?;
         let fleet = fleet_of(&cfg).map_err(|e| e.to_string())?;
-        self.live.commit(cfg.clone());
-        self.scanner.set_fleet(fleet);
-        self.signatures.reset();
+        // Built from the bytes read by `prepare`: the verifiers, scanners and
+        // fingerprints of the new config, swapped in whole below.
         let state = policy_state(cfg.clone());
+        self.scanner.set_fleet(fleet);
         let broken: Vec<String> = cfg
             .policies
             .iter()
-            .filter_map(|p| state.fingerprint(&p.name).err().map(|e| e.to_string()))
+            .filter_map(|p| {
+                state
+                    .fingerprint(&p.name)
+                    .err()
+                    .map(|e| GateError::from(e).to_string())
+            })
             .collect();
         self.gate.set_policies(state);
         let mut summary = format!(
@@ -366,18 +354,23 @@ impl Daemon {
     }
 }
 
-/// The `[fleet]` part of a checked config (its keys read by `Config::check_files`), with
-/// its own registry client; `None` when it neither publishes nor trusts anyone.
-fn fleet_of(
-    cfg: &Config,
-) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, crate::registry::RegistryError> {
-    match cfg.fleet_keys.clone() {
-        Some(keys) if keys.consumes() || keys.signer.is_some() => Ok(Some((
-            Arc::new(crate::fleet::Fleet::new(keys)),
-            RegistryClient::new(&cfg.registry)?,
-        ))),
-        _ => Ok(None),
+/// The `[fleet]` part of a checked config (its keys built from the bytes
+/// `Config::check_files` read), with its own registry client; `None` when it neither
+/// publishes nor trusts anyone, or when the config was not checked.
+fn fleet_of(cfg: &Config) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, AppError> {
+    let Some(files) = &cfg.fleet_files else {
+        return Ok(None);
+    };
+    let keys = cfg
+        .fleet
+        .keys_from(|path, _| files.get(path).ok_or(crate::verify::FileRejection::Missing))?;
+    if !(keys.consumes() || keys.signer.is_some()) {
+        return Ok(None);
     }
+    Ok(Some((
+        Arc::new(crate::fleet::Fleet::new(keys)),
+        RegistryClient::new(&cfg.registry)?,
+    )))
 }
 
 impl AdminBackend for Daemon {
@@ -386,7 +379,7 @@ impl AdminBackend for Daemon {
     }
 
     fn status(&self) -> serde_json::Value {
-        let cfg = self.live.get();
+        let cfg = self.config();
         let (problems, version) = self.health(&cfg);
         let reachable = version.is_ok();
         let state = self.gate.policies();
@@ -396,7 +389,7 @@ impl AdminBackend for Daemon {
             .map(|p| {
                 let (fingerprint, error) = match state.fingerprint(&p.name) {
                     Ok(f) => (Some(f.to_string()), None),
-                    Err(e) => (None, Some(e.to_string())),
+                    Err(e) => (None, Some(GateError::from(e).to_string())),
                 };
                 let (signers, signer_error) = match crate::doctor::policy_signers(p) {
                     Ok(n) => (n, None),
@@ -453,13 +446,16 @@ impl AdminBackend for Daemon {
             .store
             .latest(digest)
             .map_err(|e| BackendError::Failed(e.to_string()))?;
-        let cfg = self.live.get();
+        let state = self.gate.policies();
         let policy = verdict
             .as_ref()
-            .and_then(|v| cfg.policies.iter().find(|p| p.name == v.policy));
+            .and_then(|v| state.config.policies.iter().find(|p| p.name == v.policy));
+        let scanner = state
+            .scanner(policy.map(|p| p.name.as_str()))
+            .map_err(GateError::from);
         let report = self
             .runtime
-            .block_on(self.scanner.report(policy, &parsed))
+            .block_on(async { self.scanner.report(scanner?, &parsed).await })
             .map_err(|e| {
                 BackendError::NotFound(format!("{digest} cannot be read from containerd: {e}"))
             })?;
@@ -482,7 +478,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let daemon = Arc::new(Daemon::build(config, config_path, metrics.clone())?);
-    let cfg = daemon.live.get();
+    let cfg = daemon.config();
     let listener = cri::bind_socket(&cfg.server.listen, &cfg.server.socket_group)?;
     // The CRI socket reaches containerd's RuntimeService (root-equivalent); the admin
     // socket only verdicts and reloads: each has its own group.

@@ -16,9 +16,11 @@ use crate::report::Severity;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullwarden/config.toml";
 
 mod files;
+mod fleet;
 mod policy;
 mod raw;
 pub use files::{FileReport, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES, PolicyFiles};
+pub use fleet::{DEFAULT_MAX_AGE, DEFAULT_MAX_EXAMINED, FleetConfig, RawFleet};
 use policy::validate_policy;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +41,7 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -57,9 +59,10 @@ pub struct Config {
     pub scan: ScanLimits,
     pub policies: Vec<Policy>,
     /// `[fleet]`: scan attestations published and trusted.
-    pub fleet: crate::fleet::FleetConfig,
-    /// The `[fleet]` keys as read by [`Config::check_files`] (None before).
-    pub fleet_keys: Option<crate::fleet::FleetKeys>,
+    pub fleet: FleetConfig,
+    /// The `[fleet]` key files as read by [`Config::check_files`] (None before): the
+    /// daemon builds the fleet's keys from these bytes.
+    pub fleet_files: Option<std::sync::Arc<PolicyFiles>>,
     /// Where the config came from (None when built in memory).
     pub source: Option<PathBuf>,
 }
@@ -541,8 +544,8 @@ impl TryFrom<RawConfig> for Config {
             registry,
             scan,
             policies,
-            fleet: crate::fleet::FleetConfig::try_from(raw.fleet)?,
-            fleet_keys: None,
+            fleet: FleetConfig::try_from(raw.fleet)?,
+            fleet_files: None,
             source: None,
         })
     }
@@ -783,7 +786,7 @@ pub struct Effective<'a> {
     pub registry: &'a Registry,
     pub scan: &'a ScanLimits,
     pub policy: &'a [Policy],
-    pub fleet: &'a crate::fleet::FleetConfig,
+    pub fleet: &'a FleetConfig,
 }
 
 impl<'a> From<&'a Config> for Effective<'a> {

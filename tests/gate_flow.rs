@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_cri::v1::ImageStatusRequest;
-use pullwarden::config::{Config, Policy};
+use pullwarden::config::Config;
 use pullwarden::containerd::{Containerd, Target};
 use pullwarden::gate::{
     DecisionEvent, Gate, GateError, ImageScanner, PolicyState, ResolvedImage, SignatureSource,
@@ -22,6 +22,7 @@ use pullwarden::policy::evaluate::JudgedScan;
 use pullwarden::reference::Reference;
 use pullwarden::registry::RegistryError;
 use pullwarden::report::{SignatureCheck, SignatureReport};
+use pullwarden::snapshot::LoadedPolicy;
 
 use crate::support::cri::{images, pull_request, spec};
 use crate::support::image::{Compression, Entry, Image, Layer};
@@ -75,7 +76,7 @@ impl SignatureSource for FakeSignatures {
 
     async fn verify(
         &self,
-        _: &Policy,
+        _: &LoadedPolicy,
         r: &Reference,
         image: &ResolvedImage,
         _: Option<&k8s_cri::v1::AuthConfig>,
@@ -125,7 +126,7 @@ pub(crate) struct FakeScanner {
 
 #[async_trait]
 impl ImageScanner for FakeScanner {
-    async fn scan(&self, _: &Policy, target: &Target) -> Result<JudgedScan, GateError> {
+    async fn scan(&self, _: &LoadedPolicy, target: &Target) -> Result<JudgedScan, GateError> {
         self.scans.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let mut j = JudgedScan::default();

@@ -17,12 +17,11 @@
 //! Path segments are percent-encoded by the client (references hold `/`, `:` and `@`).
 
 mod client;
-mod metrics;
 mod peer;
 mod server;
 
+pub use crate::metrics::{Metrics, PeerGuard, VulnDbFacts, serve_metrics};
 pub use client::{AdminClient, AdminClientError};
-pub use metrics::{Metrics, PeerGuard, VulnDbFacts, serve_metrics};
 pub use peer::{PeerAccess, PeerError, peer_allowed};
 pub use server::serve;
 
@@ -66,26 +65,7 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
-pub fn decode_segment(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use crate::percent::decode as decode_segment;
 
 #[cfg(test)]
 mod tests {

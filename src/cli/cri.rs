@@ -1,7 +1,7 @@
 //! `pullwarden cri …`: a small CRI client (crictl is not packaged for Debian), used by
 //! operators, the demo and the tests to talk to pullwarden's socket or to containerd's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
@@ -10,7 +10,6 @@ use k8s_cri::v1::{
     AuthConfig, ImageFsInfoRequest, ImageSpec, ImageStatusRequest, ListImagesRequest,
     PodSandboxConfig, PodSandboxMetadata, PullImageRequest, RemoveImageRequest, VersionRequest,
 };
-use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct Endpointarg {
@@ -66,20 +65,7 @@ pub enum CriCommand {
     },
 }
 
-/// A tonic channel over a unix socket (the URI is a placeholder; the connector dials).
-pub async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
-    let socket = socket.to_path_buf();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-}
+pub use crate::dial::channel;
 
 fn spec(image: &str) -> Option<ImageSpec> {
     Some(ImageSpec {

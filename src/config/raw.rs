@@ -18,7 +18,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub policy: Vec<RawPolicy>,
     #[serde(default)]
-    pub fleet: crate::fleet::RawFleet,
+    pub fleet: super::RawFleet,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -6,6 +6,7 @@
 // A parser of untrusted bytes: every index is checked (`get`), none may panic.
 #![warn(clippy::indexing_slicing)]
 
+use crate::percent::decode_lossy as percent_decode;
 use bytes::{Buf, Bytes};
 use http_body_util::BodyExt;
 
@@ -113,24 +114,6 @@ pub fn grpc_message(headers: &http::HeaderMap, trailers: Option<&http::HeaderMap
         .and_then(read)
         .or_else(|| read(headers))
         .unwrap_or_default()
-}
-
-fn percent_decode(v: &[u8]) -> String {
-    let mut out = Vec::with_capacity(v.len());
-    let mut rest = v;
-    while let Some((&c, tail)) = rest.split_first() {
-        if c == b'%' {
-            let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                rest = tail.get(2..).unwrap_or_default();
-                continue;
-            }
-        }
-        out.push(c);
-        rest = tail;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A body holding one buffered payload and optional trailers. It reports its end

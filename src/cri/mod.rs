@@ -165,7 +165,7 @@ pub struct Proxy {
     /// The same upstream, as the gate's typed seam.
     images: Arc<dyn ImageService>,
     gate: Arc<dyn ImageGate>,
-    metrics: Option<Arc<crate::admin::Metrics>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Proxy {
@@ -185,7 +185,7 @@ impl Proxy {
     }
 
     /// Counts every call and its latency in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<crate::admin::Metrics>) -> Proxy {
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Proxy {
         self.metrics = Some(metrics);
         self
     }
@@ -202,7 +202,7 @@ impl Proxy {
     }
 
     /// Notes a client connection from process `pid` (SO_PEERCRED); the guard marks its end.
-    pub(crate) fn peer(&self, pid: Option<i32>) -> Option<crate::admin::PeerGuard> {
+    pub(crate) fn peer(&self, pid: Option<i32>) -> Option<crate::metrics::PeerGuard> {
         self.metrics.as_ref().map(|m| m.cri_peer(pid))
     }
 

@@ -191,7 +191,7 @@ pub async fn run(
     containerd: &Containerd,
     config: &Config,
     listen: &Path,
-    metrics: Option<&crate::admin::Metrics>,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Check {
     let fix_cleanup = "remove it with: ctr -n NAMESPACE images rm NAME (pullwarden also \
                        removes labelled canaries before each run)";
@@ -288,7 +288,7 @@ async fn prove(
     listen: &Path,
     name: &str,
     image: &CanaryImage,
-    metrics: Option<&crate::admin::Metrics>,
+    metrics: Option<&crate::metrics::Metrics>,
     created: &mut bool,
 ) -> Result<(), (String, String)> {
     let containerd_fix = || {
@@ -385,7 +385,7 @@ async fn prove(
 /// Whether the CRI on `socket` reports `name` present.
 async fn image_status(socket: &Path, name: &str) -> Result<bool, String> {
     let call = async {
-        let channel = crate::cli::cri::channel(socket)
+        let channel = crate::dial::channel(socket)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
         let resp = ImageServiceClient::new(channel)

@@ -395,26 +395,9 @@ pub fn endpoint_path(endpoint: &str) -> Option<PathBuf> {
         None if rest.starts_with('/') => rest,
         None => "",
     };
-    let path = percent_decode(path)?;
+    // Go's path unescaping: a malformed escape is an error.
+    let path = crate::percent::decode(path)?;
     (!path.is_empty()).then(|| PathBuf::from(path))
-}
-
-/// Go's path unescaping: `%XX` decoded, a malformed escape an error (`None`).
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Whether the kubelet (`/proc/PID` = `proc_dir`) reaches `listen` through `endpoint`:

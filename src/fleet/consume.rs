@@ -34,7 +34,7 @@ impl Default for ConsumeLimits {
     fn default() -> Self {
         ConsumeLimits {
             max_envelope_bytes: MAX_ENVELOPE_BYTES,
-            max_examined: 16,
+            max_examined: crate::config::DEFAULT_MAX_EXAMINED,
         }
     }
 }

@@ -74,7 +74,8 @@ impl AttestationSigner {
         let spki = pair
             .public_key_to_der()
             .map_err(|e| SignerError::Parse(e.to_string()))?;
-        let public = TrustedKey::from_spki_der(label, &spki).map_err(SignerError::Parse)?;
+        let public = TrustedKey::from_spki_der(label, &spki)
+            .map_err(|e| SignerError::Parse(e.to_string()))?;
         Ok(AttestationSigner { signer, public })
     }
 

@@ -9,6 +9,7 @@ use crate::containerd::ContainerdError;
 use crate::cri::CriError;
 use crate::registry::RegistryError;
 use crate::scan::ScanError;
+pub use crate::snapshot::PolicyError;
 use crate::store::StoreError;
 use crate::verify::VerifyError;
 use crate::vulndb::VulnDbError;
@@ -46,7 +47,7 @@ pub enum GateError {
     VulnDb(#[source] VulnDbError),
     /// The policy's key files, trust root or denylist could not be loaded.
     #[error("policy: {0}")]
-    Policy(#[source] PolicyError),
+    Policy(#[from] PolicyError),
     /// A task of ours panicked or was cancelled.
     #[error("internal error: {0}")]
     Task(#[source] tokio::task::JoinError),
@@ -58,35 +59,6 @@ pub enum GateError {
     /// same code (never turned into an evaluation failure).
     #[error("containerd reset the call ({0:?})")]
     Reset(h2::Reason),
-}
-
-/// Why a policy's own files cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("policy {0:?} is not loaded")]
-    NotLoaded(String),
-    /// Fingerprinting the policy (reading its files) failed at load.
-    #[error("{0}")]
-    Fingerprint(#[source] Arc<dyn std::error::Error + Send + Sync>),
-    #[error("policy {0} has no signatures section")]
-    NoSignatures(String),
-    /// A key or the trust root does not load.
-    #[error("{0}")]
-    Keys(#[source] VerifyError),
-    /// The denylist file cannot be read (the file snapshot's own words).
-    #[error("denylist {}: {reason}", path.display())]
-    DenylistUnreadable {
-        path: std::path::PathBuf,
-        reason: String,
-    },
-    #[error("denylist {}: is not UTF-8 text", path.display())]
-    DenylistNotText { path: std::path::PathBuf },
-    #[error("{}: {source}", path.display())]
-    Denylist {
-        path: std::path::PathBuf,
-        #[source]
-        source: crate::scan::DenylistError,
-    },
 }
 
 impl From<CriError> for GateError {
@@ -108,7 +80,7 @@ impl From<VerifyError> for GateError {
             | VerifyError::NoPlatform { .. }
             | VerifyError::BadIndex { .. } => GateError::RegistryContent(e),
             VerifyError::Key { .. } | VerifyError::TrustRoot { .. } => {
-                GateError::Policy(PolicyError::Keys(e))
+                GateError::Policy(PolicyError::Keys(Arc::new(e)))
             }
         }
     }

@@ -24,13 +24,15 @@ use std::sync::{Arc, RwLock};
 use futures::future::BoxFuture;
 use time::OffsetDateTime;
 
-use crate::admin::Metrics;
 use crate::cri::{ImageGate, ImageService, InterceptedCall, Reply};
 use crate::digest::Digest;
+use crate::metrics::Metrics;
 
 pub use crate::cri::BufferedResponse;
+/// The policies in force, as the gate holds them: one load's snapshot.
+pub use crate::snapshot::PolicySnapshot as PolicyState;
 pub use error::{GateError, PolicyError};
-pub use policies::{PolicyState, verdict_scope};
+pub use policies::verdict_scope;
 pub use seams::{
     DecisionEvent, How, ImageScanner, ImageStore, ResolvedImage, SignatureSource, VerdictCache,
     VerdictKey,

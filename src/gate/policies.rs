@@ -1,50 +1,7 @@
-//! The policies in force, with their fingerprints, and the policy part of a verdict key.
+//! The policy part of a verdict key.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use super::error::{GateError, PolicyError};
-use crate::config::{Config, Policy};
+use crate::config::Policy;
 use crate::reference::Reference;
-
-type FingerprintError = Arc<dyn std::error::Error + Send + Sync>;
-
-/// The policies in force with their fingerprints; replaced whole on reload.
-pub struct PolicyState {
-    pub config: Arc<Config>,
-    fingerprints: HashMap<String, Result<String, FingerprintError>>,
-}
-
-impl PolicyState {
-    /// Fingerprints every policy now (reading key files), so a pull never pays for it.
-    pub fn new<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
-        config: Arc<Config>,
-        fingerprint: impl Fn(&Policy) -> Result<String, E>,
-    ) -> PolicyState {
-        let fingerprints = config
-            .policies
-            .iter()
-            .map(|p| {
-                let print = fingerprint(p).map_err(|e| FingerprintError::from(e.into()));
-                (p.name.clone(), print)
-            })
-            .collect();
-        PolicyState {
-            config,
-            fingerprints,
-        }
-    }
-
-    pub fn fingerprint(&self, policy: &str) -> Result<&str, GateError> {
-        match self.fingerprints.get(policy) {
-            Some(Ok(f)) => Ok(f),
-            Some(Err(e)) => Err(GateError::Policy(PolicyError::Fingerprint(e.clone()))),
-            None => Err(GateError::Policy(PolicyError::NotLoaded(
-                policy.to_string(),
-            ))),
-        }
-    }
-}
 
 /// The policy part of a verdict key. A signature binds a repository (cosign's
 /// `docker-reference`), not only a digest: a verdict that rests on signatures holds only

@@ -19,13 +19,15 @@ use crate::policy::evaluate::{self, Keys, Subject};
 use crate::policy::{Decision, DenyKind, Verdict};
 use crate::reference::Reference;
 use crate::report::SignatureReport;
+use crate::snapshot::LoadedPolicy;
 
 struct PullCtx {
     reference: Reference,
     /// The image string exactly as the kubelet sent it (used in messages).
     requested: String,
     auth: Option<k8s_cri::v1::AuthConfig>,
-    policy: Policy,
+    /// The policy as loaded: with the verifier, scanner and fingerprint of its files.
+    policy: Arc<LoadedPolicy>,
     /// The policy fingerprint as verdict keys carry it: scoped to the repository when
     /// the policy requires signatures (see [`verdict_scope`]).
     fingerprint: String,
@@ -64,12 +66,21 @@ impl Gate {
         };
         let state = self.policies();
         let policy = match crate::engine::policy_for(&state.config, &reference, &namespace) {
-            Some(p) if p.mode != Mode::Off => p.clone(),
+            Some(p) if p.mode != Mode::Off => state.policy(&p.name),
             _ => return Reply::Relay(call),
         };
-        let fingerprint = state
-            .fingerprint(&policy.name)
-            .map(|fp| verdict_scope(&policy, fp, &reference));
+        // The snapshot is built from the same config: every policy of it is loaded.
+        let policy = match policy {
+            Ok(p) => p,
+            Err(e) => {
+                let (code, message) = GateError::from(e).status(&requested);
+                return Reply::Status(tonic::Status::new(code, message));
+            }
+        };
+        let fingerprint = policy
+            .fingerprint()
+            .map(|fp| verdict_scope(&policy, fp, &reference))
+            .map_err(GateError::from);
         let ctx = Arc::new(PullCtx {
             reference,
             requested,

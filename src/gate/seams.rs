@@ -4,13 +4,14 @@
 use async_trait::async_trait;
 
 use super::error::GateError;
-use crate::config::{Mode, Policy};
+use crate::config::Mode;
 use crate::containerd::Target;
 use crate::digest::Digest;
 use crate::policy::evaluate::JudgedScan;
 use crate::policy::{Decision, Verdict};
 use crate::reference::Reference;
 use crate::report::SignatureReport;
+use crate::snapshot::LoadedPolicy;
 
 /// What the registry says a reference is, before anything is pulled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub trait SignatureSource: Send + Sync {
     /// `Err` only for infrastructure failures; a failed verification is a report.
     async fn verify(
         &self,
-        policy: &Policy,
+        policy: &LoadedPolicy,
         reference: &Reference,
         image: &ResolvedImage,
         auth: Option<&k8s_cri::v1::AuthConfig>,
@@ -44,13 +45,13 @@ pub trait SignatureSource: Send + Sync {
 /// Scans an image that containerd has stored, and judges it against the policy.
 #[async_trait]
 pub trait ImageScanner: Send + Sync {
-    async fn scan(&self, policy: &Policy, target: &Target) -> Result<JudgedScan, GateError>;
+    async fn scan(&self, policy: &LoadedPolicy, target: &Target) -> Result<JudgedScan, GateError>;
 
     /// The scan of an image just pulled as `reference` with `auth`, and where its layer
     /// results came from (a fleet attestation, or a local scan). The default scans.
     async fn scan_pulled(
         &self,
-        policy: &Policy,
+        policy: &LoadedPolicy,
         target: &Target,
         _reference: &Reference,
         _auth: Option<&k8s_cri::v1::AuthConfig>,

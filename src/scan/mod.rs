@@ -104,6 +104,11 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// The limits this scanner enforces.
+    pub fn limits(&self) -> &ScanLimits {
+        &self.limits
+    }
+
     pub fn new(limits: &ScanLimits, denylist: Option<Denylist>) -> Scanner {
         // The cache key covers everything that changes a layer's result.
         let mut h = sha2::Sha256::new();

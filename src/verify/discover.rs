@@ -4,6 +4,7 @@
 //! are errors; bad content is a finding with a reason, so one hostile artifact cannot
 //! hide the valid signatures next to it.
 
+use crate::verify::Rejection;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -40,7 +41,7 @@ pub struct Found {
     pub source: &'static str,
     /// Digest of the signature manifest, layer or bundle.
     pub artifact: Option<String>,
-    pub evidence: Result<Evidence, String>,
+    pub evidence: Result<Evidence, Rejection>,
 }
 
 #[derive(Deserialize)]
@@ -135,7 +136,7 @@ async fn discover_bundles(
                 return Ok(vec![found(
                     SOURCE_REFERRERS_TAG,
                     None,
-                    Err(format!("referrers index {reason}")),
+                    Err(Rejection::Evidence(format!("referrers index {reason}"))),
                 )]);
             }
         },
@@ -144,7 +145,7 @@ async fn discover_bundles(
             return Ok(vec![found(
                 SOURCE_REFERRERS,
                 None,
-                Err(format!("referrers index {reason}")),
+                Err(Rejection::Evidence(format!("referrers index {reason}"))),
             )]);
         }
     };
@@ -154,7 +155,9 @@ async fn discover_bundles(
             return Ok(vec![found(
                 source,
                 None,
-                Err("referrers index is not an OCI index".into()),
+                Err(Rejection::Evidence(
+                    "referrers index is not an OCI index".into(),
+                )),
             )]);
         }
     };
@@ -174,7 +177,7 @@ async fn discover_bundles(
     })
     .await?;
     if let Some(reason) = not_examined(bundles.len(), examined, "signature bundles") {
-        out.push(found(source, None, Err(reason)));
+        out.push(found(source, None, Err(Rejection::Evidence(reason))));
     }
     Ok(out)
 }
@@ -227,28 +230,41 @@ async fn bundle_artifact(
     subject: &Digest,
     desc: &Descriptor,
     creds: &Credentials,
-) -> Result<Result<Evidence, String>, RegistryError> {
+) -> Result<Result<Evidence, Rejection>, RegistryError> {
     let Ok(digest) = desc.digest.parse::<Digest>() else {
-        return Ok(Err("descriptor has an invalid digest".into()));
+        return Ok(Err(Rejection::Evidence(
+            "descriptor has an invalid digest".into(),
+        )));
     };
     let manifest = match client.manifest_by_digest(reference, &digest, creds).await {
         Ok(m) => m,
-        Err(e) => return Ok(Err(format!("bundle manifest {}", content_or_fail(e)?))),
+        Err(e) => {
+            return Ok(Err(Rejection::Evidence(format!(
+                "bundle manifest {}",
+                content_or_fail(e)?
+            ))));
+        }
     };
     let Ok(m) = serde_json::from_slice::<ManifestJson>(&manifest.bytes) else {
-        return Ok(Err("bundle manifest is not an OCI manifest".into()));
+        return Ok(Err(Rejection::Evidence(
+            "bundle manifest is not an OCI manifest".into(),
+        )));
     };
     // The manifest must say it belongs to this digest: an index entry alone is only the
     // registry's word (and the fallback tag is writable by anyone who can push).
     match &m.subject {
         Some(s) if *subject == s.digest => {}
         Some(s) => {
-            return Ok(Err(format!(
+            return Ok(Err(Rejection::Evidence(format!(
                 "bundle manifest's subject is {}, not {subject}",
                 s.digest.chars().take(80).collect::<String>()
+            ))));
+        }
+        None => {
+            return Ok(Err(Rejection::Evidence(
+                "bundle manifest has no subject".into(),
             )));
         }
-        None => return Ok(Err("bundle manifest has no subject".into())),
     }
     let layers = m.layers.iter().take(MAX_LAYERS);
     let bundle_layer = layers
@@ -258,17 +274,24 @@ async fn bundle_artifact(
         .clone()
         .find(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE);
     let Some(bundle_layer) = bundle_layer else {
-        return Ok(Err("bundle manifest has no sigstore bundle layer".into()));
+        return Ok(Err(Rejection::Evidence(
+            "bundle manifest has no sigstore bundle layer".into(),
+        )));
     };
     let fetch = |layer: &Descriptor| {
         let digest = layer.digest.parse::<Digest>();
         async move {
             let Ok(d) = digest else {
-                return Ok(Err("bundle layer has an invalid digest".to_string()));
+                return Ok(Err(Rejection::Evidence(
+                    "bundle layer has an invalid digest".into(),
+                )));
             };
             match client.blob(reference, &d, creds).await {
                 Ok(b) => Ok(Ok(b)),
-                Err(e) => Ok(Err(format!("bundle layer {}", content_or_fail(e)?))),
+                Err(e) => Ok(Err(Rejection::Evidence(format!(
+                    "bundle layer {}",
+                    content_or_fail(e)?
+                )))),
             }
         }
     };
@@ -310,14 +333,16 @@ async fn discover_legacy(
             let reason = content_or_fail(e)?;
             return Ok(vec![found(
                 None,
-                Err(format!("signature manifest {reason}")),
+                Err(Rejection::Evidence(format!("signature manifest {reason}"))),
             )]);
         }
     };
     let Ok(m) = serde_json::from_slice::<ManifestJson>(&manifest.bytes) else {
         return Ok(vec![found(
             Some(manifest.digest.to_string()),
-            Err("signature manifest is not an OCI manifest".into()),
+            Err(Rejection::Evidence(
+                "signature manifest is not an OCI manifest".into(),
+            )),
         )]);
     };
     let layers: Vec<&Descriptor> = m
@@ -328,7 +353,9 @@ async fn discover_legacy(
     let (mut out, examined) = examine(&layers, |layer| async move {
         let artifact = Some(layer.digest.clone());
         let Ok(d) = layer.digest.parse::<Digest>() else {
-            let ev = Err("signature layer has an invalid digest".to_string());
+            let ev = Err(Rejection::Evidence(
+                "signature layer has an invalid digest".into(),
+            ));
             return Ok((found(artifact, ev), 0));
         };
         match client.blob(reference, &d, creds).await {
@@ -338,19 +365,27 @@ async fn discover_legacy(
                 Ok((found(artifact, ev), size))
             }
             Err(e) => {
-                let ev = Err(format!("signature layer {}", content_or_fail(e)?));
+                let ev = Err(Rejection::Evidence(format!(
+                    "signature layer {}",
+                    content_or_fail(e)?
+                )));
                 Ok((found(artifact, ev), 0))
             }
         }
     })
     .await?;
     if let Some(reason) = not_examined(layers.len(), examined, "signature layers") {
-        out.push(found(Some(manifest.digest.to_string()), Err(reason)));
+        out.push(found(
+            Some(manifest.digest.to_string()),
+            Err(Rejection::Evidence(reason)),
+        ));
     }
     if out.is_empty() {
         out.push(found(
             Some(manifest.digest.to_string()),
-            Err("signature manifest has no simple-signing layers".into()),
+            Err(Rejection::Evidence(
+                "signature manifest has no simple-signing layers".into(),
+            )),
         ));
     }
     Ok(out)

@@ -3,6 +3,7 @@
 //! `.sig` layers (annotations) and sigstore bundles v0.1–v0.3 both parse into
 //! `Evidence`; the checks in `mod.rs` then treat them alike.
 
+use crate::verify::Rejection;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -85,28 +86,27 @@ struct RekorBundlePayload {
     log_id: String,
 }
 
-fn b64(field: &str, s: &str) -> Result<Vec<u8>, String> {
+fn b64(field: &str, s: &str) -> Result<Vec<u8>, Rejection> {
     let cleaned: String = s.chars().filter(|c| *c != '\n' && *c != '\r').collect();
     BASE64
         .decode(cleaned)
-        .map_err(|_| format!("{field} is not valid base64"))
+        .map_err(|_| Rejection::Evidence(format!("{field} is not valid base64")))
 }
 
 /// From a legacy `.sig` layer: its blob (the payload) and its annotations.
 pub fn from_legacy_layer(
     payload: Vec<u8>,
     annotations: &BTreeMap<String, String>,
-) -> Result<Evidence, String> {
-    let sig = annotations
-        .get(ANN_SIGNATURE)
-        .ok_or_else(|| format!("signature layer has no {ANN_SIGNATURE} annotation"))?;
+) -> Result<Evidence, Rejection> {
+    let sig = annotations.get(ANN_SIGNATURE).ok_or_else(|| {
+        Rejection::Evidence(format!("signature layer has no {ANN_SIGNATURE} annotation"))
+    })?;
     let signature = b64("signature", sig)?;
     let mut certificates = Vec::new();
     if let Some(pem) = annotations.get(ANN_CERTIFICATE).filter(|s| !s.is_empty()) {
-        certificates.push(
-            pem_block(pem, "CERTIFICATE")
-                .ok_or_else(|| "certificate annotation is not a PEM certificate".to_string())?,
-        );
+        certificates.push(pem_block(pem, "CERTIFICATE").ok_or_else(|| {
+            Rejection::Evidence("certificate annotation is not a PEM certificate".into())
+        })?);
         if let Some(chain) = annotations.get(ANN_CHAIN) {
             certificates.extend(pem_blocks(chain, "CERTIFICATE").into_iter().take(8));
         }
@@ -114,8 +114,9 @@ pub fn from_legacy_layer(
     let tlog = match annotations.get(ANN_BUNDLE) {
         None => None,
         Some(text) => {
-            let b: RekorBundle = serde_json::from_str(text)
-                .map_err(|_| "rekor bundle annotation does not parse".to_string())?;
+            let b: RekorBundle = serde_json::from_str(text).map_err(|_| {
+                Rejection::Evidence("rekor bundle annotation does not parse".into())
+            })?;
             Some(TlogEntry {
                 body: b64("rekor entry body", &b.payload.body)?,
                 integrated_time: b.payload.integrated_time,
@@ -129,8 +130,9 @@ pub fn from_legacy_layer(
     let timestamps = match annotations.get(ANN_RFC3161).filter(|s| !s.is_empty()) {
         None => Vec::new(),
         Some(text) => {
-            let t: LegacyTimestamp = serde_json::from_str(text)
-                .map_err(|_| "RFC 3161 timestamp annotation does not parse".to_string())?;
+            let t: LegacyTimestamp = serde_json::from_str(text).map_err(|_| {
+                Rejection::Evidence("RFC 3161 timestamp annotation does not parse".into())
+            })?;
             vec![b64("RFC 3161 timestamp", &t.token)?]
         }
     };
@@ -156,10 +158,12 @@ enum Int {
 }
 
 impl Int {
-    fn get(&self, field: &str) -> Result<i64, String> {
+    fn get(&self, field: &str) -> Result<i64, Rejection> {
         match self {
             Int::N(n) => Ok(*n),
-            Int::S(s) => s.parse().map_err(|_| format!("{field} is not an integer")),
+            Int::S(s) => s
+                .parse()
+                .map_err(|_| Rejection::Evidence(format!("{field} is not an integer"))),
         }
     }
 }
@@ -280,9 +284,12 @@ pub const BUNDLE_MEDIA_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
 /// From a sigstore bundle (v0.1, v0.2, v0.3). A message-signature bundle signs a
 /// payload carried next to it (`detached_payload`, the simple-signing layer of the
 /// referrer manifest); a DSSE bundle carries its in-toto statement itself.
-pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<Evidence, String> {
-    let b: BundleJson =
-        serde_json::from_slice(bundle).map_err(|_| "sigstore bundle does not parse".to_string())?;
+pub fn from_bundle(
+    bundle: &[u8],
+    detached_payload: Option<Vec<u8>>,
+) -> Result<Evidence, Rejection> {
+    let b: BundleJson = serde_json::from_slice(bundle)
+        .map_err(|_| Rejection::Evidence("sigstore bundle does not parse".into()))?;
     let version = b
         .media_type
         .strip_prefix(BUNDLE_MEDIA_PREFIX)
@@ -297,14 +304,14 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
         "json;version=0.3",
     ];
     if !known.contains(&version) {
-        return Err(format!(
+        return Err(Rejection::Evidence(format!(
             "unsupported sigstore bundle media type {:?}",
             b.media_type.chars().take(80).collect::<String>()
-        ));
+        )));
     }
     let vm = b
         .verification_material
-        .ok_or_else(|| "sigstore bundle has no verificationMaterial".to_string())?;
+        .ok_or_else(|| Rejection::Evidence("sigstore bundle has no verificationMaterial".into()))?;
     let mut certificates = Vec::new();
     if let Some(c) = vm.certificate {
         certificates.push(b64("bundle certificate", &c.raw_bytes)?);
@@ -339,12 +346,12 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
             inclusion_proof: e
                 .inclusion_proof
                 .as_ref()
-                .map(|p| -> Result<InclusionProof, String> {
+                .map(|p| -> Result<InclusionProof, Rejection> {
                     Ok(InclusionProof {
                         log_index: u64::try_from(p.log_index.get("inclusionProof.logIndex")?)
-                            .map_err(|_| "negative log index".to_string())?,
+                            .map_err(|_| Rejection::Evidence("negative log index".into()))?,
                         tree_size: u64::try_from(p.tree_size.get("treeSize")?)
-                            .map_err(|_| "negative tree size".to_string())?,
+                            .map_err(|_| Rejection::Evidence("negative tree size".into()))?,
                         root_hash: b64("rootHash", &p.root_hash)?,
                         hashes: p
                             .hashes
@@ -361,19 +368,23 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
     match (b.message_signature, b.dsse_envelope) {
         (Some(ms), None) => {
             let payload = detached_payload.ok_or_else(|| {
-                "message-signature bundle without the signed payload next to it".to_string()
+                Rejection::Evidence(
+                    "message-signature bundle without the signed payload next to it".into(),
+                )
             })?;
             if let Some(md) = ms.message_digest {
                 if md.algorithm != "SHA2_256" {
-                    return Err(format!(
+                    return Err(Rejection::Evidence(format!(
                         "unsupported message digest algorithm {:?}",
                         md.algorithm.chars().take(32).collect::<String>()
-                    ));
+                    )));
                 }
                 let want = b64("messageDigest", &md.digest)?;
                 let have = crate::digest::Digest::sha256_of(&payload);
                 if hex::encode(&want) != have.hex() {
-                    return Err("bundle message digest does not match the payload".to_string());
+                    return Err(Rejection::Evidence(
+                        "bundle message digest does not match the payload".into(),
+                    ));
                 }
             }
             Ok(Evidence {
@@ -388,10 +399,14 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
         }
         (None, Some(env)) => {
             if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-                return Err("DSSE envelope does not carry an in-toto statement".to_string());
+                return Err(Rejection::Evidence(
+                    "DSSE envelope does not carry an in-toto statement".into(),
+                ));
             }
             let [sig] = env.signatures.as_slice() else {
-                return Err("DSSE envelope must carry exactly one signature".to_string());
+                return Err(Rejection::Evidence(
+                    "DSSE envelope must carry exactly one signature".into(),
+                ));
             };
             let payload = b64("DSSE payload", &env.payload)?;
             Ok(Evidence {
@@ -404,7 +419,9 @@ pub fn from_bundle(bundle: &[u8], detached_payload: Option<Vec<u8>>) -> Result<E
                 timestamps,
             })
         }
-        _ => Err("sigstore bundle has neither or both of messageSignature and dsseEnvelope".into()),
+        _ => Err(Rejection::Evidence(
+            "sigstore bundle has neither or both of messageSignature and dsseEnvelope".into(),
+        )),
     }
 }
 

@@ -18,6 +18,7 @@
 //!    0.0.2 for DSSE envelopes);
 //! 5. the identity (issuer exact, subject exact/regex, Fulcio extensions) matches.
 
+use crate::verify::Rejection;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -79,33 +80,42 @@ pub fn verify_certificate(
     trust: &TrustMaterial,
     chain: &[Vec<u8>],
     times: &[SignedTime],
-) -> Result<CertIdentity, String> {
+) -> Result<CertIdentity, Rejection> {
     if times.is_empty() {
-        return Err("missing transparency proof (no signed time for the certificate)".into());
+        return Err(Rejection::Certificate(
+            "missing transparency proof (no signed time for the certificate)".into(),
+        ));
     }
     for t in times {
         verify_certificate_at(trust, chain, *t)?;
     }
-    read_identity(chain.first().ok_or("no certificate")?)
+    read_identity(
+        chain
+            .first()
+            .ok_or_else(|| Rejection::Certificate("no certificate".into()))?,
+    )
 }
 
 fn verify_certificate_at(
     trust: &TrustMaterial,
     chain: &[Vec<u8>],
     when: SignedTime,
-) -> Result<(), String> {
+) -> Result<(), Rejection> {
     let at = when.secs();
-    let leaf_der = chain.first().ok_or("no certificate")?;
+    let leaf_der = chain
+        .first()
+        .ok_or_else(|| Rejection::Certificate("no certificate".into()))?;
     let leaf = CertificateDer::from(leaf_der.as_slice());
     let ee = webpki::EndEntityCert::try_from(&leaf)
-        .map_err(|e| format!("certificate does not parse: {e}"))?;
+        .map_err(|e| Rejection::Certificate(format!("certificate does not parse: {e}")))?;
     let mut intermediates: Vec<CertificateDer<'_>> = chain
         .iter()
         .skip(1)
         .map(|c| CertificateDer::from(c.as_slice()))
         .collect();
     intermediates.extend(trust.intermediates.iter().cloned());
-    let secs = u64::try_from(at).map_err(|_| "signed time is negative")?;
+    let secs =
+        u64::try_from(at).map_err(|_| Rejection::Certificate("signed time is negative".into()))?;
     let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
     let path = ee
         .verify_for_usage(
@@ -117,15 +127,19 @@ fn verify_certificate_at(
             None,
             None,
         )
-        .map_err(|e| match e {
-            webpki::Error::CertExpired { .. } => {
-                format!("certificate had expired at {}", when.name())
-            }
-            webpki::Error::CertNotValidYet { .. } => {
-                format!("certificate was not yet valid at {}", when.name())
-            }
-            webpki::Error::UnknownIssuer => "certificate is not issued by a trusted CA".to_string(),
-            other => format!("certificate chain does not verify: {other:?}"),
+        .map_err(|e| {
+            Rejection::Certificate(match e {
+                webpki::Error::CertExpired { .. } => {
+                    format!("certificate had expired at {}", when.name())
+                }
+                webpki::Error::CertNotValidYet { .. } => {
+                    format!("certificate was not yet valid at {}", when.name())
+                }
+                webpki::Error::UnknownIssuer => {
+                    "certificate is not issued by a trusted CA".to_string()
+                }
+                other => format!("certificate chain does not verify: {other:?}"),
+            })
         })?;
     // The CA must have been issuing then too: a CA the trust root retired (its
     // `validFor` ended) vouches for nothing signed afterwards.
@@ -137,10 +151,10 @@ fn verify_certificate_at(
         .map(|(_, w)| w)
         .collect();
     if !windows.is_empty() && !windows.iter().any(|w| w.contains(at)) {
-        return Err(format!(
+        return Err(Rejection::Certificate(format!(
             "the certificate authority was not valid at {} (outside its validFor window in the trust root)",
             when.name()
-        ));
+        )));
     }
     Ok(())
 }
@@ -161,23 +175,26 @@ fn strip_sequence(der: &[u8]) -> Option<&[u8]> {
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate.
-pub fn certificate_spki(der: &[u8]) -> Result<Vec<u8>, String> {
-    let c = Certificate::from_der(der).map_err(|_| "certificate does not parse")?;
+pub fn certificate_spki(der: &[u8]) -> Result<Vec<u8>, Rejection> {
+    let c = Certificate::from_der(der)
+        .map_err(|_| Rejection::Certificate("certificate does not parse".into()))?;
     c.tbs_certificate()
         .subject_public_key_info()
         .to_der()
-        .map_err(|_| "certificate key does not encode".to_string())
+        .map_err(|_| Rejection::Certificate("certificate key does not encode".into()))
 }
 
-fn read_identity(der: &[u8]) -> Result<CertIdentity, String> {
-    let c = Certificate::from_der(der).map_err(|_| "certificate does not parse")?;
+fn read_identity(der: &[u8]) -> Result<CertIdentity, Rejection> {
+    let c = Certificate::from_der(der)
+        .map_err(|_| Rejection::Certificate("certificate does not parse".into()))?;
     let mut subject = None;
     let mut extensions = BTreeMap::new();
     for ext in c.tbs_certificate().extensions().into_iter().flatten() {
         let oid = ext.extn_id.to_string();
         let value = ext.extn_value.as_bytes();
         if oid == "2.5.29.17" {
-            let san = SubjectAltName::from_der(value).map_err(|_| "SAN does not parse")?;
+            let san = SubjectAltName::from_der(value)
+                .map_err(|_| Rejection::Certificate("SAN does not parse".into()))?;
             for name in san.0 {
                 match name {
                     GeneralName::Rfc822Name(s) | GeneralName::UniformResourceIdentifier(s) => {
@@ -192,7 +209,11 @@ fn read_identity(der: &[u8]) -> Result<CertIdentity, String> {
             let text = if v2 {
                 x509_cert::der::asn1::Utf8StringRef::from_der(value)
                     .map(|s| s.as_str().to_string())
-                    .map_err(|_| format!("Fulcio extension {oid} is not a UTF8String"))?
+                    .map_err(|_| {
+                        Rejection::Certificate(format!(
+                            "Fulcio extension {oid} is not a UTF8String"
+                        ))
+                    })?
             } else {
                 String::from_utf8_lossy(value).into_owned()
             };
@@ -252,49 +273,51 @@ pub fn identity_name(id: &KeylessIdentity) -> String {
 }
 
 /// Why a certificate does not match an identity, or Ok.
-pub fn match_identity(id: &KeylessIdentity, cert: &CertIdentity) -> Result<(), String> {
+pub fn match_identity(id: &KeylessIdentity, cert: &CertIdentity) -> Result<(), Rejection> {
     let issuer = cert.issuer.as_deref().unwrap_or("");
     if issuer != id.issuer {
-        return Err(format!(
+        return Err(Rejection::Certificate(format!(
             "identity mismatch: certificate issuer {:?} is not {:?}",
             issuer.chars().take(200).collect::<String>(),
             id.issuer
-        ));
+        )));
     }
     let subject = cert.subject.as_deref().unwrap_or("");
     if let Some(s) = &id.subject
         && subject != s
     {
-        return Err(format!(
+        return Err(Rejection::Certificate(format!(
             "identity mismatch: certificate subject {:?} is not {s:?}",
             subject.chars().take(200).collect::<String>()
-        ));
+        )));
     }
     if let Some(r) = &id.subject_regex
         && !r.is_match(subject)
     {
-        return Err(format!(
+        return Err(Rejection::Certificate(format!(
             "identity mismatch: certificate subject {:?} does not match /{}/",
             subject.chars().take(200).collect::<String>(),
             r.as_str()
-        ));
+        )));
     }
     for (name, want) in &id.extensions {
         let Some(oid) = extension_oid(name) else {
-            return Err(format!("unknown Fulcio extension name {name:?}"));
+            return Err(Rejection::Certificate(format!(
+                "unknown Fulcio extension name {name:?}"
+            )));
         };
         match cert.extensions.get(&oid) {
             Some(v) if v == want => {}
             Some(v) => {
-                return Err(format!(
+                return Err(Rejection::Certificate(format!(
                     "identity mismatch: certificate extension {name} is {:?}, not {want:?}",
                     v.chars().take(200).collect::<String>()
-                ));
+                )));
             }
             None => {
-                return Err(format!(
+                return Err(Rejection::Certificate(format!(
                     "identity mismatch: certificate has no extension {name}"
-                ));
+                )));
             }
         }
     }

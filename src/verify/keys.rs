@@ -7,6 +7,7 @@
 //! key file does not say which RSA padding it signs with, so an RSA key is tried with
 //! PKCS#1 v1.5 and with PSS.
 
+use crate::verify::{FileRejection, Rejection};
 use std::path::Path;
 
 use base64::Engine as _;
@@ -74,30 +75,31 @@ impl TrustedKey {
     /// say what the file is when it is not a public key (a private key, a certificate,
     /// a directory, …).
     pub fn load(path: &Path) -> Result<TrustedKey, VerifyError> {
-        let err = |reason: String| VerifyError::Key {
+        let err = |reason: Rejection| VerifyError::Key {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = read_key_file(path).map_err(err)?;
+        let bytes = read_key_file(path).map_err(|e| err(e.into()))?;
         TrustedKey::from_file_bytes(&path.display().to_string(), &bytes).map_err(err)
     }
 
     /// Parses the contents of a key file: PEM (`PUBLIC KEY`, `RSA PUBLIC KEY`) or DER
     /// (SubjectPublicKeyInfo or PKCS#1 RSAPublicKey).
-    pub fn from_file_bytes(label: &str, bytes: &[u8]) -> Result<TrustedKey, String> {
+    pub fn from_file_bytes(label: &str, bytes: &[u8]) -> Result<TrustedKey, Rejection> {
         TrustedKey::from_spki_der(label, &spki_from_file(bytes)?)
     }
 
     /// `der`: a DER SubjectPublicKeyInfo in any valid encoding; kept in canonical form.
-    pub fn from_spki_der(label: &str, der: &[u8]) -> Result<TrustedKey, String> {
+    pub fn from_spki_der(label: &str, der: &[u8]) -> Result<TrustedKey, Rejection> {
         let der = canonical_spki(der)?;
         let der = der.as_slice();
-        let key = CosignVerificationKey::try_from_der(der).map_err(|e| e.to_string())?;
+        let key =
+            CosignVerificationKey::try_from_der(der).map_err(|e| Rejection::Key(e.to_string()))?;
         let mut schemes = vec![key.clone()];
         if matches!(key, CosignVerificationKey::RSA_PKCS1_SHA256(_)) {
             schemes.push(
                 CosignVerificationKey::from_der(der, &SigningScheme::RSA_PSS_SHA256(0))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| Rejection::Key(e.to_string()))?,
             );
         }
         let fingerprint = Digest::sha256_of(der);
@@ -122,44 +124,35 @@ pub const MAX_KEY_FILE_BYTES: u64 = 64 << 10;
 
 /// Reads a key, trust-root or denylist file with reasons an operator can act on: a
 /// directory, a special file or an oversized file is named as such. `limit` in bytes.
-pub fn read_config_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+pub fn read_config_file(path: &Path, limit: u64) -> Result<Vec<u8>, FileRejection> {
     use std::io::Read as _;
-    let meta = std::fs::metadata(path).map_err(|e| io_reason(&e))?;
+    let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
-        return Err("is a directory, not a file".into());
+        return Err(FileRejection::Directory);
     }
     if !meta.is_file() {
-        return Err("is not a regular file".into());
+        return Err(FileRejection::NotRegular);
     }
     if meta.len() > limit {
-        return Err(format!(
-            "is {} bytes, more than the {limit}-byte limit for this kind of file",
-            meta.len()
-        ));
+        return Err(FileRejection::TooLarge {
+            len: meta.len(),
+            limit,
+        });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     std::fs::File::open(path)
-        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(|e| io_reason(&e))?;
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))?;
     if bytes.len() as u64 > limit {
-        return Err(format!("is larger than the {limit}-byte limit"));
+        return Err(FileRejection::GrewPastLimit { limit });
     }
     Ok(bytes)
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "does not exist".into(),
-        std::io::ErrorKind::PermissionDenied => "cannot be read (permission denied)".into(),
-        _ => format!("cannot be read: {e}"),
-    }
-}
-
 /// Reads a key file (at most [`MAX_KEY_FILE_BYTES`]); an empty one is an error.
-pub fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, FileRejection> {
     let bytes = read_config_file(path, MAX_KEY_FILE_BYTES)?;
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("is empty".into());
+        return Err(FileRejection::Empty);
     }
     Ok(bytes)
 }
@@ -188,26 +181,28 @@ const NOT_PUBLIC_KEYS: &[(&str, &str)] = &[
 ];
 
 /// The DER SubjectPublicKeyInfo of a key file's contents.
-fn spki_from_file(bytes: &[u8]) -> Result<Vec<u8>, String> {
+fn spki_from_file(bytes: &[u8]) -> Result<Vec<u8>, Rejection> {
     if bytes.starts_with(&[0x30]) {
         // DER: SPKI, or a PKCS#1 RSAPublicKey.
         return spki_from_der(bytes);
     }
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Err("is neither PEM nor DER".into());
+        return Err(Rejection::Key("is neither PEM nor DER".into()));
     };
     if text.contains("-----BEGIN PUBLIC KEY-----") {
-        return pem_block(text, "PUBLIC KEY")
-            .ok_or_else(|| "its PEM \"PUBLIC KEY\" block is not valid base64".into());
+        return pem_block(text, "PUBLIC KEY").ok_or_else(|| {
+            Rejection::Key("its PEM \"PUBLIC KEY\" block is not valid base64".into())
+        });
     }
     if text.contains("-----BEGIN RSA PUBLIC KEY-----") {
-        let pkcs1 = pem_block(text, "RSA PUBLIC KEY")
-            .ok_or("its PEM \"RSA PUBLIC KEY\" block is not valid base64")?;
+        let pkcs1 = pem_block(text, "RSA PUBLIC KEY").ok_or_else(|| {
+            Rejection::Key("its PEM \"RSA PUBLIC KEY\" block is not valid base64".into())
+        })?;
         return spki_from_pkcs1(&pkcs1);
     }
     for (label, what) in NOT_PUBLIC_KEYS {
         if text.contains(&format!("-----BEGIN {label}-----")) {
-            return Err(format!("is {what}"));
+            return Err(Rejection::Key(format!("is {what}")));
         }
     }
     if let Some(i) = text.find("-----BEGIN ") {
@@ -216,20 +211,25 @@ fn spki_from_file(bytes: &[u8]) -> Result<Vec<u8>, String> {
             .take_while(|c| *c != '-')
             .take(40)
             .collect();
-        return Err(format!(
+        return Err(Rejection::Key(format!(
             "holds a PEM {label:?} block, not a \"PUBLIC KEY\" or \"RSA PUBLIC KEY\""
-        ));
+        )));
     }
-    Err("is not a public key (no PEM \"PUBLIC KEY\" block, not DER)".into())
+    Err(Rejection::Key(
+        "is not a public key (no PEM \"PUBLIC KEY\" block, not DER)".into(),
+    ))
 }
 
-fn spki_from_der(der: &[u8]) -> Result<Vec<u8>, String> {
+fn spki_from_der(der: &[u8]) -> Result<Vec<u8>, Rejection> {
     use x509_cert::der::Decode as _;
     if x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(der).is_ok() {
         return Ok(der.to_vec());
     }
-    spki_from_pkcs1(der)
-        .map_err(|_| "is DER but neither a SubjectPublicKeyInfo nor a PKCS#1 RSA public key".into())
+    spki_from_pkcs1(der).map_err(|_| {
+        Rejection::Key(
+            "is DER but neither a SubjectPublicKeyInfo nor a PKCS#1 RSA public key".into(),
+        )
+    })
 }
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
@@ -240,37 +240,40 @@ const OID_ED25519: &str = "1.3.101.112";
 
 /// Wraps a PKCS#1 RSAPublicKey (`SEQUENCE { modulus INTEGER, publicExponent INTEGER }`)
 /// into a SubjectPublicKeyInfo (RFC 8017 A.1.1, RFC 3279 2.3.1).
-fn spki_from_pkcs1(pkcs1: &[u8]) -> Result<Vec<u8>, String> {
+fn spki_from_pkcs1(pkcs1: &[u8]) -> Result<Vec<u8>, Rejection> {
     use x509_cert::der::asn1::{BitString, UintRef};
     use x509_cert::der::{Decode as _, Encode as _, Reader as _, SliceReader};
-    let mut r = SliceReader::new(pkcs1).map_err(|e| e.to_string())?;
+    let mut r = SliceReader::new(pkcs1).map_err(|e| Rejection::Key(e.to_string()))?;
     r.sequence(|r| {
         let _n = UintRef::decode(r)?;
         let _e = UintRef::decode(r)?;
         Ok::<_, x509_cert::der::Error>(())
     })
-    .map_err(|e| format!("not a PKCS#1 RSA public key: {e}"))?;
+    .map_err(|e| Rejection::Key(format!("not a PKCS#1 RSA public key: {e}")))?;
     r.finish()
-        .map_err(|e| format!("not a PKCS#1 RSA public key: {e}"))?;
+        .map_err(|e| Rejection::Key(format!("not a PKCS#1 RSA public key: {e}")))?;
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned {
         algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
-            oid: OID_RSA.parse().map_err(|e| format!("{e}"))?,
+            oid: OID_RSA
+                .parse()
+                .map_err(|e| Rejection::Key(format!("{e}")))?,
             parameters: Some(x509_cert::der::asn1::Null.into()),
         },
-        subject_public_key: BitString::from_bytes(pkcs1).map_err(|e| e.to_string())?,
+        subject_public_key: BitString::from_bytes(pkcs1)
+            .map_err(|e| Rejection::Key(e.to_string()))?,
     };
-    spki.to_der().map_err(|e| e.to_string())
+    spki.to_der().map_err(|e| Rejection::Key(e.to_string()))
 }
 
 /// The canonical DER SubjectPublicKeyInfo of a public key, so that equal keys compare
 /// equal: EC points (P-256, P-384; SEC 1 2.3.3) uncompressed and checked to be on the
 /// curve, RSA with NULL parameters (RFC 3279 2.3.1), Ed25519 without parameters
 /// (RFC 8410). Errors name an unsupported algorithm or curve.
-pub fn canonical_spki(der: &[u8]) -> Result<Vec<u8>, String> {
+pub fn canonical_spki(der: &[u8]) -> Result<Vec<u8>, Rejection> {
     use p256::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
     use x509_cert::der::{Decode as _, Encode as _};
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(der)
-        .map_err(|e| format!("not a DER SubjectPublicKeyInfo: {e}"))?;
+        .map_err(|e| Rejection::Key(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
     let alg = spki.algorithm.oid.to_string();
     match alg.as_str() {
         OID_EC_PUBLIC_KEY => {
@@ -280,27 +283,30 @@ pub fn canonical_spki(der: &[u8]) -> Result<Vec<u8>, String> {
                 .as_ref()
                 .and_then(|p| p.decode_as::<x509_cert::der::asn1::ObjectIdentifier>().ok())
                 .map(|o| o.to_string())
-                .ok_or("EC key without a named curve")?;
+                .ok_or_else(|| Rejection::Key("EC key without a named curve".into()))?;
             let doc = match curve.as_str() {
                 OID_P256 => p256::PublicKey::from_public_key_der(der)
-                    .map_err(|e| format!("not a valid P-256 public key: {e}"))?
+                    .map_err(|e| Rejection::Key(format!("not a valid P-256 public key: {e}")))?
                     .to_public_key_der(),
                 OID_P384 => p384::PublicKey::from_public_key_der(der)
-                    .map_err(|e| format!("not a valid P-384 public key: {e}"))?
+                    .map_err(|e| Rejection::Key(format!("not a valid P-384 public key: {e}")))?
                     .to_public_key_der(),
                 other => {
-                    return Err(format!(
+                    return Err(Rejection::Key(format!(
                         "unsupported EC curve {other} (P-256 and P-384 are supported)"
-                    ));
+                    )));
                 }
             };
-            Ok(doc.map_err(|e| e.to_string())?.as_bytes().to_vec())
+            Ok(doc
+                .map_err(|e| Rejection::Key(e.to_string()))?
+                .as_bytes()
+                .to_vec())
         }
         OID_RSA => {
             let pkcs1 = spki
                 .subject_public_key
                 .as_bytes()
-                .ok_or("RSA key bits are not whole bytes")?;
+                .ok_or_else(|| Rejection::Key("RSA key bits are not whole bytes".into()))?;
             spki_from_pkcs1(pkcs1)
         }
         OID_ED25519 => {
@@ -308,20 +314,22 @@ pub fn canonical_spki(der: &[u8]) -> Result<Vec<u8>, String> {
                 .subject_public_key
                 .as_bytes()
                 .filter(|b| b.len() == 32)
-                .ok_or("Ed25519 key is not 32 bytes")?;
+                .ok_or_else(|| Rejection::Key("Ed25519 key is not 32 bytes".into()))?;
             let canonical = x509_cert::spki::SubjectPublicKeyInfoOwned {
                 algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
                     oid: spki.algorithm.oid,
                     parameters: None,
                 },
                 subject_public_key: x509_cert::der::asn1::BitString::from_bytes(raw)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| Rejection::Key(e.to_string()))?,
             };
-            canonical.to_der().map_err(|e| e.to_string())
+            canonical
+                .to_der()
+                .map_err(|e| Rejection::Key(e.to_string()))
         }
-        other => Err(format!(
+        other => Err(Rejection::Key(format!(
             "unsupported key algorithm {other} (ECDSA P-256/P-384, RSA and Ed25519 are supported)"
-        )),
+        ))),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod keyless;
 pub mod keys;
 pub mod payload;
+mod rejection;
 pub mod sign;
 pub mod timestamp;
 
@@ -32,13 +33,22 @@ use evidence::Evidence;
 use keyless::{BodyKey, SignedTime, TrustMaterial};
 use keys::TrustedKey;
 use payload::parse_claim;
+pub use rejection::{FileRejection, Rejection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("public key {path}: {reason}")]
-    Key { path: PathBuf, reason: String },
+    Key {
+        path: PathBuf,
+        #[source]
+        reason: Rejection,
+    },
     #[error("trusted root {path}: {reason}")]
-    TrustRoot { path: PathBuf, reason: String },
+    TrustRoot {
+        path: PathBuf,
+        #[source]
+        reason: Rejection,
+    },
     /// The registry could not be asked (unreachable, timeout, 5xx, auth): not a
     /// verification result, and never cached as one.
     #[error(transparent)]
@@ -76,16 +86,19 @@ pub struct Verifier {
 const SIGNER_KEYLESS: &str = "keyless";
 
 impl Verifier {
-    /// Reads the policy's key and trust-root files from disk.
+    /// Reads the policy's key and trust-root files from disk (the CLI; the daemon
+    /// builds its verifiers from the load's snapshot, the policy snapshot).
     pub fn load(policy: &SignaturePolicy) -> Result<Verifier, VerifyError> {
-        Verifier::load_with(policy, &crate::config::PolicyFiles::default())
+        Verifier::from_bytes(policy, |path, limit| {
+            keys::read_config_file(path, limit).map(std::sync::Arc::from)
+        })
     }
 
-    /// Builds the verifier from the files as read at load (`Policy::files`), so it
-    /// trusts exactly the bytes the policy fingerprint covers.
-    pub fn load_with(
+    /// Builds the verifier from the key and trust-root bytes that `file` gives for each
+    /// path (with the size limit of that kind of file, in bytes): no I/O of its own.
+    pub fn from_bytes(
         policy: &SignaturePolicy,
-        files: &crate::config::PolicyFiles,
+        file: impl Fn(&std::path::Path, u64) -> Result<std::sync::Arc<[u8]>, FileRejection>,
     ) -> Result<Verifier, VerifyError> {
         let mut keys: Vec<TrustedKey> = Vec::new();
         for path in &policy.keys {
@@ -93,9 +106,7 @@ impl Verifier {
                 path: path.clone(),
                 reason,
             };
-            let bytes = files
-                .read(path, keys::MAX_KEY_FILE_BYTES)
-                .map_err(key_err)?;
+            let bytes = file(path, keys::MAX_KEY_FILE_BYTES).map_err(|e| key_err(e.into()))?;
             let k = TrustedKey::from_file_bytes(&path.display().to_string(), &bytes)
                 .map_err(key_err)?;
             // The same key in two files (or two encodings) is one signer.
@@ -110,9 +121,8 @@ impl Verifier {
                     path: path.to_path_buf(),
                     reason,
                 };
-                let bytes = files
-                    .read(path, crate::config::MAX_TRUST_ROOT_BYTES)
-                    .map_err(root_err)?;
+                let bytes = file(path, crate::config::MAX_TRUST_ROOT_BYTES)
+                    .map_err(|e| root_err(e.into()))?;
                 Some(TrustMaterial::from_json(&bytes).map_err(root_err)?)
             }
         };
@@ -125,6 +135,11 @@ impl Verifier {
             require_tlog: policy.require_tlog,
             allowed_references: policy.allowed_reference_globs.clone(),
         })
+    }
+
+    /// The distinct keys this verifier trusts, in the policy's order.
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
     }
 
     /// Finds and verifies the signatures of `subject`. `Err` only when the registry could
@@ -182,7 +197,7 @@ impl Verifier {
             }
         }
         for f in found {
-            let check = |signer: Option<String>, result: Result<(), String>| SignatureCheck {
+            let check = |signer: Option<String>, result: Result<(), Rejection>| SignatureCheck {
                 subject: f.subject.to_string(),
                 source: f.source.to_string(),
                 artifact: f.artifact.clone(),
@@ -190,7 +205,7 @@ impl Verifier {
                 verified: result.is_ok(),
                 reason: match result {
                     Ok(()) => "verified".into(),
-                    Err(r) => r,
+                    Err(r) => r.to_string(),
                 },
             };
             let ev = match &f.evidence {
@@ -237,7 +252,7 @@ impl Verifier {
                 } else {
                     "keyless signature, but the policy trusts no keyless identity"
                 };
-                checks.push(check(None, Err(reason.into())));
+                checks.push(check(None, Err(Rejection::Signature(reason.into()))));
             }
         }
         let names = signers.names();
@@ -257,14 +272,19 @@ impl Verifier {
         reference: &Reference,
         image: &ImageDigests,
         f: &Found,
-    ) -> Result<(), String> {
+    ) -> Result<(), Rejection> {
         if !key.verify(&ev.signature, &ev.signed) {
-            return Err("signature does not verify with this key".into());
+            return Err(Rejection::Signature(
+                "signature does not verify with this key".into(),
+            ));
         }
         if self.require_tlog {
-            let trust = self.trust.as_ref().ok_or(
-                "missing transparency proof (policy requires one but has no trusted_root)",
-            )?;
+            let trust = self.trust.as_ref().ok_or_else(|| {
+                Rejection::Signature(
+                    "missing transparency proof (policy requires one but has no trusted_root)"
+                        .into(),
+                )
+            })?;
             // Every proof present must verify, even where a key needs no signed time.
             let stamps = verify_timestamps(trust, ev)?;
             keyless::verify_tlog(
@@ -287,16 +307,20 @@ impl Verifier {
         reference: &Reference,
         image: &ImageDigests,
         f: &Found,
-    ) -> Result<keyless::CertIdentity, String> {
-        let trust = self
-            .trust
-            .as_ref()
-            .ok_or("keyless signature, but the policy has no trusted_root")?;
-        let leaf = ev.certificates.first().ok_or("no certificate")?;
+    ) -> Result<keyless::CertIdentity, Rejection> {
+        let trust = self.trust.as_ref().ok_or_else(|| {
+            Rejection::Signature("keyless signature, but the policy has no trusted_root".into())
+        })?;
+        let leaf = ev
+            .certificates
+            .first()
+            .ok_or_else(|| Rejection::Signature("no certificate".into()))?;
         let spki = keyless::certificate_spki(leaf)?;
         // The crate skips this: without it, a layer with any logged certificate verifies.
         if !keys::verify_with_spki(&spki, &ev.signature, &ev.signed) {
-            return Err("signature does not verify with the certificate's key".into());
+            return Err(Rejection::Signature(
+                "signature does not verify with the certificate's key".into(),
+            ));
         }
         // The signing time comes from the SET (Rekor v1) or from RFC 3161 timestamps
         // (Rekor v2, which has no SET); when both are present all must verify and the
@@ -328,19 +352,19 @@ impl Verifier {
         reference: &Reference,
         image: &ImageDigests,
         f: &Found,
-    ) -> Result<(), String> {
+    ) -> Result<(), Rejection> {
         let claim = parse_claim(ev.payload_kind, &ev.payload)?;
         if !claim.digests.contains(&f.subject) {
-            return Err(match claim.digests.first() {
+            return Err(Rejection::Signature(match claim.digests.first() {
                 Some(d) => format!("signed payload is for {d}, not {}", f.subject),
                 None => format!("signed payload names no digest (expected {})", f.subject),
-            });
+            }));
         }
         if matches!(self.require_on, SignatureLocation::Platform) && f.subject != image.manifest {
-            return Err(
+            return Err(Rejection::Signature(
                 "signature is on the index; the policy requires one on the platform manifest"
                     .into(),
-            );
+            ));
         }
         if let Some(r) = &claim.docker_reference {
             let named = r
@@ -349,10 +373,10 @@ impl Verifier {
                 .unwrap_or_else(|_| r.clone());
             let own = reference.name();
             if named != own && !self.allowed_references.is_match(&named) {
-                return Err(format!(
+                return Err(Rejection::Signature(format!(
                     "signed payload names repository {:?}, not {own:?}",
                     named.chars().take(200).collect::<String>()
-                ));
+                )));
             }
         }
         Ok(())
@@ -437,7 +461,7 @@ fn keyless_signer(cert: &keyless::CertIdentity) -> String {
 }
 
 /// Verifies every RFC 3161 timestamp of a signature; returns their genTimes.
-fn verify_timestamps(trust: &TrustMaterial, ev: &Evidence) -> Result<Vec<i64>, String> {
+fn verify_timestamps(trust: &TrustMaterial, ev: &Evidence) -> Result<Vec<i64>, Rejection> {
     ev.timestamps
         .iter()
         .map(|t| timestamp::verify(t, &ev.signature, trust.timestamp_authorities()))

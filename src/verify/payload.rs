@@ -2,6 +2,7 @@
 //! in a DSSE envelope), and the binding of that payload to the digest and repository
 //! being verified.
 
+use crate::verify::Rejection;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
@@ -70,24 +71,28 @@ pub enum PayloadKind {
 }
 
 /// Parses the claim out of a payload. Errors are stable report reasons.
-pub fn parse_claim(kind: PayloadKind, payload: &[u8]) -> Result<Claim, String> {
+pub fn parse_claim(kind: PayloadKind, payload: &[u8]) -> Result<Claim, Rejection> {
     match kind {
         PayloadKind::SimpleSigning => {
             let p: SimpleSigning = serde_json::from_slice(payload).map_err(|_| {
-                "signed payload is not a cosign simple-signing document".to_string()
+                Rejection::Payload("signed payload is not a cosign simple-signing document".into())
             })?;
             if p.critical.kind != COSIGN_SIGNATURE_TYPE {
-                return Err(format!(
+                return Err(Rejection::Payload(format!(
                     "signed payload has type {:?}, not {COSIGN_SIGNATURE_TYPE:?}",
                     truncate(&p.critical.kind)
-                ));
+                )));
             }
             let d = p
                 .critical
                 .image
                 .docker_manifest_digest
                 .parse::<Digest>()
-                .map_err(|_| "signed payload has an invalid docker-manifest-digest".to_string())?;
+                .map_err(|_| {
+                    Rejection::Payload(
+                        "signed payload has an invalid docker-manifest-digest".into(),
+                    )
+                })?;
             Ok(Claim {
                 digests: vec![d],
                 docker_reference: Some(p.critical.identity.docker_reference),
@@ -105,10 +110,13 @@ pub fn parse_claim(kind: PayloadKind, payload: &[u8]) -> Result<Claim, String> {
                 #[serde(default)]
                 digest: std::collections::BTreeMap<String, String>,
             }
-            let s: Statement = serde_json::from_slice(payload)
-                .map_err(|_| "signed payload is not an in-toto statement".to_string())?;
+            let s: Statement = serde_json::from_slice(payload).map_err(|_| {
+                Rejection::Payload("signed payload is not an in-toto statement".into())
+            })?;
             if !s.kind.starts_with("https://in-toto.io/Statement/") {
-                return Err("signed payload is not an in-toto statement".to_string());
+                return Err(Rejection::Payload(
+                    "signed payload is not an in-toto statement".into(),
+                ));
             }
             let digests = s
                 .subject

@@ -9,6 +9,7 @@
 //! fractional seconds that RFC 3161 allows in genTime. Signatures and the TSA chain
 //! go through rustls-webpki, as for Fulcio certificates.
 
+use crate::verify::Rejection;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cms::cert::CertificateChoices;
@@ -73,18 +74,22 @@ struct ValidFor {
     end: Option<String>,
 }
 
-fn rfc3339(s: &str) -> Result<i64, String> {
+fn rfc3339(s: &str) -> Result<i64, Rejection> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
-        .map_err(|_| format!("timestamp authority validFor {s:?} is not an RFC 3339 time"))
+        .map_err(|_| {
+            Rejection::Timestamp(format!(
+                "timestamp authority validFor {s:?} is not an RFC 3339 time"
+            ))
+        })
 }
 
 /// Reads the timestamp authorities of a trusted_root.json (the sigstore crate parses
 /// the file but does not expose them). The chain is leaf first, root last; the last
 /// certificate is the anchor.
-pub fn authorities_from_json(bytes: &[u8]) -> Result<Vec<Authority>, String> {
-    let root: RootJson =
-        serde_json::from_slice(bytes).map_err(|e| format!("does not parse: {e}"))?;
+pub fn authorities_from_json(bytes: &[u8]) -> Result<Vec<Authority>, Rejection> {
+    let root: RootJson = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::Timestamp(format!("does not parse: {e}")))?;
     let mut out = Vec::new();
     for a in root.timestamp_authorities {
         let chain = a
@@ -96,14 +101,22 @@ pub fn authorities_from_json(bytes: &[u8]) -> Result<Vec<Authority>, String> {
                 BASE64
                     .decode(&c.raw_bytes)
                     .map(CertificateDer::from)
-                    .map_err(|_| "a timestamp authority certificate is not base64".to_string())
+                    .map_err(|_| {
+                        Rejection::Timestamp(
+                            "a timestamp authority certificate is not base64".into(),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let Some(root_cert) = chain.last() else {
-            return Err("a timestamp authority has no certificates".into());
+            return Err(Rejection::Timestamp(
+                "a timestamp authority has no certificates".into(),
+            ));
         };
         let anchor = webpki::anchor_from_trusted_cert(root_cert)
-            .map_err(|e| format!("a timestamp authority root is not usable: {e}"))?
+            .map_err(|e| {
+                Rejection::Timestamp(format!("a timestamp authority root is not usable: {e}"))
+            })?
             .to_owned();
         let (valid_from, valid_until) = match a.valid_for {
             None => (None, None),
@@ -133,37 +146,50 @@ pub struct TstInfo {
 
 /// Verifies a DER TimeStampToken over `signature` against the trust root's timestamp
 /// authorities; returns the verified genTime (Unix seconds). Errors are stable reasons.
-pub fn verify(token: &[u8], signature: &[u8], authorities: &[Authority]) -> Result<i64, String> {
+pub fn verify(token: &[u8], signature: &[u8], authorities: &[Authority]) -> Result<i64, Rejection> {
     if token.len() > MAX_TOKEN_BYTES {
-        return Err("RFC 3161 timestamp is too large".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp is too large".into(),
+        ));
     }
     let ci = ContentInfo::from_der(token)
-        .map_err(|_| "RFC 3161 timestamp does not parse as CMS".to_string())?;
+        .map_err(|_| Rejection::Timestamp("RFC 3161 timestamp does not parse as CMS".into()))?;
     if ci.content_type != rfc5911::ID_SIGNED_DATA {
-        return Err("RFC 3161 timestamp is not CMS SignedData".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp is not CMS SignedData".into(),
+        ));
     }
     let sd: SignedData = ci
         .content
         .decode_as()
-        .map_err(|_| "RFC 3161 timestamp does not parse as CMS".to_string())?;
+        .map_err(|_| Rejection::Timestamp("RFC 3161 timestamp does not parse as CMS".into()))?;
     if sd.encap_content_info.econtent_type != ID_CT_TST_INFO {
-        return Err("RFC 3161 timestamp does not carry a TSTInfo".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp does not carry a TSTInfo".into(),
+        ));
     }
     let tst_der = sd
         .encap_content_info
         .econtent
         .as_ref()
         .and_then(|a| a.decode_as::<OctetString>().ok())
-        .ok_or("RFC 3161 timestamp does not carry a TSTInfo")?;
+        .ok_or_else(|| {
+            Rejection::Timestamp("RFC 3161 timestamp does not carry a TSTInfo".into())
+        })?;
     let tst_der = tst_der.as_bytes();
     let tst = parse_tst_info(tst_der)?;
-    let want = hash(&tst.hash_algorithm, signature)
-        .ok_or("RFC 3161 timestamp uses an unsupported hash algorithm")?;
+    let want = hash(&tst.hash_algorithm, signature).ok_or_else(|| {
+        Rejection::Timestamp("RFC 3161 timestamp uses an unsupported hash algorithm".into())
+    })?;
     if want != tst.hashed_message {
-        return Err("RFC 3161 timestamp is for another signature".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp is for another signature".into(),
+        ));
     }
     let [si] = sd.signer_infos.0.as_slice() else {
-        return Err("RFC 3161 timestamp must have exactly one signer".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp must have exactly one signer".into(),
+        ));
     };
     let signed_attrs = check_signed_attributes(si, tst_der)?;
 
@@ -178,7 +204,9 @@ pub fn verify(token: &[u8], signature: &[u8], authorities: &[Authority]) -> Resu
         .take(16)
         .collect();
     let at = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        u64::try_from(tst.gen_time).map_err(|_| "RFC 3161 timestamp genTime is before 1970")?,
+        u64::try_from(tst.gen_time).map_err(|_| {
+            Rejection::Timestamp("RFC 3161 timestamp genTime is before 1970".into())
+        })?,
     ));
     // The most specific failure across authorities is reported: a bad signature, an
     // expired or EKU-less certificate or a validFor miss beats "not in the trust root".
@@ -238,11 +266,17 @@ pub fn verify(token: &[u8], signature: &[u8], authorities: &[Authority]) -> Resu
         return Ok(tst.gen_time);
     }
     Err(if authorities.is_empty() {
-        "RFC 3161 timestamp authority is not in the trust root (it lists none)".into()
+        Rejection::Timestamp(
+            "RFC 3161 timestamp authority is not in the trust root (it lists none)".into(),
+        )
     } else if !signer_found {
-        "RFC 3161 timestamp names a signer certificate it does not carry".into()
+        Rejection::Timestamp(
+            "RFC 3161 timestamp names a signer certificate it does not carry".into(),
+        )
     } else {
-        best.unwrap_or_else(|| "RFC 3161 timestamp authority is not in the trust root".into())
+        Rejection::Timestamp(
+            best.unwrap_or_else(|| "RFC 3161 timestamp authority is not in the trust root".into()),
+        )
     })
 }
 
@@ -276,11 +310,10 @@ fn hash(alg: &ObjectIdentifier, data: &[u8]) -> Option<Vec<u8>> {
 
 /// RFC 5652 §5.4: with signed attributes, the signature covers their DER (as a SET
 /// OF), which must name the TSTInfo content type and carry its digest. Returns that DER.
-fn check_signed_attributes(si: &SignerInfo, tst_der: &[u8]) -> Result<Vec<u8>, String> {
-    let attrs = si
-        .signed_attrs
-        .as_ref()
-        .ok_or("RFC 3161 timestamp has no signed attributes")?;
+fn check_signed_attributes(si: &SignerInfo, tst_der: &[u8]) -> Result<Vec<u8>, Rejection> {
+    let attrs = si.signed_attrs.as_ref().ok_or_else(|| {
+        Rejection::Timestamp("RFC 3161 timestamp has no signed attributes".into())
+    })?;
     let single = |oid: ObjectIdentifier| {
         attrs
             .iter()
@@ -293,19 +326,28 @@ fn check_signed_attributes(si: &SignerInfo, tst_der: &[u8]) -> Result<Vec<u8>, S
     let content_type =
         single(rfc5911::ID_CONTENT_TYPE).and_then(|v| v.decode_as::<ObjectIdentifier>().ok());
     if content_type != Some(ID_CT_TST_INFO) {
-        return Err("RFC 3161 timestamp signed attributes do not name a TSTInfo".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp signed attributes do not name a TSTInfo".into(),
+        ));
     }
     let digest = single(rfc5911::ID_MESSAGE_DIGEST)
         .and_then(|v| v.decode_as::<OctetString>().ok())
-        .ok_or("RFC 3161 timestamp signed attributes have no message digest")?;
-    let want = hash(&si.digest_alg.oid, tst_der)
-        .ok_or("RFC 3161 timestamp uses an unsupported hash algorithm")?;
+        .ok_or_else(|| {
+            Rejection::Timestamp(
+                "RFC 3161 timestamp signed attributes have no message digest".into(),
+            )
+        })?;
+    let want = hash(&si.digest_alg.oid, tst_der).ok_or_else(|| {
+        Rejection::Timestamp("RFC 3161 timestamp uses an unsupported hash algorithm".into())
+    })?;
     if digest.as_bytes() != want.as_slice() {
-        return Err("RFC 3161 timestamp TSTInfo does not match its signed digest".into());
+        return Err(Rejection::Timestamp(
+            "RFC 3161 timestamp TSTInfo does not match its signed digest".into(),
+        ));
     }
-    attrs
-        .to_der()
-        .map_err(|_| "RFC 3161 timestamp signed attributes do not encode".into())
+    attrs.to_der().map_err(|_| {
+        Rejection::Timestamp("RFC 3161 timestamp signed attributes do not encode".into())
+    })
 }
 
 fn signer_matches(sid: &SignerIdentifier, cert: &CertificateDer<'_>) -> bool {
@@ -389,8 +431,8 @@ fn signature_digest(alg: &AlgorithmIdentifierOwned, digest: &ObjectIdentifier) -
 
 /// TSTInfo ::= SEQUENCE { version, policy, messageImprint, serialNumber, genTime, … }.
 /// The optional tail (accuracy, ordering, nonce, tsa, extensions) is skipped as TLVs.
-pub fn parse_tst_info(der: &[u8]) -> Result<TstInfo, String> {
-    let bad = |_| "RFC 3161 timestamp TSTInfo does not parse".to_string();
+pub fn parse_tst_info(der: &[u8]) -> Result<TstInfo, Rejection> {
+    let bad = |_| Rejection::Timestamp("RFC 3161 timestamp TSTInfo does not parse".into());
     let mut r = SliceReader::new(der).map_err(bad)?;
     let (hash_algorithm, hashed_message, gen_time) = r
         .sequence(|r| {
@@ -415,7 +457,9 @@ pub fn parse_tst_info(der: &[u8]) -> Result<TstInfo, String> {
         .map_err(bad)
         .and_then(|(version, alg, digest, gen_time)| {
             if version != 1 {
-                return Err("RFC 3161 timestamp TSTInfo has an unknown version".to_string());
+                return Err(Rejection::Timestamp(
+                    "RFC 3161 timestamp TSTInfo has an unknown version".into(),
+                ));
             }
             Ok((alg.oid, digest.as_bytes().to_vec(), gen_time))
         })?;
@@ -423,7 +467,11 @@ pub fn parse_tst_info(der: &[u8]) -> Result<TstInfo, String> {
     // Skip the tag and (short) length: a GeneralizedTime is well under 128 bytes.
     let value = match gen_time.as_slice() {
         [_, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
-        _ => return Err("RFC 3161 timestamp genTime does not parse".into()),
+        _ => {
+            return Err(Rejection::Timestamp(
+                "RFC 3161 timestamp genTime does not parse".into(),
+            ));
+        }
     };
     Ok(TstInfo {
         hash_algorithm,
@@ -434,8 +482,8 @@ pub fn parse_tst_info(der: &[u8]) -> Result<TstInfo, String> {
 
 /// `YYYYMMDDHHMMSS[.f…]Z`, the DER form RFC 3161 §2.4.2 prescribes (UTC, fractions
 /// without trailing zeros). Fractions are dropped: validity is judged to the second.
-fn generalized_time(v: &[u8]) -> Result<i64, String> {
-    let bad = || "RFC 3161 timestamp genTime does not parse".to_string();
+fn generalized_time(v: &[u8]) -> Result<i64, Rejection> {
+    let bad = || Rejection::Timestamp("RFC 3161 timestamp genTime does not parse".into());
     let s = std::str::from_utf8(v).map_err(|_| bad())?;
     let s = s.strip_suffix('Z').ok_or_else(bad)?;
     let (whole, frac) = match s.split_once('.') {

@@ -2,27 +2,23 @@
 //! content store under a lease, vulnerabilities from the offline database, judged by
 //! the policy.
 
-use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{Policy, PolicyFiles};
-use crate::gate::{GateError, PolicyError};
-use std::path::PathBuf;
-use std::time::Duration;
-
-use crate::config::ScanLimits;
 use crate::containerd::{Containerd, Target};
 use crate::digest::Digest;
 use crate::fleet::{Fleet, ImageBinding, ScanSource};
-use crate::gate::ImageScanner;
+use crate::gate::{GateError, ImageScanner};
 use crate::policy::evaluate::JudgedScan;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient};
 use crate::report::ScanReport;
 use crate::scan::image::{Platform, resolve_image};
 use crate::scan::{BlobSource, ContainerdContent, LayerCache, LayerResult, ScanError, Scanner};
+use crate::snapshot::LoadedPolicy;
 use crate::store::LayerStore;
 use crate::vulndb::VulnDb;
 
@@ -74,10 +70,6 @@ pub struct LayerScanner {
     containerd: Containerd,
     /// containerd's root; configured, or asked from containerd on first use.
     root: Mutex<Option<PathBuf>>,
-    limits: Mutex<ScanLimits>,
-    /// By policy name, with the file snapshot its denylist came from (see
-    /// `RegistrySignatures::verifiers`).
-    scanners: Mutex<HashMap<String, ScannerFor>>,
     layers: LayerStore,
     vulndb: std::sync::RwLock<(Arc<VulnDb>, Option<FileStamp>)>,
     vulndb_path: PathBuf,
@@ -85,10 +77,6 @@ pub struct LayerScanner {
     /// through this registry client.
     fleet: std::sync::RwLock<Option<(Arc<Fleet>, RegistryClient)>>,
 }
-
-/// A policy's scanner (`None`: a scan outside any policy) and the snapshot its denylist
-/// came from.
-type ScannerFor = (Option<Arc<PolicyFiles>>, Arc<Scanner>);
 
 /// What identifies one state of the database file: a `db import` changes it.
 type FileStamp = (std::time::SystemTime, u64);
@@ -105,7 +93,6 @@ impl LayerScanner {
     pub fn new(
         containerd: Containerd,
         root: Option<PathBuf>,
-        limits: ScanLimits,
         layers: LayerStore,
         vulndb_path: PathBuf,
     ) -> Result<LayerScanner, GateError> {
@@ -114,8 +101,6 @@ impl LayerScanner {
         Ok(LayerScanner {
             containerd,
             root: Mutex::new(root),
-            limits: Mutex::new(limits),
-            scanners: Mutex::new(HashMap::new()),
             layers,
             vulndb: std::sync::RwLock::new((Arc::new(db), stamped)),
             vulndb_path,
@@ -134,17 +119,18 @@ impl LayerScanner {
     /// is [`LayerScanner::report`].
     pub async fn report_pulled(
         &self,
-        policy: Option<&Policy>,
+        scanner: Arc<Scanner>,
         digest: &Digest,
         reference: &Reference,
         creds: &Credentials,
     ) -> Result<(ScanReport, ScanSource), GateError> {
         let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some((fleet, client)) = fleet.filter(|(f, _)| f.consumes() || f.publishes()) else {
-            return Ok((self.report(policy, digest).await?, ScanSource::local()));
+            return Ok((self.report(scanner, digest).await?, ScanSource::local()));
         };
-        let scanner = self.scanner_for(policy)?;
-        let (lease, src) = self.leased_content(digest).await?;
+        let (lease, src) = self
+            .leased_content(digest, scanner.limits().max_layer_bytes)
+            .await?;
         let src = Arc::new(src);
         let result: Result<(Vec<LayerResult>, ScanSource), GateError> = async {
             // Manifests and config only: no layer byte is read to bind an attestation.
@@ -182,17 +168,12 @@ impl LayerScanner {
         Ok((report, source))
     }
 
-    /// New limits and denylists (config reload), and the vulnerability database as
-    /// it is on disk now (a `db import` since start takes effect).
-    /// New limits and a freshly opened database; on an error nothing has changed.
-    pub fn reset(&self, limits: ScanLimits) -> Result<(), GateError> {
+    /// The vulnerability database as it is on disk now (config reload: a `db import`
+    /// since start takes effect); on an error nothing has changed. Limits and
+    /// denylists come with each pull's policy snapshot.
+    pub fn reset(&self) -> Result<(), GateError> {
         let stamped = stamp(&self.vulndb_path);
         let db = VulnDb::open(&self.vulndb_path).map_err(GateError::VulnDb)?;
-        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
-        self.scanners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
         *self.vulndb.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(db), stamped);
         Ok(())
     }
@@ -224,62 +205,13 @@ impl LayerScanner {
         cur.0.clone()
     }
 
-    /// One scanner per policy (its denylist); `None` for a scan outside any policy.
-    fn scanner_for(&self, policy: Option<&Policy>) -> Result<Arc<Scanner>, GateError> {
-        let name = policy.map(|p| p.name.as_str()).unwrap_or("");
-        let files = policy.map(|p| p.files.clone());
-        let mut map = self.scanners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((built_from, s)) = map.get(name) {
-            let same = match (built_from, &files) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if same {
-                return Ok(s.clone());
-            }
-        }
-        // The denylist as read at load (the bytes the policy fingerprint covers).
-        let denylist = match policy.and_then(|p| p.scan.denylist.as_deref().map(|d| (p, d))) {
-            None => None,
-            Some((p, path)) => {
-                let bytes = p
-                    .files
-                    .read(path, crate::config::MAX_DENYLIST_BYTES)
-                    .map_err(|reason| {
-                        GateError::Policy(PolicyError::DenylistUnreadable {
-                            path: path.to_path_buf(),
-                            reason,
-                        })
-                    })?;
-                let text = std::str::from_utf8(&bytes).map_err(|_| {
-                    GateError::Policy(PolicyError::DenylistNotText {
-                        path: path.to_path_buf(),
-                    })
-                })?;
-                Some(crate::scan::Denylist::parse(text).map_err(|source| {
-                    GateError::Policy(PolicyError::Denylist {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                })?)
-            }
-        };
-        let limits = self
-            .limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let s = Arc::new(Scanner::new(&limits, denylist));
-        map.insert(name.to_string(), (files, s.clone()));
-        Ok(s)
-    }
-
     /// The image's blobs in containerd's content store, under a lease taken on `digest`
-    /// so that nothing is garbage-collected while they are read. The caller releases it.
+    /// so that nothing is garbage-collected while they are read, none read past
+    /// `max_blob` bytes. The caller releases the lease.
     async fn leased_content(
         &self,
         digest: &crate::digest::Digest,
+        max_blob: u64,
     ) -> Result<(crate::containerd::Lease, ContentWithFallback), GateError> {
         let root = self.root().await?;
         let lease = self
@@ -291,11 +223,7 @@ impl LayerScanner {
             dir: ContainerdContent::new(&root),
             containerd: self.containerd.clone(),
             runtime: tokio::runtime::Handle::current(),
-            max_blob: self
-                .limits
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .max_layer_bytes,
+            max_blob,
         };
         Ok((lease, src))
     }
@@ -321,13 +249,15 @@ impl LayerScanner {
     }
 
     /// The image's report (no judgement): for scans and SBOMs.
+    /// `scanner` is the policy's (its limits and denylist), from the policy snapshot.
     pub async fn report(
         &self,
-        policy: Option<&Policy>,
+        scanner: Arc<Scanner>,
         digest: &crate::digest::Digest,
     ) -> Result<ScanReport, GateError> {
-        let scanner = self.scanner_for(policy)?;
-        let (lease, src) = self.leased_content(digest).await?;
+        let (lease, src) = self
+            .leased_content(digest, scanner.limits().max_layer_bytes)
+            .await?;
         let cache = StoredLayers(self.layers.clone());
         let digest = digest.clone();
         let db = self.vulndb();
@@ -344,22 +274,22 @@ impl LayerScanner {
 
 #[async_trait]
 impl ImageScanner for LayerScanner {
-    async fn scan(&self, policy: &Policy, target: &Target) -> Result<JudgedScan, GateError> {
-        let report = self.report(Some(policy), &target.digest).await?;
+    async fn scan(&self, policy: &LoadedPolicy, target: &Target) -> Result<JudgedScan, GateError> {
+        let report = self.report(policy.scanner()?, &target.digest).await?;
         let today = time::OffsetDateTime::now_utc().date();
         Ok(crate::engine::judge(report, &policy.scan, today))
     }
 
     async fn scan_pulled(
         &self,
-        policy: &Policy,
+        policy: &LoadedPolicy,
         target: &Target,
         reference: &Reference,
         auth: Option<&k8s_cri::v1::AuthConfig>,
     ) -> Result<(JudgedScan, ScanSource), GateError> {
         let creds = auth.map(Credentials::from).unwrap_or_default();
         let (report, source) = self
-            .report_pulled(Some(policy), &target.digest, reference, &creds)
+            .report_pulled(policy.scanner()?, &target.digest, reference, &creds)
             .await?;
         let today = time::OffsetDateTime::now_utc().date();
         Ok((crate::engine::judge(report, &policy.scan, today), source))

@@ -1,6 +1,7 @@
 //! Transparency-log checks: a Rekor entry's SET, its inclusion proof and signed
 //! checkpoint, and that its body records exactly this signature, payload and key.
 
+use crate::verify::Rejection;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::Digest as _;
@@ -23,12 +24,12 @@ pub fn verify_tlog(
     signer_key_or_cert_pem: &BodyKey<'_>,
     need_signed_time: bool,
     timestamps: &[i64],
-) -> Result<Option<i64>, String> {
-    let entry = tlog.ok_or("missing transparency proof (no Rekor entry)")?;
-    let log = trust
-        .rekor_keys
-        .get(&entry.log_id)
-        .ok_or("transparency entry is from a log not in the trust root")?;
+) -> Result<Option<i64>, Rejection> {
+    let entry =
+        tlog.ok_or_else(|| Rejection::Tlog("missing transparency proof (no Rekor entry)".into()))?;
+    let log = trust.rekor_keys.get(&entry.log_id).ok_or_else(|| {
+        Rejection::Tlog("transparency entry is from a log not in the trust root".into())
+    })?;
     let key = &log.spki;
     // The log's key must have been current when it vouched for the entry: at the
     // integrated time its SET signs, and at each verified timestamp.
@@ -40,13 +41,13 @@ pub fn verify_tlog(
         .chain(timestamps.iter().copied());
     for t in signed_at {
         if !log.window.contains(t) {
-            return Err(format!(
+            return Err(Rejection::Tlog(format!(
                 "the transparency log's key was not valid at {} (outside its validFor window in the trust root)",
                 crate::rfc3339::format(
                     time::OffsetDateTime::from_unix_timestamp(t)
                         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
                 )
-            ));
+            )));
         }
     }
     let mut proven = false;
@@ -59,7 +60,9 @@ pub fn verify_tlog(
             entry.log_index
         );
         if !verify_with_spki(key, set, canonical.as_bytes()) {
-            return Err("Rekor signed entry timestamp does not verify".into());
+            return Err(Rejection::Tlog(
+                "Rekor signed entry timestamp does not verify".into(),
+            ));
         }
         proven = true;
     }
@@ -68,15 +71,17 @@ pub fn verify_tlog(
         proven = true;
     }
     if !proven {
-        return Err("missing transparency proof (no SET and no inclusion proof)".into());
+        return Err(Rejection::Tlog(
+            "missing transparency proof (no SET and no inclusion proof)".into(),
+        ));
     }
     // Only the SET signs the integrated time; an inclusion proof alone proves the entry
     // exists but not when, and certificate validity is judged at that time.
     if need_signed_time && entry.set.is_none() {
-        return Err(
+        return Err(Rejection::Tlog(
             "missing transparency proof (no signed entry timestamp and no RFC 3161 timestamp for the signing time)"
                 .into(),
-        );
+        ));
     }
     check_body(&entry.body, evidence, signer_key_or_cert_pem)?;
     Ok(entry.set.is_some().then_some(entry.integrated_time))
@@ -95,9 +100,9 @@ pub enum BodyKey<'a> {
 /// layer. Entry kinds: `hashedrekord` (message signatures, cosign's legacy layers)
 /// and, for DSSE envelopes, `dsse` 0.0.1 (cosign v3) and `intoto` 0.0.2; Rekor v2 logs
 /// `hashedrekord` and `dsse` 0.0.2, protobuf-JSON shaped (base64 bytes, DER keys).
-fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| "Rekor entry body does not parse")?;
+fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), Rejection> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Rejection::Tlog("Rekor entry body does not parse".into()))?;
     let kind = v["kind"].as_str().unwrap_or("");
     let version = v["apiVersion"].as_str().unwrap_or("");
     let dsse = e.payload_kind == PayloadKind::InToto;
@@ -107,14 +112,14 @@ fn check_body(body: &[u8], e: &Evidence, key: &BodyKey<'_>) -> Result<(), String
         ("dsse", "0.0.2") if dsse => check_dsse_v2(&v["spec"]["dsseV002"], e, key),
         ("dsse", "0.0.1") if dsse => check_dsse(&v["spec"], e, key),
         ("intoto", "0.0.2") if dsse => check_intoto(&v["spec"], e, key),
-        ("dsse" | "intoto", _) if !dsse => {
-            Err("Rekor entry records a DSSE envelope, but this is a message signature".into())
-        }
-        _ => Err(format!(
+        ("dsse" | "intoto", _) if !dsse => Err(Rejection::Tlog(
+            "Rekor entry records a DSSE envelope, but this is a message signature".into(),
+        )),
+        _ => Err(Rejection::Tlog(format!(
             "unsupported Rekor entry kind {:?} version {:?}",
             kind.chars().take(32).collect::<String>(),
             version.chars().take(16).collect::<String>()
-        )),
+        ))),
     }
 }
 
@@ -122,19 +127,21 @@ fn check_hashedrekord(
     spec: &serde_json::Value,
     e: &Evidence,
     key: &BodyKey<'_>,
-) -> Result<(), String> {
+) -> Result<(), Rejection> {
     let sig = spec["signature"]["content"]
         .as_str()
         .and_then(|s| BASE64.decode(s).ok())
-        .ok_or("Rekor entry body has no signature")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no signature".into()))?;
     if sig != e.signature {
-        return Err("Rekor entry is for another signature".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another signature".into(),
+        ));
     }
     check_hash(&spec["data"]["hash"], &e.signed)?;
     let pem = spec["signature"]["publicKey"]["content"]
         .as_str()
         .and_then(decode_pem_b64)
-        .ok_or("Rekor entry body has no public key")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no public key".into()))?;
     check_key(&pem, key)
 }
 
@@ -142,11 +149,11 @@ fn check_hashedrekord(
 /// which must be this signature with this key. (The envelope hash is over Rekor's own
 /// serialization and is not recomputed: the payload hash plus the signature, which
 /// covers the payload type, pin the envelope.)
-fn check_dsse(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+fn check_dsse(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), Rejection> {
     check_hash(&spec["payloadHash"], &e.payload)?;
     let sigs = spec["signatures"]
         .as_array()
-        .ok_or("Rekor entry body has no signature")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no signature".into()))?;
     let mut ours = sigs.iter().filter(|s| {
         s["signature"]
             .as_str()
@@ -155,27 +162,33 @@ fn check_dsse(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Resu
             == Some(&e.signature[..])
     });
     let Some(sig) = ours.next() else {
-        return Err("Rekor entry is for another signature".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another signature".into(),
+        ));
     };
     let pem = sig["verifier"]
         .as_str()
         .and_then(decode_pem_b64)
-        .ok_or("Rekor entry body has no public key")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no public key".into()))?;
     check_key(&pem, key)
 }
 
 /// `intoto` 0.0.2: the envelope (payload omitted) with its signatures, each `sig`
 /// base64-encoded once more than in the envelope, and the payload's hash.
-fn check_intoto(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+fn check_intoto(
+    spec: &serde_json::Value,
+    e: &Evidence,
+    key: &BodyKey<'_>,
+) -> Result<(), Rejection> {
     let content = &spec["content"];
     check_hash(&content["payloadHash"], &e.payload)?;
     let envelope = &content["envelope"];
     if envelope["payloadType"].as_str() != Some(crate::verify::payload::IN_TOTO_PAYLOAD_TYPE) {
-        return Err("Rekor entry is for another payload".into());
+        return Err(Rejection::Tlog("Rekor entry is for another payload".into()));
     }
     let sigs = envelope["signatures"]
         .as_array()
-        .ok_or("Rekor entry body has no signature")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no signature".into()))?;
     let decode_sig = |s: &str| -> Option<Vec<u8>> {
         let once = BASE64.decode(s).ok()?;
         if once == e.signature {
@@ -187,12 +200,14 @@ fn check_intoto(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Re
         .iter()
         .find(|s| s["sig"].as_str().and_then(decode_sig).as_deref() == Some(&e.signature[..]))
     else {
-        return Err("Rekor entry is for another signature".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another signature".into(),
+        ));
     };
     let pem = sig["publicKey"]
         .as_str()
         .and_then(decode_pem_b64)
-        .ok_or("Rekor entry body has no public key")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no public key".into()))?;
     check_key(&pem, key)
 }
 
@@ -202,27 +217,35 @@ fn check_hashedrekord_v2(
     spec: &serde_json::Value,
     e: &Evidence,
     key: &BodyKey<'_>,
-) -> Result<(), String> {
-    let sig =
-        b64_field(&spec["signature"]["content"]).ok_or("Rekor entry body has no signature")?;
+) -> Result<(), Rejection> {
+    let sig = b64_field(&spec["signature"]["content"])
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no signature".into()))?;
     if sig != e.signature {
-        return Err("Rekor entry is for another signature".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another signature".into(),
+        ));
     }
     check_hash_v2(&spec["data"], &e.signed)?;
     check_verifier_v2(&spec["signature"]["verifier"], key)
 }
 
 /// `dsse` 0.0.2: `{payloadHash: {algorithm, digest}, signatures: [{content, verifier}]}`.
-fn check_dsse_v2(spec: &serde_json::Value, e: &Evidence, key: &BodyKey<'_>) -> Result<(), String> {
+fn check_dsse_v2(
+    spec: &serde_json::Value,
+    e: &Evidence,
+    key: &BodyKey<'_>,
+) -> Result<(), Rejection> {
     check_hash_v2(&spec["payloadHash"], &e.payload)?;
     let sigs = spec["signatures"]
         .as_array()
-        .ok_or("Rekor entry body has no signature")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor entry body has no signature".into()))?;
     let Some(sig) = sigs
         .iter()
         .find(|s| b64_field(&s["content"]).as_deref() == Some(&e.signature[..]))
     else {
-        return Err("Rekor entry is for another signature".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another signature".into(),
+        ));
     };
     check_verifier_v2(&sig["verifier"], key)
 }
@@ -232,42 +255,44 @@ fn b64_field(v: &serde_json::Value) -> Option<Vec<u8>> {
 }
 
 /// A protobuf `HashOutput`: algorithm enum name and base64 digest.
-fn check_hash_v2(hash: &serde_json::Value, data: &[u8]) -> Result<(), String> {
+fn check_hash_v2(hash: &serde_json::Value, data: &[u8]) -> Result<(), Rejection> {
     let want = match hash["algorithm"].as_str() {
         Some("SHA2_256") => sha2::Sha256::digest(data).to_vec(),
         Some("SHA2_384") => sha2::Sha384::digest(data).to_vec(),
         Some("SHA2_512") => sha2::Sha512::digest(data).to_vec(),
-        _ => return Err("Rekor entry is for another payload".into()),
+        _ => return Err(Rejection::Tlog("Rekor entry is for another payload".into())),
     };
     if b64_field(&hash["digest"]) != Some(want) {
-        return Err("Rekor entry is for another payload".into());
+        return Err(Rejection::Tlog("Rekor entry is for another payload".into()));
     }
     Ok(())
 }
 
 /// A Rekor v2 `Verifier`: an X.509 certificate or a public key, both DER.
-fn check_verifier_v2(verifier: &serde_json::Value, key: &BodyKey<'_>) -> Result<(), String> {
+fn check_verifier_v2(verifier: &serde_json::Value, key: &BodyKey<'_>) -> Result<(), Rejection> {
     let cert = b64_field(&verifier["x509Certificate"]["rawBytes"]);
     let spki = b64_field(&verifier["publicKey"]["rawBytes"]);
     if cert.is_none() && spki.is_none() {
-        return Err("Rekor entry body has no public key".into());
+        return Err(Rejection::Tlog("Rekor entry body has no public key".into()));
     }
     let matches = match key {
         BodyKey::Certificate(der) => cert.as_deref() == Some(*der),
         BodyKey::Spki(der) => spki.as_deref() == Some(*der),
     };
     if !matches {
-        return Err("Rekor entry is for another key or certificate".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another key or certificate".into(),
+        ));
     }
     Ok(())
 }
 
-fn check_hash(hash: &serde_json::Value, data: &[u8]) -> Result<(), String> {
+fn check_hash(hash: &serde_json::Value, data: &[u8]) -> Result<(), Rejection> {
     let alg = hash["algorithm"].as_str().unwrap_or("");
     let value = hash["value"].as_str().unwrap_or("");
     let want = hex::encode(sha2::Sha256::digest(data));
     if alg != "sha256" || !value.eq_ignore_ascii_case(&want) {
-        return Err("Rekor entry is for another payload".into());
+        return Err(Rejection::Tlog("Rekor entry is for another payload".into()));
     }
     Ok(())
 }
@@ -279,7 +304,7 @@ fn decode_pem_b64(s: &str) -> Option<String> {
         .and_then(|b| String::from_utf8(b).ok())
 }
 
-fn check_key(pem: &str, key: &BodyKey<'_>) -> Result<(), String> {
+fn check_key(pem: &str, key: &BodyKey<'_>) -> Result<(), Rejection> {
     let matches = match key {
         BodyKey::Certificate(der) => pem_block(pem, "CERTIFICATE").as_deref() == Some(*der),
         // `der` is canonical (a trusted key); the entry may encode the key otherwise.
@@ -289,15 +314,17 @@ fn check_key(pem: &str, key: &BodyKey<'_>) -> Result<(), String> {
         }
     };
     if !matches {
-        return Err("Rekor entry is for another key or certificate".into());
+        return Err(Rejection::Tlog(
+            "Rekor entry is for another key or certificate".into(),
+        ));
     }
     Ok(())
 }
 
 /// RFC 6962/9162 inclusion proof to the root hash, and the checkpoint (signed note)
 /// naming that root and tree size, signed by the log.
-fn verify_inclusion(p: &InclusionProof, body: &[u8], key: &[u8]) -> Result<(), String> {
-    let bad = || "Rekor inclusion proof does not verify".to_string();
+fn verify_inclusion(p: &InclusionProof, body: &[u8], key: &[u8]) -> Result<(), Rejection> {
+    let bad = || Rejection::Tlog("Rekor inclusion proof does not verify".into());
     if p.log_index >= p.tree_size {
         return Err(bad());
     }
@@ -338,25 +365,29 @@ fn verify_inclusion(p: &InclusionProof, body: &[u8], key: &[u8]) -> Result<(), S
         return Err(bad());
     }
     let Some(note) = &p.checkpoint else {
-        return Err("Rekor inclusion proof has no checkpoint".into());
+        return Err(Rejection::Tlog(
+            "Rekor inclusion proof has no checkpoint".into(),
+        ));
     };
     // Signed note: body lines, a blank line, then "— name base64(keyhint[4] || sig)".
     let (text, sigs) = note
         .split_once("\n\n")
-        .ok_or("Rekor checkpoint is malformed")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor checkpoint is malformed".into()))?;
     let signed = format!("{text}\n");
     let mut lines = text.lines();
     let _origin = lines.next();
     let size: u64 = lines
         .next()
         .and_then(|s| s.parse().ok())
-        .ok_or("Rekor checkpoint is malformed")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor checkpoint is malformed".into()))?;
     let root = lines
         .next()
         .and_then(|s| BASE64.decode(s).ok())
-        .ok_or("Rekor checkpoint is malformed")?;
+        .ok_or_else(|| Rejection::Tlog("Rekor checkpoint is malformed".into()))?;
     if size != p.tree_size || root != p.root_hash {
-        return Err("Rekor checkpoint does not match the inclusion proof".into());
+        return Err(Rejection::Tlog(
+            "Rekor checkpoint does not match the inclusion proof".into(),
+        ));
     }
     let ok = sigs.lines().any(|l| {
         l.strip_prefix("\u{2014} ")
@@ -367,7 +398,9 @@ fn verify_inclusion(p: &InclusionProof, body: &[u8], key: &[u8]) -> Result<(), S
     if ok {
         Ok(())
     } else {
-        Err("Rekor checkpoint signature does not verify".into())
+        Err(Rejection::Tlog(
+            "Rekor checkpoint signature does not verify".into(),
+        ))
     }
 }
 

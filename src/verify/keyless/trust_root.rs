@@ -1,6 +1,7 @@
 //! The parts of an offline sigstore `trusted_root.json` that verification needs: CA
 //! anchors with their `validFor` windows, Rekor keys by log id, timestamp authorities.
 
+use crate::verify::Rejection;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -32,7 +33,7 @@ impl TrustMaterial {
     pub fn load(path: &Path) -> Result<TrustMaterial, VerifyError> {
         let bytes = std::fs::read(path).map_err(|e| VerifyError::TrustRoot {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            reason: Rejection::TrustRoot(e.to_string()),
         })?;
         TrustMaterial::from_json(&bytes).map_err(|reason| VerifyError::TrustRoot {
             path: path.to_path_buf(),
@@ -40,20 +41,27 @@ impl TrustMaterial {
         })
     }
 
-    pub fn from_json(bytes: &[u8]) -> Result<TrustMaterial, String> {
+    pub fn from_json(bytes: &[u8]) -> Result<TrustMaterial, Rejection> {
         let root = SigstoreTrustRoot::from_trusted_root_json_unchecked(bytes)
-            .map_err(|e| format!("does not parse: {e}"))?;
-        let certs = root.fulcio_certs().map_err(|e| e.to_string())?;
+            .map_err(|e| Rejection::TrustRoot(format!("does not parse: {e}")))?;
+        let certs = root
+            .fulcio_certs()
+            .map_err(|e| Rejection::TrustRoot(e.to_string()))?;
         let mut anchors = Vec::new();
         let mut intermediates = Vec::new();
         for c in certs {
-            let parsed = Certificate::from_der(c.as_ref())
-                .map_err(|e| format!("a CA certificate does not parse: {e}"))?;
+            let parsed = Certificate::from_der(c.as_ref()).map_err(|e| {
+                Rejection::TrustRoot(format!("a CA certificate does not parse: {e}"))
+            })?;
             let tbs = parsed.tbs_certificate();
             // The crate flattens each chain; self-issued certificates are the roots.
             if tbs.issuer() == tbs.subject() {
                 let a = webpki::anchor_from_trusted_cert(&c)
-                    .map_err(|e| format!("a CA certificate is not usable as a root: {e}"))?
+                    .map_err(|e| {
+                        Rejection::TrustRoot(format!(
+                            "a CA certificate is not usable as a root: {e}"
+                        ))
+                    })?
                     .to_owned();
                 anchors.push(a);
             } else {
@@ -61,7 +69,7 @@ impl TrustMaterial {
             }
         }
         if anchors.is_empty() {
-            return Err("no root certificate authority".into());
+            return Err(Rejection::TrustRoot("no root certificate authority".into()));
         }
         let rekor_keys = log_keys(bytes)?;
         let ca_windows = ca_windows(bytes)?;
@@ -107,18 +115,18 @@ impl Window {
         self.from.is_none_or(|s| t >= s) && self.until.is_none_or(|e| t <= e)
     }
 
-    fn read(v: &serde_json::Value, what: &str) -> Result<Window, String> {
-        let time = |t: &serde_json::Value, end: &str| -> Result<Option<i64>, String> {
+    fn read(v: &serde_json::Value, what: &str) -> Result<Window, Rejection> {
+        let time = |t: &serde_json::Value, end: &str| -> Result<Option<i64>, Rejection> {
             match t.as_str() {
                 None => Ok(None),
                 Some(s) => {
                     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                         .map(|t| Some(t.unix_timestamp()))
                         .map_err(|_| {
-                            format!(
+                            Rejection::TrustRoot(format!(
                                 "{what} validFor.{end} {:?} is not an RFC 3339 time",
                                 s.chars().take(40).collect::<String>()
-                            )
+                            ))
                         })
                 }
             }
@@ -131,9 +139,9 @@ impl Window {
 }
 
 /// The `validFor` window of every certificate authority, by its root's DER subject.
-fn ca_windows(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Window)>, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("does not parse: {e}"))?;
+fn ca_windows(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Window)>, Rejection> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::TrustRoot(format!("does not parse: {e}")))?;
     let mut out = Vec::new();
     let list = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
     for ca in list(&v["certificateAuthorities"]) {
@@ -156,9 +164,9 @@ fn ca_windows(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Window)>, String> {
     Ok(out)
 }
 
-fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("does not parse: {e}"))?;
+fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, Rejection> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::TrustRoot(format!("does not parse: {e}")))?;
     let mut out = BTreeMap::new();
     for tlog in v["tlogs"]
         .as_array()
@@ -169,18 +177,19 @@ fn log_keys(bytes: &[u8]) -> Result<BTreeMap<String, LogKey>, String> {
         // keyless pull later, with the trust root already accepted.
         let id = tlog["logId"]["keyId"]
             .as_str()
-            .ok_or("a tlog entry has no logId.keyId")?;
+            .ok_or_else(|| Rejection::TrustRoot("a tlog entry has no logId.keyId".into()))?;
         let raw = tlog["publicKey"]["rawBytes"]
             .as_str()
-            .ok_or("a tlog entry has no publicKey.rawBytes")?;
+            .ok_or_else(|| Rejection::TrustRoot("a tlog entry has no publicKey.rawBytes".into()))?;
         let id = BASE64
             .decode(id)
-            .map_err(|_| "a tlog keyId is not base64".to_string())?;
+            .map_err(|_| Rejection::TrustRoot("a tlog keyId is not base64".into()))?;
         let spki = BASE64
             .decode(raw)
-            .map_err(|_| "a tlog public key is not base64".to_string())?;
-        crate::verify::keys::canonical_spki(&spki)
-            .map_err(|e| format!("a tlog public key is not a usable public key: {e}"))?;
+            .map_err(|_| Rejection::TrustRoot("a tlog public key is not base64".into()))?;
+        crate::verify::keys::canonical_spki(&spki).map_err(|e| {
+            Rejection::TrustRoot(format!("a tlog public key is not a usable public key: {e}"))
+        })?;
         let window = Window::read(&tlog["publicKey"]["validFor"], "tlog")?;
         out.insert(hex::encode(id), LogKey { spki, window });
     }
