@@ -136,7 +136,9 @@ impl Daemon {
         }
         let containerd = Containerd::new(&cfg.server.upstream, &cfg.server.containerd_namespace)?
             .with_busy_poll(cfg.server.upstream_busy_poll);
-        let signatures = Arc::new(RegistrySignatures::new(RegistryClient::new(&cfg.registry)?));
+        let registry = RegistryClient::new(&cfg.registry)?;
+        registry.count_requests(metrics.registry_requests("signatures"));
+        let signatures = Arc::new(RegistrySignatures::new(registry));
         let scanner = Arc::new(LayerScanner::new(
             containerd.clone(),
             cfg.server.containerd_root.clone(),
@@ -155,7 +157,7 @@ impl Daemon {
                 newest_modified_unix: newest.map(|t| t.unix_timestamp()),
             })
         });
-        scanner.set_fleet(fleet_of(&cfg)?);
+        scanner.set_fleet(fleet_of(&cfg, &metrics)?);
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),
@@ -335,7 +337,7 @@ impl Daemon {
         self.scanner
             .reset(cfg.scan.clone())
             .map_err(|e| e.to_string())?;
-        let fleet = fleet_of(&cfg).map_err(|e| e.to_string())?;
+        let fleet = fleet_of(&cfg, &self.metrics).map_err(|e| e.to_string())?;
         self.live.commit(cfg.clone());
         self.scanner.set_fleet(fleet);
         self.signatures.reset();
@@ -367,15 +369,21 @@ impl Daemon {
 }
 
 /// The `[fleet]` part of a checked config (its keys read by `Config::check_files`), with
-/// its own registry client; `None` when it neither publishes nor trusts anyone.
+/// its own registry client; `None` when it neither publishes nor trusts anyone. Both
+/// count into `metrics`.
 fn fleet_of(
     cfg: &Config,
+    metrics: &Arc<crate::admin::Metrics>,
 ) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, crate::registry::RegistryError> {
     match cfg.fleet_keys.clone() {
-        Some(keys) if keys.consumes() || keys.signer.is_some() => Ok(Some((
-            Arc::new(crate::fleet::Fleet::new(keys)),
-            RegistryClient::new(&cfg.registry)?,
-        ))),
+        Some(keys) if keys.consumes() || keys.signer.is_some() => {
+            let client = RegistryClient::new(&cfg.registry)?;
+            client.count_requests(metrics.registry_requests("fleet"));
+            Ok(Some((
+                Arc::new(crate::fleet::Fleet::new(keys).with_metrics(metrics.clone())),
+                client,
+            )))
+        }
         _ => Ok(None),
     }
 }

@@ -22,7 +22,10 @@ mod peer;
 mod server;
 
 pub use client::{AdminClient, AdminClientError};
-pub use metrics::{Metrics, PeerGuard, VulnDbFacts, serve_metrics};
+pub use metrics::{
+    FLEET_IGNORE_REASONS, FLEET_PUBLISH_RESULTS, Metrics, PeerGuard, REGISTRY_CLIENTS, VulnDbFacts,
+    serve_metrics,
+};
 pub use peer::{PeerAccess, PeerError, peer_allowed};
 pub use server::serve;
 
