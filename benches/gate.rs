@@ -12,125 +12,14 @@
     clippy::cast_possible_truncation
 )]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{env, sha};
+use common::{build_image, env, pull_req, push_image as push, pw};
+use k8s_cri::v1::ImageSpec;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
-use k8s_cri::v1::{ImageSpec, PodSandboxConfig, PodSandboxMetadata, PullImageRequest};
-
-/// Text-like content that compresses like real files (about 3:1).
-fn filler(seed: u64, len: usize) -> Vec<u8> {
-    let words = [
-        "lib", "usr", "share", "config", "value", "enabled", "path", "error", "return", "static",
-        "const", "struct", "import", "module", "package", "version", "debian", "python", "node",
-    ];
-    let mut out = Vec::with_capacity(len + 16);
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
-        out.push(if x.is_multiple_of(11) { b'\n' } else { b' ' });
-        if x.is_multiple_of(5) {
-            out.extend_from_slice(format!("{}", x % 100_000).as_bytes());
-        }
-    }
-    out.truncate(len);
-    out
-}
-
-/// Three gzip layers, ~24 MB uncompressed, 600 files: an OS-like base with a dpkg
-/// database, a library layer, an app layer.
-fn build_image(salt: u64) -> (Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
-    let mut layers = Vec::new();
-    let mut diff_ids = Vec::new();
-    for (l, files) in [(0u64, 300usize), (1, 200), (2, 100)] {
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut add = |path: &str, data: &[u8]| {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(1_700_000_000);
-            tar.append_data(&mut h, path, data).unwrap();
-        };
-        if l == 0 {
-            add(
-                "etc/os-release",
-                b"ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
-            );
-            let mut status = String::new();
-            for p in 0..90 {
-                status.push_str(&format!(
-                    "Package: pkg{p}\nStatus: install ok installed\nVersion: 1.{p}-{salt}\nArchitecture: amd64\n\n"
-                ));
-            }
-            add("var/lib/dpkg/status", status.as_bytes());
-        }
-        for f in 0..files {
-            let data = filler(salt * 1_000_000 + l * 10_000 + f as u64, 40_000);
-            add(&format!("layer{l}/dir{}/file{f}.txt", f % 17), &data);
-        }
-        let raw = tar.into_inner().unwrap();
-        diff_ids.push(sha(&raw));
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&raw).unwrap();
-        layers.push(gz.finish().unwrap());
-    }
-    let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":diff_ids}}).to_string().into_bytes();
-    let layer_refs: Vec<(&str, &[u8])> = layers
-        .iter()
-        .map(|l| ("application/vnd.oci.image.layer.v1.tar+gzip", l.as_slice()))
-        .collect();
-    let manifest = common::manifest(&config, &layer_refs);
-    (layers, config, manifest)
-}
-
-async fn push(registry: &str, repo: &str, image: &(Vec<Vec<u8>>, Vec<u8>, Vec<u8>)) {
-    let (layers, config, manifest) = image;
-    let mut blobs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
-    blobs.push(config);
-    common::push(registry, repo, &blobs, manifest).await;
-}
-
-fn pull_req(image: &str) -> PullImageRequest {
-    PullImageRequest {
-        image: Some(ImageSpec {
-            image: image.into(),
-            ..Default::default()
-        }),
-        auth: None,
-        sandbox_config: Some(PodSandboxConfig {
-            metadata: Some(PodSandboxMetadata {
-                name: "bench".into(),
-                uid: "bench".into(),
-                namespace: "default".into(),
-                attempt: 0,
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
-fn pw(args: &[&str], config: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pullwarden"))
-        .args(args)
-        .env("PULLWARDEN_CONFIG", config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

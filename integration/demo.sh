@@ -5,7 +5,10 @@
 #   - denies an unsigned image (the kubelet-visible SignatureValidationFailed message),
 #   - denies a signed image that carries a secret (PERMISSION_DENIED, removed again),
 #   - allows and records an unsigned image under an audit-mode policy,
-# then shows `pullwarden verdicts` and `pullwarden explain`. Everything it starts, it
+# then shows `pullwarden verdicts` and `pullwarden explain`. Node A publishes each scan
+# as a signed scan attestation in the registry; then a second node (a second containerd
+# and pullwarden trusting node A's fleet key) allows demo/app from that attestation
+# without reading a layer, and denies demo/leaky from it. Everything it starts, it
 # stops. Fixture images are built with umoci and pushed with skopeo; signatures come
 # from `pullwarden sign` (cosign's formats; cosign is not packaged for Debian).
 set -euo pipefail
@@ -26,12 +29,17 @@ fi
 
 dir=$(mktemp -d /tmp/pullwarden-demo.XXXXXX)
 daemon_pid=
+daemon_b_pid=
 cleanup() {
   status=$?
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+  [ -n "$daemon_b_pid" ] && kill "$daemon_b_pid" 2>/dev/null && wait "$daemon_b_pid" 2>/dev/null
   bash integration/services.sh stop "$dir/services" || true
   if [ $status -ne 0 ] && [ -f "$dir/daemon.log" ]; then
     echo "--- tail of the daemon log"; tail -n 30 "$dir/daemon.log"
+    if [ -f "$dir/b/daemon.log" ]; then
+      echo "--- tail of node B's daemon log"; tail -n 30 "$dir/b/daemon.log"
+    fi
   fi
   rm -rf "$dir"
   exit $status
@@ -77,6 +85,8 @@ build_image audit/unsigned clean
 
 step "signing demo/app and demo/leaky with a fresh key (pullwarden keygen/sign)"
 "$pw" keygen --output "$dir/release"
+# Node A's fleet key: it signs node A's scan attestations; node B trusts its public half.
+"$pw" keygen --output "$dir/fleet-a"
 cat > "$dir/config.toml" <<TOML
 [server]
 listen = "$dir/cri.sock"
@@ -105,6 +115,14 @@ keys = ["$dir/release.pub"]
 [policy.scan]
 secrets = "deny"
 max_severity = "high"
+TOML
+# The policies every node shares; node A adds its [fleet] section.
+cp "$dir/config.toml" "$dir/policies.toml"
+cat >> "$dir/config.toml" <<TOML
+
+[fleet]
+publish = true
+key = "$dir/fleet-a.key"
 TOML
 "$pw" sign --key "$dir/release.key" --config "$dir/config.toml" "$reg/demo/app:v1"
 "$pw" sign --key "$dir/release.key" --config "$dir/config.toml" "$reg/demo/leaky:v1"
@@ -141,4 +159,67 @@ step "pullwarden explain $reg/demo/leaky:v1"
 step "pullwarden explain $reg/demo/unsigned:v1 --json (excerpt)"
 "$pw" explain --config "$dir/config.toml" --json "$reg/demo/unsigned:v1" | head -c 1200; echo
 
-step "demo finished: 1 allowed, 2 denied, 1 audited"
+step "node B: a second containerd and a second pullwarden, trusting node A's fleet key"
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+b_metrics=127.0.0.1:$(free_port)
+mkdir -p "$dir/b"
+sed -e "s|^listen = .*|listen = \"$dir/b/cri.sock\"|" \
+    -e "s|^upstream = .*|upstream = \"$PW_IT_CONTAINERD2_SOCK\"|" \
+    -e "s|^admin = .*|admin = \"$dir/b/admin.sock\"|" \
+    -e "s|^metrics = .*|metrics = \"$b_metrics\"|" \
+    -e "s|^state_dir = .*|state_dir = \"$dir/b/state\"|" \
+    "$dir/policies.toml" > "$dir/b/config.toml"
+cat >> "$dir/b/config.toml" <<TOML
+
+[fleet]
+trusted = ["$dir/fleet-a.pub"]
+max_age = "168h"
+TOML
+echo "  node A: containerd $PW_IT_CONTAINERD_SOCK, [fleet] publish = true, key = fleet-a.key"
+echo "  node B: containerd $PW_IT_CONTAINERD2_SOCK, [fleet] trusted = [fleet-a.pub], metrics on $b_metrics"
+# Node A publishes in the background after each scan: wait for demo/app's attestation
+# (the referrers fallback tag sha256-<hex>: this registry has no referrers API).
+app_digest=$("$pw" explain --config "$dir/config.toml" --json "$reg/demo/app:v1" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+tag_url="http://$reg/v2/demo/app/manifests/sha256-${app_digest#sha256:}"
+published() { python3 -c "import urllib.request; urllib.request.urlopen('$tag_url')" 2>/dev/null; }
+for _ in $(seq 100); do published && break; sleep 0.1; done
+published || { echo "demo: node A did not publish its scan of demo/app" >&2; exit 1; }
+echo "  node A's scan attestation of demo/app@$app_digest is in the registry (tag sha256-${app_digest#sha256:})"
+"$pw" serve --config "$dir/b/config.toml" 2> "$dir/b/daemon.log" &
+daemon_b_pid=$!
+for _ in $(seq 100); do [ -S "$dir/b/cri.sock" ] && break; sleep 0.1; done
+[ -S "$dir/b/cri.sock" ] || { echo "node B's pullwarden did not start" >&2; exit 1; }
+cri_b() { "$pw" cri "$1" --endpoint "$dir/b/cri.sock" "${@:2}"; }
+metric_b() { # metric_b SERIES: its value on node B's metrics endpoint
+  python3 -c '
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1]).read().decode()
+print(next((l.rsplit(" ", 1)[1] for l in text.splitlines() if l.startswith(sys.argv[2] + " ")), "absent"))
+' "http://$b_metrics/metrics" "$1"
+}
+
+step "5. node B pulls demo/app:v1: allowed from node A's scan attestation, no layer read"
+cri_b pull "$reg/demo/app:v1"
+"$pw" explain --config "$dir/b/config.toml" "$reg/demo/app:v1" | sed -n '1,/^scan_source/p'
+scan_kind=$("$pw" explain --config "$dir/b/config.toml" --json "$reg/demo/app:v1" \
+  | python3 -c 'import json,sys; print((json.load(sys.stdin).get("scan_source") or {}).get("kind"))')
+bytes_read=$(metric_b pullwarden_scanned_bytes_total)
+echo "  node B metrics:"
+for m in pullwarden_scanned_bytes_total \
+         'pullwarden_scans_total{source="attested"}' 'pullwarden_scans_total{source="local"}' \
+         'pullwarden_registry_requests_total{client="signatures"}' \
+         'pullwarden_registry_requests_total{client="fleet"}'; do
+  echo "    $m $(metric_b "$m")"
+done
+[ "$scan_kind" = attested ] && [ "$bytes_read" = 0 ] \
+  || { echo "demo: node B did not use node A's attestation (scan_source $scan_kind, $bytes_read layer bytes read)" >&2; exit 1; }
+
+step "6. node B pulls demo/leaky:v1: denied from node A's attestation (where the secret is, never its text)"
+expect_fail cri_b pull "$reg/demo/leaky:v1"
+"$pw" explain --config "$dir/b/config.toml" "$reg/demo/leaky:v1" | grep -E -A2 '^(scan_source|SECRETS)'
+echo "  node B layer bytes read in all: $(metric_b pullwarden_scanned_bytes_total)"
+
+step "demo finished: 1 allowed, 2 denied, 1 audited; node B: 1 allowed, 1 denied from node A's attestations, 0 layer bytes read"

@@ -115,7 +115,9 @@ impl Daemon {
         }
         let containerd = Containerd::new(&cfg.server.upstream, &cfg.server.containerd_namespace)?
             .with_busy_poll(cfg.server.upstream_busy_poll);
-        let signatures = Arc::new(RegistrySignatures::new(RegistryClient::new(&cfg.registry)?));
+        let registry = RegistryClient::new(&cfg.registry)?;
+        registry.count_requests(metrics.registry_requests("signatures"));
+        let signatures = Arc::new(RegistrySignatures::new(registry));
         let scanner = Arc::new(LayerScanner::new(
             containerd.clone(),
             cfg.server.containerd_root.clone(),
@@ -133,7 +135,7 @@ impl Daemon {
                 newest_modified_unix: newest.map(|t| t.unix_timestamp()),
             })
         });
-        scanner.set_fleet(fleet_of(&cfg)?);
+        scanner.set_fleet(fleet_of(&cfg, &metrics)?);
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),
@@ -318,7 +320,7 @@ impl Daemon {
             .prepare(&self.config())
             .map_err(|e| e.to_string())?;
         self.scanner.reset().map_err(|e| e.to_string())?;
-        let fleet = fleet_of(&cfg).map_err(|e| e.to_string())?;
+        let fleet = fleet_of(&cfg, &self.metrics).map_err(|e| e.to_string())?;
         // Built from the bytes read by `prepare`: the verifiers, scanners and
         // fingerprints of the new config, swapped in whole below.
         let state = policy_state(cfg.clone());
@@ -356,8 +358,12 @@ impl Daemon {
 
 /// The `[fleet]` part of a checked config (its keys built from the bytes
 /// `Config::check_files` read), with its own registry client; `None` when it neither
-/// publishes nor trusts anyone, or when the config was not checked.
-fn fleet_of(cfg: &Config) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, AppError> {
+/// publishes nor trusts anyone, or when the config was not checked. Both count into
+/// `metrics`.
+fn fleet_of(
+    cfg: &Config,
+    metrics: &Arc<crate::admin::Metrics>,
+) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryClient)>, AppError> {
     let Some(files) = &cfg.fleet_files else {
         return Ok(None);
     };
@@ -367,9 +373,11 @@ fn fleet_of(cfg: &Config) -> Result<Option<(Arc<crate::fleet::Fleet>, RegistryCl
     if !(keys.consumes() || keys.signer.is_some()) {
         return Ok(None);
     }
+    let client = RegistryClient::new(&cfg.registry)?;
+    client.count_requests(metrics.registry_requests("fleet"));
     Ok(Some((
-        Arc::new(crate::fleet::Fleet::new(keys)),
-        RegistryClient::new(&cfg.registry)?,
+        Arc::new(crate::fleet::Fleet::new(keys).with_metrics(metrics.clone())),
+        client,
     )))
 }
 

@@ -67,6 +67,44 @@ struct SourceLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClientLabel {
+    client: &'static str,
+}
+
+/// `result` values of `pullwarden_fleet_publish_total`: `ok`, or why the attestation
+/// was not published ([`crate::fleet::PublishError::kind`]).
+pub const FLEET_PUBLISH_RESULTS: [&str; 5] = ["ok", "refused", "unavailable", "registry", "attest"];
+
+/// `reason` values of `pullwarden_fleet_attestations_ignored_total`
+/// ([`crate::fleet::IgnoreReason::label`]).
+pub const FLEET_IGNORE_REASONS: [&str; 10] = [
+    "forged",
+    "untrusted",
+    "stale",
+    "future",
+    "mismatched",
+    "foreign",
+    "malformed",
+    "too_large",
+    "unfetchable",
+    "not_examined",
+];
+
+/// `client` values of `pullwarden_registry_requests_total`: which of the daemon's
+/// registry clients sent the request.
+pub const REGISTRY_CLIENTS: [&str; 2] = ["signatures", "fleet"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -273,6 +311,12 @@ pub struct Metrics {
     scanned_bytes: Counter,
     /// Image scans by where the layer results came from (`local`, `attested`).
     scans: Family<SourceLabel, Counter>,
+    /// Scan attestation publishes by outcome.
+    fleet_publish: Family<ResultLabel, Counter>,
+    /// Scan attestations passed over, by reason.
+    fleet_ignored: Family<ReasonLabel, Counter>,
+    /// HTTP requests to registries (token requests included), by client.
+    registry_requests: Family<ClientLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     call_series: SeriesCap<CallLabels>,
     call_latency: Family<MethodLabel, Histogram>,
@@ -368,6 +412,33 @@ impl Metrics {
         for source in ["local", "attested"] {
             let _ = scans.get_or_create(&SourceLabel { source });
         }
+        let fleet_publish = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "pullwarden_fleet_publish",
+            "Scan attestation publishes by result: ok, or the failure kind (refused: no push right; unavailable: registry down or 5xx; registry: anything else it answered; attest: nothing publishable). A failed publish never changes a verdict.",
+            fleet_publish.clone(),
+        );
+        for result in FLEET_PUBLISH_RESULTS {
+            let _ = fleet_publish.get_or_create(&ResultLabel { result });
+        }
+        let fleet_ignored = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "pullwarden_fleet_attestations_ignored",
+            "Scan attestations found for an image and not used, by reason (forged, untrusted, stale, future, mismatched analyzer set or scan config, foreign subject or layers, malformed, too_large, unfetchable, not_examined past the cap); the node scanned itself.",
+            fleet_ignored.clone(),
+        );
+        for reason in FLEET_IGNORE_REASONS {
+            let _ = fleet_ignored.get_or_create(&ReasonLabel { reason });
+        }
+        let registry_requests = Family::<ClientLabel, Counter>::default();
+        registry.register(
+            "pullwarden_registry_requests",
+            "HTTP requests the daemon sent to registries (token requests included), by client: signatures (verification) or fleet (scan attestations).",
+            registry_requests.clone(),
+        );
+        for client in REGISTRY_CLIENTS {
+            let _ = registry_requests.get_or_create(&ClientLabel { client });
+        }
         let enforcing = Gauge::default();
         registry.register(
             "pullwarden_enforcing",
@@ -435,6 +506,9 @@ impl Metrics {
             scan,
             scanned_bytes,
             scans,
+            fleet_publish,
+            fleet_ignored,
+            registry_requests,
             calls,
             call_series: SeriesCap::new(),
             call_latency,
@@ -499,6 +573,43 @@ impl Metrics {
             "local"
         };
         self.scans.get_or_create(&SourceLabel { source }).inc();
+    }
+
+    /// One scan attestation publish ended with `result`: `ok` or a
+    /// [`crate::fleet::PublishError::kind`] (an unknown value counts as `registry`).
+    pub fn record_fleet_publish(&self, result: &str) {
+        let result = FLEET_PUBLISH_RESULTS
+            .into_iter()
+            .find(|r| *r == result)
+            .unwrap_or("registry");
+        self.fleet_publish
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// `n` scan attestations ignored for `reason` ([`crate::fleet::IgnoreReason::label`];
+    /// an unknown value counts as `malformed`).
+    pub fn record_attestations_ignored(&self, reason: &str, n: u64) {
+        let reason = FLEET_IGNORE_REASONS
+            .into_iter()
+            .find(|r| *r == reason)
+            .unwrap_or("malformed");
+        self.fleet_ignored
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(n);
+    }
+
+    /// The counter of registry requests sent by `client` (one of [`REGISTRY_CLIENTS`];
+    /// anything else counts as `signatures`), for
+    /// [`crate::registry::RegistryClient::count_requests`].
+    pub fn registry_requests(&self, client: &str) -> Counter {
+        let client = REGISTRY_CLIENTS
+            .into_iter()
+            .find(|c| *c == client)
+            .unwrap_or("signatures");
+        self.registry_requests
+            .get_or_create(&ClientLabel { client })
+            .clone()
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it
@@ -772,6 +883,42 @@ mod tests {
             "pullwarden_cri_call_duration_seconds_bucket{le=\"0.0005\",method=\"runtime.v1.ImageService/ImageStatus\"} 2",
             "pullwarden_cri_call_duration_seconds_bucket{le=\"+Inf\",method=\"runtime.v1.ImageService/ImageStatus\"} 3",
             "pullwarden_cri_call_duration_seconds_count{method=\"runtime.v1.ImageService/PullImage\"} 1",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn fleet_and_registry_series() {
+        let m = Metrics::new();
+        let t = m.render();
+        for line in [
+            "pullwarden_fleet_publish_total{result=\"ok\"} 0",
+            "pullwarden_fleet_publish_total{result=\"refused\"} 0",
+            "pullwarden_fleet_attestations_ignored_total{reason=\"untrusted\"} 0",
+            "pullwarden_registry_requests_total{client=\"fleet\"} 0",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+        m.record_fleet_publish("ok");
+        m.record_fleet_publish("refused");
+        m.record_fleet_publish("refused");
+        m.record_fleet_publish("something new");
+        m.record_attestations_ignored("untrusted", 1);
+        m.record_attestations_ignored("not_examined", 40);
+        m.record_attestations_ignored("\"odd\"", 1);
+        m.registry_requests("fleet").inc_by(3);
+        m.registry_requests("fleet").inc();
+        let t = m.render();
+        for line in [
+            "pullwarden_fleet_publish_total{result=\"ok\"} 1",
+            "pullwarden_fleet_publish_total{result=\"refused\"} 2",
+            "pullwarden_fleet_publish_total{result=\"registry\"} 1",
+            "pullwarden_fleet_attestations_ignored_total{reason=\"untrusted\"} 1",
+            "pullwarden_fleet_attestations_ignored_total{reason=\"not_examined\"} 40",
+            "pullwarden_fleet_attestations_ignored_total{reason=\"malformed\"} 1",
+            "pullwarden_registry_requests_total{client=\"fleet\"} 4",
+            "pullwarden_registry_requests_total{client=\"signatures\"} 0",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

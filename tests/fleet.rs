@@ -705,6 +705,21 @@ async fn node_b_pulls_with_node_a_scan_and_reads_no_layer() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(published, "node A did not publish: {}", a.log());
+    // The publish is counted once it returned (just after the tag was written).
+    let mut ok = 0;
+    for _ in 0..100 {
+        ok = metric(
+            &metrics(&a_metrics).await,
+            "pullwarden_fleet_publish_total{result=\"ok\"}",
+        );
+        if ok > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ok, 1, "{}", a.log());
+    let ma = metrics(&a_metrics).await;
+    assert!(metric(&ma, "pullwarden_registry_requests_total{client=\"fleet\"}") > 0);
 
     let (b, b_metrics) = fleet_node(&sock2, &format!("[fleet]\ntrusted = [{a_pub:?}]\n"));
     let mut cri = crate::support::cri::images(&b.listen).await;
@@ -750,6 +765,19 @@ async fn node_b_pulls_with_node_a_scan_and_reads_no_layer() {
         1
     );
     assert_eq!(metric(&mb, "pullwarden_scans_total{source=\"local\"}"), 0);
+    // The lookup: the referrers API, the fallback tag, the artifact manifest, the envelope.
+    assert_eq!(
+        metric(&mb, "pullwarden_registry_requests_total{client=\"fleet\"}"),
+        4,
+        "{mb}"
+    );
+    assert_eq!(
+        metric(
+            &mb,
+            "pullwarden_fleet_attestations_ignored_total{reason=\"untrusted\"}"
+        ),
+        0
+    );
 
     // Node C trusts another key: A's attestation is ignored with a reason; it scans.
     let (c_node, c_metrics) = fleet_node(&sock2, &format!("[fleet]\ntrusted = [{other_pub:?}]\n"));
@@ -763,4 +791,170 @@ async fn node_b_pulls_with_node_a_scan_and_reads_no_layer() {
     let mc = metrics(&c_metrics).await;
     assert!(metric(&mc, "pullwarden_scanned_bytes_total") > 0);
     assert!(c_node.log().contains("not trusted"), "{}", c_node.log());
+    assert_eq!(
+        metric(
+            &mc,
+            "pullwarden_fleet_attestations_ignored_total{reason=\"untrusted\"}"
+        ),
+        1,
+        "{mc}"
+    );
+    assert_eq!(
+        metric(&mc, "pullwarden_scans_total{source=\"attested\"}"),
+        0
+    );
+}
+
+/// The publish and ignore outcomes as the metrics endpoint serves them: a publish the
+/// registry refuses counts `result="refused"` (and nothing as ok), one to a registry that
+/// is down `result="unavailable"`, a successful one `ok`; an attestation by a key this
+/// node does not trust counts `reason="untrusted"`.
+#[tokio::test]
+async fn publish_and_ignore_outcomes_are_counted_on_the_metrics_endpoint() {
+    use pullwarden::admin::{Metrics, serve_metrics};
+    use pullwarden::fleet::{Fleet, FleetKeys};
+    use std::sync::Arc;
+
+    let m = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_metrics(listener, m.clone(), async {
+        let _ = stopped.await;
+    }));
+    let signer = Arc::new(node_key(SigningScheme::ED25519));
+    let stranger = node_key(SigningScheme::ECDSA_P256_SHA256_ASN1);
+    let fleet = |trusted: &TrustedKey| {
+        Fleet::new(FleetKeys {
+            signer: Some(signer.clone()),
+            trust: trust(&[trusted], WEEK),
+            limits: ConsumeLimits::default(),
+        })
+        .with_metrics(m.clone())
+    };
+    let before = metrics(&addr).await;
+    for r in ["ok", "refused", "unavailable"] {
+        assert_eq!(
+            metric(
+                &before,
+                &format!("pullwarden_fleet_publish_total{{result=\"{r}\"}}")
+            ),
+            0
+        );
+    }
+
+    // Refused: a registry that answers 403 to the upload.
+    let s = push_and_scan("metrics-refused").await;
+    let fake = FakeRegistry::start().await;
+    let manifest = client(&s.reference.registry)
+        .manifest_by_digest(&s.reference, &s.binding.manifest, &Credentials::default())
+        .await
+        .unwrap();
+    fake.json(
+        &format!("/v2/x/app/manifests/{}", s.binding.manifest),
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest.bytes,
+    );
+    fake.route(
+        "/v2/x/app/blobs/uploads/",
+        Route::Body(
+            403,
+            "application/json".into(),
+            br#"{"errors":[{"code":"DENIED"}]}"#.to_vec(),
+        ),
+    );
+    let refused: Reference = format!("{}/x/app:v1", fake.addr).parse().unwrap();
+    let node = fleet(&signer.public);
+    let now = OffsetDateTime::now_utc();
+    let r = publish(
+        &client(&fake.addr),
+        &refused,
+        &Credentials::default(),
+        &s.binding,
+        &s.results,
+        &signer,
+        now,
+    )
+    .await;
+    assert!(r.is_err());
+    node.record_publish(&s.binding.manifest, r);
+    let down: Reference = "127.0.0.1:9/x/app:v1".parse().unwrap();
+    let r = publish(
+        &client("127.0.0.1:9"),
+        &down,
+        &Credentials::default(),
+        &s.binding,
+        &s.results,
+        &signer,
+        now,
+    )
+    .await;
+    node.record_publish(&s.binding.manifest, r);
+    let t = metrics(&addr).await;
+    assert_eq!(
+        metric(&t, "pullwarden_fleet_publish_total{result=\"refused\"}"),
+        1,
+        "{t}"
+    );
+    assert_eq!(
+        metric(&t, "pullwarden_fleet_publish_total{result=\"unavailable\"}"),
+        1,
+        "{t}"
+    );
+    assert_eq!(
+        metric(&t, "pullwarden_fleet_publish_total{result=\"ok\"}"),
+        0,
+        "{t}"
+    );
+
+    // Published for real, then looked up by a node trusting only another key.
+    let c = client(&s.reference.registry);
+    let r = publish(
+        &c,
+        &s.reference,
+        &Credentials::default(),
+        &s.binding,
+        &s.results,
+        &signer,
+        now,
+    )
+    .await;
+    node.record_publish(&s.binding.manifest, r);
+    let other = fleet(&stranger.public);
+    assert!(
+        other
+            .lookup(&c, &s.reference, &Credentials::default(), &s.binding)
+            .await
+            .is_none()
+    );
+    // The node trusting the signer takes it; nothing more is ignored.
+    assert!(
+        node.lookup(&c, &s.reference, &Credentials::default(), &s.binding)
+            .await
+            .is_some()
+    );
+    let t = metrics(&addr).await;
+    assert_eq!(
+        metric(&t, "pullwarden_fleet_publish_total{result=\"ok\"}"),
+        1,
+        "{t}"
+    );
+    assert_eq!(
+        metric(
+            &t,
+            "pullwarden_fleet_attestations_ignored_total{reason=\"untrusted\"}"
+        ),
+        1,
+        "{t}"
+    );
+    assert_eq!(
+        metric(
+            &t,
+            "pullwarden_fleet_attestations_ignored_total{reason=\"forged\"}"
+        ),
+        0,
+        "{t}"
+    );
+    let _ = stop.send(());
+    let _ = server.await;
 }

@@ -20,7 +20,10 @@ mod client;
 mod peer;
 mod server;
 
-pub use crate::metrics::{Metrics, PeerGuard, VulnDbFacts, serve_metrics};
+pub use crate::metrics::{
+    FLEET_IGNORE_REASONS, FLEET_PUBLISH_RESULTS, Metrics, PeerGuard, REGISTRY_CLIENTS, VulnDbFacts,
+    serve_metrics,
+};
 pub use client::{AdminClient, AdminClientError};
 pub use peer::{PeerAccess, PeerError, peer_allowed};
 pub use server::serve;

@@ -61,6 +61,17 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
         "fingerprint {} (vulnerability db {})\n",
         v.policy_fingerprint, v.db_version
     ));
+    if let Some(src) = &v.scan_source {
+        // `local`: layers read on this node; `attested`: a trusted fleet scan attestation.
+        out.push_str(&format!("scan_source: {}", src.kind));
+        if let Some(signer) = &src.signer {
+            out.push_str(&format!(", signer {signer}"));
+        }
+        if let Some(at) = &src.attested_at {
+            out.push_str(&format!(", attested_at {at}"));
+        }
+        out.push('\n');
+    }
 
     let s = &v.signatures;
     out.push_str(&format!("\nSIGNATURES ({} checked)\n", s.checks.len()));

@@ -63,6 +63,42 @@ pub enum IgnoreReason {
     NotExamined { count: usize, limit: usize },
 }
 
+impl IgnoreReason {
+    /// A metric label (`pullwarden_fleet_attestations_ignored_total{reason}`): `forged`
+    /// (the signature does not verify or does not fit its key), `untrusted`, `stale`,
+    /// `future`, `mismatched` (another analyzer set or scan config), `foreign` (about
+    /// another subject, image or layers), `malformed`, `too_large`, `unfetchable`,
+    /// `not_examined` (past `max_examined`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            IgnoreReason::Rejected(r) => match r {
+                Rejection::BadSignature { .. } | Rejection::KeyTypeMismatch { .. } => "forged",
+                Rejection::UntrustedKey { .. } => "untrusted",
+                Rejection::Stale { .. } => "stale",
+                Rejection::FromFuture(_) => "future",
+                Rejection::AnalyzerVersion { .. } | Rejection::ScanConfig { .. } => "mismatched",
+                Rejection::OtherSubject { .. }
+                | Rejection::OtherImage { .. }
+                | Rejection::LayerCount { .. }
+                | Rejection::OtherLayer { .. } => "foreign",
+                Rejection::Envelope(_) | Rejection::BadTime(_) => "malformed",
+            },
+            IgnoreReason::NotAnAttestation(_) | IgnoreReason::BadIndex(_) => "malformed",
+            IgnoreReason::TooLarge { .. } => "too_large",
+            IgnoreReason::Fetch(_) => "unfetchable",
+            IgnoreReason::NotExamined { .. } => "not_examined",
+        }
+    }
+
+    /// How many attestations this reason stands for (`NotExamined` covers several).
+    pub fn count(&self) -> u64 {
+        match self {
+            IgnoreReason::NotExamined { count, .. } => *count as u64,
+            _ => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
     /// The artifact manifest, when the reason is about one.

@@ -13,13 +13,14 @@ use super::attestation::ImageBinding;
 use super::config::FleetKeys;
 use super::consume::{Attested, consume};
 use super::publish::publish;
+use crate::admin::Metrics;
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient};
 use crate::scan::{LayerResult, ResolvedImage, Scanner};
 
-/// Counters for the metrics endpoint (`pullwarden_scans_total{source}` and the publish
-/// outcome counters are the lead's to expose).
+/// In-process counters (tests and status read them; the metrics endpoint gets the same
+/// events through [`Fleet::with_metrics`]).
 #[derive(Debug, Default)]
 pub struct FleetCounters {
     /// Scans replaced by an attestation.
@@ -38,6 +39,8 @@ pub struct FleetCounters {
 pub struct Fleet {
     keys: FleetKeys,
     pub counters: FleetCounters,
+    /// `pullwarden_fleet_publish_total` and `pullwarden_fleet_attestations_ignored_total`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl ImageBinding {
@@ -61,7 +64,15 @@ impl Fleet {
         Fleet {
             keys,
             counters: FleetCounters::default(),
+            metrics: None,
         }
+    }
+
+    /// Also counts publishes and ignored attestations in `metrics` (they outlive a
+    /// config reload, which builds a new `Fleet`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Fleet {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Whether lookups are made at all (some key is trusted).
@@ -106,7 +117,12 @@ impl Fleet {
             }
         };
         for i in &lookup.ignored {
-            self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .ignored
+                .fetch_add(i.reason.count(), Ordering::Relaxed);
+            if let Some(m) = &self.metrics {
+                m.record_attestations_ignored(i.reason.label(), i.reason.count());
+            }
             tracing::info!(
                 digest = %image.manifest,
                 artifact = i.artifact.as_ref().map(Digest::to_string).unwrap_or_default(),
@@ -159,11 +175,17 @@ impl Fleet {
         match r {
             Ok(p) => {
                 self.counters.published.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &self.metrics {
+                    m.record_fleet_publish("ok");
+                }
                 tracing::info!(%digest, artifact = %p.manifest, via = p.via, "scan attestation published");
             }
             Err(e) => {
                 if let Ok(mut m) = self.counters.publish_failed.lock() {
                     *m.entry(e.kind()).or_default() += 1;
+                }
+                if let Some(m) = &self.metrics {
+                    m.record_fleet_publish(e.kind());
                 }
                 tracing::warn!(%digest, kind = e.kind(), error = %e, "scan attestation not published (the verdict is unaffected)");
             }

@@ -62,6 +62,8 @@ struct Inner {
     /// Registries seen without the referrers API, and when: the API is not asked again
     /// for `REFERRERS_ABSENT_TTL` (the fallback tag serves meanwhile).
     referrers_absent: Mutex<HashMap<String, Instant>>,
+    /// Counts every HTTP request sent (token requests included), once set.
+    requests: std::sync::OnceLock<prometheus_client::metrics::counter::Counter>,
 }
 
 const REFERRERS_ABSENT_TTL: Duration = Duration::from_secs(300);
@@ -93,8 +95,23 @@ impl RegistryClient {
                 tokens: Mutex::new(HashMap::new()),
                 cache: Mutex::new(ContentCache::new(CACHE_ENTRIES, CACHE_BYTES)),
                 referrers_absent: Mutex::new(HashMap::new()),
+                requests: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Counts every HTTP request this client (and its clones) sends from now on in
+    /// `counter` (`pullwarden_registry_requests_total`): one per request on the wire,
+    /// token requests included, answered or not; content-cache hits send none. Only the
+    /// first counter set counts.
+    pub fn count_requests(&self, counter: prometheus_client::metrics::counter::Counter) {
+        let _ = self.inner.requests.set(counter);
+    }
+
+    fn count_request(&self) {
+        if let Some(c) = self.inner.requests.get() {
+            c.inc();
+        }
     }
 
     pub fn max_manifest_bytes(&self) -> u64 {

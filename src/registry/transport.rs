@@ -206,6 +206,7 @@ impl RegistryClient {
         if let Some(a) = auth {
             req = req.header(AUTHORIZATION, a);
         }
+        self.count_request();
         req.send()
             .await
             .map_err(|e| network_error(registry, url, e))
@@ -268,6 +269,7 @@ impl RegistryClient {
             }
             r
         };
+        self.count_request();
         let resp = req.send().await.map_err(|e| token_err(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(token_err(format!("status {}", resp.status().as_u16())));
