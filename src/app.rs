@@ -156,6 +156,7 @@ impl Daemon {
             })
         });
         scanner.set_fleet(fleet_of(&cfg)?);
+        scanner.set_vex_registry(Some(signatures.client().clone()));
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),

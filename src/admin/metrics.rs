@@ -67,6 +67,14 @@ struct SourceLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// The `result` values of `pullwarden_vex_lookups_total` (see `vex::node::Lookup`).
+const VEX_LOOKUP_RESULTS: [&str; 4] = ["found", "none", "no_signers", "error"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -273,6 +281,8 @@ pub struct Metrics {
     scanned_bytes: Counter,
     /// Image scans by where the layer results came from (`local`, `attested`).
     scans: Family<SourceLabel, Counter>,
+    /// Looks for VEX attached to a pulled image, by outcome.
+    vex_lookups: Family<ResultLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     call_series: SeriesCap<CallLabels>,
     call_latency: Family<MethodLabel, Histogram>,
@@ -368,6 +378,15 @@ impl Metrics {
         for source in ["local", "attested"] {
             let _ = scans.get_or_create(&SourceLabel { source });
         }
+        let vex_lookups = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "pullwarden_vex_lookups",
+            "Looks for VEX attestations attached to a pulled image, by result (found, none, no_signers: the policy trusts no VEX key, error: registry failure or timeout, no VEX applied).",
+            vex_lookups.clone(),
+        );
+        for result in VEX_LOOKUP_RESULTS {
+            let _ = vex_lookups.get_or_create(&ResultLabel { result });
+        }
         let enforcing = Gauge::default();
         registry.register(
             "pullwarden_enforcing",
@@ -435,6 +454,7 @@ impl Metrics {
             scan,
             scanned_bytes,
             scans,
+            vex_lookups,
             calls,
             call_series: SeriesCap::new(),
             call_latency,
@@ -499,6 +519,18 @@ impl Metrics {
             "local"
         };
         self.scans.get_or_create(&SourceLabel { source }).inc();
+    }
+
+    /// One look for VEX attached to a pulled image, by its `result` (`found`, `none`,
+    /// `no_signers`, `error`; anything else counts as `error`).
+    pub fn record_vex_lookup(&self, result: &str) {
+        let result = VEX_LOOKUP_RESULTS
+            .into_iter()
+            .find(|r| *r == result)
+            .unwrap_or("error");
+        self.vex_lookups
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it

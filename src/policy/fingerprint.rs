@@ -63,6 +63,12 @@ pub fn fingerprint(policy: &Policy, limits: &ScanLimits) -> Result<String, Finge
     if let Some(d) = &policy.scan.denylist {
         files.push(("denylist", d.as_path()));
     }
+    // VEX signers decide which findings count: a new `[policy.vex] keys` file, or new
+    // bytes in one, is a new policy. (Without the section the VEX signers are the
+    // signature keys above.)
+    if let Some(v) = &policy.vex {
+        files.extend(v.keys.iter().map(|k| ("vex key file", k.as_path())));
+    }
     for (what, path) in files {
         let bytes = policy
             .files
@@ -196,6 +202,34 @@ images = ["**"]
         std::fs::write(f.dir.path().join("k1.pub"), "B").unwrap();
         std::fs::write(f.dir.path().join("k2.pub"), "A").unwrap();
         assert_ne!(ab, f.prod("", ""));
+    }
+
+    #[test]
+    fn vex_signers_change_it() {
+        let f = Fixture::new();
+        std::fs::write(f.dir.path().join("vex1.pub"), "vex one").unwrap();
+        std::fs::write(f.dir.path().join("vex2.pub"), "vex two").unwrap();
+        let section = |name: &str| format!("[policy.vex]\nkeys = [\"{}\"]\n", f.path(name));
+        let none = f.prod("", "");
+        let one = f.prod(&section("vex1.pub"), "");
+        let two = f.prod(&section("vex2.pub"), "");
+        assert_ne!(none, one, "adding [policy.vex] keys");
+        assert_ne!(one, two, "another VEX key file");
+        std::fs::write(f.dir.path().join("vex1.pub"), "vex one, rotated").unwrap();
+        assert_ne!(
+            one,
+            f.prod(&section("vex1.pub"), ""),
+            "new bytes in the VEX key"
+        );
+        std::fs::remove_file(f.dir.path().join("vex1.pub")).unwrap();
+        let c = f.config(&section("vex1.pub"), "");
+        assert!(matches!(
+            fingerprint(&c.policies[0], &c.scan),
+            Err(FingerprintError::ReadFile {
+                what: "vex key file",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -33,10 +33,17 @@ pub fn vex_keys(policy: Option<&Policy>) -> anyhow::Result<Vec<TrustedKey>> {
         None => &[],
     };
     for path in paths {
-        keys.push(
-            TrustedKey::load(path)
-                .map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?,
-        );
+        // The bytes read at load when the config was checked (as the verifier uses
+        // them), else the file as it is now.
+        let bytes = match policy {
+            Some(p) => p
+                .files
+                .read(path, crate::verify::keys::MAX_KEY_FILE_BYTES)
+                .map(|b| b.to_vec()),
+            None => crate::verify::keys::read_key_file(path),
+        };
+        let key = bytes.and_then(|b| TrustedKey::from_file_bytes(&path.display().to_string(), &b));
+        keys.push(key.map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?);
     }
     Ok(keys)
 }
