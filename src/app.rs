@@ -136,6 +136,7 @@ impl Daemon {
             })
         });
         scanner.set_fleet(fleet_of(&cfg, &metrics)?);
+        scanner.set_vex_registry(Some(signatures.client().clone()));
         let gate = Arc::new(
             Gate::new(
                 policy_state(cfg),

@@ -103,6 +103,8 @@ pub const FLEET_IGNORE_REASONS: [&str; 10] = [
 /// `client` values of `pullwarden_registry_requests_total`: which of the daemon's
 /// registry clients sent the request.
 pub const REGISTRY_CLIENTS: [&str; 2] = ["signatures", "fleet"];
+/// The `result` values of `pullwarden_vex_lookups_total` (see `vex::node::Lookup`).
+const VEX_LOOKUP_RESULTS: [&str; 4] = ["found", "none", "no_signers", "error"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
@@ -317,6 +319,8 @@ pub struct Metrics {
     fleet_ignored: Family<ReasonLabel, Counter>,
     /// HTTP requests to registries (token requests included), by client.
     registry_requests: Family<ClientLabel, Counter>,
+    /// Looks for VEX attached to a pulled image, by outcome.
+    vex_lookups: Family<ResultLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     call_series: SeriesCap<CallLabels>,
     call_latency: Family<MethodLabel, Histogram>,
@@ -439,6 +443,15 @@ impl Metrics {
         for client in REGISTRY_CLIENTS {
             let _ = registry_requests.get_or_create(&ClientLabel { client });
         }
+        let vex_lookups = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "pullwarden_vex_lookups",
+            "Looks for VEX attestations attached to a pulled image, by result (found, none, no_signers: the policy trusts no VEX key, error: registry failure or timeout, no VEX applied).",
+            vex_lookups.clone(),
+        );
+        for result in VEX_LOOKUP_RESULTS {
+            let _ = vex_lookups.get_or_create(&ResultLabel { result });
+        }
         let enforcing = Gauge::default();
         registry.register(
             "pullwarden_enforcing",
@@ -509,6 +522,7 @@ impl Metrics {
             fleet_publish,
             fleet_ignored,
             registry_requests,
+            vex_lookups,
             calls,
             call_series: SeriesCap::new(),
             call_latency,
@@ -583,6 +597,18 @@ impl Metrics {
             .find(|r| *r == result)
             .unwrap_or("registry");
         self.fleet_publish
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// One look for VEX attached to a pulled image, by its `result` (`found`, `none`,
+    /// `no_signers`, `error`; anything else counts as `error`).
+    pub fn record_vex_lookup(&self, result: &str) {
+        let result = VEX_LOOKUP_RESULTS
+            .into_iter()
+            .find(|r| *r == result)
+            .unwrap_or("error");
+        self.vex_lookups
             .get_or_create(&ResultLabel { result })
             .inc();
     }

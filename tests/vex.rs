@@ -409,6 +409,230 @@ fn policy_vex_keys_choose_who_may_suppress() {
     }
 }
 
+/// The node: the real daemon in front of the real containerd applies the VEX attached
+/// to a pulled image (cosign's `.att` tag) before judging it — only when a key the
+/// policy trusts signed it (by default the image signers), only for this image's digest;
+/// the suppression is in `verdict --json`, `explain --json` and the human `explain`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_applies_signed_vex_to_pulls() {
+    use crate::support::cri::{images, pull_request};
+    use crate::support::daemon::Daemon;
+
+    let env = it_env();
+    let keys = tempfile::tempdir().unwrap();
+    let vendor = signer();
+    let stranger = signer();
+    let vendor_pub = keys.path().join("vendor.pub");
+    std::fs::write(&vendor_pub, &vendor.public_pem).unwrap();
+    let daemon = Daemon::start(&format!(
+        "[[policy]]\nname = \"vex-node\"\nimages = [\"{}/it/**\"]\n[policy.signatures]\nkeys = [\"{}\"]\n[policy.scan]\nmax_severity = \"high\"\n",
+        env.registry,
+        vendor_pub.display()
+    ));
+    let osv = daemon.dir.path().join("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();
+    let out = daemon.cli(&["db", "import", osv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = |args: &[&str]| -> Value {
+        let out = daemon.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // Two signed images with the vulnerable package, each its own digest.
+    let client = crate::verify::client(&env.registry);
+    let (app, app_ref, app_reference, app_digest) =
+        push_signed(&client, &vendor, "vex-node-app").await;
+    let (other, other_ref, other_reference, other_digest) =
+        push_signed(&client, &vendor, "vex-node-other").await;
+    let attach = |vex: Value, by: &Signer| {
+        let env = envelope(by, &app.digest, &vex);
+        let (client, reference, digest) =
+            (client.clone(), app_reference.clone(), app_digest.clone());
+        async move {
+            push_attestation(
+                &client,
+                &reference,
+                &digest,
+                &env,
+                "https://openvex.dev/ns/v0.2.0",
+                &Credentials::default(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let product = format!("pkg:oci/app@{}", app.digest.replace(':', "%3A"));
+    let mut cri = images(&daemon.listen).await;
+    // No VEX: denied for the critical finding.
+    pull_denied(&daemon, &app_ref, &app.digest, "no VEX").await;
+    let v = json(&["verdict", "--json", &app.digest]);
+    assert_eq!(
+        v["findings"]["vulnerabilities"][0]["id"], "DSA-9998-1",
+        "{v}"
+    );
+    assert!(v["vex"]["suppressed"].as_array().unwrap().is_empty(), "{v}");
+
+    // Justified not_affected for this digest, signed by a key the policy does not trust.
+    let good = |ts: &str| {
+        openvex(
+            &product,
+            BASE_FILES,
+            "not_affected",
+            Some("vulnerable_code_not_in_execute_path"),
+            ts,
+        )
+    };
+    attach(good("2026-11-01T00:00:00Z"), &stranger).await;
+    pull_denied(&daemon, &app_ref, &app.digest, "untrusted signer").await;
+    let x = json(&["explain", "--json", &app.digest]);
+    assert!(x["vex"]["suppressed"].as_array().unwrap().is_empty(), "{x}");
+    assert!(
+        x["vex"]["ignored"]
+            .to_string()
+            .contains("not signed by a signer trusted for VEX"),
+        "{x}"
+    );
+
+    // The trusted signer's statement: the next evaluation allows, and says why.
+    attach(good("2026-11-02T00:00:00Z"), &vendor).await;
+    let out = daemon.cli(&["purge", &app.digest]);
+    assert!(out.status.success());
+    cri.pull_image(pull_request(&app_ref, "default"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "trusted VEX did not allow the pull: {}: {}",
+                e.message(),
+                daemon.log()
+            )
+        });
+    let x = json(&["explain", "--json", &app.digest]);
+    assert_eq!(x["decision"], "allow", "{x}");
+    assert!(
+        x["findings"]["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{x}"
+    );
+    let s = &x["vex"]["suppressed"][0];
+    assert_eq!(s["id"], "DSA-9998-1", "{x}");
+    assert_eq!(s["package"], "base-files");
+    assert_eq!(s["status"], "not_affected");
+    assert_eq!(s["justification"], "vulnerable_code_not_in_execute_path");
+    assert!(s["signer"].as_str().unwrap().contains("vendor.pub"), "{s}");
+    assert!(s["source"].as_str().unwrap().contains(".att"), "{s}");
+    assert_eq!(s["finding"]["id"], "DSA-9998-1", "{s}");
+    let v = json(&["verdict", "--json", &app.digest]);
+    assert_eq!(v["vex"]["suppressed"][0]["id"], "DSA-9998-1", "{v}");
+    let text = String::from_utf8(daemon.cli(&["explain", &app.digest]).stdout).unwrap();
+    assert!(text.contains("SUPPRESSED BY VEX (1)"), "{text}");
+    assert!(
+        text.contains("vulnerable_code_not_in_execute_path"),
+        "{text}"
+    );
+    assert!(text.contains("VEX NOT APPLIED"), "{text}");
+
+    // The vendor's VEX is about the app's digest: another image with the same package
+    // is still denied, even with that attestation copied under its own `.att` tag.
+    push_attestation(
+        &client,
+        &other_reference,
+        &other_digest,
+        &envelope(&vendor, &app.digest, &good("2026-11-03T00:00:00Z")),
+        "https://openvex.dev/ns/v0.2.0",
+        &Credentials::default(),
+    )
+    .await
+    .unwrap();
+    pull_denied(&daemon, &other_ref, &other.digest, "VEX for another digest").await;
+    let v = json(&["verdict", "--json", &other.digest]);
+    assert!(v["vex"]["suppressed"].as_array().unwrap().is_empty(), "{v}");
+}
+
+/// Pushes a salted base-files image and signs it with `by` (cosign's `.sig` tag).
+async fn push_signed(
+    client: &pullwarden::registry::RegistryClient,
+    by: &Signer,
+    salt: &str,
+) -> (Image, String, Reference, Digest) {
+    let env = it_env();
+    let img = salted_base_files_image(salt);
+    let repo = unique_repo("vexnode");
+    img.push(&env.registry, &repo, "v1").await;
+    let name = format!("{}/{repo}:v1", env.registry);
+    let reference: Reference = name.parse().unwrap();
+    let digest: Digest = img.digest.parse().unwrap();
+    pullwarden::verify::sign::sign_and_push(
+        client,
+        &reference,
+        &digest,
+        &by.key,
+        pullwarden::verify::sign::SignFormat::Legacy,
+        &Credentials::default(),
+    )
+    .await
+    .unwrap();
+    (img, name, reference, digest)
+}
+
+/// Forgets `digest`'s verdict, pulls `reference` through the daemon and expects the
+/// deny for the critical finding.
+async fn pull_denied(
+    daemon: &crate::support::daemon::Daemon,
+    reference: &str,
+    digest: &str,
+    why: &str,
+) {
+    let out = daemon.cli(&["purge", digest]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = crate::support::cri::images(&daemon.listen)
+        .await
+        .pull_image(crate::support::cri::pull_request(reference, "default"))
+        .await
+        .expect_err(why);
+    assert_eq!(
+        e.code(),
+        tonic::Code::PermissionDenied,
+        "{why}: {}",
+        e.message()
+    );
+    assert!(e.message().contains("DSA-9998-1"), "{why}: {}", e.message());
+}
+
+/// [`base_files_image`] with a salt file, so each test image has its own digest.
+fn salted_base_files_image(salt: &str) -> Image {
+    Image::with_platform(
+        vec![Layer::from_entries(
+            &[
+                Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+                Entry::file(
+                    "var/lib/dpkg/status",
+                    "Package: base-files\nStatus: install ok installed\nVersion: 12.4+deb12u5\nArchitecture: amd64\n\n",
+                ),
+                Entry::file("salt", salt.to_string()),
+            ],
+            Compression::Gzip,
+        )],
+        "amd64",
+        salt,
+    )
+}
+
 /// A Debian image with one package, `base-files 12.4+deb12u5`, that `OSV` affects.
 fn base_files_image() -> Image {
     Image::new(vec![Layer::from_entries(

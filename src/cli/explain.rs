@@ -171,6 +171,7 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
             &rows,
         )));
     }
+    out.push_str(&vex_sections(&v.vex));
     out.push_str(&format!("\nFILES ({})\n", f.files.len()));
     if !f.files.is_empty() {
         let rows: Vec<Vec<String>> = f
@@ -213,4 +214,54 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// "SUPPRESSED BY VEX" (each finding a trusted VEX statement removed, with status,
+/// justification, signer and source) and "VEX NOT APPLIED" (statements about this
+/// image's findings that did not count, with the reason); nothing when VEX played no
+/// part.
+fn vex_sections(vex: &crate::vex::VexOutcome) -> String {
+    let mut out = String::new();
+    if !vex.suppressed.is_empty() {
+        out.push_str(&format!("\nSUPPRESSED BY VEX ({})\n", vex.suppressed.len()));
+        let rows: Vec<Vec<String>> = vex
+            .suppressed
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.finding.severity.to_string(),
+                    s.package.clone(),
+                    s.installed_version.clone(),
+                    s.status.to_string(),
+                    or_dash(&s.justification),
+                    s.signer.clone(),
+                    s.source.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            &[
+                "ID",
+                "SEVERITY",
+                "PACKAGE",
+                "INSTALLED",
+                "STATUS",
+                "JUSTIFICATION",
+                "SIGNER",
+                "SOURCE",
+            ],
+            &rows,
+        )));
+    }
+    if !vex.ignored.is_empty() {
+        out.push_str(&format!("\nVEX NOT APPLIED ({})\n", vex.ignored.len()));
+        let rows: Vec<Vec<String>> = vex
+            .ignored
+            .iter()
+            .map(|i| vec![i.vulnerability.clone(), i.source.clone(), i.reason.clone()])
+            .collect();
+        out.push_str(&indent(&table(&["ID", "SOURCE", "REASON"], &rows)));
+    }
+    out
 }

@@ -380,6 +380,9 @@ impl Gate {
                 .await
                 .map_err(Failed)?;
             self.metrics.record_scan_source(&source.kind);
+            if let Some(lookup) = judged.vex_lookup {
+                self.metrics.record_vex_lookup(lookup);
+            }
             scan_source = Some(source);
             // An attested scan read no layer here.
             let bytes = if scan_source.as_ref().is_some_and(|s| s.kind == "attested") {

@@ -15,6 +15,12 @@ pub struct JudgedScan {
     /// Reasons to deny, most important first, stable wording.
     pub deny_reasons: Vec<String>,
     pub warnings: Vec<String>,
+    /// VEX applied before judging: findings suppressed (removed from `report`) and
+    /// statements not applied, with reasons. Empty when no VEX was looked at.
+    pub vex: crate::vex::VexOutcome,
+    /// How looking for VEX went (`found`, `none`, `no_signers`, `error`), for
+    /// `pullwarden_vex_lookups_total`; `None`: not looked for.
+    pub vex_lookup: Option<&'static str>,
 }
 
 /// Everything evaluation needs about the image.
@@ -45,8 +51,10 @@ pub fn evaluate(
         reasons.push(signature_reason(&signatures));
         deny_kind = Some(DenyKind::Signature);
     }
+    let mut vex = crate::vex::VexOutcome::default();
     let (findings, warnings, packages) = match scan {
         Some(s) => {
+            vex = s.vex;
             if !s.deny_reasons.is_empty() && deny_kind.is_none() {
                 deny_kind = Some(DenyKind::Scan);
             }
@@ -87,6 +95,7 @@ pub fn evaluate(
         policy_fingerprint: keys.policy_fingerprint.to_string(),
         db_version: keys.db_version.to_string(),
         scan_source: None,
+        vex,
     }
 }
 
@@ -146,6 +155,8 @@ pub fn judge_scan(
         report,
         deny_reasons,
         warnings,
+        vex: Default::default(),
+        vex_lookup: None,
     }
 }
 

@@ -76,6 +76,12 @@ pub struct Verdict {
     /// "attested_at"}` (absent when nothing was scanned, and in verdicts stored before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan_source: Option<crate::fleet::ScanSource>,
+    /// VEX applied on the node (the same shape as `pullwarden scan --json`'s `vex`):
+    /// `suppressed` findings, each with `id`, `package`, `installed_version`, `purl`,
+    /// `status`, `justification`, `signer`, `source` and the `finding` itself; and
+    /// `ignored` statements with their `reason`. Empty in verdicts stored before.
+    #[serde(default)]
+    pub vex: crate::vex::VexOutcome,
 }
 
 impl Verdict {

@@ -217,6 +217,14 @@ fn load_policy(
     if let Some(d) = &p.scan.denylist {
         files.push(("denylist", d, reads.get(d, MAX_DENYLIST_BYTES)));
     }
+    // VEX signers decide which findings count: a new `[policy.vex] keys` file, or new
+    // bytes in one, is a new policy. (Without the section the VEX signers are the
+    // signature keys above.)
+    if let Some(v) = &p.vex {
+        for k in &v.keys {
+            files.push(("vex key file", k, reads.get(k, MAX_KEY_FILE_BYTES)));
+        }
+    }
     let bytes_of = |path: &Path| {
         files
             .iter()
@@ -398,6 +406,37 @@ images = ["**"]
         std::fs::write(f.dir.path().join("k1.pub"), "B").unwrap();
         std::fs::write(f.dir.path().join("k2.pub"), "A").unwrap();
         assert_ne!(ab, f.prod("", ""));
+    }
+
+    #[test]
+    fn vex_signers_change_it() {
+        let f = Fixture::new();
+        std::fs::write(f.dir.path().join("vex1.pub"), "vex one").unwrap();
+        std::fs::write(f.dir.path().join("vex2.pub"), "vex two").unwrap();
+        let section = |name: &str| format!("[policy.vex]\nkeys = [\"{}\"]\n", f.path(name));
+        let none = f.prod("", "");
+        let one = f.prod(&section("vex1.pub"), "");
+        let two = f.prod(&section("vex2.pub"), "");
+        assert_ne!(none, one, "adding [policy.vex] keys");
+        assert_ne!(one, two, "another VEX key file");
+        std::fs::write(f.dir.path().join("vex1.pub"), "vex one, rotated").unwrap();
+        assert_ne!(
+            one,
+            f.prod(&section("vex1.pub"), ""),
+            "new bytes in the VEX key"
+        );
+        std::fs::remove_file(f.dir.path().join("vex1.pub")).unwrap();
+        let s = PolicySnapshot::load(Arc::new(f.config(&section("vex1.pub"), "")));
+        let Err(PolicyError::Fingerprint(e)) = s.fingerprint("prod") else {
+            panic!("a missing VEX key file did not fail the fingerprint");
+        };
+        assert!(matches!(
+            e.downcast_ref::<FingerprintError>(),
+            Some(FingerprintError::ReadFile {
+                what: "vex key file",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -33,10 +33,16 @@ pub fn vex_keys(policy: Option<&Policy>) -> anyhow::Result<Vec<TrustedKey>> {
         None => &[],
     };
     for path in paths {
-        keys.push(
-            TrustedKey::load(path)
-                .map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?,
-        );
+        // The bytes read at load when the config was checked (as the verifier uses
+        // them), else the file as it is now.
+        let bytes = match policy.and_then(|p| p.files.get(path)) {
+            Some(b) => Ok(b.to_vec()),
+            None => crate::verify::keys::read_key_file(path),
+        };
+        let key = bytes
+            .map_err(crate::verify::Rejection::from)
+            .and_then(|b| TrustedKey::from_file_bytes(&path.display().to_string(), &b));
+        keys.push(key.map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?);
     }
     Ok(keys)
 }

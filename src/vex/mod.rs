@@ -12,6 +12,7 @@
 
 pub mod attestation;
 pub mod cli;
+pub mod node;
 pub mod registry;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,13 @@ pub enum Status {
     Affected,
     Fixed,
     UnderInvestigation,
+}
+
+impl VexOutcome {
+    /// Nothing suppressed and nothing ignored.
+    pub fn is_empty(&self) -> bool {
+        self.suppressed.is_empty() && self.ignored.is_empty()
+    }
 }
 
 impl std::fmt::Display for Status {
@@ -431,6 +439,14 @@ fn names_vulnerability(st: &Statement, v: &Vulnerability) -> bool {
 /// justification) or `fixed`, and says why each other statement about a finding of
 /// this image was not applied.
 pub fn apply(report: &mut ScanReport, digest: &str, sources: &[VexSource]) -> VexOutcome {
+    apply_any(report, &[digest], sources)
+}
+
+/// [`apply`] for an image known by several digests (`sha256:<hex>` each): a
+/// multi-platform image's index and the platform manifest pulled. A statement whose
+/// product is any of them is about this image; reasons name the first.
+pub fn apply_any(report: &mut ScanReport, digests: &[&str], sources: &[VexSource]) -> VexOutcome {
+    let digest = digests.first().copied().unwrap_or("");
     let mut outcome = VexOutcome::default();
     let mut kept = Vec::with_capacity(report.vulnerabilities.len());
     for v in std::mem::take(&mut report.vulnerabilities) {
@@ -449,7 +465,8 @@ pub fn apply(report: &mut ScanReport, digest: &str, sources: &[VexSource]) -> Ve
                 let for_image = st
                     .products
                     .iter()
-                    .any(|p| image_digest_of(p).as_deref() == Some(digest));
+                    .filter_map(|p| image_digest_of(p))
+                    .any(|p| digests.contains(&p.as_str()));
                 if !for_image {
                     push_once(
                         &mut outcome.ignored,

@@ -245,3 +245,66 @@ fn signed_attestation_verifies_only_with_a_trusted_key() {
         Err(attestation::AttestationError::Untrusted)
     ));
 }
+
+#[test]
+fn a_statement_for_the_platform_manifest_applies_to_the_index_pull() {
+    // Pulled by index (DIGEST) whose platform manifest is OTHER: a statement about
+    // either is about this image; about a third digest it is not.
+    let doc = openvex(OTHER, LIBC, "fixed", None);
+    let mut r = report();
+    let out = apply_any(&mut r, &[DIGEST, OTHER], &[source(&doc, Some("vendor"))]);
+    assert_eq!(out.suppressed.len(), 1);
+    assert_eq!(r.vulnerabilities.len(), 1);
+    let third = format!("sha256:{}", "c".repeat(64));
+    let mut r = report();
+    let out = apply_any(&mut r, &[DIGEST, &third], &[source(&doc, Some("vendor"))]);
+    assert!(out.suppressed.is_empty());
+    assert_eq!(r.vulnerabilities.len(), 2);
+    assert!(out.ignored[0].reason.contains("another product"), "{out:?}");
+}
+
+/// The node's lookup fails safe: an unreachable registry is no VEX (the report keeps
+/// every finding) and `error`, never a failure; a policy with no key trusts no VEX and
+/// asks the registry nothing.
+#[tokio::test]
+async fn node_lookup_failure_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) =
+        crate::verify::sign::generate_key(sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1)
+            .unwrap();
+    let key = dir.path().join("vendor.pub");
+    std::fs::write(&key, public).unwrap();
+    let cfg = crate::config::Config::parse(&format!(
+        "[registry]\nplain_http = [\"127.0.0.1:1\"]\ntimeout = \"2s\"\n[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [\"{}\"]\n[[policy]]\nname = \"nokeys\"\nimages = [\"**\"]\n",
+        key.display()
+    ))
+    .unwrap();
+    let client = crate::registry::RegistryClient::new(&cfg.registry).unwrap();
+    let reference: crate::reference::Reference = "127.0.0.1:1/app:v1".parse().unwrap();
+    let digest: crate::digest::Digest = DIGEST.parse().unwrap();
+    let creds = crate::registry::Credentials::default();
+    let mut r = report();
+    let (out, lookup) = node::apply_attached(
+        &client,
+        &cfg.policies[0],
+        &reference,
+        std::slice::from_ref(&digest),
+        &creds,
+        &mut r,
+    )
+    .await;
+    assert_eq!(lookup, node::Lookup::Error);
+    assert!(out.is_empty());
+    assert_eq!(r, report());
+    let (out, lookup) = node::apply_attached(
+        &client,
+        &cfg.policies[1],
+        &reference,
+        std::slice::from_ref(&digest),
+        &creds,
+        &mut r,
+    )
+    .await;
+    assert_eq!(lookup, node::Lookup::NoSigners);
+    assert!(out.is_empty());
+}

@@ -76,6 +76,9 @@ pub struct LayerScanner {
     /// `[fleet]`: scan attestations looked up before a scan and published after one,
     /// through this registry client.
     fleet: std::sync::RwLock<Option<(Arc<Fleet>, RegistryClient)>>,
+    /// The registry client pulls are verified with: VEX attached to a pulled image is
+    /// fetched through it (`None`: no VEX is looked up).
+    vex_registry: std::sync::RwLock<Option<RegistryClient>>,
 }
 
 /// What identifies one state of the database file: a `db import` changes it.
@@ -105,7 +108,39 @@ impl LayerScanner {
             vulndb: std::sync::RwLock::new((Arc::new(db), stamped)),
             vulndb_path,
             fleet: std::sync::RwLock::new(None),
+            vex_registry: std::sync::RwLock::new(None),
         })
+    }
+
+    /// The registry client through which VEX attached to pulled images is fetched
+    /// (the one signatures are verified with); `None` turns VEX on the node off.
+    pub fn set_vex_registry(&self, client: Option<RegistryClient>) {
+        *self.vex_registry.write().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+
+    /// Looks up the VEX attached to the pulled image (`digests`: the digest pulled and
+    /// the platform manifest's) and applies it to `report` before it is judged. Never
+    /// fails (see [`crate::vex::node`]); without a registry client, nothing happens.
+    pub async fn apply_vex(
+        &self,
+        policy: &crate::config::Policy,
+        reference: &Reference,
+        digests: &[Digest],
+        creds: &Credentials,
+        report: &mut ScanReport,
+    ) -> (crate::vex::VexOutcome, Option<crate::vex::node::Lookup>) {
+        let client = self
+            .vex_registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(client) = client else {
+            return (crate::vex::VexOutcome::default(), None);
+        };
+        let (outcome, lookup) =
+            crate::vex::node::apply_attached(&client, policy, reference, digests, creds, report)
+                .await;
+        (outcome, Some(lookup))
     }
 
     /// Sets (or, with `None`, clears) the fleet: from the next pull on.
@@ -124,15 +159,30 @@ impl LayerScanner {
         reference: &Reference,
         creds: &Credentials,
     ) -> Result<(ScanReport, ScanSource), GateError> {
+        let (report, source, _) = self
+            .report_pulled_resolved(scanner, digest, reference, creds)
+            .await?;
+        Ok((report, source))
+    }
+
+    /// [`LayerScanner::report_pulled`], and the platform manifest digest it resolved.
+    async fn report_pulled_resolved(
+        &self,
+        scanner: Arc<Scanner>,
+        digest: &Digest,
+        reference: &Reference,
+        creds: &Credentials,
+    ) -> Result<(ScanReport, ScanSource, Digest), GateError> {
         let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some((fleet, client)) = fleet.filter(|(f, _)| f.consumes() || f.publishes()) else {
-            return Ok((self.report(scanner, digest).await?, ScanSource::local()));
+            let (report, platform) = self.report_resolved(scanner, digest).await?;
+            return Ok((report, ScanSource::local(), platform));
         };
         let (lease, src) = self
             .leased_content(digest, scanner.limits().max_layer_bytes)
             .await?;
         let src = Arc::new(src);
-        let result: Result<(Vec<LayerResult>, ScanSource), GateError> = async {
+        let result: Result<(Vec<LayerResult>, ScanSource, Digest), GateError> = async {
             // Manifests and config only: no layer byte is read to bind an attestation.
             let (s, d) = (src.clone(), digest.clone());
             let resolved =
@@ -143,7 +193,7 @@ impl LayerScanner {
             let binding = ImageBinding::of(&resolved, reference, &scanner);
             if let Some(a) = fleet.lookup(&client, reference, creds, &binding).await {
                 let source = a.scan_source();
-                return Ok((a.verified.layers, source));
+                return Ok((a.verified.layers, source, resolved.manifest_digest));
             }
             let cache = StoredLayers(self.layers.clone());
             let (s, layers, sc) = (src.clone(), resolved.layers.clone(), scanner.clone());
@@ -159,13 +209,13 @@ impl LayerScanner {
                 binding,
                 results.clone(),
             );
-            Ok((results, ScanSource::local()))
+            Ok((results, ScanSource::local(), resolved.manifest_digest))
         }
         .await;
         lease.release().await;
-        let (results, source) = result?;
+        let (results, source, platform) = result?;
         let report = crate::engine::from_layers(&results, &self.vulndb())?;
-        Ok((report, source))
+        Ok((report, source, platform))
     }
 
     /// The vulnerability database as it is on disk now (config reload: a `db import`
@@ -255,6 +305,15 @@ impl LayerScanner {
         scanner: Arc<Scanner>,
         digest: &crate::digest::Digest,
     ) -> Result<ScanReport, GateError> {
+        Ok(self.report_resolved(scanner, digest).await?.0)
+    }
+
+    /// [`LayerScanner::report`], and the platform manifest digest it resolved.
+    async fn report_resolved(
+        &self,
+        scanner: Arc<Scanner>,
+        digest: &crate::digest::Digest,
+    ) -> Result<(ScanReport, Digest), GateError> {
         let (lease, src) = self
             .leased_content(digest, scanner.limits().max_layer_bytes)
             .await?;
@@ -265,6 +324,7 @@ impl LayerScanner {
             let image = resolve_image(&src, &digest, &Platform::host())
                 .map_err(crate::engine::EngineError::Scan)?;
             crate::engine::report(&scanner, &src, &image.layers, Some(&cache), &db)
+                .map(|r| (r, image.manifest_digest))
         })
         .await;
         lease.release().await;
@@ -288,11 +348,23 @@ impl ImageScanner for LayerScanner {
         auth: Option<&k8s_cri::v1::AuthConfig>,
     ) -> Result<(JudgedScan, ScanSource), GateError> {
         let creds = auth.map(Credentials::from).unwrap_or_default();
-        let (report, source) = self
-            .report_pulled(policy.scanner()?, &target.digest, reference, &creds)
+        let (mut report, source, platform) = self
+            .report_pulled_resolved(policy.scanner()?, &target.digest, reference, &creds)
             .await?;
+        // VEX applies between matching and judging, for a local and an attested scan
+        // alike: a suppressed finding is not judged.
+        let mut digests = vec![target.digest.clone()];
+        if platform != target.digest {
+            digests.push(platform);
+        }
+        let (vex, lookup) = self
+            .apply_vex(policy, reference, &digests, &creds, &mut report)
+            .await;
         let today = time::OffsetDateTime::now_utc().date();
-        Ok((crate::engine::judge(report, &policy.scan, today), source))
+        let mut judged = crate::engine::judge(report, &policy.scan, today);
+        judged.vex = vex;
+        judged.vex_lookup = lookup.map(|l| l.as_str());
+        Ok((judged, source))
     }
 
     fn db_version(&self) -> String {

@@ -1,0 +1,100 @@
+//! VEX on the node: the attestations attached to an image just pulled, fetched with
+//! the pull's own registry client and credentials, verified with the keys the
+//! image's policy trusts for VEX ([`super::cli::vex_keys`]: `[policy.vex] keys`, else
+//! `[policy.signatures] keys`), and applied to the scan report before it is judged.
+//!
+//! Failing safe: a registry error or a timeout while looking for VEX means no VEX is
+//! applied (the findings all count, so the verdict is never more permissive than
+//! without VEX); it is logged and counted (`pullwarden_vex_lookups_total{result="error"}`),
+//! never a failed pull.
+
+use std::time::Duration;
+
+use super::{VexOutcome, VexSource};
+use crate::config::Policy;
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::registry::{Credentials, RegistryClient};
+use crate::report::ScanReport;
+
+/// How long the whole lookup (every digest, every attestation) may take before the
+/// pull goes on without VEX.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The outcome of looking for VEX for one pull: the `result` label of
+/// `pullwarden_vex_lookups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// At least one VEX attestation was found (trusted or not).
+    Found,
+    /// The registry has no VEX attestation for the image.
+    None,
+    /// The policy trusts no VEX signer (no keys): nothing was asked of the registry.
+    NoSigners,
+    /// The registry failed or timed out, or a VEX key could not be read: no VEX applied.
+    Error,
+}
+
+impl Lookup {
+    /// The metric label: `found`, `none`, `no_signers`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lookup::Found => "found",
+            Lookup::None => "none",
+            Lookup::NoSigners => "no_signers",
+            Lookup::Error => "error",
+        }
+    }
+}
+
+/// Looks up the VEX attached to the image (`digests`: the manifest digest the pull
+/// resolved, and the platform manifest's when it differs) and applies it to `report`.
+/// Never fails: on any error `report` is left as it was and the outcome is empty.
+pub async fn apply_attached(
+    client: &RegistryClient,
+    policy: &Policy,
+    reference: &Reference,
+    digests: &[Digest],
+    creds: &Credentials,
+    report: &mut ScanReport,
+) -> (VexOutcome, Lookup) {
+    let keys = match super::cli::vex_keys(Some(policy)) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(policy = %policy.name, error = %e, "VEX signer keys unreadable; no VEX applied");
+            return (VexOutcome::default(), Lookup::Error);
+        }
+    };
+    if keys.is_empty() {
+        return (VexOutcome::default(), Lookup::NoSigners);
+    }
+    let lookup = async {
+        let mut sources: Vec<VexSource> = Vec::new();
+        for d in digests {
+            sources
+                .extend(super::registry::attached_vex(client, reference, d, creds, &keys).await?);
+        }
+        Ok::<_, crate::registry::RegistryError>(sources)
+    };
+    let sources = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(image = %reference, error = %e, "looking for VEX attestations failed; no VEX applied");
+            return (VexOutcome::default(), Lookup::Error);
+        }
+        Err(_) => {
+            tracing::warn!(image = %reference, timeout = ?LOOKUP_TIMEOUT, "looking for VEX attestations timed out; no VEX applied");
+            return (VexOutcome::default(), Lookup::Error);
+        }
+    };
+    if sources.is_empty() {
+        return (VexOutcome::default(), Lookup::None);
+    }
+    let names: Vec<String> = digests.iter().map(ToString::to_string).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let outcome = super::apply_any(report, &names, &sources);
+    for s in &outcome.suppressed {
+        tracing::info!(image = %reference, vulnerability = %s.id, package = %s.package, status = %s.status, signer = %s.signer, "finding suppressed by VEX");
+    }
+    (outcome, Lookup::Found)
+}
