@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::{
     Config, MAX_DENYLIST_BYTES, MAX_TRUST_ROOT_BYTES, Policy, PolicyFiles, ScanLimits,
 };
-use crate::policy::fingerprint::{PolicyFile, fingerprint};
+use crate::policy::fingerprint::{FingerprintError, PolicyFile, fingerprint};
 use crate::scan::{Denylist, DenylistError, Scanner};
 use crate::verify::keys::{MAX_KEY_FILE_BYTES, read_config_file};
 use crate::verify::{FileRejection, Verifier, VerifyError};
@@ -118,7 +118,25 @@ impl PolicySnapshot {
     pub fn load(config: Arc<Config>) -> PolicySnapshot {
         let limits = config.scan.clone();
         PolicySnapshot::build(config, |p, files| {
-            fingerprint(p, &limits, files).map_err(|e| PolicyError::Fingerprint(Arc::new(e)))
+            let files = files
+                .iter()
+                .map(|(what, path, bytes)| match bytes {
+                    Ok(b) => Ok(PolicyFile {
+                        what,
+                        path,
+                        bytes: &b[..],
+                    }),
+                    Err(e) => Err(FingerprintError::ReadFile {
+                        policy: p.name.clone(),
+                        what,
+                        path: path.to_path_buf(),
+                        source: std::io::Error::other(e.clone()),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>();
+            files
+                .and_then(|f| fingerprint(p, &limits, &f))
+                .map_err(|e| PolicyError::Fingerprint(Arc::new(e)))
         })
     }
 
@@ -135,7 +153,7 @@ impl PolicySnapshot {
 
     fn build(
         config: Arc<Config>,
-        fingerprint: impl Fn(&Policy, &[PolicyFile<'_>]) -> Result<String, PolicyError>,
+        fingerprint: impl Fn(&Policy, &[FileRead<'_>]) -> Result<String, PolicyError>,
     ) -> PolicySnapshot {
         let policies = config
             .policies
@@ -177,6 +195,10 @@ impl PolicySnapshot {
     }
 }
 
+/// One file of a policy as read: what it is ("key file", "trusted root", "denylist"),
+/// its path, and its bytes or why they could not be read.
+type FileRead<'a> = (&'static str, &'a Path, Result<Arc<[u8]>, FileRejection>);
+
 /// A policy's files, each read once: from the load's snapshot, else from the disk.
 struct FileReads<'a> {
     loaded: &'a PolicyFiles,
@@ -198,14 +220,14 @@ impl FileReads<'_> {
 fn load_policy(
     p: &Policy,
     limits: &ScanLimits,
-    fingerprint: &impl Fn(&Policy, &[PolicyFile<'_>]) -> Result<String, PolicyError>,
+    fingerprint: &impl Fn(&Policy, &[FileRead<'_>]) -> Result<String, PolicyError>,
 ) -> LoadedPolicy {
     let mut reads = FileReads {
         loaded: &p.files,
         read: HashMap::new(),
     };
     // (what, path, bytes) in the order the fingerprint hashes them.
-    let mut files: Vec<(&'static str, &Path, Result<Arc<[u8]>, FileRejection>)> = Vec::new();
+    let mut files: Vec<FileRead<'_>> = Vec::new();
     if let Some(s) = &p.signatures {
         for k in &s.keys {
             files.push(("key file", k, reads.get(k, MAX_KEY_FILE_BYTES)));
@@ -244,25 +266,7 @@ fn load_policy(
         Some(path) => denylist(path, bytes_of(path)).map(Some),
     };
     let scanner = denylist.map(|d| Arc::new(Scanner::new(limits, d)));
-    let fingerprint = files
-        .iter()
-        .map(|(what, path, bytes)| match bytes {
-            Ok(b) => Ok(PolicyFile {
-                what: *what,
-                path: *path,
-                bytes: &b[..],
-            }),
-            Err(e) => Err(PolicyError::Fingerprint(Arc::new(
-                crate::policy::fingerprint::FingerprintError::ReadFile {
-                    policy: p.name.clone(),
-                    what: *what,
-                    path: path.to_path_buf(),
-                    source: std::io::Error::other(e.clone()),
-                },
-            ))),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|f| fingerprint(p, &f));
+    let fingerprint = fingerprint(p, &files);
     LoadedPolicy {
         policy: p.clone(),
         fingerprint,
@@ -288,7 +292,6 @@ fn denylist(path: &Path, bytes: Result<Arc<[u8]>, FileRejection>) -> Result<Deny
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::fingerprint::FingerprintError;
     use crate::verify::keys::TrustedKey;
     use crate::verify::sign::generate_key;
     use sigstore::crypto::SigningScheme;

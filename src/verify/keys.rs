@@ -444,7 +444,9 @@ mod tests {
         let mut der = pem_block(&pem, "PUBLIC KEY").unwrap();
         let last = der.len() - 1;
         der[last] ^= 1;
-        let e = TrustedKey::from_file_bytes("bad", &der).unwrap_err();
+        let e = TrustedKey::from_file_bytes("bad", &der)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a valid P-256 public key"), "{e}");
     }
 }

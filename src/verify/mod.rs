@@ -557,7 +557,7 @@ mod tests {
             subject: subject.clone(),
             source: discover::SOURCE_REFERRERS,
             artifact: None,
-            evidence,
+            evidence: evidence.map_err(Rejection::Evidence),
         }
     }
 
@@ -594,11 +594,11 @@ mod tests {
             manifest: d.clone(),
         };
         let ev = evidence::from_bundle(&dsse_bundle(&signer, &d), None);
-        let rep = v.evaluate(&r, &subject, &[found(&d, ev)]);
+        let rep = v.evaluate(&r, &subject, &[found(&d, ev.map_err(|e| e.to_string()))]);
         assert!(rep.satisfied, "{:?}", rep.checks);
         let other = Digest::sha256_of(b"other");
         let ev = evidence::from_bundle(&dsse_bundle(&signer, &other), None);
-        let rep = v.evaluate(&r, &subject, &[found(&d, ev)]);
+        let rep = v.evaluate(&r, &subject, &[found(&d, ev.map_err(|e| e.to_string()))]);
         assert!(!rep.satisfied);
         assert_eq!(
             rep.checks[0].reason,

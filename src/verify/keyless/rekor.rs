@@ -521,7 +521,9 @@ mod tests {
                 let mut forged = proof.clone();
                 forged.checkpoint = Some(note.replace(" - 1\n", " - 2\n"));
                 assert_eq!(
-                    verify_inclusion(&forged, body, &key).unwrap_err(),
+                    verify_inclusion(&forged, body, &key)
+                        .unwrap_err()
+                        .to_string(),
                     "Rekor checkpoint signature does not verify"
                 );
             }
@@ -561,7 +563,9 @@ mod tests {
         check_body(&ok, &e, &cert).unwrap();
         // The same entry does not vouch for a key-signed signature (publicKey absent).
         assert_eq!(
-            check_body(&ok, &e, &BodyKey::Spki(b"cert")).unwrap_err(),
+            check_body(&ok, &e, &BodyKey::Spki(b"cert"))
+                .unwrap_err()
+                .to_string(),
             "Rekor entry is for another key or certificate"
         );
         for (body, want) in [
@@ -595,7 +599,7 @@ mod tests {
                 "Rekor entry body has no signature",
             ),
         ] {
-            assert_eq!(check_body(&body, &e, &cert).unwrap_err(), want);
+            assert_eq!(check_body(&body, &e, &cert).unwrap_err().to_string(), want);
         }
         let dsse = |hash_of: &[u8], sig: &[u8]| {
             serde_json::to_vec(&serde_json::json!({
@@ -610,11 +614,15 @@ mod tests {
         let e = evidence(PayloadKind::InToto);
         check_body(&dsse(b"payload", b"sig"), &e, &cert).unwrap();
         assert_eq!(
-            check_body(&dsse(b"signed", b"sig"), &e, &cert).unwrap_err(),
+            check_body(&dsse(b"signed", b"sig"), &e, &cert)
+                .unwrap_err()
+                .to_string(),
             "Rekor entry is for another payload"
         );
         assert_eq!(
-            check_body(&dsse(b"payload", b"other"), &e, &cert).unwrap_err(),
+            check_body(&dsse(b"payload", b"other"), &e, &cert)
+                .unwrap_err()
+                .to_string(),
             "Rekor entry is for another signature"
         );
         // A DSSE entry never vouches for a message signature.
