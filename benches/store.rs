@@ -54,6 +54,7 @@ fn verdict(n: u64) -> Verdict {
         would_deny: false,
         enforced: true,
         scan_source: None,
+        how: None,
         signatures: SignatureReport {
             required: true,
             satisfied: true,

@@ -107,6 +107,7 @@ pub fn sample_verdict(digest: &str, reference: &str, decision: Decision) -> Verd
         policy_fingerprint: "f".repeat(64),
         db_version: "osv-2026-11-25".into(),
         scan_source: None,
+        how: None,
     }
 }
 

@@ -67,6 +67,16 @@ struct SourceLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabel {
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -273,6 +283,10 @@ pub struct Metrics {
     scanned_bytes: Counter,
     /// Image scans by where the layer results came from (`local`, `attested`).
     scans: Family<SourceLabel, Counter>,
+    /// Verdicts made again from stored inventories, by decision.
+    rescored: Family<DecisionLabel, Counter>,
+    /// Present images a re-judging left alone, by reason.
+    rescore_skipped: Family<ReasonLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     call_series: SeriesCap<CallLabels>,
     call_latency: Family<MethodLabel, Histogram>,
@@ -368,6 +382,21 @@ impl Metrics {
         for source in ["local", "attested"] {
             let _ = scans.get_or_create(&SourceLabel { source });
         }
+        let rescored = Family::<DecisionLabel, Counter>::default();
+        registry.register(
+            "pullwarden_rescored",
+            "Verdicts made again from stored inventories (a vulnerability database import, a reload), without reading a layer or asking the registry, by decision.",
+            rescored.clone(),
+        );
+        for decision in ["allow", "deny"] {
+            let _ = rescored.get_or_create(&DecisionLabel { decision });
+        }
+        let rescore_skipped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "pullwarden_rescore_skipped",
+            "Present images a re-judging could not judge from the store, by reason (no-inventory, unreadable-inventory, no-signature-evidence, no-scan, error).",
+            rescore_skipped.clone(),
+        );
         let enforcing = Gauge::default();
         registry.register(
             "pullwarden_enforcing",
@@ -435,6 +464,8 @@ impl Metrics {
             scan,
             scanned_bytes,
             scans,
+            rescored,
+            rescore_skipped,
             calls,
             call_series: SeriesCap::new(),
             call_latency,
@@ -499,6 +530,25 @@ impl Metrics {
             "local"
         };
         self.scans.get_or_create(&SourceLabel { source }).inc();
+    }
+
+    /// One verdict made again from a stored inventory.
+    pub fn record_rescored(&self, decision: Decision) {
+        let decision = match decision {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        };
+        self.rescored
+            .get_or_create(&DecisionLabel { decision })
+            .inc();
+    }
+
+    /// One present image a re-judging skipped; `reason` is one of a fixed set
+    /// (`crate::rescore::SkipKind::as_str`).
+    pub fn record_rescore_skipped(&self, reason: &'static str) {
+        self.rescore_skipped
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it

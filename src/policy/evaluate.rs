@@ -87,6 +87,7 @@ pub fn evaluate(
         policy_fingerprint: keys.policy_fingerprint.to_string(),
         db_version: keys.db_version.to_string(),
         scan_source: None,
+        how: None,
     }
 }
 

@@ -76,6 +76,11 @@ pub struct Verdict {
     /// "attested_at"}` (absent when nothing was scanned, and in verdicts stored before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan_source: Option<crate::fleet::ScanSource>,
+    /// How the verdict was reached: `evaluated` (a pull judged it) or `rescored` (judged
+    /// again from the stored inventory after a database import or a reload). Absent in
+    /// verdicts stored before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<crate::gate::How>,
 }
 
 impl Verdict {

@@ -38,6 +38,7 @@ pub(crate) fn verdict(
         policy_fingerprint: fp.to_string(),
         db_version: dbv.to_string(),
         scan_source: None,
+        how: None,
     }
 }
 
