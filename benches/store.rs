@@ -55,6 +55,7 @@ fn verdict(n: u64) -> Verdict {
         enforced: true,
         scan_source: None,
         vex: Default::default(),
+        how: None,
         signatures: SignatureReport {
             required: true,
             satisfied: true,

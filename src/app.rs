@@ -99,6 +99,8 @@ pub struct Daemon {
     doctor_lock: tokio::sync::Mutex<()>,
     /// Whether the doctor checks ran once (the first failing run is logged too).
     doctor_ran: std::sync::atomic::AtomicBool,
+    /// Re-judges the images on the node after a database import or a reload.
+    rescorer: Arc<crate::rescore::Rescorer>,
 }
 
 impl Daemon {
@@ -147,7 +149,13 @@ impl Daemon {
             )
             .with_metrics(metrics.clone()),
         );
+        let rescorer = Arc::new(crate::rescore::Rescorer::new(
+            store.clone(),
+            Arc::new(containerd.clone()),
+            metrics.clone(),
+        ));
         Ok(Daemon {
+            rescorer,
             metrics,
             reload_lock: std::sync::Mutex::new(()),
             doctor_lock: tokio::sync::Mutex::new(()),
@@ -353,7 +361,107 @@ impl Daemon {
             ));
         }
         tracing::info!("{summary}");
+        self.runtime.spawn(rescore(
+            self.rescorer.clone(),
+            self.gate.clone(),
+            self.scanner.clone(),
+            crate::rescore::Trigger::Reload,
+        ));
         Ok(summary)
+    }
+
+    /// `pullwarden policy test`: the images present on the node judged under the config
+    /// at `path` (see [`crate::rescore::what_if`]). A config that does not load is
+    /// [`BackendError::Invalid`].
+    fn policy_test_at(&self, path: &std::path::Path) -> Result<serde_json::Value, BackendError> {
+        let candidate = load_candidate(path).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let signatures: Arc<dyn crate::gate::SignatureSource> = Arc::new(RegistrySignatures::new(
+            RegistryClient::new(&candidate.registry)
+                .map_err(|e| BackendError::Invalid(e.to_string()))?,
+        ));
+        let candidate = policy_state(Arc::new(candidate));
+        let current = self.gate.policies();
+        let db = self.scanner.vulndb();
+        let report = self.runtime.block_on(async {
+            let present = crate::rescore::PresentImages::present(&self.containerd)
+                .await
+                .map_err(BackendError::Failed)?;
+            Ok::<_, BackendError>(
+                crate::rescore::what_if::policy_test(
+                    &self.store,
+                    &present,
+                    &current,
+                    &candidate,
+                    &db,
+                    Some(&signatures),
+                )
+                .await,
+            )
+        })?;
+        serde_json::to_value(report).map_err(|e| BackendError::Failed(e.to_string()))
+    }
+}
+
+/// Loads a candidate config as a reload would (the file and every key, trust root and
+/// denylist it names). The one place `policy test` reads a config: re-point it with the
+/// loader.
+pub fn load_candidate(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let mut cfg = Config::load(path, true)?;
+    cfg.check_files()?;
+    Ok(cfg)
+}
+
+/// Re-judges the images on the node under the gate's policies and the scanner's
+/// database (logged; a failure only means the next pulls judge in full).
+async fn rescore(
+    rescorer: Arc<crate::rescore::Rescorer>,
+    gate: Arc<Gate>,
+    scanner: Arc<LayerScanner>,
+    trigger: crate::rescore::Trigger,
+) {
+    let db = match tokio::task::spawn_blocking(move || scanner.vulndb()).await {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::warn!(error = %e, "re-judging skipped");
+            return;
+        }
+    };
+    if let Err(e) = rescorer.run(gate.policies(), db, trigger).await {
+        tracing::warn!(error = %e, trigger = trigger.as_str(), "re-judging the images on the node failed");
+    }
+}
+
+/// How often the daemon looks for a new vulnerability database file (`db import`).
+const VULNDB_POLL: Duration = Duration::from_secs(2);
+
+/// Re-judges the node's images once at start, then whenever the vulnerability
+/// database file changes (`pullwarden db import` beside the running daemon).
+async fn rescore_loop<S>(daemon: Arc<Daemon>, stop: S)
+where
+    S: std::future::Future<Output = ()>,
+{
+    let mut stop = std::pin::pin!(stop);
+    let mut trigger = crate::rescore::Trigger::Start;
+    loop {
+        let scanner = daemon.scanner.clone();
+        let version = match tokio::task::spawn_blocking(move || scanner.vulndb().version()).await {
+            Ok(v) => Some(v),
+            Err(_) => None,
+        };
+        if version.is_some() && version != daemon.rescorer.last_db_version() {
+            rescore(
+                daemon.rescorer.clone(),
+                daemon.gate.clone(),
+                daemon.scanner.clone(),
+                trigger,
+            )
+            .await;
+        }
+        trigger = crate::rescore::Trigger::VulnDb;
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(VULNDB_POLL) => {}
+        }
     }
 }
 
@@ -445,6 +553,10 @@ impl AdminBackend for Daemon {
     fn doctor(&self) -> Result<serde_json::Value, BackendError> {
         let report = self.runtime.block_on(Daemon::doctor(self));
         serde_json::to_value(report).map_err(|e| BackendError::Failed(e.to_string()))
+    }
+
+    fn policy_test(&self, config: &std::path::Path) -> Result<serde_json::Value, BackendError> {
+        self.policy_test_at(config)
     }
 
     fn sbom(&self, digest: &str, format: SbomFormat) -> Result<serde_json::Value, BackendError> {
@@ -558,6 +670,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
         ))
     });
 
+    let rescores = tokio::spawn(rescore_loop(daemon.clone(), stopped()));
+
     let doctor = (!cfg.server.doctor_interval.is_zero()).then(|| {
         tokio::spawn(doctor_loop(
             daemon.clone(),
@@ -586,6 +700,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), AppError> {
     if let Some(d) = doctor {
         d.abort();
     }
+    rescores.abort();
     let _ = std::fs::remove_file(&cfg.server.listen);
     let _ = std::fs::remove_file(&cfg.server.admin);
     tracing::info!("stopped");

@@ -96,6 +96,20 @@ pub struct Server {
     /// the `pullwarden_enforcing` gauge; zero: only on `pullwarden doctor`.
     #[serde(with = "humantime_serde_compat")]
     pub doctor_interval: Duration,
+    /// What a re-judged image's new verdict does (`[server] rescore`).
+    pub rescore: Rescore,
+}
+
+/// `[server] rescore`: when a new vulnerability database or policy re-judges the images
+/// already on the node from their stored inventories, `report` (the default) records
+/// the new verdicts only; `enforce` also makes ImageStatus report a newly denied image
+/// absent, so no new container starts from it (running containers are never touched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rescore {
+    #[default]
+    Report,
+    Enforce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -470,6 +484,14 @@ impl TryFrom<RawConfig> for Config {
             doctor_interval: match s.doctor_interval {
                 None => GAUGE_INTERVAL,
                 Some(d) => parse_duration("server.doctor_interval", &d)?,
+            },
+            rescore: match s.rescore.as_deref() {
+                None => Rescore::Report,
+                Some(v) => parse_enum(
+                    "server.rescore",
+                    v,
+                    &[("report", Rescore::Report), ("enforce", Rescore::Enforce)],
+                )?,
             },
         };
         for (key, p) in [

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod rescore;
 pub mod rfc3339;
 pub mod scan;
 pub mod snapshot;

@@ -72,6 +72,11 @@ struct ResultLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabel {
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -321,6 +326,10 @@ pub struct Metrics {
     registry_requests: Family<ClientLabel, Counter>,
     /// Looks for VEX attached to a pulled image, by outcome.
     vex_lookups: Family<ResultLabel, Counter>,
+    /// Verdicts made again from stored inventories, by decision.
+    rescored: Family<DecisionLabel, Counter>,
+    /// Present images a re-judging left alone, by reason.
+    rescore_skipped: Family<ReasonLabel, Counter>,
     calls: Family<CallLabels, Counter>,
     call_series: SeriesCap<CallLabels>,
     call_latency: Family<MethodLabel, Histogram>,
@@ -452,6 +461,21 @@ impl Metrics {
         for result in VEX_LOOKUP_RESULTS {
             let _ = vex_lookups.get_or_create(&ResultLabel { result });
         }
+        let rescored = Family::<DecisionLabel, Counter>::default();
+        registry.register(
+            "pullwarden_rescored",
+            "Verdicts made again from stored inventories (a vulnerability database import, a reload), without reading a layer or asking the registry, by decision.",
+            rescored.clone(),
+        );
+        for decision in ["allow", "deny"] {
+            let _ = rescored.get_or_create(&DecisionLabel { decision });
+        }
+        let rescore_skipped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "pullwarden_rescore_skipped",
+            "Present images a re-judging could not judge from the store, by reason (no-inventory, unreadable-inventory, no-signature-evidence, no-scan, error).",
+            rescore_skipped.clone(),
+        );
         let enforcing = Gauge::default();
         registry.register(
             "pullwarden_enforcing",
@@ -523,6 +547,8 @@ impl Metrics {
             fleet_ignored,
             registry_requests,
             vex_lookups,
+            rescored,
+            rescore_skipped,
             calls,
             call_series: SeriesCap::new(),
             call_latency,
@@ -636,6 +662,25 @@ impl Metrics {
         self.registry_requests
             .get_or_create(&ClientLabel { client })
             .clone()
+    }
+
+    /// One verdict made again from a stored inventory.
+    pub fn record_rescored(&self, decision: Decision) {
+        let decision = match decision {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        };
+        self.rescored
+            .get_or_create(&DecisionLabel { decision })
+            .inc();
+    }
+
+    /// One present image a re-judging skipped; `reason` is one of a fixed set
+    /// (`crate::rescore::SkipKind::as_str`).
+    pub fn record_rescore_skipped(&self, reason: &'static str) {
+        self.rescore_skipped
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// One CRI call through the proxy: its gRPC method path, the gRPC status code it

@@ -43,7 +43,7 @@ fn script(name: &str) -> PathBuf {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Client {
+pub(crate) enum Client {
     Grpcio,
     GrpcJs,
 }
@@ -70,7 +70,7 @@ async fn run(cmd: &str, args: Vec<std::ffi::OsString>) -> Vec<Value> {
         .collect()
 }
 
-async fn cri_ops(client: Client, socket: &Path, ops: &Value) -> Vec<Value> {
+pub(crate) async fn cri_ops(client: Client, socket: &Path, ops: &Value) -> Vec<Value> {
     let target = format!("unix:{}", socket.display());
     let (cmd, file) = match client {
         Client::Grpcio => ("python3", "grpcio_cri.py"),

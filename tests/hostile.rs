@@ -877,3 +877,49 @@ fn scan_attestations() {
         let _ = dsse::parse_statement::<serde_json::Value>(b, PREDICATE_TYPE);
     });
 }
+
+/// Stored image inventories are read back from the store file (hostile on read): a
+/// mutated record decodes to an error, or to an inventory the re-judging survives.
+#[test]
+fn stored_inventories() {
+    use pullwarden::store::ImageInventory;
+    use pullwarden::vulndb::VulnDb;
+
+    let digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let seed = format!(
+        r#"{{"format":1,"digest":"{digest}","references":["127.0.0.1:5000/app:v1"],"platform":"linux/amd64","analyzer_set":7,
+        "report":{{"os":{{"id":"debian","version_id":"12","codename":"bookworm","pretty_name":null}},
+        "packages":[{{"name":"libc6","version":"2.36-9","type":"deb","purl":"pkg:deb/debian/libc6@2.36-9","layer":"sha256:00","path":"var/lib/dpkg/status","source_name":"glibc"}}],
+        "secrets":[{{"rule":"aws-access-key-id","title":"AWS","path":"app/.env","layer":"sha256:00","line":1,"redacted":"AKIA****"}}],
+        "files":[{{"kind":"setuid","path":"bin/su","layer":"sha256:00","detail":"04755"}}],
+        "vulnerabilities":[],"layers":[{{"digest":"sha256:00","diff_id":null,"media_type":"m","compressed_bytes":1,"uncompressed_bytes":2,"entries":3,"cached":false}}]}},
+        "signatures":[{{"requirement":"r","repository":"127.0.0.1:5000/app","report":{{"required":true,"satisfied":true,"threshold":1,"verified_signers":["k"],"checks":[]}},"verified_at":"2026-11-30T00:00:00Z"}}],
+        "recorded_at":"2026-11-30T00:00:00Z"}}"#
+    );
+    assert!(ImageInventory::decode(digest, seed.as_bytes()).is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let db = VulnDb::open(&dir.path().join("db.redb")).unwrap();
+    let config = pullwarden::config::Config::parse(
+        "[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.scan]\nsecrets = \"deny\"\ndeny_setuid = true\n",
+    )
+    .unwrap();
+    let policy = &config.policies[0];
+    let reference: pullwarden::reference::Reference = "127.0.0.1:5000/app:v1".parse().unwrap();
+    survive("stored inventory", &[seed.as_bytes()], 400, |b| {
+        if let Ok(inv) = ImageInventory::decode(digest, b) {
+            let keys = pullwarden::policy::evaluate::Keys {
+                policy_fingerprint: "fp",
+                db_version: "db",
+            };
+            let _ = pullwarden::rescore::judge(
+                &inv,
+                &reference,
+                policy,
+                &keys,
+                pullwarden::rescore::judge::not_required(),
+                &db,
+                time::OffsetDateTime::now_utc(),
+            );
+        }
+    });
+}

@@ -108,6 +108,7 @@ pub fn sample_verdict(digest: &str, reference: &str, decision: Decision) -> Verd
         db_version: "osv-2026-11-25".into(),
         scan_source: None,
         vex: Default::default(),
+        how: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod fleet;
 mod gate_e2e;
 mod gate_flow;
 mod hostile;
+mod rescore;
 mod sbom;
 mod scan;
 mod scan_final;

@@ -130,6 +130,18 @@ impl AdminClient {
         typed(self.request(Method::POST, "/v1/doctor").await?)
     }
 
+    /// `pullwarden policy test`: the images on the node judged under the config file
+    /// `config` (absolute path, read by the daemon); a
+    /// [`crate::rescore::what_if::Report`] as JSON. A config the daemon cannot load is
+    /// `Status { status: 422, .. }`.
+    pub async fn policy_test(&self, config: &Path) -> Result<Value, AdminClientError> {
+        let path = format!(
+            "/v1/policy-test?config={}",
+            encode_segment(&config.display().to_string())
+        );
+        self.request(Method::POST, &path).await
+    }
+
     pub async fn status(&self) -> Result<Value, AdminClientError> {
         self.request(Method::GET, "/v1/status").await
     }

@@ -40,6 +40,10 @@ pub enum BackendError {
     /// Answered with 500 (e.g. the new config does not validate).
     #[error("{0}")]
     Failed(String),
+    /// Answered with 422: the request names something unusable (a candidate config
+    /// that does not load).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// What the admin API needs from the daemon beyond the verdict store. The daemon
@@ -55,6 +59,13 @@ pub trait AdminBackend: Send + Sync {
     fn doctor(&self) -> Result<serde_json::Value, BackendError> {
         Err(BackendError::NotFound(
             "this daemon does not run doctor checks".into(),
+        ))
+    }
+    /// `pullwarden policy test`: the images present on the node judged under the config
+    /// file `config` (a [`crate::rescore::what_if::Report`] as JSON).
+    fn policy_test(&self, _config: &std::path::Path) -> Result<serde_json::Value, BackendError> {
+        Err(BackendError::NotFound(
+            "this daemon does not test policies".into(),
         ))
     }
     /// The SBOM of the image with manifest digest `digest`.

@@ -125,6 +125,7 @@ fn backend_error(e: BackendError) -> Response<Full<Bytes>> {
     match e {
         BackendError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
         BackendError::Failed(m) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        BackendError::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
     }
 }
 
@@ -195,10 +196,11 @@ impl Api {
             (&Method::GET, "status", None) => self.status().await,
             (&Method::POST, "doctor", None) => self.doctor().await,
             (&Method::GET, "sbom", Some(a)) => self.sbom(a, &query).await,
+            (&Method::POST, "policy-test", None) => self.policy_test(&query).await,
             (
                 _,
                 "verdicts" | "verdict" | "explain" | "history" | "purge" | "purge-all" | "reload"
-                | "status" | "sbom" | "doctor",
+                | "status" | "sbom" | "doctor" | "policy-test",
                 _,
             ) => Err(error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -325,6 +327,28 @@ impl Api {
             .await?
             .map_err(backend_error)?;
         Ok(respond(StatusCode::OK, &json!({ "message": message })))
+    }
+
+    /// `POST /v1/policy-test?config=PATH`: every present image judged under the config
+    /// file at PATH (absolute), nothing stored. 422 when that config does not load.
+    async fn policy_test(
+        &self,
+        query: &str,
+    ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+        let Some(path) = query_param(query, "config")
+            .map_err(|m| error(StatusCode::BAD_REQUEST, m))?
+            .filter(|p| p.starts_with('/'))
+        else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "policy-test needs config=ABSOLUTE_PATH",
+            ));
+        };
+        let backend = self.backend.clone();
+        let report = blocking(move || backend.policy_test(std::path::Path::new(&path)))
+            .await?
+            .map_err(backend_error)?;
+        Ok(respond(StatusCode::OK, &report))
     }
 
     async fn doctor(&self) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod doctor;
 pub mod explain;
 pub mod policy;
+pub mod policy_test;
 pub mod purge;
 pub mod reload;
 pub mod render;

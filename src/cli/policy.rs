@@ -1,4 +1,6 @@
-//! `pullwarden policy check`: validate the config and print the effective policy.
+//! `pullwarden policy check`: validate the config and print the effective policy;
+//! `pullwarden policy test`: what a candidate config would change on this node
+//! ([`super::policy_test`]).
 
 use clap::Subcommand;
 
@@ -17,10 +19,17 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What if: judge every image present on this node under a candidate config, from
+    /// the inventories and signature outcomes stored when they were pulled (no layer
+    /// read; the registry only for signature outcomes not stored, counted), and print
+    /// what would change. Talks to the running daemon; changes nothing. Exit 0 when the
+    /// test ran, 2 when the candidate config does not load, 1 on other failures.
+    Test(super::policy_test::PolicyTestArgs),
 }
 
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
+        PolicyCommand::Test(args) => super::policy_test::run(&args),
         PolicyCommand::Check { config, json } => {
             let mut cfg = config.load()?;
             let files = cfg.check_files()?;

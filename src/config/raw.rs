@@ -54,6 +54,10 @@ pub struct RawServer {
     pub log_format: Option<String>,
     /// How often the daemon runs the doctor checks for `pullwarden_enforcing` ("0s": never).
     pub doctor_interval: Option<String>,
+    /// Images re-judged from their stored inventories after a database import or a
+    /// reload: "report" (record only, the default) or "enforce" (ImageStatus also
+    /// reports a newly denied image absent).
+    pub rescore: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

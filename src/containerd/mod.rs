@@ -220,6 +220,25 @@ impl Containerd {
             .collect())
     }
 
+    /// Every image in the namespace: its name and target digest, in containerd's order.
+    /// Names whose target does not parse as a digest are left out.
+    pub async fn image_names(&self) -> Result<Vec<(String, Digest)>, ContainerdError> {
+        let mut client = ImagesClient::new(self.channel.clone());
+        let resp = self
+            .deadline(
+                "images.List",
+                client.list(self.request(ListImagesRequest { filters: vec![] })),
+            )
+            .await?
+            .map_err(self.err("images.List"))?;
+        Ok(resp
+            .into_inner()
+            .images
+            .into_iter()
+            .filter_map(|i| Some((i.name, i.target?.digest.parse().ok()?)))
+            .collect())
+    }
+
     /// The content store directory, from the content plugin's introspection exports.
     pub async fn content_root(&self) -> Result<PathBuf, ContainerdError> {
         let mut client = IntrospectionClient::new(self.channel.clone());

@@ -305,7 +305,9 @@ impl Gate {
             },
         };
         if signatures.required && !signatures.satisfied && policy.mode == Mode::Enforce {
-            let v = evaluate::evaluate(policy, &subject, signatures, None, &keys, (self.clock)());
+            let mut v =
+                evaluate::evaluate(policy, &subject, signatures, None, &keys, (self.clock)());
+            v.how = Some(How::Evaluated);
             self.store(&key, &v).await?;
             self.record(&ctx, &v, How::Evaluated);
             // Nothing was pulled for this verdict, but the name may already point
@@ -401,6 +403,9 @@ impl Gate {
         } else {
             None
         };
+        // What the scan found stays with the verdict, so the image can be judged again
+        // (a new database, another policy) without reading a layer.
+        let inventory_report = judged.as_ref().map(|j| j.report.clone());
         let mut v = evaluate::evaluate(
             &ctx.policy,
             subject,
@@ -410,7 +415,10 @@ impl Gate {
             (self.clock)(),
         );
         v.scan_source = scan_source;
-        self.store(key, &v).await.map_err(Failed)?;
+        v.how = Some(How::Evaluated);
+        self.store_with_inventory(ctx, key, &v, inventory_report)
+            .await
+            .map_err(Failed)?;
         self.record(ctx, &v, How::Evaluated);
         Ok(v)
     }
@@ -498,6 +506,25 @@ impl Gate {
         tokio::task::spawn_blocking(move || store.put(&key, &v))
             .await
             .map_err(GateError::Task)?
+    }
+
+    /// [`Gate::store`] with the image's inventory ([`crate::store::ImageInventory`]).
+    async fn store_with_inventory(
+        &self,
+        ctx: &PullCtx,
+        key: &VerdictKey,
+        v: &Verdict,
+        report: Option<crate::report::ScanReport>,
+    ) -> Result<(), GateError> {
+        let store = self.verdicts.clone();
+        let (key, v) = (key.clone(), v.clone());
+        let (policy, reference) = (ctx.policy.clone(), ctx.reference.clone());
+        tokio::task::spawn_blocking(move || {
+            let inventory = crate::rescore::inventory_of(&v, &policy, &reference, report);
+            store.put_with_inventory(&key, &v, &inventory)
+        })
+        .await
+        .map_err(GateError::Task)?
     }
 
     /// History event plus one JSON-friendly audit log line per decision.

@@ -79,7 +79,7 @@ pub enum How {
     Cached,
     /// Joined a concurrent evaluation of the same digest.
     Shared,
-    /// A stored verdict judged again against a new vulnerability database.
+    /// Judged again from the stored inventory (a new vulnerability database, a reload).
     Rescored,
     /// The evaluation failed.
     Error,
@@ -148,6 +148,17 @@ fn decision_or_error<S: serde::Serializer>(d: &Option<Decision>, s: S) -> Result
 pub trait VerdictCache: Send + Sync {
     fn get(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError>;
     fn put(&self, key: &VerdictKey, verdict: &Verdict) -> Result<(), GateError>;
+    /// `put`, and the image's inventory for re-judging it later
+    /// ([`crate::store::ImageInventory`]), in one write. The default keeps only the
+    /// verdict (a cache with nowhere to keep inventories).
+    fn put_with_inventory(
+        &self,
+        key: &VerdictKey,
+        verdict: &Verdict,
+        _inventory: &crate::store::ImageInventory,
+    ) -> Result<(), GateError> {
+        self.put(key, verdict)
+    }
     fn record(&self, event: &DecisionEvent);
 }
 

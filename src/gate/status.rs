@@ -1,13 +1,14 @@
 //! The ImageStatus flow: an image containerd has is reported present only when no
 //! enforcing policy covers it or a current verdict admits it; otherwise "absent", so
-//! the kubelet pulls it through the gate.
+//! the kubelet pulls it through the gate. A re-judged deny (`how = "rescored"`) hides
+//! the image only under `[server] rescore = "enforce"`.
 
 use std::sync::Arc;
 
 use k8s_cri::v1::ImageStatusRequest;
 
 use super::{Gate, GateError, PolicyState, VerdictKey, verdict_scope};
-use crate::config::{Mode, Policy};
+use crate::config::{Mode, Policy, Rescore};
 use crate::cri::{ImageService, InterceptedCall, Reply};
 use crate::policy::Decision;
 use crate::reference::Reference;
@@ -187,13 +188,22 @@ impl Gate {
                 db_version: db_version.clone(),
             };
             if let Ok(Some(v)) = self.lookup(&key).await
-                && (v.decision == Decision::Allow || policy.mode == Mode::Audit)
+                && (v.decision == Decision::Allow
+                    || policy.mode == Mode::Audit
+                    || reported_only(&v, state.config.server.rescore))
             {
                 return true;
             }
         }
         false
     }
+}
+
+/// A deny reached by re-judging a present image (`how = "rescored"`) under
+/// `[server] rescore = "report"`: recorded, but the image stays present. Under
+/// `"enforce"` it is reported absent like any deny, so no new container starts from it.
+fn reported_only(v: &crate::policy::Verdict, rescore: Rescore) -> bool {
+    v.how == Some(crate::gate::How::Rescored) && rescore == Rescore::Report
 }
 
 /// `sha256:<hex>` or bare hex, which containerd may resolve as an image id (or an id

@@ -96,6 +96,7 @@ pub fn evaluate(
         db_version: keys.db_version.to_string(),
         scan_source: None,
         vex,
+        how: None,
     }
 }
 

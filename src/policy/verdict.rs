@@ -82,6 +82,11 @@ pub struct Verdict {
     /// `ignored` statements with their `reason`. Empty in verdicts stored before.
     #[serde(default)]
     pub vex: crate::vex::VexOutcome,
+    /// How the verdict was reached: `evaluated` (a pull judged it) or `rescored` (judged
+    /// again from the stored inventory after a database import or a reload). Absent in
+    /// verdicts stored before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<crate::gate::How>,
 }
 
 impl Verdict {

@@ -35,6 +35,10 @@ pub struct HistoryEvent {
     /// True when the verdict store (or a concurrent evaluation) answered; false when
     /// the image was evaluated for this pull.
     pub cached: bool,
+    /// `evaluated`, `cached`, `shared` or `rescored` (judged again from the stored
+    /// inventory, no pull). Absent in events recorded before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<crate::gate::How>,
 }
 
 impl HistoryEvent {
@@ -49,6 +53,7 @@ impl HistoryEvent {
             decision: v.decision,
             deny_kind: v.deny_kind,
             cached,
+            how: None,
         }
     }
 }

@@ -19,6 +19,7 @@
 //! re-evaluates instead of repeating a transient failure.
 
 mod history;
+mod inventory;
 mod layers;
 mod open;
 
@@ -35,6 +36,10 @@ use crate::policy::{Decision, DenyKind, Verdict};
 use crate::reference::Reference;
 
 pub use history::{HistoryEvent, now_rfc3339};
+use inventory::INVENTORY;
+pub use inventory::{
+    INVENTORY_FORMAT, ImageInventory, InventoryError, MAX_INVENTORY_BYTES, SignatureEvidence,
+};
 pub use layers::LayerStore;
 
 /// The file name under `state_dir`.
@@ -264,6 +269,19 @@ impl VerdictStore {
     /// Stores `v` under `key` durably (returns after the commit reached the disk) and
     /// makes it the latest verdict of its digest and of its reference.
     pub fn put(&self, key: &VerdictKey, v: &Verdict) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write().map_err(db("begin write"))?;
+        self.write_verdict(&wtx, key, v)?;
+        wtx.commit().map_err(db("commit verdict"))?;
+        Ok(())
+    }
+
+    /// The verdict part of [`VerdictStore::put`], inside the caller's transaction.
+    fn write_verdict(
+        &self,
+        wtx: &redb::WriteTransaction,
+        key: &VerdictKey,
+        v: &Verdict,
+    ) -> Result<(), StoreError> {
         if v.decision == Decision::Allow
             && let Some(kind @ (DenyKind::Registry | DenyKind::Infrastructure)) = v.deny_kind
         {
@@ -292,7 +310,6 @@ impl VerdictStore {
         }
         let (from, to) = digest_range(&key.digest);
         let superseded_prefix = format!("{}\n{}\n", key.digest, key.policy_fingerprint);
-        let wtx = self.db.begin_write().map_err(db("begin write"))?;
         {
             let mut verdicts = wtx.open_table(VERDICTS).map_err(db("open verdicts"))?;
             // A verdict under an older vulnerability database for the same digest and
@@ -317,7 +334,6 @@ impl VerdictStore {
                     .map_err(db("insert ref"))?;
             }
         }
-        wtx.commit().map_err(db("commit verdict"))?;
         Ok(())
     }
 
@@ -413,8 +429,8 @@ impl VerdictStore {
     }
 
     /// Forgets every verdict of `digest_or_ref`'s image (all fingerprints and db
-    /// versions) and the references pointing at it; returns how many verdicts went. The
-    /// next pull re-evaluates. History and layer results stay.
+    /// versions), its stored inventory and the references pointing at it; returns how
+    /// many verdicts went. The next pull re-evaluates. History and layer results stay.
     pub fn purge(&self, digest_or_ref: &str) -> Result<u64, StoreError> {
         let digest = match self.resolve(digest_or_ref)? {
             Some(d) => d,
@@ -442,6 +458,10 @@ impl VerdictStore {
                 .map_err(db("remove latest"))?;
             let mut refs = wtx.open_table(REFS).map_err(db("open refs"))?;
             refs.retain(|_, d| d != digest).map_err(db("remove refs"))?;
+            let mut inventory = wtx.open_table(INVENTORY).map_err(db("open inventory"))?;
+            inventory
+                .remove(digest.as_str())
+                .map_err(db("remove inventory"))?;
         }
         wtx.commit().map_err(db("commit purge"))?;
         Ok(removed)
@@ -490,8 +510,8 @@ impl VerdictStore {
         Ok(gone.len() as u64)
     }
 
-    /// Forgets every verdict; returns how many went. Layer results (content-addressed
-    /// and keyed by analyzer version) and the history stay.
+    /// Forgets every verdict and stored inventory; returns how many verdicts went. Layer
+    /// results (content-addressed and keyed by analyzer version) and the history stay.
     pub fn purge_all(&self) -> Result<u64, StoreError> {
         let wtx = self.db.begin_write().map_err(db("begin write"))?;
         let removed;
@@ -505,6 +525,10 @@ impl VerdictStore {
             latest.retain(|_, _| false).map_err(db("clear latest"))?;
             let mut refs = wtx.open_table(REFS).map_err(db("open refs"))?;
             refs.retain(|_, _| false).map_err(db("clear refs"))?;
+            let mut inventory = wtx.open_table(INVENTORY).map_err(db("open inventory"))?;
+            inventory
+                .retain(|_, _| false)
+                .map_err(db("clear inventory"))?;
         }
         wtx.commit().map_err(db("commit purge"))?;
         Ok(removed)

@@ -148,6 +148,8 @@ fn init_tables(database: &Database) -> Result<(), StoreError> {
         wtx.open_table(LAYER_TICK).map_err(db("open layer_tick"))?;
         wtx.open_table(LAYER_LRU).map_err(db("open layer_lru"))?;
         wtx.open_table(HISTORY).map_err(db("open history"))?;
+        wtx.open_table(super::INVENTORY)
+            .map_err(db("open inventory"))?;
     }
     wtx.commit().map_err(db("commit tables"))?;
     Ok(())

@@ -39,6 +39,7 @@ pub(crate) fn verdict(
         db_version: dbv.to_string(),
         scan_source: None,
         vex: Default::default(),
+        how: None,
     }
 }
 

@@ -14,6 +14,15 @@ impl VerdictCache for VerdictStore {
         VerdictStore::put(self, key, v).map_err(GateError::Store)
     }
 
+    fn put_with_inventory(
+        &self,
+        key: &VerdictKey,
+        v: &Verdict,
+        inventory: &crate::store::ImageInventory,
+    ) -> Result<(), GateError> {
+        VerdictStore::put_with_inventory(self, key, v, inventory).map_err(GateError::Store)
+    }
+
     fn record(&self, e: &DecisionEvent) {
         // Failed evaluations are logged and counted, not kept as decisions.
         let (Some(decision), Some(digest)) = (e.decision, &e.digest) else {
@@ -28,6 +37,7 @@ impl VerdictCache for VerdictStore {
             decision,
             deny_kind: None,
             cached: e.how != How::Evaluated,
+            how: Some(e.how),
         };
         if let Err(err) = VerdictStore::record(self, &event) {
             tracing::warn!(error = %err, "could not append to the decision history");

@@ -1,0 +1,234 @@
+//! One image judged from its stored inventory under one policy: the same evaluation a
+//! pull makes ([`crate::policy::evaluate`]), with the scan replaced by the stored
+//! composition matched anew against the database, and the signature check by a stored
+//! outcome for the same signer set and repository.
+
+use time::OffsetDateTime;
+
+use crate::config::{Mode, Policy};
+use crate::gate::How;
+use crate::policy::Verdict;
+use crate::policy::evaluate::{self, Keys, Subject};
+use crate::reference::Reference;
+use crate::report::SignatureReport;
+use crate::store::{ImageInventory, SignatureEvidence};
+use crate::vulndb::VulnDb;
+
+/// Why an image was not judged from the store. Each is logged and counted; none is a
+/// verdict (the next pull of the image judges it in full).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// Pulled before inventories were kept, or never through pullwarden.
+    NoInventory,
+    /// A record is stored but cannot be trusted (damaged, another layout).
+    Unreadable(String),
+    /// No stored signature outcome for this policy's signer set and repository.
+    NoSignatureEvidence { policy: String, repository: String },
+    /// The policy scans but the stored inventory has no scan (its pull was judged by a
+    /// policy that did not scan).
+    NoScan { policy: String },
+    /// The policy cannot be used (a key file that did not load) or matching failed.
+    Error(String),
+}
+
+impl Skip {
+    /// The metric label: a fixed set.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Skip::NoInventory => "no-inventory",
+            Skip::Unreadable(_) => "unreadable-inventory",
+            Skip::NoSignatureEvidence { .. } => "no-signature-evidence",
+            Skip::NoScan { .. } => "no-scan",
+            Skip::Error(_) => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::NoInventory => f.write_str(
+                "no stored inventory (pulled before pullwarden kept inventories, or not through it): judged at its next pull",
+            ),
+            Skip::Unreadable(why) => write!(f, "stored inventory unusable: {why}"),
+            Skip::NoSignatureEvidence { policy, repository } => write!(
+                f,
+                "policy {policy}: no stored signature outcome for its signers and repository {repository}"
+            ),
+            Skip::NoScan { policy } => write!(
+                f,
+                "policy {policy} scans, but the image was pulled under a policy that did not: no stored scan"
+            ),
+            Skip::Error(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Hex BLAKE3 of a policy's signature requirement: the `[policy.signatures]` section as
+/// loaded (keys, threshold, keyless identities, trust root path) and the bytes of every
+/// key file and trust root it names. Equal hashes mean a stored verification outcome
+/// answers the same question. `Ok(None)`: the policy requires no signature.
+pub fn signature_requirement(policy: &Policy) -> Result<Option<String>, String> {
+    let Some(sig) = &policy.signatures else {
+        return Ok(None);
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(b"pullwarden signature requirement v1\0");
+    let json = serde_json::to_vec(sig).map_err(|e| e.to_string())?;
+    field(&mut h, &json);
+    let files = sig.keys.iter().chain(sig.trusted_root.iter());
+    for path in files {
+        let bytes = policy
+            .files
+            .read(path, crate::config::MAX_DENYLIST_BYTES)
+            .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?;
+        field(&mut h, path.as_os_str().as_encoded_bytes());
+        field(&mut h, &bytes);
+    }
+    Ok(Some(h.finalize().to_hex().to_string()))
+}
+
+fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// The repository a signature outcome is bound to (cosign's `docker-reference`), as
+/// verdict keys spell it.
+pub fn repository(reference: &Reference) -> String {
+    crate::reference::canonical_host(&reference.name()).into_owned()
+}
+
+/// What the store knows about the signatures `policy` requires of `reference`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredSignatures {
+    /// The policy requires none.
+    NotRequired,
+    /// A stored outcome for the same requirement and repository.
+    Stored(SignatureReport),
+    /// Nothing stored: only the registry can tell.
+    Missing { requirement: String },
+}
+
+pub fn stored_signatures(
+    inventory: &ImageInventory,
+    policy: &Policy,
+    reference: &Reference,
+) -> Result<StoredSignatures, Skip> {
+    match signature_requirement(policy).map_err(Skip::Error)? {
+        None => Ok(StoredSignatures::NotRequired),
+        Some(req) => Ok(match inventory.evidence(&req, &repository(reference)) {
+            Some(e) => StoredSignatures::Stored(e.report.clone()),
+            None => StoredSignatures::Missing { requirement: req },
+        }),
+    }
+}
+
+/// The signature report a pull under `policy` without signatures carries.
+pub fn not_required() -> SignatureReport {
+    SignatureReport {
+        required: false,
+        satisfied: true,
+        ..Default::default()
+    }
+}
+
+/// The verdict `policy` gives the image `inventory` describes, pulled as `reference`,
+/// with `signatures` as the outcome of its signature check, vulnerabilities from `db`,
+/// as of `now`. Marked [`How::Rescored`]. Like a pull, an enforcing policy whose
+/// signature requirement fails judges nothing else.
+pub fn judge(
+    inventory: &ImageInventory,
+    reference: &Reference,
+    policy: &Policy,
+    keys: &Keys<'_>,
+    signatures: SignatureReport,
+    db: &VulnDb,
+    now: OffsetDateTime,
+) -> Result<Verdict, Skip> {
+    let name = reference.to_string();
+    let subject = Subject {
+        reference: &name,
+        digest: inventory.digest.clone(),
+        platform_digest: inventory.platform_digest.clone(),
+    };
+    let signature_deny = signatures.required && !signatures.satisfied;
+    let scan = if policy.scan.enabled && !(signature_deny && policy.mode == Mode::Enforce) {
+        let Some(stored) = &inventory.report else {
+            return Err(Skip::NoScan {
+                policy: policy.name.clone(),
+            });
+        };
+        let mut report = stored.clone();
+        report.vulnerabilities = db
+            .matches(report.os.as_ref(), &report.packages)
+            .map_err(|e| Skip::Error(format!("matching vulnerabilities: {e}")))?;
+        Some(crate::engine::judge(report, &policy.scan, now.date()))
+    } else {
+        None
+    };
+    let scanned = scan.is_some();
+    let mut v = evaluate::evaluate(policy, &subject, signatures, scan, keys, now);
+    if scanned {
+        v.scan_source = inventory.scan_source.clone();
+    }
+    v.how = Some(How::Rescored);
+    Ok(v)
+}
+
+/// The inventory a pull's verdict leaves behind: the composed scan without its
+/// vulnerabilities, and the signature outcome under the policy's requirement.
+pub fn inventory_of(
+    v: &Verdict,
+    policy: &Policy,
+    reference: &Reference,
+    report: Option<crate::report::ScanReport>,
+) -> ImageInventory {
+    let report = report.map(|mut r| {
+        r.vulnerabilities.clear();
+        r
+    });
+    let signatures = match signature_requirement(policy) {
+        Ok(Some(requirement)) => vec![SignatureEvidence {
+            requirement,
+            repository: repository(reference),
+            report: v.signatures.clone(),
+            verified_at: v.decided_at.clone(),
+        }],
+        // No requirement: nothing to keep. A key file that cannot be read: the
+        // outcome is not reusable (the next re-judging skips it for that policy).
+        Ok(None) | Err(_) => Vec::new(),
+    };
+    ImageInventory {
+        format: crate::store::INVENTORY_FORMAT,
+        digest: v.digest.clone(),
+        platform_digest: v.platform_digest.clone(),
+        references: vec![reference.to_string()],
+        platform: crate::scan::image::Platform::host().to_string(),
+        analyzer_set: crate::scan::analyzers::ANALYZER_SET_VERSION,
+        scan_source: if report.is_some() {
+            v.scan_source.clone()
+        } else {
+            None
+        },
+        report,
+        signatures,
+        recorded_at: v.decided_at.clone(),
+    }
+}
+
+/// The policies that judge ImageStatus for `name` (ImageStatus carries no pod
+/// namespace): every policy whose image globs match, up to the first that covers every
+/// namespace, without those in `off` mode. The same rule as the gate's ImageStatus flow,
+/// so each of them gets a verdict to admit the image by.
+pub fn judging_policies<'a>(config: &'a crate::config::Config, name: &str) -> Vec<&'a Policy> {
+    let mut matching = Vec::new();
+    for p in config.policies.iter().filter(|p| p.matches_image(name)) {
+        matching.push(p);
+        if p.namespaces.iter().any(|n| n == "*" || n == "**") {
+            break;
+        }
+    }
+    matching.retain(|p| p.mode != Mode::Off);
+    matching
+}

@@ -1,0 +1,397 @@
+//! Stored image inventories: what a scan found in an image (packages, OS, secrets,
+//! risky files, per-layer facts) and what its signature checks concluded, kept per
+//! manifest digest in the `inventory` table so the image can be judged again — under a
+//! new vulnerability database or another policy — without reading a layer or asking the
+//! registry. Written in the same commit as the verdict it came with.
+//!
+//! Unlike the layer cache (an LRU a busy node churns through), an inventory lives as
+//! long as the image's verdicts: `purge` and the sweep of images gone from the node
+//! drop it with them.
+//!
+//! A record is hostile input on read (a damaged file, another version's layout):
+//! [`ImageInventory::decode`] checks size, format, counts and the digest it claims,
+//! and a record that fails is skipped with the reason, never trusted.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{StoreError, VerdictKey, VerdictStore, db};
+use crate::digest::Digest;
+use crate::fleet::ScanSource;
+use crate::policy::Verdict;
+use crate::report::{ScanReport, SignatureReport};
+
+/// Manifest digest → inventory JSON ([`ImageInventory`]).
+pub(super) const INVENTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("inventory");
+
+/// Layout version of [`ImageInventory`]; a record of another version is skipped.
+pub const INVENTORY_FORMAT: u32 = 1;
+/// Largest inventory record read back (a distro image with its packages is ~1 MiB).
+pub const MAX_INVENTORY_BYTES: usize = 64 << 20;
+/// Most names kept per image.
+pub const MAX_REFERENCES: usize = 64;
+/// Most signature outcomes kept per image (one per signer set × repository).
+pub const MAX_EVIDENCE: usize = 32;
+
+/// One image as stored for re-judging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInventory {
+    /// [`INVENTORY_FORMAT`] of the writer.
+    pub format: u32,
+    /// Manifest digest (the index digest for a multi-platform image): the key.
+    pub digest: Digest,
+    /// The platform manifest the inventory is of, when `digest` is an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_digest: Option<Digest>,
+    /// Names the image was pulled as (normalized references), newest first.
+    pub references: Vec<String>,
+    /// OCI platform the layers were chosen for (`linux/amd64`).
+    pub platform: String,
+    /// [`crate::scan::analyzers::ANALYZER_SET_VERSION`] of the scan.
+    pub analyzer_set: u32,
+    /// The composed scan (OS, packages, secrets, files, layer diffIDs) without
+    /// vulnerabilities, which are matched anew on every judgement. `None` when the
+    /// policy that judged the pull did not scan.
+    #[serde(default)]
+    pub report: Option<ScanReport>,
+    /// Where the layer results came from (a local scan, a fleet attestation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_source: Option<ScanSource>,
+    /// What signature checks concluded, per signer set and repository, newest first.
+    #[serde(default)]
+    pub signatures: Vec<SignatureEvidence>,
+    /// RFC 3339 UTC of the last write.
+    pub recorded_at: String,
+}
+
+/// The outcome of one signature verification, reusable while the policy's signature
+/// requirement (keys, keyless identities, threshold, trust root) is the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureEvidence {
+    /// Hash of the signature requirement it was verified under
+    /// (`crate::rescore::signature_requirement`).
+    pub requirement: String,
+    /// The repository the signatures were verified for (cosign binds one), canonical.
+    pub repository: String,
+    pub report: SignatureReport,
+    /// RFC 3339 UTC.
+    pub verified_at: String,
+}
+
+/// Why a stored inventory was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("stored inventory is {len} bytes, more than the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("stored inventory does not decode: {0}")]
+    Decode(#[source] serde_json::Error),
+    #[error(
+        "stored inventory has layout version {found}, this pullwarden reads {INVENTORY_FORMAT}"
+    )]
+    Format { found: u32 },
+    #[error("stored inventory under {key} claims to be of {found}")]
+    OtherDigest { key: String, found: String },
+    #[error("stored inventory lists {count} {what}, more than {max}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+}
+
+impl ImageInventory {
+    /// JSON, as stored.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|source| StoreError::Encode {
+            what: "image inventory",
+            source,
+        })
+    }
+
+    /// Decodes the record stored under `key` (a manifest digest), checking it before
+    /// any of it is used: size, layout version, the digest it claims, and counts.
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<ImageInventory, InventoryError> {
+        if bytes.len() > MAX_INVENTORY_BYTES {
+            return Err(InventoryError::TooLarge {
+                len: bytes.len(),
+                max: MAX_INVENTORY_BYTES,
+            });
+        }
+        let inv: ImageInventory = serde_json::from_slice(bytes).map_err(InventoryError::Decode)?;
+        if inv.format != INVENTORY_FORMAT {
+            return Err(InventoryError::Format { found: inv.format });
+        }
+        if inv.digest.to_string() != key {
+            return Err(InventoryError::OtherDigest {
+                key: key.to_string(),
+                found: inv.digest.to_string(),
+            });
+        }
+        for (what, count, max) in [
+            ("references", inv.references.len(), MAX_REFERENCES),
+            ("signature outcomes", inv.signatures.len(), MAX_EVIDENCE),
+        ] {
+            if count > max {
+                return Err(InventoryError::TooMany { what, count, max });
+            }
+        }
+        Ok(inv)
+    }
+
+    /// This (newer) inventory with what `older` knew and this one does not: other
+    /// names, and signature outcomes for other signer sets or repositories.
+    pub fn merged_with(mut self, older: ImageInventory) -> ImageInventory {
+        for r in older.references {
+            if self.references.len() >= MAX_REFERENCES {
+                break;
+            }
+            if !self.references.contains(&r) {
+                self.references.push(r);
+            }
+        }
+        for e in older.signatures {
+            if self.signatures.len() >= MAX_EVIDENCE {
+                break;
+            }
+            if !self
+                .signatures
+                .iter()
+                .any(|n| n.requirement == e.requirement && n.repository == e.repository)
+            {
+                self.signatures.push(e);
+            }
+        }
+        if self.report.is_none() {
+            self.report = older.report;
+            self.scan_source = self.scan_source.or(older.scan_source);
+        }
+        self
+    }
+
+    /// The stored signature outcome for `requirement` and `repository`, if any.
+    pub fn evidence(&self, requirement: &str, repository: &str) -> Option<&SignatureEvidence> {
+        self.signatures
+            .iter()
+            .find(|e| e.requirement == requirement && e.repository == repository)
+    }
+}
+
+impl VerdictStore {
+    /// [`VerdictStore::put`] and the image's inventory in one durable commit: the
+    /// inventory is merged into the one stored for the digest (a damaged stored one is
+    /// replaced).
+    pub fn put_with_inventory(
+        &self,
+        key: &VerdictKey,
+        v: &Verdict,
+        inventory: &ImageInventory,
+    ) -> Result<(), StoreError> {
+        let digest = inventory.digest.to_string();
+        let wtx = self.db.begin_write().map_err(db("begin write"))?;
+        self.write_verdict(&wtx, key, v)?;
+        {
+            let mut table = wtx.open_table(INVENTORY).map_err(db("open inventory"))?;
+            let older = table
+                .get(digest.as_str())
+                .map_err(db("read inventory"))?
+                .and_then(|b| ImageInventory::decode(&digest, b.value()).ok());
+            let merged = match older {
+                Some(o) => inventory.clone().merged_with(o),
+                None => inventory.clone(),
+            };
+            let bytes = merged.encode()?;
+            table
+                .insert(digest.as_str(), bytes.as_slice())
+                .map_err(db("insert inventory"))?;
+        }
+        wtx.commit().map_err(db("commit verdict and inventory"))?;
+        Ok(())
+    }
+
+    /// Stores many verdicts (each as [`VerdictStore::put`] would) in one durable commit:
+    /// re-judging a node's images costs one `fsync` per batch, not per image.
+    pub fn put_many(&self, verdicts: &[(VerdictKey, Verdict)]) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write().map_err(db("begin write"))?;
+        for (key, v) in verdicts {
+            self.write_verdict(&wtx, key, v)?;
+        }
+        wtx.commit().map_err(db("commit verdicts"))?;
+        Ok(())
+    }
+
+    /// The inventory stored for manifest digest `digest`: `None` when there is none,
+    /// `Some(Err(_))` when the record is there but unusable (the caller skips the image
+    /// with that reason).
+    pub fn inventory(
+        &self,
+        digest: &str,
+    ) -> Result<Option<Result<ImageInventory, InventoryError>>, StoreError> {
+        let rtx = self.db.begin_read().map_err(db("begin read"))?;
+        let table = rtx.open_table(INVENTORY).map_err(db("open inventory"))?;
+        Ok(table
+            .get(digest)
+            .map_err(db("read inventory"))?
+            .map(|b| ImageInventory::decode(digest, b.value())))
+    }
+
+    /// Stores `bytes` as the inventory record of `digest` as they are, unchecked: for
+    /// tests of damaged records and for repair tools. The daemon writes through
+    /// [`VerdictStore::put_with_inventory`].
+    pub fn put_inventory_raw(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let wtx = self.db.begin_write().map_err(db("begin write"))?;
+        {
+            let mut table = wtx.open_table(INVENTORY).map_err(db("open inventory"))?;
+            table
+                .insert(digest, bytes)
+                .map_err(db("insert inventory"))?;
+        }
+        wtx.commit().map_err(db("commit inventory"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Distro, Package, PackageType};
+
+    pub(crate) fn sample(digest: &Digest) -> ImageInventory {
+        ImageInventory {
+            format: INVENTORY_FORMAT,
+            digest: digest.clone(),
+            platform_digest: None,
+            references: vec!["127.0.0.1:5000/app:v1".into()],
+            platform: "linux/amd64".into(),
+            analyzer_set: 7,
+            report: Some(ScanReport {
+                os: Some(Distro {
+                    id: "debian".into(),
+                    version_id: Some("12".into()),
+                    codename: Some("bookworm".into()),
+                    pretty_name: None,
+                }),
+                packages: vec![Package {
+                    name: "base-files".into(),
+                    version: "12.4+deb12u5".into(),
+                    kind: PackageType::Deb,
+                    purl: "pkg:deb/debian/base-files@12.4+deb12u5".into(),
+                    layer: "sha256:00".into(),
+                    path: "var/lib/dpkg/status".into(),
+                    source_name: None,
+                    source_version: None,
+                    arch: Some("amd64".into()),
+                    licenses: vec![],
+                    depends: vec![],
+                    provides: vec![],
+                }],
+                ..Default::default()
+            }),
+            scan_source: None,
+            signatures: vec![SignatureEvidence {
+                requirement: "r1".into(),
+                repository: "127.0.0.1:5000/app".into(),
+                report: SignatureReport::default(),
+                verified_at: "2026-11-30T00:00:00Z".into(),
+            }],
+            recorded_at: "2026-11-30T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let d = Digest::sha256_of(b"image");
+        let inv = sample(&d);
+        let bytes = inv.encode().unwrap();
+        assert_eq!(ImageInventory::decode(&d.to_string(), &bytes).unwrap(), inv);
+        // Stored under another digest: not this image's.
+        let other = Digest::sha256_of(b"other").to_string();
+        assert!(matches!(
+            ImageInventory::decode(&other, &bytes),
+            Err(InventoryError::OtherDigest { .. })
+        ));
+        let mut future = inv.clone();
+        future.format = 99;
+        assert!(matches!(
+            ImageInventory::decode(&d.to_string(), &future.encode().unwrap()),
+            Err(InventoryError::Format { found: 99 })
+        ));
+        let mut many = inv.clone();
+        many.references = (0..=MAX_REFERENCES).map(|i| format!("r/{i}")).collect();
+        assert!(matches!(
+            ImageInventory::decode(&d.to_string(), &many.encode().unwrap()),
+            Err(InventoryError::TooMany { .. })
+        ));
+        assert!(matches!(
+            ImageInventory::decode(&d.to_string(), b"{\"format\":1"),
+            Err(InventoryError::Decode(_))
+        ));
+        assert!(matches!(
+            ImageInventory::decode(&d.to_string(), &vec![b' '; MAX_INVENTORY_BYTES + 1]),
+            Err(InventoryError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn merging_keeps_other_names_and_signer_sets() {
+        let d = Digest::sha256_of(b"image");
+        let old = sample(&d);
+        let mut new = sample(&d);
+        new.references = vec!["127.0.0.1:5000/app:v2".into()];
+        new.signatures[0].requirement = "r2".into();
+        new.report = None;
+        let m = new.merged_with(old.clone());
+        assert_eq!(m.references.len(), 2);
+        assert_eq!(m.references[0], "127.0.0.1:5000/app:v2");
+        assert!(m.evidence("r1", "127.0.0.1:5000/app").is_some());
+        assert!(m.evidence("r2", "127.0.0.1:5000/app").is_some());
+        assert_eq!(
+            m.report, old.report,
+            "a scan-less verdict keeps the stored scan"
+        );
+    }
+
+    #[test]
+    fn stored_with_the_verdict_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = VerdictStore::open(dir.path(), 16).unwrap();
+        let d = Digest::sha256_of(b"image").to_string();
+        let v = super::super::tests::verdict(
+            &d,
+            "127.0.0.1:5000/app:v1",
+            crate::policy::Decision::Allow,
+            "fp",
+            "db1",
+        );
+        let key = VerdictKey::of(&v);
+        let inv = sample(&v.digest);
+        store.put_with_inventory(&key, &v, &inv).unwrap();
+        assert_eq!(store.get(&key).unwrap().unwrap().digest, v.digest);
+        let back = store
+            .inventory(&v.digest.to_string())
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, inv);
+        store
+            .put_inventory_raw(&v.digest.to_string(), b"\xff garbage")
+            .unwrap();
+        assert!(
+            store
+                .inventory(&v.digest.to_string())
+                .unwrap()
+                .unwrap()
+                .is_err()
+        );
+        // A damaged record is replaced by the next write.
+        store.put_with_inventory(&key, &v, &inv).unwrap();
+        assert!(
+            store
+                .inventory(&v.digest.to_string())
+                .unwrap()
+                .unwrap()
+                .is_ok()
+        );
+        store.purge(&v.digest.to_string()).unwrap();
+        assert!(store.inventory(&v.digest.to_string()).unwrap().is_none());
+    }
+}
