@@ -157,7 +157,9 @@ step "pullwarden explain $reg/demo/leaky:v1"
 "$pw" explain --config "$dir/config.toml" "$reg/demo/leaky:v1"
 
 step "pullwarden explain $reg/demo/unsigned:v1 --json (excerpt)"
-"$pw" explain --config "$dir/config.toml" --json "$reg/demo/unsigned:v1" | head -c 1200; echo
+# Written out first: `head` closing the pipe early would fail the pipeline.
+"$pw" explain --config "$dir/config.toml" --json "$reg/demo/unsigned:v1" > "$dir/unsigned.json"
+head -c 1200 "$dir/unsigned.json"; echo
 
 step "node B: a second containerd and a second pullwarden, trusting node A's fleet key"
 free_port() {
@@ -184,7 +186,9 @@ echo "  node B: containerd $PW_IT_CONTAINERD2_SOCK, [fleet] trusted = [fleet-a.p
 app_digest=$("$pw" explain --config "$dir/config.toml" --json "$reg/demo/app:v1" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
 tag_url="http://$reg/v2/demo/app/manifests/sha256-${app_digest#sha256:}"
-published() { python3 -c "import urllib.request; urllib.request.urlopen('$tag_url')" 2>/dev/null; }
+published() { # the index is served only to a client that accepts its media type
+  python3 -c "import urllib.request as u; u.urlopen(u.Request('$tag_url', headers={'Accept': 'application/vnd.oci.image.index.v1+json'}))" 2>/dev/null
+}
 for _ in $(seq 100); do published && break; sleep 0.1; done
 published || { echo "demo: node A did not publish its scan of demo/app" >&2; exit 1; }
 echo "  node A's scan attestation of demo/app@$app_digest is in the registry (tag sha256-${app_digest#sha256:})"
