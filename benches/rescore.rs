@@ -154,7 +154,7 @@ impl SignatureSource for FakeRegistry {
 
     async fn verify(
         &self,
-        _: &Policy,
+        _: &pullwarden::snapshot::LoadedPolicy,
         _: &Reference,
         _: &ResolvedImage,
         _: Option<&k8s_cri::v1::AuthConfig>,

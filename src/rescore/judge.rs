@@ -78,10 +78,13 @@ pub fn signature_requirement(policy: &Policy) -> Result<Option<String>, String> 
     field(&mut h, &json);
     let files = sig.keys.iter().chain(sig.trusted_root.iter());
     for path in files {
-        let bytes = policy
-            .files
-            .read(path, crate::config::MAX_DENYLIST_BYTES)
-            .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?;
+        // The bytes read at load (as the verifier was built from them), else the file
+        // as it is now (a config that was not checked).
+        let bytes = match policy.files.get(path) {
+            Some(b) => b.to_vec(),
+            None => crate::verify::keys::read_config_file(path, crate::config::MAX_DENYLIST_BYTES)
+                .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?,
+        };
         field(&mut h, path.as_os_str().as_encoded_bytes());
         field(&mut h, &bytes);
     }

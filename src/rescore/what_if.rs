@@ -130,15 +130,18 @@ pub async fn policy_test(
                                 digest: inventory.digest.clone(),
                                 platform_digest: inventory.platform_digest.clone(),
                             };
-                            source
-                                .verify(policy, reference, &resolved, None)
-                                .await
-                                .map_err(|e| {
-                                    Skip::Error(format!(
-                                        "policy {}: checking signatures at the registry: {e}",
-                                        policy.name
-                                    ))
-                                })
+                            match candidate.policy(&policy.name) {
+                                Ok(loaded) => {
+                                    source.verify(&loaded, reference, &resolved, None).await
+                                }
+                                Err(e) => Err(e.into()),
+                            }
+                            .map_err(|e| {
+                                Skip::Error(format!(
+                                    "policy {}: checking signatures at the registry: {e}",
+                                    policy.name
+                                ))
+                            })
                         }
                         None => Err(Skip::NoSignatureEvidence {
                             policy: policy.name.clone(),
