@@ -536,6 +536,7 @@ async fn the_node_applies_signed_vex_to_pulls() {
     let v = json(&["verdict", "--json", &app.digest]);
     assert_eq!(v["vex"]["suppressed"][0]["id"], "DSA-9998-1", "{v}");
     let text = String::from_utf8(daemon.cli(&["explain", &app.digest]).stdout).unwrap();
+    println!("{text}");
     assert!(text.contains("SUPPRESSED BY VEX (1)"), "{text}");
     assert!(
         text.contains("vulnerable_code_not_in_execute_path"),
