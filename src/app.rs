@@ -444,10 +444,9 @@ where
     let mut trigger = crate::rescore::Trigger::Start;
     loop {
         let scanner = daemon.scanner.clone();
-        let version = match tokio::task::spawn_blocking(move || scanner.vulndb().version()).await {
-            Ok(v) => Some(v),
-            Err(_) => None,
-        };
+        let version = tokio::task::spawn_blocking(move || scanner.vulndb().version())
+            .await
+            .ok();
         if version.is_some() && version != daemon.rescorer.last_db_version() {
             rescore(
                 daemon.rescorer.clone(),

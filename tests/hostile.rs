@@ -898,7 +898,7 @@ fn stored_inventories() {
     );
     assert!(ImageInventory::decode(digest, seed.as_bytes()).is_ok());
     let dir = tempfile::tempdir().unwrap();
-    let db = VulnDb::open(&dir.path().join("db.redb")).unwrap();
+    let db = VulnDb::open(dir.path().join("db.redb")).unwrap();
     let config = pullwarden::config::Config::parse(
         "[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.scan]\nsecrets = \"deny\"\ndeny_setuid = true\n",
     )

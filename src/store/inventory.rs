@@ -121,7 +121,7 @@ impl ImageInventory {
         if inv.format != INVENTORY_FORMAT {
             return Err(InventoryError::Format { found: inv.format });
         }
-        if inv.digest.to_string() != key {
+        if inv.digest != key {
             return Err(InventoryError::OtherDigest {
                 key: key.to_string(),
                 found: inv.digest.to_string(),
