@@ -512,6 +512,7 @@ async fn verdicts_survive_restart_and_policy_change_invalidates() {
     assert_eq!(node.evaluations(&app_ref), 1, "re-evaluated after restart");
 
     // A policy change (and `pullwarden reload`) invalidates the cached verdict.
+    let old_fingerprint = node.json(&["verdict", "--json", &app_ref])["policy_fingerprint"].clone();
     let text = std::fs::read_to_string(&node.daemon.config).unwrap();
     std::fs::write(
         &node.daemon.config,
@@ -527,10 +528,29 @@ async fn verdicts_survive_restart_and_policy_change_invalidates() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        !crate::support::cri::present(&node.daemon.listen, &app_ref).await,
+    // The reload re-judges the present image from its stored inventory under the new
+    // policy (`how = "rescored"`, issue 13): what admits it from then on is that
+    // verdict, never the one made under the old policy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !node.json(&["explain", "--json", &app_ref])["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["how"] == "rescored")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not re-judge the present image"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let latest = node.json(&["verdict", "--json", &app_ref]);
+    assert_ne!(
+        latest["policy_fingerprint"], old_fingerprint,
         "a verdict under the old policy still admits the image"
     );
+    assert!(crate::support::cri::present(&node.daemon.listen, &app_ref).await);
+    // A pull is never answered from a re-judged verdict: it evaluates in full.
     cri.pull_image(pull_request(&app_ref, "default"))
         .await
         .unwrap();

@@ -17,6 +17,9 @@ use crate::support::{bin, it_env, unique_repo};
 
 /// A Debian-looking image with `base-files` at `version` and `app` files on top.
 fn image(salt: &str, version: &str, app: Vec<Entry>) -> Image {
+    // Unique per run: containerd outlives a run, and the same digest left under an
+    // earlier run's names (signed with that run's key) would be judged here too.
+    let salt = &format!("{salt}-{}", std::process::id());
     let base = Layer::from_entries(
         &[
             Entry::file(
@@ -53,7 +56,7 @@ fn free_port() -> u16 {
 /// `scan` lines.
 fn policy(key: &std::path::Path, scan: &str) -> String {
     format!(
-        "[[policy]]\nname = \"rj\"\nimages = [\"{reg}/it/rj*/**\"]\nmode = \"enforce\"\n[policy.signatures]\nkeys = [\"{k}\"]\n[policy.scan]\nmax_severity = \"high\"\n{scan}\n",
+        "[[policy]]\nname = \"rj\"\nimages = [\"{reg}/it/rj-*\"]\nmode = \"enforce\"\n[policy.signatures]\nkeys = [\"{k}\"]\n[policy.scan]\nmax_severity = \"high\"\n{scan}\n",
         reg = it_env().registry,
         k = key.display()
     )
@@ -361,7 +364,7 @@ async fn images_without_a_usable_inventory_are_skipped_with_a_reason() {
         .await
         .unwrap();
     let d = Daemon::start(&format!(
-        "[[policy]]\nname = \"rj\"\nimages = [\"{}/it/rj*/**\"]\nmode = \"audit\"\n",
+        "[[policy]]\nname = \"rj\"\nimages = [\"{}/it/rj-*\"]\nmode = \"audit\"\n",
         env.registry
     ));
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -125,7 +125,7 @@ impl Gate {
             None => self.images.target(&name).await?.map(|t| t.digest),
         };
         if let Some(present) = present
-            && let Some(v) = self.lookup(&key_for(&present)).await?
+            && let Some(v) = self.lookup_for_pull(&key_for(&present)).await?
             && let Some(o) = self.answer_from_verdict(&ctx, &v, &present).await?
         {
             self.record(&ctx, &v, How::Cached);
@@ -137,7 +137,7 @@ impl Gate {
             .await?;
         let key = key_for(&resolved.digest);
         let resolved_digest = resolved.digest.clone();
-        if let Some(v) = self.lookup(&key).await?
+        if let Some(v) = self.lookup_for_pull(&key).await?
             && let Some(o) = self.answer_from_verdict(&ctx, &v, &resolved.digest).await?
         {
             self.record(&ctx, &v, How::Cached);
@@ -498,6 +498,18 @@ impl Gate {
     /// go to the blocking pool.
     pub(super) async fn lookup(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
         self.verdicts.get(key)
+    }
+
+    /// The verdict a pull may answer from: [`Gate::lookup`], except a verdict made by
+    /// re-judging the stored inventory (`how = "rescored"`). That one answers
+    /// ImageStatus; a pull judges the image in full (signatures checked at the
+    /// registry again, layers from the layer cache), so what a pull answers does not
+    /// depend on whether a re-judging has finished yet.
+    async fn lookup_for_pull(&self, key: &VerdictKey) -> Result<Option<Verdict>, GateError> {
+        Ok(self
+            .lookup(key)
+            .await?
+            .filter(|v| v.how != Some(How::Rescored)))
     }
 
     async fn store(&self, key: &VerdictKey, v: &Verdict) -> Result<(), GateError> {
