@@ -162,8 +162,13 @@ pub async fn policy_test(
                         judged_any = true;
                         if v.decision == Decision::Deny {
                             decision = Some(Decision::Deny);
-                            reasons
-                                .extend(v.reasons.iter().map(|r| format!("{}: {r}", policy.name)));
+                            // Two names of one image usually deny for the same reasons.
+                            for r in &v.reasons {
+                                let r = format!("{}: {r}", policy.name);
+                                if !reasons.contains(&r) {
+                                    reasons.push(r);
+                                }
+                            }
                         }
                     }
                     Err(s) => {
@@ -178,7 +183,6 @@ pub async fn policy_test(
             decision = None;
             reasons.push("no name of the image could be judged".into());
         }
-        reasons.dedup();
         let changed = decision.is_some() && decision != was;
         images.push(ImageOutcome {
             digest,
