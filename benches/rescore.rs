@@ -28,85 +28,14 @@ use pullwarden::digest::Digest;
 use pullwarden::gate::{GateError, ResolvedImage, SignatureSource, VerdictKey, verdict_scope};
 use pullwarden::policy::evaluate::Keys;
 use pullwarden::reference::Reference;
-use pullwarden::report::{Distro, Package, PackageType, ScanReport, SignatureReport};
+use pullwarden::report::{Distro, PackageType, ScanReport, SignatureReport};
 use pullwarden::rescore::{PresentImage, judge};
 use pullwarden::store::{INVENTORY_FORMAT, ImageInventory, SignatureEvidence, VerdictStore};
 use pullwarden::vulndb::VulnDb;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// (OSV ecosystem, share in ‰, package-name pool): as `benches/vulndb.rs`.
-const MIX: &[(&str, u64, u64)] = &[
-    ("Debian:12", 200, 4000),
-    ("Ubuntu:22.04:LTS", 150, 4000),
-    ("Alpine:v3.20", 100, 2000),
-    ("PyPI", 150, 6000),
-    ("npm", 150, 8000),
-    ("Go", 100, 4000),
-    ("Maven", 100, 5000),
-    ("crates.io", 50, 2000),
-];
-
-fn name(eco: &str, i: u64) -> String {
-    match eco {
-        "Go" => format!("github.com/org{}/mod{i}", i % 97),
-        "Maven" => format!("org.example{}:artifact-{i}", i % 53),
-        "PyPI" => format!("py_pkg.{i}"),
-        _ => format!("pkg{i}"),
-    }
-}
-
-fn version(eco: &str, a: u64, b: u64, c: u64) -> String {
-    match eco {
-        "Debian:12" => format!("{a}.{b}.{c}-1+deb12u{}", c % 4 + 1),
-        "Ubuntu:22.04:LTS" => format!("{a}.{b}.{c}-0ubuntu0.22.04.{}", c % 5 + 1),
-        "Alpine:v3.20" => format!("{a}.{b}.{c}-r{}", c % 3),
-        "Maven" => format!("{a}.{b}.{c}.Final"),
-        _ => format!("{a}.{b}.{c}"),
-    }
-}
-
-fn record(rng: &mut Rng, n: u64, eco: &str, pool: u64) -> String {
-    let pkg = name(eco, rng.below(pool));
-    let (a, b, c) = (rng.below(5), rng.below(20), rng.below(30));
-    let fixed = version(eco, a, b, c + 1);
-    let kind = if matches!(eco, "npm" | "Go" | "crates.io") {
-        "SEMVER"
-    } else {
-        "ECOSYSTEM"
-    };
-    format!(
-        r#"{{"id":"BENCH-{n}","modified":"2024-01-01T00:00:00Z","severity":[{{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}}],"affected":[{{"package":{{"ecosystem":"{eco}","name":"{pkg}"}},"ranges":[{{"type":"{kind}","events":[{{"introduced":"0"}},{{"fixed":"{fixed}"}}]}}]}}]}}"#
-    )
-}
-
-fn pkg(kind: PackageType, name: String, version: String, source: Option<String>) -> Package {
-    Package {
-        purl: format!("pkg:generic/{name}@{version}"),
-        name,
-        version,
-        kind,
-        layer: "sha256:bench".into(),
-        path: "var/lib/dpkg/status".into(),
-        source_name: source,
-        source_version: None,
-        arch: None,
-        licenses: vec![],
-        depends: vec![],
-        provides: vec![],
-    }
-}
+#[path = "common/synthetic.rs"]
+mod synthetic;
+use synthetic::{MIX, Rng, name, pkg, record, version};
 
 /// A Debian 12 image: 150 distro packages and 50 language packages.
 fn report(rng: &mut Rng) -> ScanReport {

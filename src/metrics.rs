@@ -566,10 +566,7 @@ impl Metrics {
     /// One pull answered under `policy` in `mode` (`enforce`: the decision took effect;
     /// `audit`: a deny was let through), `cached`: answered from the verdict store.
     pub fn record_pull(&self, policy: &str, mode: &str, decision: Decision, cached: bool) {
-        let decision = match decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        };
+        let decision = decision.as_str();
         let mode = match mode {
             "enforce" => "enforce",
             "audit" => "audit",
@@ -666,10 +663,7 @@ impl Metrics {
 
     /// One verdict made again from a stored inventory.
     pub fn record_rescored(&self, decision: Decision) {
-        let decision = match decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        };
+        let decision = decision.as_str();
         self.rescored
             .get_or_create(&DecisionLabel { decision })
             .inc();

@@ -194,11 +194,12 @@ pub(crate) fn explain(v: &Verdict, history: &[HistoryEvent]) -> String {
             .map(|h| {
                 vec![
                     h.at.clone(),
-                    match h.decision {
-                        crate::policy::Decision::Allow => "allow".to_string(),
-                        crate::policy::Decision::Deny => "deny".to_string(),
-                    },
-                    if h.cached { "cached" } else { "evaluated" }.to_string(),
+                    h.decision.as_str().to_string(),
+                    // Events recorded before `how` existed say only whether cached.
+                    h.how
+                        .map(|how| how.as_str())
+                        .unwrap_or(if h.cached { "cached" } else { "evaluated" })
+                        .to_string(),
                     h.policy.clone(),
                     h.reference.clone(),
                 ]

@@ -200,10 +200,8 @@ impl Containerd {
         }))
     }
 
-    /// The target digest of every image in the namespace (what verdicts are keyed by).
-    pub async fn image_digests(
-        &self,
-    ) -> Result<std::collections::HashSet<String>, ContainerdError> {
+    /// Every image record in the namespace (containerd's `images.List`, no filter).
+    async fn list_images(&self) -> Result<Vec<Image>, ContainerdError> {
         let mut client = ImagesClient::new(self.channel.clone());
         let resp = self
             .deadline(
@@ -212,9 +210,16 @@ impl Containerd {
             )
             .await?
             .map_err(self.err("images.List"))?;
-        Ok(resp
-            .into_inner()
-            .images
+        Ok(resp.into_inner().images)
+    }
+
+    /// The target digest of every image in the namespace (what verdicts are keyed by).
+    pub async fn image_digests(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, ContainerdError> {
+        Ok(self
+            .list_images()
+            .await?
             .into_iter()
             .filter_map(|i| i.target.map(|t| t.digest))
             .collect())
@@ -223,17 +228,9 @@ impl Containerd {
     /// Every image in the namespace: its name and target digest, in containerd's order.
     /// Names whose target does not parse as a digest are left out.
     pub async fn image_names(&self) -> Result<Vec<(String, Digest)>, ContainerdError> {
-        let mut client = ImagesClient::new(self.channel.clone());
-        let resp = self
-            .deadline(
-                "images.List",
-                client.list(self.request(ListImagesRequest { filters: vec![] })),
-            )
+        Ok(self
+            .list_images()
             .await?
-            .map_err(self.err("images.List"))?;
-        Ok(resp
-            .into_inner()
-            .images
             .into_iter()
             .filter_map(|i| Some((i.name, i.target?.digest.parse().ok()?)))
             .collect())

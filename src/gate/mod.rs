@@ -158,3 +158,26 @@ impl ImageGate for Gate {
         Box::pin(self.status(call, images))
     }
 }
+
+/// The audit log line of one decision (`target: "pullwarden::audit"`): `pull decision`
+/// for a pull (`how` evaluated, cached or shared), `rescore decision` for a verdict made
+/// again from the stored inventory. `reference` is the name as the client asked for it.
+pub fn audit_decision(reference: &str, v: &crate::policy::Verdict, how: How) {
+    let what = if how == How::Rescored {
+        "rescore"
+    } else {
+        "pull"
+    };
+    tracing::info!(
+        target: "pullwarden::audit",
+        reference = %reference,
+        digest = %v.digest,
+        policy = %v.policy,
+        mode = %v.mode,
+        decision = v.decision.as_str(),
+        enforced = v.enforced,
+        how = how.as_str(),
+        reasons = %crate::audit::JsonList(&v.reasons),
+        "{what} decision"
+    );
+}

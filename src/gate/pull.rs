@@ -541,10 +541,6 @@ impl Gate {
 
     /// History event plus one JSON-friendly audit log line per decision.
     fn record(&self, ctx: &PullCtx, v: &Verdict, how: How) {
-        let decision = match v.decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        };
         self.metrics.record_pull(
             &v.policy,
             v.mode.as_str(),
@@ -558,18 +554,7 @@ impl Gate {
                 v.digest.clone(),
             );
         }
-        tracing::info!(
-            target: "pullwarden::audit",
-            reference = %ctx.requested,
-            digest = %v.digest,
-            policy = %v.policy,
-            mode = %v.mode,
-            decision,
-            enforced = v.enforced,
-            how = how.as_str(),
-            reasons = %crate::audit::JsonList(&v.reasons),
-            "pull decision"
-        );
+        crate::gate::audit_decision(&ctx.requested, v, how);
         self.verdicts.record(&DecisionEvent {
             at: evaluate::rfc3339((self.clock)()),
             reference: ctx.reference.to_string(),

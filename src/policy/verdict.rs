@@ -13,6 +13,17 @@ pub enum Decision {
     Deny,
 }
 
+impl Decision {
+    /// `allow` | `deny`: the decision as verdicts, history, the audit log and metrics
+    /// spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
 /// Why a deny happened, which decides the error shape the kubelet gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

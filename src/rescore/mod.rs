@@ -338,22 +338,7 @@ fn commit(
             summary.denied += 1;
         }
         metrics.record_rescored(v.decision);
-        let decision = match v.decision {
-            Decision::Allow => "allow",
-            Decision::Deny => "deny",
-        };
-        tracing::info!(
-            target: "pullwarden::audit",
-            reference = %v.reference,
-            digest = %v.digest,
-            policy = %v.policy,
-            mode = %v.mode,
-            decision,
-            enforced = v.enforced,
-            how = How::Rescored.as_str(),
-            reasons = %crate::audit::JsonList(&v.reasons),
-            "rescore decision"
-        );
+        crate::gate::audit_decision(&v.reference, &v, How::Rescored);
         VerdictCache::record(
             store,
             &DecisionEvent {
