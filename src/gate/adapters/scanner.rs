@@ -120,7 +120,8 @@ impl LayerScanner {
 
     /// Looks up the VEX attached to the pulled image (`digests`: the digest pulled and
     /// the platform manifest's) and applies it to `report` before it is judged. Never
-    /// fails (see [`crate::vex::node`]); without a registry client, nothing happens.
+    /// fails (see [`crate::vex::node`]); without a registry client, or with no
+    /// vulnerability in `report`, nothing is looked up.
     pub async fn apply_vex(
         &self,
         policy: &crate::config::Policy,
@@ -134,7 +135,8 @@ impl LayerScanner {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let Some(client) = client else {
+        // VEX can only suppress findings: an image with none costs no registry call.
+        let Some(client) = client.filter(|_| !report.vulnerabilities.is_empty()) else {
             return (crate::vex::VexOutcome::default(), None);
         };
         let (outcome, lookup) =
