@@ -11,8 +11,9 @@
 //! registry requests sent by pullwarden (`pullwarden_registry_requests_total{client}`)
 //! and all requests the registry saw during the pull (its access log, by user agent:
 //! containerd's downloads included; node A's may include the start of its publish).
-//! Targets: node B reads no layer byte and adds at
-//! most one registry round trip.
+//! Targets: node B reads no layer byte and adds at most one registry round trip: the
+//! time it waited for the attestation lookup after containerd's pull
+//! (`pullwarden_fleet_lookup_wait_seconds`), in round trips measured in the same run.
 //!
 //! Needs the real services: `bash integration/bench.sh fleet`.
 // Bench code states expectations with unwrap/expect, indexing and casts.
@@ -105,6 +106,41 @@ async fn counters(port: u16) -> Counters {
         fleet_requests: get("pullwarden_registry_requests_total{client=\"fleet\"}"),
         published: get("pullwarden_fleet_publish_total{result=\"ok\"}"),
     }
+}
+
+/// `pullwarden_fleet_lookup_wait_seconds` on a node: (sum in seconds, count).
+async fn lookup_wait(port: u16) -> (f64, u64) {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let get = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} on node metrics"))
+    };
+    (
+        get("pullwarden_fleet_lookup_wait_seconds_sum"),
+        get("pullwarden_fleet_lookup_wait_seconds_count") as u64,
+    )
+}
+
+/// One registry round trip as measured here: the mean of 50 manifest GETs.
+async fn registry_round_trip(registry: &str, repo: &str) -> Duration {
+    let client = reqwest::Client::new();
+    let url = format!("http://{registry}/v2/{repo}/manifests/v1");
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let get = || client.get(&url).header("Accept", accept).send();
+    get().await.unwrap().bytes().await.unwrap();
+    let t = Instant::now();
+    for _ in 0..50 {
+        get().await.unwrap().bytes().await.unwrap();
+    }
+    t.elapsed() / 50
 }
 
 /// Requests in the registry's access log: (by pullwarden, by everyone else).
@@ -253,6 +289,8 @@ async fn main() {
         bare.add(took, Counters::default(), (l0, registry_log(&access_log)));
     }
 
+    let (wait_sum, wait_count) = lookup_wait(port_b).await;
+    let rtt = registry_round_trip(&registry, &format!("bench/fleet-{run}-0")).await;
     let per = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
     let avg = |x: u64| x as f64 / n as f64;
     let avgu = |x: usize| x as f64 / n as f64;
@@ -298,11 +336,20 @@ async fn main() {
         b.delta.scanned_bytes
     );
     println!(
-        "  registry requests by pullwarden, per pull: node A {:.1} (signatures), node B {:.1} (signatures {:.1} + attestation lookup {:.1}); the lookup is 3 sequential round trips (referrers API and fallback tag in parallel, the artifact manifest, the envelope; the API is not asked again for 5 min once absent) (target: <= 1 extra)",
+        "  registry requests by pullwarden, per pull: node A {:.1} (signatures), node B {:.1} (signatures {:.1} + attestation lookup {:.1})",
         avg(a.delta.signature_requests),
         avg(b.delta.signature_requests + b.delta.fleet_requests),
         avg(b.delta.signature_requests),
         avg(b.delta.fleet_requests)
+    );
+    // The lookup (referrers API and fallback tag at once; then the artifact manifest and
+    // the envelope at once) starts when the pull is forwarded to containerd: what it
+    // adds to the pull is only the wait after containerd answered.
+    let wait_ms = wait_sum * 1e3 / wait_count.max(1) as f64;
+    let rtt_ms = rtt.as_secs_f64() * 1e3;
+    println!(
+        "  node B waited {wait_ms:.2} ms per pull for the attestation lookup (checks included) after containerd's pull, over {wait_count} lookups = {:.2} registry round trips of {rtt_ms:.2} ms measured here (target: <= 1 extra round trip)",
+        wait_ms / rtt_ms.max(1e-6)
     );
     println!(
         "  node A's publish, after its pull returned: {:.1} ms until counted",

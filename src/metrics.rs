@@ -322,6 +322,8 @@ pub struct Metrics {
     fleet_publish: Family<ResultLabel, Counter>,
     /// Scan attestations passed over, by reason.
     fleet_ignored: Family<ReasonLabel, Counter>,
+    /// Time pulls waited for their scan attestation lookup.
+    fleet_lookup_wait: Histogram,
     /// HTTP requests to registries (token requests included), by client.
     registry_requests: Family<ClientLabel, Counter>,
     /// Looks for VEX attached to a pulled image, by outcome.
@@ -434,6 +436,12 @@ impl Metrics {
         for result in FLEET_PUBLISH_RESULTS {
             let _ = fleet_publish.get_or_create(&ResultLabel { result });
         }
+        let fleet_lookup_wait = Histogram::new(CALL_BUCKETS);
+        registry.register(
+            "pullwarden_fleet_lookup_wait_seconds",
+            "Time a pull waited for its scan attestation lookup once containerd had pulled (the lookup starts when the pull is forwarded, so a lookup that finished during the pull costs nothing here).",
+            fleet_lookup_wait.clone(),
+        );
         let fleet_ignored = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "pullwarden_fleet_attestations_ignored",
@@ -545,6 +553,7 @@ impl Metrics {
             scans,
             fleet_publish,
             fleet_ignored,
+            fleet_lookup_wait,
             registry_requests,
             vex_lookups,
             rescored,
@@ -622,6 +631,11 @@ impl Metrics {
         self.fleet_publish
             .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    /// A pull waited `secs` for its scan attestation lookup (checks included).
+    pub fn observe_fleet_lookup_wait(&self, secs: f64) {
+        self.fleet_lookup_wait.observe(non_negative(secs));
     }
 
     /// One look for VEX attached to a pulled image, by its `result` (`found`, `none`,

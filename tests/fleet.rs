@@ -923,13 +923,39 @@ async fn publish_and_ignore_outcomes_are_counted_on_the_metrics_endpoint() {
     let other = fleet(&stranger.public);
     assert!(
         other
-            .lookup(&c, &s.reference, &Credentials::default(), &s.binding)
+            .lookup(&c, &s.reference, &Credentials::default(), &s.binding, None)
             .await
             .is_none()
     );
-    // The node trusting the signer takes it; nothing more is ignored.
+    // The node trusting the signer takes it, looked up afresh, from a lookup started
+    // ahead of the pull, and from one started for another manifest (looked up again);
+    // nothing more is ignored.
+    let creds = Credentials::default();
     assert!(
-        node.lookup(&c, &s.reference, &Credentials::default(), &s.binding)
+        node.lookup(&c, &s.reference, &creds, &s.binding, None)
+            .await
+            .is_some()
+    );
+    let ahead = node.prefetch(
+        c.clone(),
+        s.reference.clone(),
+        creds.clone(),
+        s.binding.manifest.clone(),
+    );
+    assert!(ahead.is_some(), "a node trusting a key looks ahead");
+    assert!(
+        node.lookup(&c, &s.reference, &creds, &s.binding, ahead)
+            .await
+            .is_some()
+    );
+    let elsewhere = node.prefetch(
+        c.clone(),
+        s.reference.clone(),
+        creds.clone(),
+        Digest::sha256_of(b"another manifest"),
+    );
+    assert!(
+        node.lookup(&c, &s.reference, &creds, &s.binding, elsewhere)
             .await
             .is_some()
     );

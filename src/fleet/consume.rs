@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -14,7 +16,7 @@ use super::attestation::{
     ImageBinding, MAX_ENVELOPE_BYTES, Rejection, Verified, verify_attestation,
 };
 use super::dsse::DSSE_MEDIA_TYPE;
-use super::publish::{ANN_CREATED, ARTIFACT_TYPE};
+use super::publish::{ANN_CREATED, ANN_ENVELOPE, ARTIFACT_TYPE};
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
@@ -215,7 +217,49 @@ pub async fn consume(
     limits: ConsumeLimits,
     now: OffsetDateTime,
 ) -> Result<Lookup, RegistryError> {
-    let subject = &image.manifest;
+    let fetched = prefetch(client, reference, creds, &image.manifest, limits).await?;
+    finish(fetched, client, reference, creds, image, trust, limits, now).await
+}
+
+/// The registry half of a lookup, fetched before the pulled image is known (the gate
+/// starts it while containerd pulls, so its round trips overlap the pull): the
+/// referrers listing of a platform manifest and the newest candidate's envelope.
+/// [`finish`] checks it against the image.
+#[derive(Debug)]
+pub struct Prefetched {
+    /// The platform manifest the listing is about.
+    pub subject: Digest,
+    /// `listed` and what the listing itself ruled out.
+    lookup: Lookup,
+    /// Candidates newest first, at most `max_examined`; the first one fetched.
+    candidates: Vec<Candidate>,
+    first: Option<Result<Bytes, IgnoreReason>>,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    artifact: Digest,
+    /// The envelope digest the index entry names (a hint, see [`ANN_ENVELOPE`]).
+    envelope_hint: Option<Digest>,
+}
+
+/// Lists the scan attestations of `subject` (the referrers API and the fallback tag,
+/// asked at once) and fetches the newest one's manifest and envelope (at once when the
+/// index entry names the envelope): two sequential round trips for the usual lookup.
+/// `Err` only for an outage or a refusal.
+pub async fn prefetch(
+    client: &RegistryClient,
+    reference: &Reference,
+    creds: &Credentials,
+    subject: &Digest,
+    limits: ConsumeLimits,
+) -> Result<Prefetched, RegistryError> {
+    let mut fetched = Prefetched {
+        subject: subject.clone(),
+        lookup: Lookup::default(),
+        candidates: Vec::new(),
+        first: None,
+    };
     let tag = subject.tag_form();
     let (api, fallback) = futures::join!(
         client.referrers(reference, subject, Some(ARTIFACT_TYPE), creds),
@@ -225,53 +269,51 @@ pub async fn consume(
         Ok(Some(b)) => b,
         Ok(None) => match fallback {
             Ok(Some(m)) => m.bytes,
-            Ok(None) => return Ok(Lookup::default()),
+            Ok(None) => return Ok(fetched),
             Err(e) if e.is_bad_content() => {
-                return Ok(Lookup {
-                    ignored: vec![Ignored {
-                        artifact: None,
-                        reason: IgnoreReason::BadIndex(fetch_reason(&e)),
-                    }],
-                    ..Lookup::default()
+                fetched.lookup.ignored.push(Ignored {
+                    artifact: None,
+                    reason: IgnoreReason::BadIndex(fetch_reason(&e)),
                 });
+                return Ok(fetched);
             }
             Err(e) => return Err(e),
         },
         Err(e) => return Err(e),
     };
-    let mut lookup = Lookup::default();
+    let lookup = &mut fetched.lookup;
     let Ok(parsed) = serde_json::from_slice::<IndexJson>(&index) else {
         lookup.ignored.push(Ignored {
             artifact: None,
             reason: IgnoreReason::BadIndex("is not an OCI index".into()),
         });
-        return Ok(lookup);
+        return Ok(fetched);
     };
     // Newest first: by the (unsigned, ordering-only) creation annotation, then by
     // position (writers append).
-    let mut candidates: Vec<(usize, Descriptor)> = parsed
+    let mut listed: Vec<(usize, Descriptor)> = parsed
         .manifests
         .into_iter()
         .enumerate()
         .filter(|(_, d)| d.artifact_type.as_deref() == Some(ARTIFACT_TYPE))
         .collect();
-    candidates.sort_by(|(ia, a), (ib, b)| {
+    listed.sort_by(|(ia, a), (ib, b)| {
         let ca = a.annotations.get(ANN_CREATED);
         let cb = b.annotations.get(ANN_CREATED);
         cb.cmp(&ca).then(ib.cmp(ia))
     });
-    lookup.listed = candidates.len();
-    if candidates.len() > limits.max_examined {
+    lookup.listed = listed.len();
+    if listed.len() > limits.max_examined {
         lookup.ignored.push(Ignored {
             artifact: None,
             reason: IgnoreReason::NotExamined {
-                count: candidates.len() - limits.max_examined,
+                count: listed.len() - limits.max_examined,
                 limit: limits.max_examined,
             },
         });
-        candidates.truncate(limits.max_examined);
+        listed.truncate(limits.max_examined);
     }
-    for (_, d) in candidates {
+    for (_, d) in listed {
         let Ok(artifact) = d.digest.parse::<Digest>() else {
             lookup.ignored.push(Ignored {
                 artifact: None,
@@ -282,27 +324,28 @@ pub async fn consume(
             });
             continue;
         };
-        match examine(
-            client, reference, creds, image, trust, limits, now, &artifact,
-        )
-        .await?
-        {
-            Ok(verified) => {
-                lookup.attested = Some(Attested { artifact, verified });
-                break;
-            }
-            Err(reason) => lookup.ignored.push(Ignored {
-                artifact: Some(artifact),
-                reason,
-            }),
-        }
+        let envelope_hint = d
+            .annotations
+            .get(ANN_ENVELOPE)
+            .and_then(|s| s.parse::<Digest>().ok());
+        fetched.candidates.push(Candidate {
+            artifact,
+            envelope_hint,
+        });
     }
-    Ok(lookup)
+    if let Some(c) = fetched.candidates.first() {
+        fetched.first = Some(fetch_envelope(client, reference, creds, subject, limits, c).await?);
+    }
+    Ok(fetched)
 }
 
-/// One artifact: manifest, envelope, checks. The outer `Err` is an outage.
+/// Checks what [`prefetch`] fetched against the pulled `image`: the newest candidate
+/// `trust` accepts replaces the scan; the next candidates are fetched here, one by one,
+/// only when an earlier one is ignored. A listing about another manifest than
+/// `image.manifest` is fetched again.
 #[allow(clippy::too_many_arguments)]
-async fn examine(
+pub async fn finish(
+    fetched: Prefetched,
     client: &RegistryClient,
     reference: &Reference,
     creds: &Credentials,
@@ -310,8 +353,56 @@ async fn examine(
     trust: &Trust,
     limits: ConsumeLimits,
     now: OffsetDateTime,
-    artifact: &Digest,
-) -> Result<Result<Verified, IgnoreReason>, RegistryError> {
+) -> Result<Lookup, RegistryError> {
+    let fetched = if fetched.subject == image.manifest {
+        fetched
+    } else {
+        prefetch(client, reference, creds, &image.manifest, limits).await?
+    };
+    let Prefetched {
+        mut lookup,
+        candidates,
+        mut first,
+        ..
+    } = fetched;
+    let limit = limits.max_envelope_bytes.min(MAX_ENVELOPE_BYTES);
+    for c in candidates {
+        let envelope = match first.take() {
+            Some(e) => e,
+            None => fetch_envelope(client, reference, creds, &image.manifest, limits, &c).await?,
+        };
+        let verified = envelope.and_then(|envelope| {
+            verify_attestation(&envelope, limit, &trust.keys, image, trust.max_age, now)
+                .map_err(IgnoreReason::Rejected)
+        });
+        match verified {
+            Ok(verified) => {
+                lookup.attested = Some(Attested {
+                    artifact: c.artifact,
+                    verified,
+                });
+                break;
+            }
+            Err(reason) => lookup.ignored.push(Ignored {
+                artifact: Some(c.artifact),
+                reason,
+            }),
+        }
+    }
+    Ok(lookup)
+}
+
+/// One candidate's artifact manifest and envelope, the envelope as its manifest lists
+/// it (fetched alongside the manifest when the index entry names it and the two
+/// agree). The outer `Err` is an outage.
+async fn fetch_envelope(
+    client: &RegistryClient,
+    reference: &Reference,
+    creds: &Credentials,
+    subject: &Digest,
+    limits: ConsumeLimits,
+    candidate: &Candidate,
+) -> Result<Result<Bytes, IgnoreReason>, RegistryError> {
     let fetch_failed = |e: RegistryError| -> Result<IgnoreReason, RegistryError> {
         if e.is_outage() {
             Err(e)
@@ -319,10 +410,25 @@ async fn examine(
             Ok(IgnoreReason::Fetch(fetch_reason(&e)))
         }
     };
-    let m = match client
-        .manifest_by_digest(&reference.with_digest(artifact.clone()), artifact, creds)
-        .await
-    {
+    let artifact = &candidate.artifact;
+    let limit = limits.max_envelope_bytes.min(MAX_ENVELOPE_BYTES);
+    let manifest_ref = reference.with_digest(artifact.clone());
+    let (m, hinted) = match &candidate.envelope_hint {
+        Some(h) => {
+            let (m, b) = futures::join!(
+                client.manifest_by_digest(&manifest_ref, artifact, creds),
+                client.blob_limited(reference, h, limit as u64, creds)
+            );
+            (m, Some((h, b)))
+        }
+        None => (
+            client
+                .manifest_by_digest(&manifest_ref, artifact, creds)
+                .await,
+            None,
+        ),
+    };
+    let m = match m {
         Ok(m) => m,
         Err(e) => return Ok(Err(fetch_failed(e)?)),
     };
@@ -334,11 +440,11 @@ async fn examine(
         return not("manifest artifactType differs".into());
     }
     match &doc.subject {
-        Some(s) if image.manifest == s.digest => {}
+        Some(s) if *subject == s.digest => {}
         Some(s) => {
             return Ok(Err(IgnoreReason::Rejected(Rejection::OtherSubject {
                 claimed: s.digest.chars().take(80).collect(),
-                expected: image.manifest.clone(),
+                expected: subject.clone(),
             })));
         }
         None => return not("manifest has no subject".into()),
@@ -352,7 +458,6 @@ async fn examine(
             layer.media_type.chars().take(80).collect::<String>()
         ));
     }
-    let limit = limits.max_envelope_bytes.min(MAX_ENVELOPE_BYTES);
     if layer.size > limit as u64 {
         return Ok(Err(IgnoreReason::TooLarge {
             size: layer.size,
@@ -362,12 +467,18 @@ async fn examine(
     let Ok(blob_digest) = layer.digest.parse::<Digest>() else {
         return not("layer digest is invalid".into());
     };
-    let envelope = match client.blob(reference, &blob_digest, creds).await {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(fetch_failed(e)?)),
+    // The hinted envelope counts only when it is the one the manifest lists; the
+    // registry checked it against its digest.
+    let envelope = match hinted {
+        Some((h, Ok(b))) if *h == blob_digest => Ok(b),
+        _ => {
+            client
+                .blob_limited(reference, &blob_digest, limit as u64, creds)
+                .await
+        }
     };
-    Ok(
-        verify_attestation(&envelope, limit, &trust.keys, image, trust.max_age, now)
-            .map_err(IgnoreReason::Rejected),
-    )
+    match envelope {
+        Ok(b) => Ok(Ok(b)),
+        Err(e) => Ok(Err(fetch_failed(e)?)),
+    }
 }

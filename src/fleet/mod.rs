@@ -19,8 +19,8 @@ pub mod publish;
 pub use attestation::{ImageBinding, PREDICATE_TYPE, Rejection, Verified};
 pub use config::{FleetConfig, FleetKeys, RawFleet};
 pub use consume::{
-    Attested, ConsumeLimits, IgnoreReason, Ignored, Lookup, ScanSource, Trust, consume,
+    Attested, ConsumeLimits, IgnoreReason, Ignored, Lookup, Prefetched, ScanSource, Trust, consume,
 };
 pub use keys::AttestationSigner;
-pub use node::{Fleet, FleetCounters};
+pub use node::{Fleet, FleetCounters, Prefetch};
 pub use publish::{ARTIFACT_TYPE, PublishError, Published, publish};

@@ -11,12 +11,12 @@ use time::OffsetDateTime;
 
 use super::attestation::ImageBinding;
 use super::config::FleetKeys;
-use super::consume::{Attested, consume};
+use super::consume::{Attested, Prefetched, consume, finish, prefetch};
 use super::publish::publish;
 use crate::admin::Metrics;
 use crate::digest::Digest;
 use crate::reference::Reference;
-use crate::registry::{Credentials, RegistryClient};
+use crate::registry::{Credentials, RegistryClient, RegistryError};
 use crate::scan::{LayerResult, ResolvedImage, Scanner};
 
 /// In-process counters (tests and status read them; the metrics endpoint gets the same
@@ -41,6 +41,24 @@ pub struct Fleet {
     pub counters: FleetCounters,
     /// `pullwarden_fleet_publish_total` and `pullwarden_fleet_attestations_ignored_total`.
     metrics: Option<Arc<Metrics>>,
+}
+
+/// A lookup's registry half running ahead of the pull ([`Fleet::prefetch`]).
+#[derive(Debug)]
+pub struct Prefetch(tokio::task::JoinHandle<Result<Prefetched, RegistryError>>);
+
+impl Prefetch {
+    /// Its outcome; `None` when the task did not finish (cancelled, panicked): then
+    /// the lookup is made afresh.
+    async fn take(mut self) -> Option<Result<Prefetched, RegistryError>> {
+        (&mut self.0).await.ok()
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ImageBinding {
@@ -85,29 +103,58 @@ impl Fleet {
         self.keys.signer.is_some()
     }
 
+    /// Starts the registry half of a lookup for `subject` (the platform manifest the
+    /// registry resolved) on a background task, for [`Fleet::lookup`] to finish once
+    /// containerd has pulled: its round trips overlap the pull. `None` when nothing is
+    /// looked up. Dropping the handle cancels the task.
+    pub fn prefetch(
+        &self,
+        client: RegistryClient,
+        reference: Reference,
+        creds: Credentials,
+        subject: Digest,
+    ) -> Option<Prefetch> {
+        if !self.consumes() {
+            return None;
+        }
+        let limits = self.keys.limits;
+        let task =
+            tokio::spawn(
+                async move { prefetch(&client, &reference, &creds, &subject, limits).await },
+            );
+        Some(Prefetch(task))
+    }
+
     /// An accepted attestation for `image`, or `None` (no trusted key, none found, every
     /// one ignored — each reason logged — or the registry unavailable): scan locally.
+    /// `prefetched`: what [`Fleet::prefetch`] started for this pull, if anything; the
+    /// time waited for it is `pullwarden_fleet_lookup_wait_seconds`.
     pub async fn lookup(
         &self,
         client: &RegistryClient,
         reference: &Reference,
         creds: &Credentials,
         image: &ImageBinding,
+        prefetched: Option<Prefetch>,
     ) -> Option<Attested> {
         if !self.consumes() {
             return None;
         }
+        let started = std::time::Instant::now();
+        let fetched: Option<Result<Prefetched, RegistryError>> = match prefetched {
+            Some(p) => p.take().await,
+            None => None,
+        };
         let now = OffsetDateTime::now_utc();
-        let found = consume(
-            client,
-            reference,
-            creds,
-            image,
-            &self.keys.trust,
-            self.keys.limits,
-            now,
-        )
-        .await;
+        let (trust, limits) = (&self.keys.trust, self.keys.limits);
+        let found = match fetched {
+            Some(Ok(f)) => finish(f, client, reference, creds, image, trust, limits, now).await,
+            Some(Err(e)) => Err(e),
+            None => consume(client, reference, creds, image, trust, limits, now).await,
+        };
+        if let Some(m) = &self.metrics {
+            m.observe_fleet_lookup_wait(started.elapsed().as_secs_f64());
+        }
         let lookup = match found {
             Ok(l) => l,
             Err(e) => {

@@ -25,6 +25,10 @@ pub const ARTIFACT_TYPE: &str = "application/vnd.pullwarden.scan.v1+json";
 pub const ANN_SIGNER: &str = "dev.pullwarden.scan.keyid";
 /// Annotation: when the scan ran (RFC 3339; ordering hint only, the signed time rules).
 pub const ANN_CREATED: &str = "org.opencontainers.image.created";
+/// Annotation: the digest of the envelope (the manifest's one layer), so a consumer can
+/// fetch the manifest and the envelope at once, from the referrers index alone. A hint
+/// only: the envelope used is always the one the fetched manifest lists.
+pub const ANN_ENVELOPE: &str = "dev.pullwarden.scan.envelope";
 /// Annotation on the layer: the statement's predicate type (as cosign writes).
 pub const ANN_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -135,7 +139,11 @@ pub async fn publish(
                 "digest": image.manifest.to_string(),
                 "size": subject.bytes.len(),
             },
-            "annotations": { ANN_SIGNER: keyid, ANN_CREATED: created },
+            "annotations": {
+                ANN_SIGNER: keyid,
+                ANN_CREATED: created,
+                ANN_ENVELOPE: envelope_digest.to_string(),
+            },
         }))
         .unwrap_or_default(),
     );
@@ -166,7 +174,11 @@ pub async fn publish(
         "digest": manifest_digest.to_string(),
         "size": manifest.len(),
         "artifactType": ARTIFACT_TYPE,
-        "annotations": { ANN_SIGNER: keyid, ANN_CREATED: created },
+        "annotations": {
+                ANN_SIGNER: keyid,
+                ANN_CREATED: created,
+                ANN_ENVELOPE: envelope_digest.to_string(),
+            },
     });
     add_to_fallback_index(client, reference, &image.manifest, &entry, &keyid, creds).await?;
     Ok(Published {

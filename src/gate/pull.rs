@@ -317,6 +317,10 @@ impl Gate {
             return Ok(Outcome::Refuse(code, msg));
         }
 
+        if policy.scan.enabled {
+            self.scanner
+                .prefetch(policy, &ctx.reference, &resolved, ctx.auth.as_ref());
+        }
         let resp = self.forward_buffered(&ctx).await?;
         if resp.code() != tonic::Code::Ok {
             // containerd's own failure (not found, auth, …): its answer, nothing judged.

@@ -62,6 +62,18 @@ pub trait ImageScanner: Send + Sync {
         ))
     }
 
+    /// Called as the pull is forwarded to containerd, before [`ImageScanner::scan_pulled`]:
+    /// work that needs only the registry (a fleet attestation lookup) can start here
+    /// and overlap the pull. Never fails; the default does nothing.
+    fn prefetch(
+        &self,
+        _policy: &LoadedPolicy,
+        _reference: &Reference,
+        _image: &ResolvedImage,
+        _auth: Option<&k8s_cri::v1::AuthConfig>,
+    ) {
+    }
+
     /// Version of the vulnerability database the scan matches against (part of the key).
     fn db_version(&self) -> String;
 }

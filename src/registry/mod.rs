@@ -340,7 +340,22 @@ impl RegistryClient {
         digest: &Digest,
         creds: &Credentials,
     ) -> Result<Bytes, RegistryError> {
-        if let Some((_, bytes)) = self.cache_get(digest) {
+        self.blob_limited(reference, digest, u64::MAX, creds).await
+    }
+
+    /// A blob by digest, capped at `limit` bytes (and at `max_blob_bytes`), and
+    /// digest-verified: [`RegistryError::TooLarge`] past the cap.
+    pub async fn blob_limited(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        limit: u64,
+        creds: &Credentials,
+    ) -> Result<Bytes, RegistryError> {
+        let limit = limit.min(self.inner.max_blob_bytes);
+        if let Some((_, bytes)) = self.cache_get(digest)
+            && bytes.len() as u64 <= limit
+        {
             return Ok(bytes);
         }
         let url = format!(
@@ -349,9 +364,7 @@ impl RegistryClient {
             reference.repository,
             digest
         );
-        let f = self
-            .get(reference, &url, None, self.inner.max_blob_bytes, creds)
-            .await?;
+        let f = self.get(reference, &url, None, limit, creds).await?;
         verify_digest(&url, digest, &f.body)?;
         // Only small blobs (signatures, bundles) are worth keeping.
         if f.body.len() <= 256 << 10 {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::containerd::{Containerd, Target};
 use crate::digest::Digest;
-use crate::fleet::{Fleet, ImageBinding, ScanSource};
+use crate::fleet::{Fleet, ImageBinding, Prefetch, ScanSource};
 use crate::gate::{GateError, ImageScanner};
 use crate::policy::evaluate::JudgedScan;
 use crate::reference::Reference;
@@ -79,7 +79,12 @@ pub struct LayerScanner {
     /// The registry client pulls are verified with: VEX attached to a pulled image is
     /// fetched through it (`None`: no VEX is looked up).
     vex_registry: std::sync::RwLock<Option<RegistryClient>>,
+    /// Scan attestation lookups started while containerd pulls, by platform manifest.
+    prefetched: Mutex<Vec<(Digest, std::time::Instant, Prefetch)>>,
 }
+
+/// A prefetched lookup no pull collected within this long (the pull failed) is dropped.
+const PREFETCH_TTL: Duration = Duration::from_secs(120);
 
 /// What identifies one state of the database file: a `db import` changes it.
 type FileStamp = (std::time::SystemTime, u64);
@@ -109,6 +114,7 @@ impl LayerScanner {
             vulndb_path,
             fleet: std::sync::RwLock::new(None),
             vex_registry: std::sync::RwLock::new(None),
+            prefetched: Mutex::new(Vec::new()),
         })
     }
 
@@ -143,6 +149,29 @@ impl LayerScanner {
             crate::vex::node::apply_attached(&client, policy, reference, digests, creds, report)
                 .await;
         (outcome, Some(lookup))
+    }
+
+    /// Starts looking for scan attestations of `subject` (the platform manifest the
+    /// registry resolved), for the scan of the pull that follows to collect.
+    fn prefetch_attestations(&self, reference: &Reference, subject: &Digest, creds: &Credentials) {
+        let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some((fleet, client)) = fleet.filter(|(f, _)| f.consumes()) else {
+            return;
+        };
+        let Some(p) = fleet.prefetch(client, reference.clone(), creds.clone(), subject.clone())
+        else {
+            return;
+        };
+        let mut pending = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|(_, at, _)| at.elapsed() < PREFETCH_TTL);
+        pending.push((subject.clone(), std::time::Instant::now(), p));
+    }
+
+    /// The lookup [`LayerScanner::prefetch_attestations`] started for `subject`, if any.
+    fn take_prefetched(&self, subject: &Digest) -> Option<Prefetch> {
+        let mut pending = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        let i = pending.iter().position(|(d, _, _)| d == subject)?;
+        Some(pending.swap_remove(i).2)
     }
 
     /// Sets (or, with `None`, clears) the fleet: from the next pull on.
@@ -193,7 +222,11 @@ impl LayerScanner {
                     .map_err(GateError::Task)?
                     .map_err(GateError::Scan)?;
             let binding = ImageBinding::of(&resolved, reference, &scanner);
-            if let Some(a) = fleet.lookup(&client, reference, creds, &binding).await {
+            let prefetched = self.take_prefetched(&binding.manifest);
+            if let Some(a) = fleet
+                .lookup(&client, reference, creds, &binding, prefetched)
+                .await
+            {
                 let source = a.scan_source();
                 return Ok((a.verified.layers, source, resolved.manifest_digest));
             }
@@ -367,6 +400,21 @@ impl ImageScanner for LayerScanner {
         judged.vex = vex;
         judged.vex_lookup = lookup.map(|l| l.as_str());
         Ok((judged, source))
+    }
+
+    fn prefetch(
+        &self,
+        policy: &LoadedPolicy,
+        reference: &Reference,
+        image: &crate::gate::ResolvedImage,
+        auth: Option<&k8s_cri::v1::AuthConfig>,
+    ) {
+        if !policy.scan.enabled {
+            return;
+        }
+        let creds = auth.map(Credentials::from).unwrap_or_default();
+        let subject = image.platform_digest.as_ref().unwrap_or(&image.digest);
+        self.prefetch_attestations(reference, subject, &creds);
     }
 
     fn db_version(&self) -> String {
