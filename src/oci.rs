@@ -151,11 +151,12 @@ pub fn parse_image_config(bytes: &[u8]) -> Result<ImageConfiguration, OciError> 
 /// A descriptor's digest as ours: sha256 or sha512 with lowercase hex of full length.
 pub fn descriptor_digest(what: &'static str, d: &Descriptor) -> Result<Digest, OciError> {
     let s = d.digest().as_ref();
-    s.parse().map_err(|e: crate::digest::DigestError| OciError::Digest {
-        what,
-        digest: s.chars().take(160).collect(),
-        reason: e.to_string(),
-    })
+    s.parse()
+        .map_err(|e: crate::digest::DigestError| OciError::Digest {
+            what,
+            digest: s.chars().take(160).collect(),
+            reason: e.to_string(),
+        })
 }
 
 /// Whether an index entry is an attestation manifest (BuildKit's provenance and SBOM
@@ -283,7 +284,10 @@ mod tests {
     /// selector (descriptors complete, as the spec requires).
     #[test]
     fn picks_os_and_architecture() {
-        let idx = index(OCI_INDEX, &[entry(A, "linux/arm64"), entry(B, "linux/amd64")]);
+        let idx = index(
+            OCI_INDEX,
+            &[entry(A, "linux/arm64"), entry(B, "linux/amd64")],
+        );
         assert_eq!(pick(&idx, "linux/amd64").as_deref(), Some(B));
         assert_eq!(pick(&idx, "linux/arm64").as_deref(), Some(A));
         assert!(matches!(
@@ -381,7 +385,10 @@ mod tests {
             media_type(silent, Some(DOCKER_MANIFEST_LIST)).unwrap(),
             DOCKER_MANIFEST_LIST
         );
-        assert_eq!(media_type(br#"{"schemaVersion":2}"#, None).unwrap(), OCI_MANIFEST);
+        assert_eq!(
+            media_type(br#"{"schemaVersion":2}"#, None).unwrap(),
+            OCI_MANIFEST
+        );
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"{C}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":2479,"digest":"{A}"}}]}}"#
         );
@@ -392,7 +399,12 @@ mod tests {
             m.layers()[0].media_type().to_string(),
             "application/vnd.docker.image.rootfs.diff.tar.gzip"
         );
-        assert_eq!(descriptor_digest("layer", &m.layers()[0]).unwrap().to_string(), A);
+        assert_eq!(
+            descriptor_digest("layer", &m.layers()[0])
+                .unwrap()
+                .to_string(),
+            A
+        );
         let config = br#"{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"ExposedPorts":{"80/tcp":{}},"Volumes":null},"rootfs":{"type":"layers","diff_ids":["sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]},"history":[{"created_by":"x","empty_layer":true}],"container_config":{}}"#;
         let cfg = parse_image_config(config).unwrap();
         assert_eq!(cfg.rootfs().diff_ids().len(), 1);

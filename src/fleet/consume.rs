@@ -438,7 +438,12 @@ async fn fetch_envelope(
     if layer.media_type().as_ref() != DSSE_MEDIA_TYPE {
         return not(format!(
             "layer media type {:?}",
-            layer.media_type().as_ref().chars().take(80).collect::<String>()
+            layer
+                .media_type()
+                .as_ref()
+                .chars()
+                .take(80)
+                .collect::<String>()
         ));
     }
     if layer.size() > limit as u64 {

@@ -84,7 +84,9 @@ pub fn resolve_image(
             digest: d.to_string(),
             reason: e.to_string(),
         };
-        let manifest = match oci::parse_document(&bytes).map_err(|e| bad("manifest", &current, e))? {
+        let manifest = match oci::parse_document(&bytes)
+            .map_err(|e| bad("manifest", &current, e))?
+        {
             Document::Index(index) => {
                 current = oci::select_manifest_digest(&index, platform).map_err(|e| match e {
                     OciError::NoPlatform { .. } => ScanError::NoPlatform {
@@ -100,8 +102,8 @@ pub fn resolve_image(
         let config_digest = oci::descriptor_digest("config descriptor", manifest.config())
             .map_err(|e| bad("manifest", &current, e))?;
         let config_bytes = read_document(src, "config", &config_digest, MAX_CONFIG)?;
-        let cfg = oci::parse_image_config(&config_bytes)
-            .map_err(|e| bad("config", &config_digest, e))?;
+        let cfg =
+            oci::parse_image_config(&config_bytes).map_err(|e| bad("config", &config_digest, e))?;
         let layers = manifest.layers();
         let diff_ids = cfg.rootfs().diff_ids();
         if diff_ids.len() != layers.len() {
@@ -202,12 +204,11 @@ impl OciLayout {
                 },
             });
         };
-        let digest = oci::descriptor_digest("index entry", entry).map_err(|e| {
-            ScanError::BadLayout {
+        let digest =
+            oci::descriptor_digest("index entry", entry).map_err(|e| ScanError::BadLayout {
                 path: index_path.display().to_string(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         resolve_image(&self.blobs, &digest, platform)
     }
 }

@@ -336,8 +336,12 @@ async fn discover_legacy(
         match client.blob(reference, &d, creds).await {
             Ok(payload) => {
                 let size = payload.len();
-                let annotations: BTreeMap<String, String> =
-                    layer.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let annotations: BTreeMap<String, String> = layer
+                    .annotations()
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 let ev = evidence::from_legacy_layer(payload.to_vec(), &annotations);
                 Ok((found(artifact, ev), size))
             }
