@@ -262,12 +262,8 @@ pub async fn prefetch(
     };
     // Newest first: by the (unsigned, ordering-only) creation annotation, then by
     // position (writers append).
-    let annotation = |d: &Descriptor, key: &str| {
-        d.annotations()
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .cloned()
-    };
+    let annotation =
+        |d: &Descriptor, key: &str| d.annotations().as_ref().and_then(|a| a.get(key)).cloned();
     let mut listed: Vec<(usize, &Descriptor)> = parsed
         .manifests()
         .iter()
