@@ -20,6 +20,7 @@ pub mod engine;
 pub mod fleet;
 pub mod gate;
 pub mod metrics;
+pub mod oci;
 pub mod percent;
 pub mod platform;
 pub mod policy;

@@ -780,6 +780,86 @@ fn image_documents_and_credentials() {
     );
 }
 
+/// The shared OCI document parsers and the one index selector: OCI and Docker indexes
+/// (variants, attestation entries, duplicates) through `parse_document` and
+/// `select_manifest` for several platforms, manifests, image configs and the media-type
+/// sniff the registry client uses.
+#[test]
+fn oci_documents_and_the_index_selector() {
+    use pullwarden::oci;
+    use pullwarden::platform::Platform;
+    let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":7,"platform":{{"architecture":"unknown","os":"unknown"}},"annotations":{{"vnd.docker.reference.type":"attestation-manifest"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":7,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":7,"platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":7,"platform":{{"architecture":"amd64","os":"linux","variant":"v3"}}}}],"annotations":{{"a":"b"}}}}"#,
+        d('a'),
+        d('b'),
+        d('c'),
+        d('e')
+    );
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{}","size":528,"platform":{{"architecture":"arm","os":"linux","variant":"v7"}}}},{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{}","size":528,"platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#,
+        d('a'),
+        d('b')
+    );
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"{}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":2479,"digest":"{}"}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"{}"}}}}"#,
+        d('c'),
+        d('a'),
+        d('b')
+    );
+    let config = br#"{"architecture":"amd64","os":"linux","variant":"v3","config":{"Env":["PATH=/bin"],"ExposedPorts":{"80/tcp":{}},"Labels":{"a":"b"}},"rootfs":{"type":"layers","diff_ids":["sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]},"history":[{"created":"2024-01-01T00:00:00Z","created_by":"x","empty_layer":true}]}"#;
+    // The seeds are accepted, so mutations reach the selector and every field.
+    let amd64 = Platform {
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    };
+    for (seed, expect) in [(&index, d('c')), (&list, d('b'))] {
+        let Ok(oci::Document::Index(i)) = oci::parse_document(seed.as_bytes()) else {
+            panic!("seed index refused");
+        };
+        assert_eq!(
+            oci::select_manifest_digest(&i, &amd64).unwrap().to_string(),
+            expect
+        );
+    }
+    assert!(oci::parse_manifest(manifest.as_bytes()).is_ok());
+    assert!(oci::parse_image_config(config).is_ok());
+    let platforms: Vec<Platform> = [
+        ("linux", "amd64", None),
+        ("linux", "amd64", Some("v3")),
+        ("linux", "arm64", Some("v8")),
+        ("linux", "arm", None),
+        ("unknown", "unknown", None),
+    ]
+    .into_iter()
+    .map(|(os, a, v)| Platform {
+        os: os.into(),
+        architecture: a.into(),
+        variant: v.map(str::to_string),
+    })
+    .collect();
+    survive(
+        "OCI index, manifest list and manifest",
+        &[index.as_bytes(), list.as_bytes(), manifest.as_bytes()],
+        3000,
+        |b| {
+            let _ = oci::media_type(b, Some("application/vnd.oci.image.manifest.v1+json"));
+            let _ = oci::parse_manifest(b);
+            if let Ok(oci::Document::Index(i)) = oci::parse_document(b) {
+                for p in &platforms {
+                    let _ = oci::select_manifest_digest(&i, p);
+                }
+            }
+        },
+    );
+    survive("OCI image config", &[config], 3000, |b| {
+        if let Ok(c) = oci::parse_image_config(b) {
+            let _ = (c.os().to_string(), c.rootfs().diff_ids().len());
+        }
+    });
+}
+
 /// What `pullwarden doctor` reads of the kubelet: KubeletConfiguration files and
 /// drop-ins (YAML or JSON, aliases and anchors included) and its command line.
 #[test]

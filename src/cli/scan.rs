@@ -305,7 +305,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
                 (Box::new(archive), image)
             }
             Source::Registry(reference) => {
-                let blobs = RegistryBlobs::new(&config, reference)?;
+                let blobs = RegistryBlobs::new(&config, reference, &platform)?;
                 attached = Some((blobs.client.clone(), blobs.reference.clone()));
                 let top = blobs.top.clone();
                 let image = crate::scan::resolve_image(&blobs, &top, &platform)?;
@@ -457,7 +457,8 @@ fn scan(args: &ScanArgs) -> anyhow::Result<i32> {
 
 /// Blobs straight from a registry, fetched as the scanner asks for them (so about
 /// `parallel_layers` layers are in memory at once), digest-verified by the client.
-/// The top manifest (and an index's platform manifest) are fetched up front.
+/// The top manifest (and an index's manifest for the scanned platform) are fetched up
+/// front.
 struct RegistryBlobs {
     client: crate::registry::RegistryClient,
     reference: crate::reference::Reference,
@@ -471,6 +472,7 @@ impl RegistryBlobs {
     fn new(
         config: &Config,
         reference: crate::reference::Reference,
+        platform: &Platform,
     ) -> anyhow::Result<RegistryBlobs> {
         // Layers are blobs too: allow them up to the per-layer scan limit.
         let mut registry = config.registry.clone();
@@ -483,17 +485,13 @@ impl RegistryBlobs {
             .build()?;
         let mut manifests = std::collections::HashMap::new();
         let top = runtime.block_on(client.resolve(&reference, &creds))?;
-        // Every manifest an index lists, so the platform choice stays the scanner's.
-        if let Ok(index) = serde_json::from_slice::<serde_json::Value>(&top.bytes)
-            && let Some(list) = index.get("manifests").and_then(|m| m.as_array())
+        // An index's platform manifest, chosen by the one selector as the scanner will
+        // choose it again; when nothing matches, the scanner says so.
+        if let Ok(crate::oci::Document::Index(index)) = crate::oci::parse_document(&top.bytes)
+            && let Ok(d) = crate::oci::select_manifest_digest(&index, platform)
         {
-            for d in list
-                .iter()
-                .filter_map(|m| m.get("digest")?.as_str()?.parse().ok())
-            {
-                let m = runtime.block_on(client.manifest_by_digest(&reference, &d, &creds))?;
-                manifests.insert(m.digest, m.bytes.to_vec());
-            }
+            let m = runtime.block_on(client.manifest_by_digest(&reference, &d, &creds))?;
+            manifests.insert(m.digest, m.bytes.to_vec());
         }
         let digest = top.digest.clone();
         manifests.insert(top.digest, top.bytes.to_vec());

@@ -490,23 +490,12 @@ async fn sweep(containerd: &Containerd) -> usize {
 
 /// The config and layer digests a manifest names (nothing for anything else).
 fn manifest_blobs(manifest: &[u8]) -> Vec<Digest> {
-    #[derive(serde::Deserialize)]
-    struct Desc {
-        digest: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Manifest {
-        config: Option<Desc>,
-        #[serde(default)]
-        layers: Vec<Desc>,
-    }
-    let Ok(m) = serde_json::from_slice::<Manifest>(manifest) else {
+    let Ok(m) = crate::oci::parse_manifest(manifest) else {
         return Vec::new();
     };
-    m.config
-        .into_iter()
-        .chain(m.layers)
-        .filter_map(|d| d.digest.parse().ok())
+    std::iter::once(m.config())
+        .chain(m.layers())
+        .filter_map(|d| crate::oci::descriptor_digest("descriptor", d).ok())
         .collect()
 }
 

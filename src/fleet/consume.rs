@@ -18,6 +18,7 @@ use super::attestation::{
 use super::dsse::DSSE_MEDIA_TYPE;
 use super::publish::{ANN_CREATED, ANN_ENVELOPE, ARTIFACT_TYPE};
 use crate::digest::Digest;
+use crate::oci::{self, Descriptor};
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
 use crate::verify::keys::TrustedKey;
@@ -162,36 +163,6 @@ impl Attested {
     }
 }
 
-#[derive(Deserialize)]
-struct IndexJson {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    artifact_type: Option<String>,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ArtifactManifest {
-    #[serde(default)]
-    artifact_type: Option<String>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    subject: Option<Descriptor>,
-}
-
 /// A reason without the registry's URL (stable across registries).
 fn fetch_reason(e: &RegistryError) -> String {
     match e {
@@ -282,7 +253,7 @@ pub async fn prefetch(
         Err(e) => return Err(e),
     };
     let lookup = &mut fetched.lookup;
-    let Ok(parsed) = serde_json::from_slice::<IndexJson>(&index) else {
+    let Ok(parsed) = oci::parse_index(&index) else {
         lookup.ignored.push(Ignored {
             artifact: None,
             reason: IgnoreReason::BadIndex("is not an OCI index".into()),
@@ -291,16 +262,23 @@ pub async fn prefetch(
     };
     // Newest first: by the (unsigned, ordering-only) creation annotation, then by
     // position (writers append).
-    let mut listed: Vec<(usize, Descriptor)> = parsed
-        .manifests
-        .into_iter()
+    let annotation =
+        |d: &Descriptor, key: &str| d.annotations().as_ref().and_then(|a| a.get(key)).cloned();
+    let mut listed: Vec<(usize, &Descriptor)> = parsed
+        .manifests()
+        .iter()
         .enumerate()
-        .filter(|(_, d)| d.artifact_type.as_deref() == Some(ARTIFACT_TYPE))
+        .filter(|(_, d)| {
+            d.artifact_type()
+                .as_ref()
+                .is_some_and(|t| t.as_ref() == ARTIFACT_TYPE)
+        })
         .collect();
-    listed.sort_by(|(ia, a), (ib, b)| {
-        let ca = a.annotations.get(ANN_CREATED);
-        let cb = b.annotations.get(ANN_CREATED);
-        cb.cmp(&ca).then(ib.cmp(ia))
+    listed.sort_by_cached_key(|(i, d)| {
+        (
+            std::cmp::Reverse(annotation(d, ANN_CREATED)),
+            std::cmp::Reverse(*i),
+        )
     });
     lookup.listed = listed.len();
     if listed.len() > limits.max_examined {
@@ -314,20 +292,17 @@ pub async fn prefetch(
         listed.truncate(limits.max_examined);
     }
     for (_, d) in listed {
-        let Ok(artifact) = d.digest.parse::<Digest>() else {
+        let Ok(artifact) = oci::descriptor_digest("index entry", d) else {
             lookup.ignored.push(Ignored {
                 artifact: None,
                 reason: IgnoreReason::BadIndex(format!(
                     "lists an invalid digest {:?}",
-                    d.digest.chars().take(80).collect::<String>()
+                    d.digest().as_ref().chars().take(80).collect::<String>()
                 )),
             });
             continue;
         };
-        let envelope_hint = d
-            .annotations
-            .get(ANN_ENVELOPE)
-            .and_then(|s| s.parse::<Digest>().ok());
+        let envelope_hint = annotation(d, ANN_ENVELOPE).and_then(|s| s.parse::<Digest>().ok());
         fetched.candidates.push(Candidate {
             artifact,
             envelope_hint,
@@ -433,38 +408,47 @@ async fn fetch_envelope(
         Err(e) => return Ok(Err(fetch_failed(e)?)),
     };
     let not = |why: String| Ok(Err(IgnoreReason::NotAnAttestation(why)));
-    let Ok(doc) = serde_json::from_slice::<ArtifactManifest>(&m.bytes) else {
+    let Ok(doc) = oci::parse_manifest(&m.bytes) else {
         return not("manifest does not parse".into());
     };
-    if doc.artifact_type.as_deref() != Some(ARTIFACT_TYPE) {
+    if !doc
+        .artifact_type()
+        .as_ref()
+        .is_some_and(|t| t.as_ref() == ARTIFACT_TYPE)
+    {
         return not("manifest artifactType differs".into());
     }
-    match &doc.subject {
-        Some(s) if *subject == s.digest => {}
+    match doc.subject() {
+        Some(s) if subject.to_string() == s.digest().as_ref() => {}
         Some(s) => {
             return Ok(Err(IgnoreReason::Rejected(Rejection::OtherSubject {
-                claimed: s.digest.chars().take(80).collect(),
+                claimed: s.digest().as_ref().chars().take(80).collect(),
                 expected: subject.clone(),
             })));
         }
         None => return not("manifest has no subject".into()),
     }
-    let [layer] = doc.layers.as_slice() else {
-        return not(format!("{} layers, one expected", doc.layers.len()));
+    let [layer] = doc.layers().as_slice() else {
+        return not(format!("{} layers, one expected", doc.layers().len()));
     };
-    if layer.media_type != DSSE_MEDIA_TYPE {
+    if layer.media_type().as_ref() != DSSE_MEDIA_TYPE {
         return not(format!(
             "layer media type {:?}",
-            layer.media_type.chars().take(80).collect::<String>()
+            layer
+                .media_type()
+                .as_ref()
+                .chars()
+                .take(80)
+                .collect::<String>()
         ));
     }
-    if layer.size > limit as u64 {
+    if layer.size() > limit as u64 {
         return Ok(Err(IgnoreReason::TooLarge {
-            size: layer.size,
+            size: layer.size(),
             limit,
         }));
     }
-    let Ok(blob_digest) = layer.digest.parse::<Digest>() else {
+    let Ok(blob_digest) = oci::descriptor_digest("layer", layer) else {
         return not("layer digest is invalid".into());
     };
     // The hinted envelope counts only when it is the one the manifest lists; the

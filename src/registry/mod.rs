@@ -23,10 +23,7 @@ use crate::config;
 use crate::digest::Digest;
 use crate::reference::Reference;
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub use crate::oci::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Bearer tokens kept at most (and registries remembered without the referrers API).
@@ -476,33 +473,17 @@ fn verify_digest(url: &str, expected: &Digest, body: &[u8]) -> Result<(), Regist
 }
 
 /// The manifest's media type: its own `mediaType` field wins over the Content-Type
-/// header (the digest covers the former, not the latter). Checks that it is JSON.
+/// header (the digest covers the former, not the latter); see [`crate::oci::media_type`].
+/// Checks that it is JSON with `schemaVersion` 2.
 fn manifest_media_type(
     url: &str,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<String, RegistryError> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        #[serde(rename = "mediaType", default)]
-        media_type: Option<String>,
-        #[serde(rename = "schemaVersion", default)]
-        schema_version: Option<u32>,
-    }
-    let head: Head = serde_json::from_slice(body).map_err(|e| RegistryError::Malformed {
+    crate::oci::media_type(body, content_type).map_err(|e| RegistryError::Malformed {
         url: url.to_string(),
-        reason: format!("not a JSON manifest: {e}"),
-    })?;
-    if head.schema_version != Some(2) {
-        return Err(RegistryError::Malformed {
-            url: url.to_string(),
-            reason: "schemaVersion is not 2".into(),
-        });
-    }
-    Ok(head
-        .media_type
-        .or_else(|| content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string()))
-        .unwrap_or_else(|| OCI_MANIFEST.to_string()))
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::digest::Digest;
+use crate::oci::{self, Document, OciError};
 
 use super::mmap::Blob;
 use super::source::{BlobSource, OciLayoutBlobs};
@@ -21,34 +22,7 @@ const MAX_MANIFEST: u64 = 4 << 20;
 const MAX_CONFIG: u64 = 32 << 20;
 const MAX_INDEX_DEPTH: usize = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// linux on the architecture this binary runs on, in OCI spelling.
-    pub fn host() -> Platform {
-        let architecture = crate::platform::host_arch();
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant: None,
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::platform::Platform;
 
 /// A single-platform image, resolved to its layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,54 +35,6 @@ pub struct ResolvedImage {
     pub os: String,
     pub architecture: String,
     pub layers: Vec<LayerRef>,
-}
-
-#[derive(Deserialize)]
-struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    platform: Option<DescPlatform>,
-}
-
-#[derive(Deserialize)]
-struct DescPlatform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Document {
-    #[serde(rename = "schemaVersion", default)]
-    schema_version: u32,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
-}
-
-#[derive(Deserialize)]
-struct ConfigDoc {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
 }
 
 fn parse_digest(what: &'static str, owner: &Digest, s: &str) -> Result<Digest, ScanError> {
@@ -153,79 +79,56 @@ pub fn resolve_image(
     let mut current = digest.clone();
     for _ in 0..=MAX_INDEX_DEPTH {
         let bytes = read_document(src, "manifest", &current, MAX_MANIFEST)?;
-        let doc: Document = serde_json::from_slice(&bytes).map_err(|e| ScanError::BadDocument {
-            what: "manifest",
-            digest: current.to_string(),
+        let bad = |what: &'static str, d: &Digest, e: OciError| ScanError::BadDocument {
+            what,
+            digest: d.to_string(),
             reason: e.to_string(),
-        })?;
-        if doc.schema_version != 2 {
-            return Err(ScanError::BadDocument {
-                what: "manifest",
-                digest: current.to_string(),
-                reason: format!(
-                    "schemaVersion {} is not supported (2 is)",
-                    doc.schema_version
-                ),
-            });
-        }
-        if let Some(manifests) = doc.manifests {
-            let pick = manifests.iter().find(|m| {
-                m.platform.as_ref().is_some_and(|p| {
-                    p.os == platform.os
-                        && p.architecture == platform.architecture
-                        && (platform.variant.is_none() || p.variant == platform.variant)
-                })
-            });
-            let Some(m) = pick else {
-                return Err(ScanError::NoPlatform {
-                    digest: current.to_string(),
-                    platform: platform.to_string(),
-                });
-            };
-            current = parse_digest("index", &current, &m.digest)?;
-            continue;
-        }
-        let bad = |reason: &str| ScanError::BadDocument {
-            what: "manifest",
-            digest: current.to_string(),
-            reason: reason.to_string(),
         };
-        let config = doc.config.ok_or_else(|| bad("no config descriptor"))?;
-        let layers = doc.layers.ok_or_else(|| bad("no layers"))?;
-        let config_digest = parse_digest("manifest", &current, &config.digest)?;
+        let manifest = match oci::parse_document(&bytes)
+            .map_err(|e| bad("manifest", &current, e))?
+        {
+            Document::Index(index) => {
+                current = oci::select_manifest_digest(&index, platform).map_err(|e| match e {
+                    OciError::NoPlatform { .. } => ScanError::NoPlatform {
+                        digest: current.to_string(),
+                        platform: platform.to_string(),
+                    },
+                    e => bad("index", &current, e),
+                })?;
+                continue;
+            }
+            Document::Manifest(m) => m,
+        };
+        let config_digest = oci::descriptor_digest("config descriptor", manifest.config())
+            .map_err(|e| bad("manifest", &current, e))?;
         let config_bytes = read_document(src, "config", &config_digest, MAX_CONFIG)?;
-        let cfg: ConfigDoc =
-            serde_json::from_slice(&config_bytes).map_err(|e| ScanError::BadDocument {
-                what: "config",
-                digest: config_digest.to_string(),
-                reason: e.to_string(),
-            })?;
-        if cfg.rootfs.diff_ids.len() != layers.len() {
+        let cfg =
+            oci::parse_image_config(&config_bytes).map_err(|e| bad("config", &config_digest, e))?;
+        let layers = manifest.layers();
+        let diff_ids = cfg.rootfs().diff_ids();
+        if diff_ids.len() != layers.len() {
             return Err(ScanError::BadDocument {
                 what: "config",
                 digest: config_digest.to_string(),
-                reason: format!(
-                    "{} diff_ids for {} layers",
-                    cfg.rootfs.diff_ids.len(),
-                    layers.len()
-                ),
+                reason: format!("{} diff_ids for {} layers", diff_ids.len(), layers.len()),
             });
         }
         let mut refs = Vec::with_capacity(layers.len());
-        for (l, diff) in layers.iter().zip(&cfg.rootfs.diff_ids) {
+        for (l, diff) in layers.iter().zip(diff_ids) {
             refs.push(LayerRef {
-                digest: parse_digest("manifest", &current, &l.digest)?,
+                digest: oci::descriptor_digest("layer descriptor", l)
+                    .map_err(|e| bad("manifest", &current, e))?,
                 diff_id: Some(parse_digest("config", &config_digest, diff)?),
-                media_type: l.media_type.clone(),
-                size: l.size,
+                media_type: l.media_type().to_string(),
+                size: l.size(),
             });
         }
         return Ok(ResolvedImage {
             digest: digest.clone(),
             manifest_digest: current,
             config_digest,
-            os: cfg.os,
-            architecture: cfg.architecture,
+            os: cfg.os().to_string(),
+            architecture: cfg.architecture().to_string(),
             layers: refs,
         });
     }
@@ -271,35 +174,26 @@ impl OciLayout {
         f.take(MAX_MANIFEST + 1)
             .read_to_end(&mut bytes)
             .map_err(io)?;
-        #[derive(Deserialize)]
-        struct Index {
-            manifests: Vec<IndexEntry>,
-        }
-        #[derive(Deserialize)]
-        struct IndexEntry {
-            digest: String,
-            #[serde(default)]
-            annotations: HashMap<String, String>,
-        }
-        let index: Index = serde_json::from_slice(&bytes).map_err(|e| ScanError::BadLayout {
+        let index = oci::parse_index(&bytes).map_err(|e| ScanError::BadLayout {
             path: index_path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let name = |e: &IndexEntry| {
-            e.annotations
-                .get("org.opencontainers.image.ref.name")
+        let name = |e: &oci::Descriptor| {
+            e.annotations()
+                .as_ref()
+                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
                 .cloned()
         };
         let entry = match tag {
             Some(t) => index
-                .manifests
+                .manifests()
                 .iter()
                 .find(|e| name(e).as_deref() == Some(t)),
-            None if index.manifests.len() == 1 => index.manifests.first(),
+            None if index.manifests().len() == 1 => index.manifests().first(),
             None => None,
         };
         let Some(entry) = entry else {
-            let available: Vec<String> = index.manifests.iter().filter_map(name).collect();
+            let available: Vec<String> = index.manifests().iter().filter_map(name).collect();
             return Err(ScanError::TagNotFound {
                 path: dir.display().to_string(),
                 tag: tag.unwrap_or("").to_string(),
@@ -310,10 +204,8 @@ impl OciLayout {
                 },
             });
         };
-        let digest: Digest = entry
-            .digest
-            .parse()
-            .map_err(|e: crate::digest::DigestError| ScanError::BadLayout {
+        let digest =
+            oci::descriptor_digest("index entry", entry).map_err(|e| ScanError::BadLayout {
                 path: index_path.display().to_string(),
                 reason: e.to_string(),
             })?;
@@ -375,18 +267,18 @@ impl DockerArchive {
             .get(&entry.config)
             .ok_or_else(|| bad(format!("config {} is not in the archive", entry.config)))?;
         let config_digest = Digest::sha256_of(config_bytes);
-        let cfg: ConfigDoc =
-            serde_json::from_slice(config_bytes).map_err(|e| bad(format!("config: {e}")))?;
-        if cfg.rootfs.diff_ids.len() != entry.layers.len() {
+        let cfg = oci::parse_image_config(config_bytes).map_err(|e| bad(format!("config: {e}")))?;
+        let diff_ids = cfg.rootfs().diff_ids();
+        if diff_ids.len() != entry.layers.len() {
             return Err(bad(format!(
                 "config has {} diff_ids for {} layers",
-                cfg.rootfs.diff_ids.len(),
+                diff_ids.len(),
                 entry.layers.len()
             )));
         }
         let mut by_digest = HashMap::new();
         let mut layers = Vec::new();
-        for (member, diff) in entry.layers.iter().zip(&cfg.rootfs.diff_ids) {
+        for (member, diff) in entry.layers.iter().zip(diff_ids) {
             let diff_id: Digest = diff
                 .parse()
                 .map_err(|e| bad(format!("config diff_id: {e}")))?;
@@ -411,8 +303,8 @@ impl DockerArchive {
             digest: config_digest.clone(),
             manifest_digest: config_digest.clone(),
             config_digest,
-            os: cfg.os,
-            architecture: cfg.architecture,
+            os: cfg.os().to_string(),
+            architecture: cfg.architecture().to_string(),
             layers,
         };
         Ok((

@@ -8,11 +8,11 @@ use crate::verify::Rejection;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::Deserialize;
 
 use super::evidence::{self, BUNDLE_MEDIA_PREFIX, Evidence};
 use super::payload::SIMPLE_SIGNING_MEDIA_TYPE;
 use crate::digest::Digest;
+use crate::oci::{self, Descriptor};
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
 
@@ -42,31 +42,6 @@ pub struct Found {
     /// Digest of the signature manifest, layer or bundle.
     pub artifact: Option<String>,
     pub evidence: Result<Evidence, Rejection>,
-}
-
-#[derive(Deserialize)]
-struct IndexJson {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct ManifestJson {
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-    subject: Option<Descriptor>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    artifact_type: Option<String>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
 }
 
 /// Turns a registry error on an artifact into a finding (bad content) or passes it up
@@ -149,7 +124,7 @@ async fn discover_bundles(
             )]);
         }
     };
-    let index: IndexJson = match serde_json::from_slice(&index) {
+    let index = match oci::parse_index(&index) {
         Ok(i) => i,
         Err(_) => {
             return Ok(vec![found(
@@ -162,18 +137,18 @@ async fn discover_bundles(
         }
     };
     let bundles: Vec<&Descriptor> = index
-        .manifests
+        .manifests()
         .iter()
         .filter(|d| {
-            d.artifact_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with(BUNDLE_MEDIA_PREFIX))
+            d.artifact_type()
+                .as_ref()
+                .is_some_and(|t| t.as_ref().starts_with(BUNDLE_MEDIA_PREFIX))
         })
         .collect();
     let (mut out, examined) = examine(&bundles, |desc| async move {
         let ev = bundle_artifact(client, reference, subject, desc, creds).await?;
         let size = ev.as_ref().map(evidence_bytes).unwrap_or(0);
-        Ok((found(source, Some(desc.digest.clone()), ev), size))
+        Ok((found(source, Some(desc.digest().to_string()), ev), size))
     })
     .await?;
     if let Some(reason) = not_examined(bundles.len(), examined, "signature bundles") {
@@ -231,7 +206,7 @@ async fn bundle_artifact(
     desc: &Descriptor,
     creds: &Credentials,
 ) -> Result<Result<Evidence, Rejection>, RegistryError> {
-    let Ok(digest) = desc.digest.parse::<Digest>() else {
+    let Ok(digest) = oci::descriptor_digest("bundle descriptor", desc) else {
         return Ok(Err(Rejection::Evidence(
             "descriptor has an invalid digest".into(),
         )));
@@ -245,19 +220,19 @@ async fn bundle_artifact(
             ))));
         }
     };
-    let Ok(m) = serde_json::from_slice::<ManifestJson>(&manifest.bytes) else {
+    let Ok(m) = oci::parse_manifest(&manifest.bytes) else {
         return Ok(Err(Rejection::Evidence(
             "bundle manifest is not an OCI manifest".into(),
         )));
     };
     // The manifest must say it belongs to this digest: an index entry alone is only the
     // registry's word (and the fallback tag is writable by anyone who can push).
-    match &m.subject {
-        Some(s) if *subject == s.digest => {}
+    match m.subject() {
+        Some(s) if subject.to_string() == s.digest().as_ref() => {}
         Some(s) => {
             return Ok(Err(Rejection::Evidence(format!(
                 "bundle manifest's subject is {}, not {subject}",
-                s.digest.chars().take(80).collect::<String>()
+                s.digest().as_ref().chars().take(80).collect::<String>()
             ))));
         }
         None => {
@@ -266,20 +241,20 @@ async fn bundle_artifact(
             )));
         }
     }
-    let layers = m.layers.iter().take(MAX_LAYERS);
+    let layers = m.layers().iter().take(MAX_LAYERS);
     let bundle_layer = layers
         .clone()
-        .find(|l| l.media_type.starts_with(BUNDLE_MEDIA_PREFIX));
+        .find(|l| l.media_type().as_ref().starts_with(BUNDLE_MEDIA_PREFIX));
     let payload_layer = layers
         .clone()
-        .find(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE);
+        .find(|l| l.media_type().as_ref() == SIMPLE_SIGNING_MEDIA_TYPE);
     let Some(bundle_layer) = bundle_layer else {
         return Ok(Err(Rejection::Evidence(
             "bundle manifest has no sigstore bundle layer".into(),
         )));
     };
     let fetch = |layer: &Descriptor| {
-        let digest = layer.digest.parse::<Digest>();
+        let digest = oci::descriptor_digest("bundle layer", layer);
         async move {
             let Ok(d) = digest else {
                 return Ok(Err(Rejection::Evidence(
@@ -337,7 +312,7 @@ async fn discover_legacy(
             )]);
         }
     };
-    let Ok(m) = serde_json::from_slice::<ManifestJson>(&manifest.bytes) else {
+    let Ok(m) = oci::parse_manifest(&manifest.bytes) else {
         return Ok(vec![found(
             Some(manifest.digest.to_string()),
             Err(Rejection::Evidence(
@@ -346,13 +321,13 @@ async fn discover_legacy(
         )]);
     };
     let layers: Vec<&Descriptor> = m
-        .layers
+        .layers()
         .iter()
-        .filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
+        .filter(|l| l.media_type().as_ref() == SIMPLE_SIGNING_MEDIA_TYPE)
         .collect();
     let (mut out, examined) = examine(&layers, |layer| async move {
-        let artifact = Some(layer.digest.clone());
-        let Ok(d) = layer.digest.parse::<Digest>() else {
+        let artifact = Some(layer.digest().to_string());
+        let Ok(d) = oci::descriptor_digest("signature layer", layer) else {
             let ev = Err(Rejection::Evidence(
                 "signature layer has an invalid digest".into(),
             ));
@@ -361,7 +336,13 @@ async fn discover_legacy(
         match client.blob(reference, &d, creds).await {
             Ok(payload) => {
                 let size = payload.len();
-                let ev = evidence::from_legacy_layer(payload.to_vec(), &layer.annotations);
+                let annotations: BTreeMap<String, String> = layer
+                    .annotations()
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let ev = evidence::from_legacy_layer(payload.to_vec(), &annotations);
                 Ok((found(artifact, ev), size))
             }
             Err(e) => {

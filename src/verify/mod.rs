@@ -23,6 +23,8 @@ use globset::GlobSet;
 
 use crate::config::{KeylessIdentity, SignatureLocation, SignaturePolicy};
 use crate::digest::Digest;
+use crate::oci::OciError;
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{
     Credentials, DOCKER_MANIFEST_LIST, OCI_INDEX, RegistryClient, RegistryError,
@@ -59,8 +61,8 @@ pub enum VerifyError {
         os: String,
         arch: String,
     },
-    #[error("{reference}: the index does not parse")]
-    BadIndex { reference: String },
+    #[error("{reference}: the index does not parse: {reason}")]
+    BadIndex { reference: String, reason: String },
 }
 
 /// The digests a signature may sit on: the multi-platform index (when the reference
@@ -468,34 +470,6 @@ fn verify_timestamps(trust: &TrustMaterial, ev: &Evidence) -> Result<Vec<i64>, R
         .collect()
 }
 
-/// Picks the platform manifest of an index for `os`/`arch`.
-pub fn platform_manifest(index: &[u8], os: &str, arch: &str) -> Option<Digest> {
-    #[derive(serde::Deserialize)]
-    struct Idx {
-        #[serde(default)]
-        manifests: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        digest: String,
-        platform: Option<Platform>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Platform {
-        os: String,
-        architecture: String,
-    }
-    let idx: Idx = serde_json::from_slice(index).ok()?;
-    idx.manifests
-        .iter()
-        .find(|e| {
-            e.platform
-                .as_ref()
-                .is_some_and(|p| p.os == os && p.architecture == arch)
-        })
-        .and_then(|e| e.digest.parse().ok())
-}
-
 pub use crate::platform::host_arch;
 
 /// Resolves a reference to the digests a signature may sit on, choosing the host
@@ -507,13 +481,23 @@ pub async fn resolve_image(
 ) -> Result<ImageDigests, VerifyError> {
     let top = client.resolve(reference, creds).await?;
     if top.media_type == OCI_INDEX || top.media_type == DOCKER_MANIFEST_LIST {
-        let manifest = platform_manifest(&top.bytes, "linux", host_arch()).ok_or_else(|| {
-            VerifyError::NoPlatform {
-                reference: reference.to_string(),
-                os: "linux".into(),
-                arch: host_arch().into(),
-            }
+        let index = crate::oci::parse_index(&top.bytes).map_err(|e| VerifyError::BadIndex {
+            reference: reference.to_string(),
+            reason: e.to_string(),
         })?;
+        let platform = Platform::host();
+        let manifest =
+            crate::oci::select_manifest_digest(&index, &platform).map_err(|e| match e {
+                OciError::NoPlatform { .. } => VerifyError::NoPlatform {
+                    reference: reference.to_string(),
+                    os: platform.os.clone(),
+                    arch: platform.architecture.clone(),
+                },
+                e => VerifyError::BadIndex {
+                    reference: reference.to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
         Ok(ImageDigests {
             index: Some(top.digest),
             manifest,
@@ -650,17 +634,6 @@ mod tests {
             "{:?}",
             rep.checks
         );
-    }
-
-    #[test]
-    fn platform_manifest_selection() {
-        let idx = br#"{"manifests":[{"digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","platform":{"os":"linux","architecture":"arm64"}},{"digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","platform":{"os":"linux","architecture":"amd64"}}]}"#;
-        assert_eq!(
-            platform_manifest(idx, "linux", "amd64").unwrap().hex(),
-            "b".repeat(64)
-        );
-        assert!(platform_manifest(idx, "linux", "s390x").is_none());
-        assert!(platform_manifest(b"junk", "linux", "amd64").is_none());
     }
 }
 
