@@ -183,8 +183,8 @@ pub struct Policy {
     pub on_error: OnError,
     pub signatures: Option<SignaturePolicy>,
     pub scan: ScanPolicy,
-    /// `[policy.vex]`: who may suppress findings with VEX. `None`: the keys the policy
-    /// trusts for the image itself (`[policy.signatures] keys`).
+    /// `[policy.vex]`: who may suppress findings with VEX. `None`: the signers the
+    /// policy trusts for the image itself (`[policy.signatures] keys` and `keyless`).
     pub vex: Option<VexPolicy>,
     #[serde(skip)]
     image_globs: GlobSet,
@@ -215,6 +215,22 @@ pub struct SignaturePolicy {
 pub struct VexPolicy {
     /// Public key files whose signed VEX attestations may suppress findings.
     pub keys: Vec<PathBuf>,
+    /// Keyless (Fulcio certificate + Rekor entry) identities whose signed VEX
+    /// attestations may suppress findings.
+    pub keyless: Vec<KeylessIdentity>,
+    /// `[policy.vex] trusted_root` as written; the keyless VEX signers are checked
+    /// against [`VexPolicy::trust_root`].
+    pub trusted_root: Option<PathBuf>,
+}
+
+impl VexPolicy {
+    /// The trust root of the keyless VEX signers: `[policy.vex] trusted_root`, else the
+    /// policy's `[policy.signatures] trusted_root` (`signatures`).
+    pub fn trust_root<'a>(&'a self, signatures: Option<&'a SignaturePolicy>) -> Option<&'a Path> {
+        self.trusted_root
+            .as_deref()
+            .or_else(|| signatures.and_then(|s| s.trusted_root.as_deref()))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

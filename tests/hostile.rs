@@ -199,6 +199,40 @@ fn vex_parsers() {
     });
 }
 
+/// Keyless VEX carriers (an `.att` layer's envelope and Rekor bundle annotation, a
+/// sigstore bundle) from a genuine keyless attestation, mutated, through the whole check.
+#[test]
+fn keyless_vex_carriers() {
+    use pullwarden::verify::evidence::{self, ANN_BUNDLE};
+    use pullwarden::vex::attestation::verify_signed;
+    let (_ts, signers, k) = crate::vex_keyless::fixture();
+    let digest = crate::vex_keyless::DIGEST;
+    survive("keyless VEX .att envelope", &[&k.envelope], 1500, |b| {
+        let ev = evidence::from_dsse_layer(b, &k.annotations);
+        let _ = verify_signed(b, Some(&ev), digest, &signers);
+    });
+    let bundle_annotation = k.annotations[ANN_BUNDLE].clone();
+    survive(
+        "keyless VEX Rekor bundle annotation",
+        &[bundle_annotation.as_bytes()],
+        1500,
+        |b| {
+            let mut a = k.annotations.clone();
+            a.insert(ANN_BUNDLE.into(), String::from_utf8_lossy(b).into_owned());
+            let ev = evidence::from_dsse_layer(&k.envelope, &a);
+            let _ = verify_signed(&k.envelope, Some(&ev), digest, &signers);
+        },
+    );
+    survive("keyless VEX sigstore bundle", &[&k.bundle], 1500, |b| {
+        let ev = evidence::from_bundle(b, None);
+        let env = serde_json::from_slice::<serde_json::Value>(b)
+            .ok()
+            .and_then(|v| serde_json::to_vec(&v["dsseEnvelope"]).ok())
+            .unwrap_or_default();
+        let _ = verify_signed(&env, Some(&ev), digest, &signers);
+    });
+}
+
 #[test]
 fn package_database_parsers() {
     survive("dpkg status", &[DPKG], 10000, |b| {

@@ -32,4 +32,5 @@ mod store;
 mod support;
 mod verify;
 mod vex;
+mod vex_keyless;
 mod vulndb;

@@ -28,9 +28,10 @@ const OSV: &str = r#"{
   "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]
 }"#;
 
-const BASE_FILES: &str = "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12";
+pub(crate) const BASE_FILES: &str =
+    "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12";
 
-fn run(args: &[&str]) -> (i32, Value, String) {
+pub(crate) fn run(args: &[&str]) -> (i32, Value, String) {
     let out = std::process::Command::new(bin())
         .args(args)
         .output()
@@ -40,7 +41,13 @@ fn run(args: &[&str]) -> (i32, Value, String) {
     (out.status.code().unwrap_or(-1), json, stderr)
 }
 
-fn openvex(product: &str, sub: &str, status: &str, justification: Option<&str>, ts: &str) -> Value {
+pub(crate) fn openvex(
+    product: &str,
+    sub: &str,
+    status: &str,
+    justification: Option<&str>,
+    ts: &str,
+) -> Value {
     let mut st = json!({
         "vulnerability": {"name": "CVE-2026-99998"},
         "products": [{"@id": product, "subcomponents": [{"@id": sub}]}],
@@ -323,7 +330,8 @@ fn vex_file_is_the_operators_statement_and_envelopes_need_a_trusted_key() {
 
 /// `[policy.vex] keys` replaces the image signers as the VEX signers: the vendor's key
 /// listed there suppresses, the image signer's key no longer does; a keyless VEX signer
-/// and a missing key file are refused at load (exit 64, naming the key).
+/// without a trust root and a missing key file are refused at load (exit 64, naming the
+/// key).
 #[test]
 fn policy_vex_keys_choose_who_may_suppress() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,7 +395,8 @@ fn policy_vex_keys_choose_who_may_suppress() {
     let (code, doc, err) = scan_with(&cfg, envelope(&image_signer, &img.digest, &good));
     assert_eq!(code, 1, "{err} {doc}");
     assert!(doc["vex"]["suppressed"].as_array().unwrap().is_empty());
-    // Refused at load: a keyless VEX signer, and a key file that is not there.
+    // Refused at load: a keyless VEX signer without a trusted_root (the policy has none),
+    // and a key file that is not there.
     for (section, names) in [
         (
             "[[policy.vex.keyless]]\nissuer = \"https://accounts.example.com\"\nsubject = \"vex@example.com\"\n".to_string(),
@@ -636,7 +645,7 @@ fn salted_base_files_image(salt: &str) -> Image {
 }
 
 /// A Debian image with one package, `base-files 12.4+deb12u5`, that `OSV` affects.
-fn base_files_image() -> Image {
+pub(crate) fn base_files_image() -> Image {
     Image::new(vec![Layer::from_entries(
         &[
             Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
@@ -650,7 +659,7 @@ fn base_files_image() -> Image {
 }
 
 /// Imports the `OSV` advisory into the database of the config `cfg`.
-fn import_advisory(dir: &std::path::Path, cfg: &std::path::Path) {
+pub(crate) fn import_advisory(dir: &std::path::Path, cfg: &std::path::Path) {
     let osv = dir.join("osv");
     std::fs::create_dir_all(&osv).unwrap();
     std::fs::write(osv.join("DSA-9998-1.json"), OSV).unwrap();

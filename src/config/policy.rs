@@ -69,7 +69,10 @@ pub(super) fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigEr
         .map(|s| validate_signatures(&key("signatures"), s))
         .transpose()?;
     let scan = validate_scan_policy(&key("scan"), p.scan.unwrap_or_default())?;
-    let vex = p.vex.map(|v| validate_vex(&key("vex"), v)).transpose()?;
+    let vex = p
+        .vex
+        .map(|v| validate_vex(&key("vex"), v, signatures.as_ref()))
+        .transpose()?;
     Ok(Policy {
         name,
         images,
@@ -85,32 +88,42 @@ pub(super) fn validate_policy(i: usize, p: RawPolicy) -> Result<Policy, ConfigEr
     })
 }
 
-fn validate_vex(key: &str, v: super::raw::RawVex) -> Result<VexPolicy, ConfigError> {
-    // Refused rather than ignored: a keyless VEX signer that silently trusted no one
-    // would let an operator believe vendor VEX applies when it never does.
-    if v.keyless.as_ref().is_some_and(|k| !k.is_empty()) {
-        return Err(invalid(
-            format!("{key}.keyless"),
-            "keyless VEX signers are not supported yet; list the vendor's public keys in keys",
-        ));
-    }
+fn validate_vex(
+    key: &str,
+    v: super::raw::RawVex,
+    signatures: Option<&SignaturePolicy>,
+) -> Result<VexPolicy, ConfigError> {
     let keys = v.keys.unwrap_or_default();
-    if keys.is_empty() {
+    let keyless = validate_keyless(key, v.keyless.unwrap_or_default())?;
+    if keys.is_empty() && keyless.is_empty() {
         return Err(invalid(
             format!("{key}.keys"),
-            "a vex section needs at least one key (leave the section out to trust the policy's image signers)",
+            "a vex section needs at least one key or keyless identity (leave the section out to trust the policy's image signers)",
         ));
     }
-    Ok(VexPolicy { keys })
+    let vex = VexPolicy {
+        keys,
+        keyless,
+        trusted_root: v.trusted_root,
+    };
+    // A keyless VEX signer without a trust root would trust no one while the operator
+    // believes vendor VEX applies: refused.
+    if !vex.keyless.is_empty() && vex.trust_root(signatures).is_none() {
+        return Err(invalid(
+            format!("{key}.keyless"),
+            "keyless VEX signers need a trusted_root (sigstore trusted_root.json): set [policy.vex] trusted_root or [policy.signatures] trusted_root",
+        ));
+    }
+    Ok(vex)
 }
 
-pub(super) fn validate_signatures(
+/// `[[…keyless]]` identities: an issuer, and a subject or subject_regex.
+fn validate_keyless(
     key: &str,
-    s: RawSignatures,
-) -> Result<SignaturePolicy, ConfigError> {
-    let keys = s.keys.unwrap_or_default();
+    raw: Vec<super::raw::RawKeyless>,
+) -> Result<Vec<KeylessIdentity>, ConfigError> {
     let mut keyless = Vec::new();
-    for (j, k) in s.keyless.unwrap_or_default().into_iter().enumerate() {
+    for (j, k) in raw.into_iter().enumerate() {
         let kk = format!("{key}.keyless[{j}]");
         let issuer = k
             .issuer
@@ -135,6 +148,15 @@ pub(super) fn validate_signatures(
             extensions: k.extensions.unwrap_or_default(),
         });
     }
+    Ok(keyless)
+}
+
+pub(super) fn validate_signatures(
+    key: &str,
+    s: RawSignatures,
+) -> Result<SignaturePolicy, ConfigError> {
+    let keys = s.keys.unwrap_or_default();
+    let keyless = validate_keyless(key, s.keyless.unwrap_or_default())?;
     if keys.is_empty() && keyless.is_empty() {
         return Err(invalid(
             key,

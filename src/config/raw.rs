@@ -105,6 +105,9 @@ pub struct RawVex {
     pub keys: Option<Vec<PathBuf>>,
     /// Keyless VEX signers (same shape as `[[policy.signatures.keyless]]`).
     pub keyless: Option<Vec<RawKeyless>>,
+    /// The sigstore trusted_root.json for the keyless VEX signers; default:
+    /// `[policy.signatures] trusted_root`.
+    pub trusted_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

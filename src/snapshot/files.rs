@@ -103,6 +103,19 @@ fn check_policy(i: usize, p: &mut Policy, report: &mut FileReport) -> Result<(),
             TrustedKey::from_file_bytes(&path.display().to_string(), &bytes).map_err(bad)?;
             files.insert(path.clone(), Arc::from(bytes));
         }
+        if let Some(path) = &v.trusted_root {
+            let key = format!("policy[{i}].vex.trusted_root");
+            let bytes = read_config_file(path, MAX_TRUST_ROOT_BYTES)
+                .map_err(|r| bad_file(key.clone(), path, r))?;
+            TrustMaterial::from_json(&bytes).map_err(|r| {
+                bad_file(
+                    key.clone(),
+                    path,
+                    format!("not a usable sigstore trusted_root.json: {r}"),
+                )
+            })?;
+            files.insert(path.clone(), Arc::from(bytes));
+        }
     }
     if let Some(s) = &p.signatures {
         let base = format!("policy[{i}].signatures");

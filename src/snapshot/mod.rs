@@ -239,12 +239,19 @@ fn load_policy(
     if let Some(d) = &p.scan.denylist {
         files.push(("denylist", d, reads.get(d, MAX_DENYLIST_BYTES)));
     }
-    // VEX signers decide which findings count: a new `[policy.vex] keys` file, or new
-    // bytes in one, is a new policy. (Without the section the VEX signers are the
-    // signature keys above.)
+    // VEX signers decide which findings count: a new `[policy.vex] keys` file or trust
+    // root, or new bytes in one, is a new policy (the keyless identities are in the
+    // policy itself). Without the section the VEX signers are the image signers above.
     if let Some(v) = &p.vex {
         for k in &v.keys {
             files.push(("vex key file", k, reads.get(k, MAX_KEY_FILE_BYTES)));
+        }
+        if let Some(root) = &v.trusted_root {
+            files.push((
+                "vex trusted root",
+                root,
+                reads.get(root, MAX_TRUST_ROOT_BYTES),
+            ));
         }
     }
     let bytes_of = |path: &Path| {
@@ -440,6 +447,34 @@ images = ["**"]
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn keyless_vex_signers_change_it() {
+        let f = Fixture::new();
+        std::fs::write(f.dir.path().join("vexroot.json"), "vex root").unwrap();
+        let keyless = |subject: &str| {
+            format!(
+                "[[policy.vex.keyless]]\nissuer = \"https://issuer\"\nsubject = \"{subject}\"\n"
+            )
+        };
+        let none = f.prod("", "");
+        let a = f.prod(&keyless("vendor-a"), "");
+        assert_ne!(none, a, "adding a keyless VEX signer");
+        assert_ne!(
+            a,
+            f.prod(&keyless("vendor-b"), ""),
+            "another keyless VEX signer"
+        );
+        let rooted = format!(
+            "[policy.vex]\ntrusted_root = \"{}\"\n{}",
+            f.path("vexroot.json"),
+            keyless("vendor-a")
+        );
+        let r1 = f.prod(&rooted, "");
+        assert_ne!(a, r1, "a VEX trust root of its own");
+        std::fs::write(f.dir.path().join("vexroot.json"), "vex root, rotated").unwrap();
+        assert_ne!(r1, f.prod(&rooted, ""), "new bytes in the VEX trust root");
     }
 
     #[test]

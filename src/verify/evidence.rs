@@ -102,6 +102,26 @@ pub fn from_legacy_layer(
         Rejection::Evidence(format!("signature layer has no {ANN_SIGNATURE} annotation"))
     })?;
     let signature = b64("signature", sig)?;
+    let (certificates, tlog, timestamps) = keyless_annotations(annotations)?;
+    Ok(Evidence {
+        payload_kind: PayloadKind::SimpleSigning,
+        signed: payload.clone(),
+        payload,
+        signature,
+        certificates,
+        tlog,
+        timestamps,
+    })
+}
+
+/// The keyless material cosign puts in a layer's annotations: the Fulcio certificate
+/// and its chain (PEM, leaf first, at most 9), the legacy Rekor bundle (entry body with
+/// its SET) and an RFC 3161 timestamp. All absent for a key-signed layer.
+type KeylessMaterial = (Vec<Vec<u8>>, Option<TlogEntry>, Vec<Vec<u8>>);
+
+fn keyless_annotations(
+    annotations: &BTreeMap<String, String>,
+) -> Result<KeylessMaterial, Rejection> {
     let mut certificates = Vec::new();
     if let Some(pem) = annotations.get(ANN_CERTIFICATE).filter(|s| !s.is_empty()) {
         certificates.push(pem_block(pem, "CERTIFICATE").ok_or_else(|| {
@@ -136,11 +156,45 @@ pub fn from_legacy_layer(
             vec![b64("RFC 3161 timestamp", &t.token)?]
         }
     };
+    Ok((certificates, tlog, timestamps))
+}
+
+/// From a cosign attestation layer (`sha256-<hex>.att`, media type
+/// `application/vnd.dsse.envelope.v1+json`): its blob, a DSSE envelope of an in-toto
+/// statement with exactly one signature, and the layer's annotations (the keyless
+/// material, as for `.sig` layers). Errors name what does not parse.
+pub fn from_dsse_layer(
+    envelope: &[u8],
+    annotations: &BTreeMap<String, String>,
+) -> Result<Evidence, Rejection> {
+    let env: DsseEnvelope = serde_json::from_slice(envelope)
+        .map_err(|_| Rejection::Evidence("DSSE envelope does not parse".into()))?;
+    let (certificates, tlog, timestamps) = keyless_annotations(annotations)?;
+    dsse_evidence(env, certificates, tlog, timestamps)
+}
+
+fn dsse_evidence(
+    env: DsseEnvelope,
+    certificates: Vec<Vec<u8>>,
+    tlog: Option<TlogEntry>,
+    timestamps: Vec<Vec<u8>>,
+) -> Result<Evidence, Rejection> {
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(Rejection::Evidence(
+            "DSSE envelope does not carry an in-toto statement".into(),
+        ));
+    }
+    let [sig] = env.signatures.as_slice() else {
+        return Err(Rejection::Evidence(
+            "DSSE envelope must carry exactly one signature".into(),
+        ));
+    };
+    let payload = b64("DSSE payload", &env.payload)?;
     Ok(Evidence {
-        payload_kind: PayloadKind::SimpleSigning,
-        signed: payload.clone(),
+        payload_kind: PayloadKind::InToto,
+        signed: dsse_pae(&env.payload_type, &payload),
         payload,
-        signature,
+        signature: b64("DSSE signature", &sig.sig)?,
         certificates,
         tlog,
         timestamps,
@@ -397,28 +451,7 @@ pub fn from_bundle(
                 timestamps,
             })
         }
-        (None, Some(env)) => {
-            if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-                return Err(Rejection::Evidence(
-                    "DSSE envelope does not carry an in-toto statement".into(),
-                ));
-            }
-            let [sig] = env.signatures.as_slice() else {
-                return Err(Rejection::Evidence(
-                    "DSSE envelope must carry exactly one signature".into(),
-                ));
-            };
-            let payload = b64("DSSE payload", &env.payload)?;
-            Ok(Evidence {
-                payload_kind: PayloadKind::InToto,
-                signed: dsse_pae(&env.payload_type, &payload),
-                payload,
-                signature: b64("DSSE signature", &sig.sig)?,
-                certificates,
-                tlog,
-                timestamps,
-            })
-        }
+        (None, Some(env)) => dsse_evidence(env, certificates, tlog, timestamps),
         _ => Err(Rejection::Evidence(
             "sigstore bundle has neither or both of messageSignature and dsseEnvelope".into(),
         )),

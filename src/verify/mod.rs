@@ -313,35 +313,7 @@ impl Verifier {
         let trust = self.trust.as_ref().ok_or_else(|| {
             Rejection::Signature("keyless signature, but the policy has no trusted_root".into())
         })?;
-        let leaf = ev
-            .certificates
-            .first()
-            .ok_or_else(|| Rejection::Signature("no certificate".into()))?;
-        let spki = keyless::certificate_spki(leaf)?;
-        // The crate skips this: without it, a layer with any logged certificate verifies.
-        if !keys::verify_with_spki(&spki, &ev.signature, &ev.signed) {
-            return Err(Rejection::Signature(
-                "signature does not verify with the certificate's key".into(),
-            ));
-        }
-        // The signing time comes from the SET (Rekor v1) or from RFC 3161 timestamps
-        // (Rekor v2, which has no SET); when both are present all must verify and the
-        // certificate must have been valid at each.
-        let stamps = verify_timestamps(trust, ev)?;
-        let integrated = keyless::verify_tlog(
-            trust,
-            ev.tlog.as_ref(),
-            ev,
-            &BodyKey::Certificate(leaf),
-            stamps.is_empty(),
-            &stamps,
-        )?;
-        let times: Vec<SignedTime> = integrated
-            .map(SignedTime::Integrated)
-            .into_iter()
-            .chain(stamps.into_iter().map(SignedTime::Timestamp))
-            .collect();
-        let cert = keyless::verify_certificate(trust, &ev.certificates, &times)?;
+        let cert = verify_keyless(trust, ev)?;
         self.check_binding(ev, reference, image, f)?;
         Ok(cert)
     }
@@ -460,6 +432,48 @@ fn keyless_signer(cert: &keyless::CertIdentity) -> String {
         issuer.len(),
         subject.len()
     )
+}
+
+/// The identity-independent checks of a keyless signature (module doc, steps 1–3
+/// and the Rekor-body half of 4): the signature verifies with the leaf certificate's
+/// key over `ev.signed`; every RFC 3161 timestamp, the SET and any inclusion proof
+/// verify against `trust`, and the Rekor entry names this signature, payload and
+/// certificate; the certificate chains to a trusted CA at every signed time. Returns
+/// the certificate's identity for matching; what the payload names is the caller's to
+/// check. Errors are the reason, as reports show it.
+pub fn verify_keyless(
+    trust: &TrustMaterial,
+    ev: &Evidence,
+) -> Result<keyless::CertIdentity, Rejection> {
+    let leaf = ev
+        .certificates
+        .first()
+        .ok_or_else(|| Rejection::Signature("no certificate".into()))?;
+    let spki = keyless::certificate_spki(leaf)?;
+    // The crate skips this: without it, a layer with any logged certificate verifies.
+    if !keys::verify_with_spki(&spki, &ev.signature, &ev.signed) {
+        return Err(Rejection::Signature(
+            "signature does not verify with the certificate's key".into(),
+        ));
+    }
+    // The signing time comes from the SET (Rekor v1) or from RFC 3161 timestamps
+    // (Rekor v2, which has no SET); when both are present all must verify and the
+    // certificate must have been valid at each.
+    let stamps = verify_timestamps(trust, ev)?;
+    let integrated = keyless::verify_tlog(
+        trust,
+        ev.tlog.as_ref(),
+        ev,
+        &BodyKey::Certificate(leaf),
+        stamps.is_empty(),
+        &stamps,
+    )?;
+    let times: Vec<SignedTime> = integrated
+        .map(SignedTime::Integrated)
+        .into_iter()
+        .chain(stamps.into_iter().map(SignedTime::Timestamp))
+        .collect();
+    keyless::verify_certificate(trust, &ev.certificates, &times)
 }
 
 /// Verifies every RFC 3161 timestamp of a signature; returns their genTimes.

@@ -4,12 +4,17 @@
 //! with the image's manifest digest as subject and a VEX document as predicate
 //! (`predicateType` `https://openvex.dev/ns/v0.2.0`, cosign's `https://openvex.dev/ns`,
 //! or `https://cyclonedx.org/vex`). Signatures are checked over the DSSE
-//! pre-authentication encoding with the keys trusted for VEX.
+//! pre-authentication encoding with the keys trusted for VEX, or keylessly (`cosign
+//! attest` without a key: a Fulcio certificate and a Rekor entry carried next to the
+//! envelope) against the keyless identities trusted for VEX.
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::signers::VexSigners;
 use super::{VexDocument, VexError};
+use crate::verify::Rejection;
+use crate::verify::evidence::Evidence;
 use crate::verify::keys::TrustedKey;
 use crate::verify::payload::dsse_pae;
 
@@ -40,6 +45,10 @@ pub enum AttestationError {
     OtherSubject { expected: String, found: String },
     #[error("no signature verifies with a key trusted for VEX")]
     Untrusted,
+    /// Signed keylessly, but not by an identity trusted for VEX, or the certificate,
+    /// the Rekor entry or a timestamp does not verify.
+    #[error("keyless signature not trusted for VEX: {0}")]
+    UntrustedKeyless(Rejection),
     #[error("VEX predicate: {0}")]
     Vex(#[from] VexError),
 }
@@ -47,7 +56,8 @@ pub enum AttestationError {
 /// A verified VEX attestation.
 #[derive(Debug, Clone)]
 pub struct VerifiedVex {
-    /// The trusted key that verified (its report name).
+    /// The trusted signer: the key that verified (its report name), or the keyless
+    /// identity (`keyless issuer=… subject=…`).
     pub signer: String,
     pub predicate_type: String,
     pub document: VexDocument,
@@ -69,9 +79,55 @@ pub fn verify(
     keys: &[TrustedKey],
 ) -> Result<VerifiedVex, AttestationError> {
     let (env, payload) = decode(envelope)?;
-    let pae = dsse_pae(IN_TOTO_PAYLOAD_TYPE, &payload);
+    let signer = key_signer(&env, &payload, keys).ok_or(AttestationError::Untrusted)?;
+    let (predicate_type, document) = statement(&payload, digest)?;
+    Ok(VerifiedVex {
+        signer,
+        predicate_type,
+        document,
+    })
+}
+
+/// Verifies `envelope` with the signers trusted for VEX: first its signatures against
+/// `signers.keys`, then, when the carrier holds keyless material (`keyless`: the
+/// envelope's signature with the Fulcio certificate, Rekor entry and timestamps found
+/// next to it, as [`crate::verify::evidence::from_dsse_layer`] or
+/// [`crate::verify::evidence::from_bundle`] read them; `Err` when that material is
+/// malformed), the keyless checks of [`VexSigners::keyless_signer`]. The statement that
+/// counts is the one the verified signature covers; its subject must include `digest`.
+/// Errors: [`AttestationError::Untrusted`] (no material, no key verifies),
+/// [`AttestationError::UntrustedKeyless`] with the reason, or what does not parse.
+pub fn verify_signed(
+    envelope: &[u8],
+    keyless: Option<&Result<Evidence, Rejection>>,
+    digest: &str,
+    signers: &VexSigners,
+) -> Result<VerifiedVex, AttestationError> {
+    let (env, payload) = decode(envelope)?;
+    let (signer, payload) = match key_signer(&env, &payload, &signers.keys) {
+        Some(signer) => (signer, payload),
+        None => match keyless {
+            None => return Err(AttestationError::Untrusted),
+            Some(Err(r)) => return Err(AttestationError::UntrustedKeyless(r.clone())),
+            Some(Ok(ev)) => match signers.keyless_signer(ev) {
+                Ok(signer) => (signer, ev.payload.clone()),
+                Err(r) => return Err(AttestationError::UntrustedKeyless(r)),
+            },
+        },
+    };
+    let (predicate_type, document) = statement(&payload, digest)?;
+    Ok(VerifiedVex {
+        signer,
+        predicate_type,
+        document,
+    })
+}
+
+/// The report name of the first key that verifies one of the envelope's signatures
+/// (at most 16 examined).
+fn key_signer(env: &Value, payload: &[u8], keys: &[TrustedKey]) -> Option<String> {
+    let pae = dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload);
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut signer = None;
     for s in env
         .get("signatures")
         .and_then(Value::as_array)
@@ -87,17 +143,10 @@ pub fn verify(
             continue;
         };
         if let Some(k) = keys.iter().find(|k| k.verify(&sig, &pae)) {
-            signer = Some(k.name.clone());
-            break;
+            return Some(k.name.clone());
         }
     }
-    let signer = signer.ok_or(AttestationError::Untrusted)?;
-    let (predicate_type, document) = statement(&payload, digest)?;
-    Ok(VerifiedVex {
-        signer,
-        predicate_type,
-        document,
-    })
+    None
 }
 
 fn decode(envelope: &[u8]) -> Result<(Value, Vec<u8>), AttestationError> {

@@ -2,15 +2,17 @@
 //! scanned from a registry.
 //!
 //! Trust: a plain VEX document given with `--vex` is the operator's own input and is
-//! applied as such (signer `operator (FILE)`); a DSSE envelope given with `--vex`, and
-//! every attestation attached to the image, counts only when signed by a key the
-//! policy trusts for VEX: `[policy.vex] keys`, or without that section the keys the
-//! policy trusts for the image itself (`[policy.signatures] keys`).
+//! applied as such (signer `operator (FILE)`); a DSSE envelope or a sigstore bundle
+//! (v0.3, `dsseEnvelope`) given with `--vex`, and every attestation attached to the
+//! image, counts only when signed by a signer the policy trusts for VEX
+//! ([`VexSigners::for_policy`]: `[policy.vex] keys` and `keyless`, or without that
+//! section the policy's image signers, keys and keyless identities).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::signers::VexSigners;
 use super::{VexOutcome, VexSource};
 use crate::config::Policy;
 use crate::digest::Digest;
@@ -21,30 +23,9 @@ use crate::verify::keys::TrustedKey;
 
 /// The keys trusted for VEX under `policy`: `[policy.vex] keys`, or without that
 /// section the keys the policy trusts for the image (`[policy.signatures] keys`).
+/// The keyless VEX signers are in [`VexSigners::for_policy`].
 pub fn vex_keys(policy: Option<&Policy>) -> anyhow::Result<Vec<TrustedKey>> {
-    let mut keys = Vec::new();
-    let paths = match policy {
-        Some(Policy { vex: Some(v), .. }) => v.keys.as_slice(),
-        Some(p) => p
-            .signatures
-            .as_ref()
-            .map(|s| s.keys.as_slice())
-            .unwrap_or_default(),
-        None => &[],
-    };
-    for path in paths {
-        // The bytes read at load when the config was checked (as the verifier uses
-        // them), else the file as it is now.
-        let bytes = match policy.and_then(|p| p.files.get(path)) {
-            Some(b) => Ok(b.to_vec()),
-            None => crate::verify::keys::read_key_file(path),
-        };
-        let key = bytes
-            .map_err(crate::verify::Rejection::from)
-            .and_then(|b| TrustedKey::from_file_bytes(&path.display().to_string(), &b));
-        keys.push(key.map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?);
-    }
-    Ok(keys)
+    Ok(VexSigners::for_policy(policy)?.keys)
 }
 
 /// Reads `files`, fetches what the registry has attached to `digest` (when the image
@@ -57,30 +38,50 @@ pub fn apply_for_scan(
     digest: &Digest,
     report: &mut ScanReport,
 ) -> anyhow::Result<VexOutcome> {
-    let keys = vex_keys(policy)?;
+    let signers = VexSigners::for_policy(policy)?;
     let d = digest.to_string();
     let mut sources: Vec<VexSource> = Vec::new();
     for f in files {
         let bytes = std::fs::read(f).with_context(|| format!("--vex {}", f.display()))?;
-        let is_envelope = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .is_some_and(|v| v.get("payloadType").is_some());
+        let json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
         let origin = format!("file {}", f.display());
-        if is_envelope {
-            match super::attestation::verify(&bytes, &d, &keys) {
+        // A sigstore bundle: its envelope, with the bundle's keyless material.
+        let (envelope, keyless) = match json.as_ref().and_then(|v| v.get("dsseEnvelope")) {
+            Some(env)
+                if json
+                    .as_ref()
+                    .and_then(|v| v.get("verificationMaterial"))
+                    .is_some() =>
+            {
+                let keyless = match crate::verify::evidence::from_bundle(&bytes, None) {
+                    Ok(ev) if ev.certificates.is_empty() => None,
+                    other => Some(other),
+                };
+                (Some(serde_json::to_vec(env)?), keyless)
+            }
+            _ => (
+                json.as_ref()
+                    .is_some_and(|v| v.get("payloadType").is_some())
+                    .then(|| bytes.clone()),
+                None,
+            ),
+        };
+        if let Some(envelope) = envelope {
+            match super::attestation::verify_signed(&envelope, keyless.as_ref(), &d, &signers) {
                 Ok(v) => sources.push(VexSource {
                     origin,
                     signer: Some(v.signer),
                     untrusted_reason: None,
                     document: v.document,
                 }),
-                Err(super::attestation::AttestationError::Untrusted) => sources.push(VexSource {
+                Err(
+                    e @ (super::attestation::AttestationError::Untrusted
+                    | super::attestation::AttestationError::UntrustedKeyless(_)),
+                ) => sources.push(VexSource {
                     origin,
                     signer: None,
-                    untrusted_reason: Some(
-                        "attestation not signed by a signer trusted for VEX".into(),
-                    ),
-                    document: super::attestation::read_unverified(&bytes, &d)
+                    untrusted_reason: Some(super::registry::untrusted_reason(&e)),
+                    document: super::attestation::read_unverified(&envelope, &d)
                         .with_context(|| format!("--vex {}", f.display()))?,
                 }),
                 Err(e) => return Err(e).with_context(|| format!("--vex {}", f.display())),
@@ -106,7 +107,7 @@ pub fn apply_for_scan(
                 reference,
                 digest,
                 &Credentials::default(),
-                &keys,
+                &signers,
             ))
             .context("VEX attestations")?;
         sources.extend(found);

@@ -14,6 +14,7 @@ pub mod attestation;
 pub mod cli;
 pub mod node;
 pub mod registry;
+pub mod signers;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,7 +1,8 @@
 //! VEX on the node: the attestations attached to an image just pulled, fetched with
-//! the pull's own registry client and credentials, verified with the keys the
-//! image's policy trusts for VEX ([`super::cli::vex_keys`]: `[policy.vex] keys`, else
-//! `[policy.signatures] keys`), and applied to the scan report before it is judged.
+//! the pull's own registry client and credentials, verified with the signers the
+//! image's policy trusts for VEX ([`super::signers::VexSigners::for_policy`]:
+//! `[policy.vex] keys` and `keyless`, else the policy's image signers), and applied to
+//! the scan report before it is judged.
 //!
 //! Failing safe: a registry error or a timeout while looking for VEX means no VEX is
 //! applied (the findings all count, so the verdict is never more permissive than
@@ -29,9 +30,11 @@ pub enum Lookup {
     Found,
     /// The registry has no VEX attestation for the image.
     None,
-    /// The policy trusts no VEX signer (no keys): nothing was asked of the registry.
+    /// The policy trusts no VEX signer (no key, no keyless identity): nothing was asked
+    /// of the registry.
     NoSigners,
-    /// The registry failed or timed out, or a VEX key could not be read: no VEX applied.
+    /// The registry failed or timed out, or a VEX key or trust root could not be read:
+    /// no VEX applied.
     Error,
 }
 
@@ -58,21 +61,22 @@ pub async fn apply_attached(
     creds: &Credentials,
     report: &mut ScanReport,
 ) -> (VexOutcome, Lookup) {
-    let keys = match super::cli::vex_keys(Some(policy)) {
-        Ok(k) => k,
+    let signers = match super::signers::VexSigners::for_policy(Some(policy)) {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!(policy = %policy.name, error = %e, "VEX signer keys unreadable; no VEX applied");
+            tracing::error!(policy = %policy.name, error = %e, "VEX signers unreadable; no VEX applied");
             return (VexOutcome::default(), Lookup::Error);
         }
     };
-    if keys.is_empty() {
+    if signers.is_empty() {
         return (VexOutcome::default(), Lookup::NoSigners);
     }
     let lookup = async {
         let mut sources: Vec<VexSource> = Vec::new();
         for d in digests {
-            sources
-                .extend(super::registry::attached_vex(client, reference, d, creds, &keys).await?);
+            sources.extend(
+                super::registry::attached_vex(client, reference, d, creds, &signers).await?,
+            );
         }
         Ok::<_, crate::registry::RegistryError>(sources)
     };

@@ -4,17 +4,21 @@
 //! sigstore bundles (v0.3, `dsseEnvelope`) among the image's referrers (the OCI 1.1 API,
 //! or the `sha256-<hex>` fallback index). Each attestation whose predicate is VEX
 //! becomes a [`VexSource`]: trusted when a signature verifies with a key trusted for
-//! VEX, otherwise kept with the reason (so the report can say what was not applied).
+//! VEX, or keylessly (the `.att` layer's `dev.sigstore.cosign/certificate`, `chain` and
+//! `bundle` annotations; the bundle's `verificationMaterial`) as an identity trusted
+//! for VEX; otherwise kept with the reason (so the report can say what was not applied).
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::VexSource;
 use super::attestation::{self, AttestationError, VEX_PREDICATE_TYPES};
+use super::signers::VexSigners;
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
-use crate::verify::keys::TrustedKey;
+use crate::verify::Rejection;
+use crate::verify::evidence::{self, Evidence};
 
 /// cosign's layer media type for an attestation.
 pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -23,7 +27,7 @@ pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3
 /// Most attestation layers or referrers examined per image.
 const MAX_ATTESTATIONS: usize = 32;
 
-/// The VEX attestations attached to `digest`, verified with `keys`. A registry error is
+/// The VEX attestations attached to `digest`, verified with `signers`. A registry error is
 /// returned (the caller decides, per `on_error`); malformed or untrusted attestations
 /// are sources without a signer.
 pub async fn attached_vex(
@@ -31,7 +35,7 @@ pub async fn attached_vex(
     reference: &Reference,
     digest: &Digest,
     creds: &Credentials,
-    keys: &[TrustedKey],
+    signers: &VexSigners,
 ) -> Result<Vec<VexSource>, RegistryError> {
     let mut out = Vec::new();
     let d = digest.to_string();
@@ -62,10 +66,12 @@ pub async fn attached_vex(
                 continue;
             };
             let envelope = client.blob(reference, &ld, creds).await?;
+            let keyless = layer_keyless(&envelope, layer);
             out.extend(source(
                 &envelope,
+                keyless.as_ref(),
                 &d,
-                keys,
+                signers,
                 format!("attestation {ld} ({tag})"),
             ));
         }
@@ -114,7 +120,17 @@ pub async fn attached_vex(
         let Some(envelope) = bundle_envelope(&bundle) else {
             continue; // a message-signature bundle (an image signature), not an attestation
         };
-        out.extend(source(&envelope, &d, keys, format!("sigstore bundle {md}")));
+        let keyless = match evidence::from_bundle(&bundle, None) {
+            Ok(ev) if ev.certificates.is_empty() => None, // key-signed
+            other => Some(other),
+        };
+        out.extend(source(
+            &envelope,
+            keyless.as_ref(),
+            &d,
+            signers,
+            format!("sigstore bundle {md}"),
+        ));
     }
     Ok(out)
 }
@@ -126,27 +142,60 @@ fn bundle_envelope(bundle: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(env).ok()
 }
 
+/// The keyless material of an `.att` layer: `None` when it carries no certificate
+/// annotation (a key-signed attestation).
+fn layer_keyless(envelope: &[u8], layer: &Value) -> Option<Result<Evidence, Rejection>> {
+    let annotations: std::collections::BTreeMap<String, String> = layer
+        .get("annotations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .take(64)
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect();
+    annotations
+        .get(evidence::ANN_CERTIFICATE)
+        .is_some_and(|c| !c.is_empty())
+        .then(|| evidence::from_dsse_layer(envelope, &annotations))
+}
+
 /// A source from one envelope: trusted when it verifies; a VEX document that does not
 /// verify is kept untrusted with the reason; anything that is not VEX for this image
 /// is dropped.
-fn source(envelope: &[u8], digest: &str, keys: &[TrustedKey], origin: String) -> Option<VexSource> {
-    match attestation::verify(envelope, digest, keys) {
+fn source(
+    envelope: &[u8],
+    keyless: Option<&Result<Evidence, Rejection>>,
+    digest: &str,
+    signers: &VexSigners,
+    origin: String,
+) -> Option<VexSource> {
+    match attestation::verify_signed(envelope, keyless, digest, signers) {
         Ok(v) => Some(VexSource {
             origin,
             signer: Some(v.signer),
             untrusted_reason: None,
             document: v.document,
         }),
-        Err(AttestationError::Untrusted) => {
+        Err(e @ (AttestationError::Untrusted | AttestationError::UntrustedKeyless(_))) => {
             let document = attestation::read_unverified(envelope, digest).ok()?;
             Some(VexSource {
                 origin,
                 signer: None,
-                untrusted_reason: Some("attestation not signed by a signer trusted for VEX".into()),
+                untrusted_reason: Some(untrusted_reason(&e)),
                 document,
             })
         }
         Err(_) => None,
+    }
+}
+
+/// The report's reason for an attestation that is not trusted.
+pub(super) fn untrusted_reason(e: &AttestationError) -> String {
+    match e {
+        AttestationError::UntrustedKeyless(r) => {
+            format!("attestation signed keylessly, not by a signer trusted for VEX: {r}")
+        }
+        _ => "attestation not signed by a signer trusted for VEX".into(),
     }
 }
 
@@ -160,6 +209,30 @@ pub async fn push_attestation(
     predicate_type: &str,
     creds: &Credentials,
 ) -> Result<Digest, RegistryError> {
+    let annotations = serde_json::Map::new();
+    push_attestation_annotated(
+        client,
+        reference,
+        digest,
+        envelope,
+        predicate_type,
+        &annotations,
+        creds,
+    )
+    .await
+}
+
+/// [`push_attestation`] with more layer annotations, as `cosign attest` keyless adds
+/// them (`dev.sigstore.cosign/certificate`, `…/chain`, `…/bundle`).
+pub async fn push_attestation_annotated(
+    client: &RegistryClient,
+    reference: &Reference,
+    digest: &Digest,
+    envelope: &[u8],
+    predicate_type: &str,
+    annotations: &serde_json::Map<String, Value>,
+    creds: &Credentials,
+) -> Result<Digest, RegistryError> {
     let tag = format!("sha256-{}.att", digest.hex());
     let mut layers = match client.manifest_by_tag(reference, &tag, creds).await? {
         Some(m) => serde_json::from_slice::<Value>(&m.bytes)
@@ -171,11 +244,13 @@ pub async fn push_attestation(
     };
     let blob = Bytes::copy_from_slice(envelope);
     let ld = client.push_blob(reference, &blob, creds).await?;
+    let mut annotations = annotations.clone();
+    annotations.insert("predicateType".into(), predicate_type.into());
     layers.push(json!({
         "mediaType": DSSE_MEDIA_TYPE,
         "size": blob.len(),
         "digest": ld.to_string(),
-        "annotations": {"predicateType": predicate_type},
+        "annotations": annotations,
     }));
     let config = Bytes::from_static(b"{}");
     let cd = client.push_blob(reference, &config, creds).await?;
