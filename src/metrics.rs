@@ -463,7 +463,7 @@ impl Metrics {
         let vex_lookups = Family::<ResultLabel, Counter>::default();
         registry.register(
             "pullwarden_vex_lookups",
-            "Looks for VEX attestations attached to a pulled image, by result (found, none, no_signers: the policy trusts no VEX key, error: registry failure or timeout, no VEX applied).",
+            "Looks for VEX attestations attached to a pulled image, by result (found, none, no_signers: the policy trusts no VEX signer, error: registry failure or timeout, no VEX applied).",
             vex_lookups.clone(),
         );
         for result in VEX_LOOKUP_RESULTS {

@@ -50,6 +50,9 @@ pub enum OciError {
 
 /// A manifest-shaped document: an image index (or Docker manifest list), or an image
 /// manifest (or Docker schema 2 manifest).
+// Parsed once per fetched document and matched at once; boxing would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Document {
     Index(ImageIndex),

@@ -411,15 +411,15 @@ async fn fetch_envelope(
     let Ok(doc) = oci::parse_manifest(&m.bytes) else {
         return not("manifest does not parse".into());
     };
-    if !doc
+    if doc
         .artifact_type()
         .as_ref()
-        .is_some_and(|t| t.as_ref() == ARTIFACT_TYPE)
+        .is_none_or(|t| t.as_ref() != ARTIFACT_TYPE)
     {
         return not("manifest artifactType differs".into());
     }
     match doc.subject() {
-        Some(s) if subject.to_string() == s.digest().as_ref() => {}
+        Some(s) if *subject == s.digest().as_ref() => {}
         Some(s) => {
             return Ok(Err(IgnoreReason::Rejected(Rejection::OtherSubject {
                 claimed: s.digest().as_ref().chars().take(80).collect(),

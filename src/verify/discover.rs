@@ -228,7 +228,7 @@ async fn bundle_artifact(
     // The manifest must say it belongs to this digest: an index entry alone is only the
     // registry's word (and the fallback tag is writable by anyone who can push).
     match m.subject() {
-        Some(s) if subject.to_string() == s.digest().as_ref() => {}
+        Some(s) if *subject == s.digest().as_ref() => {}
         Some(s) => {
             return Ok(Err(Rejection::Evidence(format!(
                 "bundle manifest's subject is {}, not {subject}",
