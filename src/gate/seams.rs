@@ -81,45 +81,7 @@ pub trait ImageScanner: Send + Sync {
 /// The verdict cache key (the store's own).
 pub use crate::store::VerdictKey;
 
-/// How a pull's verdict was reached (the `how` of verdict JSON and the audit log).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum How {
-    /// Evaluated for this pull.
-    Evaluated,
-    /// Answered from a stored verdict.
-    Cached,
-    /// Joined a concurrent evaluation of the same digest.
-    Shared,
-    /// Judged again from the stored inventory (a new vulnerability database, a reload).
-    Rescored,
-    /// The evaluation failed.
-    Error,
-}
-
-impl How {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            How::Evaluated => "evaluated",
-            How::Cached => "cached",
-            How::Shared => "shared",
-            How::Rescored => "rescored",
-            How::Error => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for How {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for How {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+pub use crate::policy::verdict::How;
 
 /// One decision event for the history and the audit log. Its JSON spells a missing
 /// digest `""` and a failed evaluation's decision `"error"`.

@@ -97,7 +97,7 @@ pub struct Verdict {
     /// again from the stored inventory after a database import or a reload). Absent in
     /// verdicts stored before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub how: Option<crate::gate::How>,
+    pub how: Option<How>,
 }
 
 impl Verdict {
@@ -140,4 +140,44 @@ fn mode_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Mode, D::Error
         .ok_or_else(|| {
             serde::de::Error::custom(format!("mode {name:?} is not one of enforce, audit, off"))
         })
+}
+
+/// How a pull's verdict was reached (the `how` of verdict JSON and the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum How {
+    /// Evaluated for this pull.
+    Evaluated,
+    /// Answered from a stored verdict.
+    Cached,
+    /// Joined a concurrent evaluation of the same digest.
+    Shared,
+    /// Judged again from the stored inventory (a new vulnerability database, a reload).
+    Rescored,
+    /// The evaluation failed.
+    Error,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::Evaluated => "evaluated",
+            How::Cached => "cached",
+            How::Shared => "shared",
+            How::Rescored => "rescored",
+            How::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for How {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for How {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }

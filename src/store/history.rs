@@ -38,7 +38,7 @@ pub struct HistoryEvent {
     /// `evaluated`, `cached`, `shared` or `rescored` (judged again from the stored
     /// inventory, no pull). Absent in events recorded before this field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub how: Option<crate::gate::How>,
+    pub how: Option<crate::policy::verdict::How>,
 }
 
 impl HistoryEvent {
