@@ -84,20 +84,28 @@ impl std::ops::Sub for Counters {
     }
 }
 
-async fn counters(port: u16) -> Counters {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+/// A node's metrics exposition.
+async fn metrics_text(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    let get = |series: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} on node metrics"))
-    };
+        .unwrap()
+}
+
+/// The value of one series (name with its labels) in `text`.
+fn series<T: std::str::FromStr>(text: &str, series: &str) -> T {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} on node metrics"))
+}
+
+async fn counters(port: u16) -> Counters {
+    let text = metrics_text(port).await;
+    let get = |name: &str| -> u64 { series(&text, name) };
     Counters {
         scanned_bytes: get("pullwarden_scanned_bytes_total"),
         attested: get("pullwarden_scans_total{source=\"attested\"}"),
@@ -110,22 +118,10 @@ async fn counters(port: u16) -> Counters {
 
 /// `pullwarden_fleet_lookup_wait_seconds` on a node: (sum in seconds, count).
 async fn lookup_wait(port: u16) -> (f64, u64) {
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let get = |series: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} on node metrics"))
-    };
+    let text = metrics_text(port).await;
     (
-        get("pullwarden_fleet_lookup_wait_seconds_sum"),
-        get("pullwarden_fleet_lookup_wait_seconds_count") as u64,
+        series(&text, "pullwarden_fleet_lookup_wait_seconds_sum"),
+        series(&text, "pullwarden_fleet_lookup_wait_seconds_count"),
     )
 }
 
