@@ -149,6 +149,10 @@ struct FakeScanner {
     leaky: Mutex<HashSet<Digest>>,
     broken: AtomicBool,
     scans: AtomicUsize,
+    /// Each prefetch: the platform manifest digest, and whether containerd had the
+    /// image stored by then (read from `stored`, when set).
+    prefetched: Mutex<Vec<(Digest, bool)>>,
+    stored: Mutex<Option<Arc<Mutex<HashMap<String, Digest>>>>>,
 }
 
 #[async_trait]
@@ -167,6 +171,26 @@ impl ImageScanner for FakeScanner {
                 .push("secret aws-access-key-id in /app/.env (line 3)".into());
         }
         Ok(judged)
+    }
+
+    fn prefetch(
+        &self,
+        _: &LoadedPolicy,
+        reference: &Reference,
+        image: &ResolvedImage,
+        _: Option<&k8s_cri::v1::AuthConfig>,
+    ) {
+        let stored = self
+            .stored
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|s| s.lock().unwrap().contains_key(&reference.containerd_name()));
+        let subject = image
+            .platform_digest
+            .clone()
+            .unwrap_or(image.digest.clone());
+        self.prefetched.lock().unwrap().push((subject, stored));
     }
 
     fn db_version(&self) -> String {
@@ -237,6 +261,7 @@ impl Flow {
         let upstream = Arc::new(ScriptedImages::default());
         let registry = Arc::new(FakeRegistry::new(verify_takes));
         let scanner = Arc::new(FakeScanner::default());
+        *scanner.stored.lock().unwrap() = Some(upstream.stored.clone());
         let verdicts = Arc::new(MemVerdicts::default());
         let images = Arc::new(FakeImages {
             stored: upstream.stored.clone(),
@@ -392,6 +417,28 @@ async fn a_signed_clean_image_is_pulled_scanned_and_then_answered_from_its_verdi
     assert_eq!(f.registry.verifications.load(Ordering::SeqCst), 1);
     assert_eq!(f.scanner.scans.load(Ordering::SeqCst), 1);
     assert_eq!((f.events(How::Evaluated), f.events(How::Cached)), (1, 1));
+    f.upstream.assert_done();
+}
+
+/// Registry-only work for the scan (the fleet's attestation lookup) starts as the pull
+/// is forwarded, before containerd has the image, and only for an image that is then
+/// pulled: never for one its signatures already denied, never for a cached verdict.
+#[tokio::test]
+async fn the_scan_prefetch_starts_before_the_pull_and_only_for_pulled_images() {
+    let f = Flow::new();
+    let digest = f.publish(WEB, true);
+    let unsigned = f.publish("reg.test/app/unsigned:v1", false);
+    f.expect([Expect::pull(WEB, WEB_NAME, &digest)]);
+    assert_eq!(answered(&f.pull(WEB).await), tonic::Code::Ok);
+    assert_eq!(
+        *f.scanner.prefetched.lock().unwrap(),
+        vec![(digest.clone(), false)],
+        "one prefetch, for the verified digest, before containerd stored the image"
+    );
+    f.expect([Expect::pull(WEB, WEB_NAME, &digest)]);
+    assert_eq!(answered(&f.pull(WEB).await), tonic::Code::Ok);
+    let _ = refused(f.pull("reg.test/app/unsigned:v1").await);
+    assert_eq!(f.scanner.prefetched.lock().unwrap().len(), 1, "{unsigned}");
     f.upstream.assert_done();
 }
 

@@ -155,9 +155,10 @@ impl LayerScanner {
     /// registry resolved), for the scan of the pull that follows to collect.
     fn prefetch_attestations(&self, reference: &Reference, subject: &Digest, creds: &Credentials) {
         let fleet = self.fleet.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some((fleet, client)) = fleet.filter(|(f, _)| f.consumes()) else {
+        let Some((fleet, client)) = fleet else {
             return;
         };
+        // `None` when the fleet trusts no key: nothing is looked up.
         let Some(p) = fleet.prefetch(client, reference.clone(), creds.clone(), subject.clone())
         else {
             return;
@@ -404,14 +405,12 @@ impl ImageScanner for LayerScanner {
 
     fn prefetch(
         &self,
-        policy: &LoadedPolicy,
+        // The gate calls this only for a policy that scans.
+        _policy: &LoadedPolicy,
         reference: &Reference,
         image: &crate::gate::ResolvedImage,
         auth: Option<&k8s_cri::v1::AuthConfig>,
     ) {
-        if !policy.scan.enabled {
-            return;
-        }
         let creds = auth.map(Credentials::from).unwrap_or_default();
         let subject = image.platform_digest.as_ref().unwrap_or(&image.digest);
         self.prefetch_attestations(reference, subject, &creds);
