@@ -152,8 +152,11 @@ struct FakeScanner {
     /// Each prefetch: the platform manifest digest, and whether containerd had the
     /// image stored by then (read from `stored`, when set).
     prefetched: Mutex<Vec<(Digest, bool)>>,
-    stored: Mutex<Option<Arc<Mutex<HashMap<String, Digest>>>>>,
+    stored: Mutex<Option<StoredImages>>,
 }
+
+/// containerd's image names and their digests, as the scripted upstream stored them.
+type StoredImages = Arc<Mutex<HashMap<String, Digest>>>;
 
 #[async_trait]
 impl ImageScanner for FakeScanner {

@@ -17,6 +17,7 @@ use crate::policy::fingerprint::{FingerprintError, PolicyFile, fingerprint};
 use crate::scan::{Denylist, DenylistError, Scanner};
 use crate::verify::keys::{MAX_KEY_FILE_BYTES, read_config_file};
 use crate::verify::{FileRejection, Verifier, VerifyError};
+use crate::vex::signers::VexSigners;
 
 /// Why a policy's own files cannot be used. Cloned to every pull under the policy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +55,9 @@ pub struct LoadedPolicy {
     fingerprint: Result<String, PolicyError>,
     verifier: Result<Arc<Verifier>, PolicyError>,
     scanner: Result<Arc<Scanner>, PolicyError>,
+    /// Who may suppress findings with VEX, from the same bytes (an error names the
+    /// unusable file).
+    vex_signers: Result<Arc<VexSigners>, String>,
 }
 
 impl std::fmt::Debug for LoadedPolicy {
@@ -100,6 +104,12 @@ impl LoadedPolicy {
     /// The scanner under the scan limits, with the denylist bytes the fingerprint covers.
     pub fn scanner(&self) -> Result<Arc<Scanner>, PolicyError> {
         self.scanner.clone()
+    }
+
+    /// The signers trusted for VEX ([`VexSigners::from_files`]), built from the key and
+    /// trust-root bytes the fingerprint covers.
+    pub fn vex_signers(&self) -> Result<Arc<VexSigners>, String> {
+        self.vex_signers.clone()
     }
 }
 
@@ -273,12 +283,16 @@ fn load_policy(
         Some(path) => denylist(path, bytes_of(path)).map(Some),
     };
     let scanner = denylist.map(|d| Arc::new(Scanner::new(limits, d)));
+    let vex_signers = VexSigners::from_files(p, |path, _| bytes_of(path).map(|b| b.to_vec()))
+        .map(Arc::new)
+        .map_err(|e| e.to_string());
     let fingerprint = fingerprint(p, &files);
     LoadedPolicy {
         policy: p.clone(),
         fingerprint,
         verifier,
         scanner,
+        vex_signers,
     }
 }
 

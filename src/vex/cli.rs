@@ -19,14 +19,6 @@ use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient};
 use crate::report::ScanReport;
-use crate::verify::keys::TrustedKey;
-
-/// The keys trusted for VEX under `policy`: `[policy.vex] keys`, or without that
-/// section the keys the policy trusts for the image (`[policy.signatures] keys`).
-/// The keyless VEX signers are in [`VexSigners::for_policy`].
-pub fn vex_keys(policy: Option<&Policy>) -> anyhow::Result<Vec<TrustedKey>> {
-    Ok(VexSigners::for_policy(policy)?.keys)
-}
 
 /// Reads `files`, fetches what the registry has attached to `digest` (when the image
 /// came from one) and applies it all to `report`. A file that cannot be read or parsed

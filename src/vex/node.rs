@@ -1,6 +1,6 @@
 //! VEX on the node: the attestations attached to an image just pulled, fetched with
 //! the pull's own registry client and credentials, verified with the signers the
-//! image's policy trusts for VEX ([`super::signers::VexSigners::for_policy`]:
+//! image's policy trusts for VEX ([`VexSigners`], built once per policy load:
 //! `[policy.vex] keys` and `keyless`, else the policy's image signers), and applied to
 //! the scan report before it is judged.
 //!
@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
+use super::signers::VexSigners;
 use super::{VexOutcome, VexSource};
-use crate::config::Policy;
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient};
@@ -55,28 +55,20 @@ impl Lookup {
 /// Never fails: on any error `report` is left as it was and the outcome is empty.
 pub async fn apply_attached(
     client: &RegistryClient,
-    policy: &Policy,
+    signers: &VexSigners,
     reference: &Reference,
     digests: &[Digest],
     creds: &Credentials,
     report: &mut ScanReport,
 ) -> (VexOutcome, Lookup) {
-    let signers = match super::signers::VexSigners::for_policy(Some(policy)) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(policy = %policy.name, error = %e, "VEX signers unreadable; no VEX applied");
-            return (VexOutcome::default(), Lookup::Error);
-        }
-    };
     if signers.is_empty() {
         return (VexOutcome::default(), Lookup::NoSigners);
     }
     let lookup = async {
         let mut sources: Vec<VexSource> = Vec::new();
         for d in digests {
-            sources.extend(
-                super::registry::attached_vex(client, reference, d, creds, &signers).await?,
-            );
+            sources
+                .extend(super::registry::attached_vex(client, reference, d, creds, signers).await?);
         }
         Ok::<_, crate::registry::RegistryError>(sources)
     };

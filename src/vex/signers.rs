@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use crate::config::{KeylessIdentity, Policy};
-use crate::verify::Rejection;
 use crate::verify::evidence::Evidence;
 use crate::verify::keyless::{self, TrustMaterial};
 use crate::verify::keys::TrustedKey;
+use crate::verify::{FileRejection, Rejection};
 
 /// The signers trusted for VEX under one policy, with their trust material loaded.
 #[derive(Debug, Clone, Default)]
@@ -27,10 +27,23 @@ impl VexSigners {
     /// The VEX signers of `policy` (none without a policy). Key and trust-root bytes
     /// are those read at load when the config was checked (as the verifier uses them),
     /// else the files as they are now. Errors name the file and why it is unusable.
+    /// The daemon builds them once per policy load ([`crate::snapshot::LoadedPolicy`]).
     pub fn for_policy(policy: Option<&Policy>) -> anyhow::Result<VexSigners> {
         let Some(policy) = policy else {
             return Ok(VexSigners::default());
         };
+        VexSigners::from_files(policy, |path, limit| match policy.files.get(path) {
+            Some(b) => Ok(b.to_vec()),
+            None => crate::verify::keys::read_config_file(path, limit),
+        })
+    }
+
+    /// The VEX signers of `policy`, their key and trust-root files read through
+    /// `bytes(path, size limit)`.
+    pub fn from_files(
+        policy: &Policy,
+        bytes: impl Fn(&Path, u64) -> Result<Vec<u8>, FileRejection>,
+    ) -> anyhow::Result<VexSigners> {
         let sigs = policy.signatures.as_ref();
         let (paths, keyless, root) = match &policy.vex {
             Some(v) => (v.keys.as_slice(), v.keyless.as_slice(), v.trust_root(sigs)),
@@ -40,27 +53,16 @@ impl VexSigners {
                 sigs.and_then(|s| s.trusted_root.as_deref()),
             ),
         };
-        let loaded = |path: &Path| policy.files.get(path).map(|b| b.to_vec());
         let mut keys = Vec::new();
         for path in paths {
-            let key = loaded(path)
-                .map_or_else(|| crate::verify::keys::read_key_file(path), Ok)
+            let key = bytes(path, crate::verify::keys::MAX_KEY_FILE_BYTES)
                 .map_err(Rejection::from)
                 .and_then(|b| TrustedKey::from_file_bytes(&path.display().to_string(), &b));
             keys.push(key.map_err(|e| anyhow::anyhow!("VEX signer key {}: {e}", path.display()))?);
         }
         let trust = match root {
             Some(path) if !keyless.is_empty() => Some(
-                loaded(path)
-                    .map_or_else(
-                        || {
-                            crate::verify::keys::read_config_file(
-                                path,
-                                crate::config::MAX_TRUST_ROOT_BYTES,
-                            )
-                        },
-                        Ok,
-                    )
+                bytes(path, crate::config::MAX_TRUST_ROOT_BYTES)
                     .map_err(Rejection::from)
                     .and_then(|b| TrustMaterial::from_json(&b))
                     .map_err(|e| {

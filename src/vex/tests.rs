@@ -284,9 +284,11 @@ async fn node_lookup_failure_applies_nothing() {
     let digest: crate::digest::Digest = DIGEST.parse().unwrap();
     let creds = crate::registry::Credentials::default();
     let mut r = report();
+    let signers =
+        |i: usize| crate::vex::signers::VexSigners::for_policy(Some(&cfg.policies[i])).unwrap();
     let (out, lookup) = node::apply_attached(
         &client,
-        &cfg.policies[0],
+        &signers(0),
         &reference,
         std::slice::from_ref(&digest),
         &creds,
@@ -298,7 +300,7 @@ async fn node_lookup_failure_applies_nothing() {
     assert_eq!(r, report());
     let (out, lookup) = node::apply_attached(
         &client,
-        &cfg.policies[1],
+        &signers(1),
         &reference,
         std::slice::from_ref(&digest),
         &creds,

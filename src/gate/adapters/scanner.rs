@@ -130,7 +130,7 @@ impl LayerScanner {
     /// vulnerability in `report`, nothing is looked up.
     pub async fn apply_vex(
         &self,
-        policy: &crate::config::Policy,
+        policy: &LoadedPolicy,
         reference: &Reference,
         digests: &[Digest],
         creds: &Credentials,
@@ -145,8 +145,18 @@ impl LayerScanner {
         let Some(client) = client.filter(|_| !report.vulnerabilities.is_empty()) else {
             return (crate::vex::VexOutcome::default(), None);
         };
+        let signers = match policy.vex_signers() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(policy = %policy.name, error = %e, "VEX signers unreadable; no VEX applied");
+                return (
+                    crate::vex::VexOutcome::default(),
+                    Some(crate::vex::node::Lookup::Error),
+                );
+            }
+        };
         let (outcome, lookup) =
-            crate::vex::node::apply_attached(&client, policy, reference, digests, creds, report)
+            crate::vex::node::apply_attached(&client, &signers, reference, digests, creds, report)
                 .await;
         (outcome, Some(lookup))
     }
