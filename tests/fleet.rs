@@ -965,6 +965,12 @@ async fn publish_and_ignore_outcomes_are_counted_on_the_metrics_endpoint() {
         1,
         "{t}"
     );
+    // Every lookup's wait is observed: the stranger's and the node's three.
+    assert_eq!(
+        metric(&t, "pullwarden_fleet_lookup_wait_seconds_count"),
+        4,
+        "{t}"
+    );
     assert_eq!(
         metric(
             &t,
