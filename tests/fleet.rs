@@ -10,7 +10,7 @@ use pullwarden::config::{Config, ScanLimits};
 use pullwarden::digest::Digest;
 use pullwarden::fleet::attestation::{self, ImageBinding, MAX_ENVELOPE_BYTES, REDACTED};
 use pullwarden::fleet::dsse::{self, DSSE_MEDIA_TYPE, Envelope, IN_TOTO_PAYLOAD_TYPE};
-use pullwarden::fleet::publish::{ANN_CREATED, ARTIFACT_TYPE};
+use pullwarden::fleet::publish::{ANN_CREATED, ANN_ENVELOPE, ARTIFACT_TYPE};
 use pullwarden::fleet::{
     AttestationSigner, ConsumeLimits, IgnoreReason, Lookup, PublishError, Rejection, Trust,
     consume, publish,
@@ -164,6 +164,17 @@ async fn push_artifact(
     envelope: &[u8],
     declared_size: Option<usize>,
 ) {
+    push_hinted_artifact(s, subject, envelope, declared_size, None).await;
+}
+
+/// [`push_artifact`], its index entry naming `envelope_hint` as the envelope.
+async fn push_hinted_artifact(
+    s: &Scanned,
+    subject: &Digest,
+    envelope: &[u8],
+    declared_size: Option<usize>,
+    envelope_hint: Option<&str>,
+) {
     let reg = &s.reference.registry;
     let repo = &s.reference.repository;
     let config = push_blob(reg, repo, b"{}").await;
@@ -200,7 +211,10 @@ async fn push_artifact(
     entries.push(json!({
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": md.to_string(), "size": manifest.len(), "artifactType": ARTIFACT_TYPE,
-        "annotations": {ANN_CREATED: "2100-01-01T00:00:00Z"},
+        "annotations": match envelope_hint {
+            Some(h) => json!({ANN_CREATED: "2100-01-01T00:00:00Z", ANN_ENVELOPE: h}),
+            None => json!({ANN_CREATED: "2100-01-01T00:00:00Z"}),
+        },
     }));
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries,
@@ -437,6 +451,37 @@ async fn forged_foreign_and_oversized_attestations_are_ignored_with_reasons() {
         "{}",
         reasons(&l)
     );
+
+    // The index entry's envelope hint names a valid envelope by the trusted key, but
+    // the manifest lists a stranger's: the hint is never the envelope judged.
+    let w = push_and_scan("hint-lies").await;
+    let stranger = node_key(SigningScheme::ED25519);
+    let by_stranger =
+        attestation::build_attestation(&w.binding, &w.results, now, &stranger).unwrap();
+    let good_w = attestation::build_attestation(&w.binding, &w.results, now, &a).unwrap();
+    let hinted = push_blob(&w.reference.registry, &w.reference.repository, &good_w).await;
+    push_hinted_artifact(&w, &w.binding.manifest, &by_stranger, None, Some(&hinted)).await;
+    let l = lookup(&w, &t, ConsumeLimits::default(), now).await;
+    assert!(l.attested.is_none(), "the hinted envelope was used");
+    assert!(
+        matches!(
+            l.ignored[0].reason,
+            IgnoreReason::Rejected(Rejection::UntrustedKey { .. })
+        ),
+        "{}",
+        reasons(&l)
+    );
+    // A hint at a blob larger than the envelope limit is not read past the limit, and
+    // the envelope the manifest lists still counts.
+    let big = push_blob(
+        &w.reference.registry,
+        &w.reference.repository,
+        &vec![b' '; MAX_ENVELOPE_BYTES + 1],
+    )
+    .await;
+    push_hinted_artifact(&w, &w.binding.manifest, &good_w, None, Some(&big)).await;
+    let l = lookup(&w, &t, ConsumeLimits::default(), now).await;
+    assert!(l.attested.is_some(), "{}", reasons(&l));
 
     // Oversized: declared so (not fetched), or lying about its size (fetched, refused).
     let z = push_and_scan("oversized").await;
