@@ -122,7 +122,7 @@ fn seed_store(
     rng: &mut Rng,
     with_evidence: bool,
 ) -> Vec<PresentImage> {
-    let requirement = judge::signature_requirement(policy).unwrap().unwrap();
+    let requirement = SignatureEvidence::requirement_of(policy).unwrap().unwrap();
     let mut present = Vec::with_capacity(n);
     for i in 0..n {
         let digest = Digest::sha256_of(format!("image {i} {with_evidence}").as_bytes());
@@ -147,7 +147,7 @@ fn seed_store(
             signatures: if with_evidence {
                 vec![SignatureEvidence {
                     requirement: requirement.clone(),
-                    repository: judge::repository(&reference),
+                    repository: SignatureEvidence::repository_of(&reference),
                     report: signed(),
                     verified_at: "2026-11-30T00:00:00Z".into(),
                 }]

@@ -26,8 +26,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::policy::Decision;
-
 /// A client that opens a connection and sends nothing is dropped after this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -573,9 +571,10 @@ impl Metrics {
     }
 
     /// One pull answered under `policy` in `mode` (`enforce`: the decision took effect;
-    /// `audit`: a deny was let through), `cached`: answered from the verdict store.
-    pub fn record_pull(&self, policy: &str, mode: &str, decision: Decision, cached: bool) {
-        let decision = decision.as_str();
+    /// `audit`: a deny was let through) with `decision` (`allow` | `deny`, as
+    /// `policy::Decision::as_str` spells it), `cached`: answered from the verdict store.
+    /// Labels arrive spelled: this module sits below everything it counts.
+    pub fn record_pull(&self, policy: &str, mode: &str, decision: &'static str, cached: bool) {
         let mode = match mode {
             "enforce" => "enforce",
             "audit" => "audit",
@@ -675,9 +674,8 @@ impl Metrics {
             .clone()
     }
 
-    /// One verdict made again from a stored inventory.
-    pub fn record_rescored(&self, decision: Decision) {
-        let decision = decision.as_str();
+    /// One verdict made again from a stored inventory, with `decision` (`allow` | `deny`).
+    pub fn record_rescored(&self, decision: &'static str) {
         self.rescored
             .get_or_create(&DecisionLabel { decision })
             .inc();
@@ -921,11 +919,11 @@ mod tests {
     #[test]
     fn exposition() {
         let m = Metrics::new();
-        m.record_pull("prod", "enforce", Decision::Allow, true);
-        m.record_pull("prod", "enforce", Decision::Allow, true);
-        m.record_pull("prod", "enforce", Decision::Deny, false);
-        m.record_pull("we\"ird", "enforce", Decision::Deny, false);
-        m.record_pull("prod", "audit", Decision::Deny, false);
+        m.record_pull("prod", "enforce", "allow", true);
+        m.record_pull("prod", "enforce", "allow", true);
+        m.record_pull("prod", "enforce", "deny", false);
+        m.record_pull("we\"ird", "enforce", "deny", false);
+        m.record_pull("prod", "audit", "deny", false);
         m.record_error("registry");
         m.observe_verify(0.02);
         m.observe_verify(3.0);

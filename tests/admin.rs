@@ -328,7 +328,7 @@ fn api_end_to_end() {
 #[test]
 fn metrics_endpoint() {
     let m = Arc::new(admin::Metrics::new());
-    m.record_pull("prod", "enforce", Decision::Deny, false);
+    m.record_pull("prod", "enforce", "deny", false);
     m.observe_scan(0.5, 4096);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -20,6 +20,7 @@ use crate::policy::{Decision, DenyKind, Verdict};
 use crate::reference::Reference;
 use crate::report::SignatureReport;
 use crate::snapshot::LoadedPolicy;
+use crate::store::ImageInventory;
 
 struct PullCtx {
     reference: Reference,
@@ -174,7 +175,7 @@ impl Gate {
         };
         if let Some(d) = decision {
             self.metrics
-                .record_pull(&ctx.policy.name, ctx.policy.mode.as_str(), d, true);
+                .record_pull(&ctx.policy.name, ctx.policy.mode.as_str(), d.as_str(), true);
         }
         self.verdicts.record(&DecisionEvent {
             at: evaluate::rfc3339((self.clock)()),
@@ -536,7 +537,7 @@ impl Gate {
         let (key, v) = (key.clone(), v.clone());
         let (policy, reference) = (ctx.policy.clone(), ctx.reference.clone());
         tokio::task::spawn_blocking(move || {
-            let inventory = crate::rescore::inventory_of(&v, &policy, &reference, report);
+            let inventory = ImageInventory::of_pull(&v, &policy, &reference, report);
             store.put_with_inventory(&key, &v, &inventory)
         })
         .await
@@ -548,7 +549,7 @@ impl Gate {
         self.metrics.record_pull(
             &v.policy,
             v.mode.as_str(),
-            v.decision,
+            v.decision.as_str(),
             how != How::Evaluated,
         );
         if v.decision == Decision::Allow {

@@ -64,44 +64,6 @@ impl std::fmt::Display for Skip {
     }
 }
 
-/// Hex BLAKE3 of a policy's signature requirement: the `[policy.signatures]` section as
-/// loaded (keys, threshold, keyless identities, trust root path) and the bytes of every
-/// key file and trust root it names. Equal hashes mean a stored verification outcome
-/// answers the same question. `Ok(None)`: the policy requires no signature.
-pub fn signature_requirement(policy: &Policy) -> Result<Option<String>, String> {
-    let Some(sig) = &policy.signatures else {
-        return Ok(None);
-    };
-    let mut h = blake3::Hasher::new();
-    h.update(b"pullwarden signature requirement v1\0");
-    let json = serde_json::to_vec(sig).map_err(|e| e.to_string())?;
-    field(&mut h, &json);
-    let files = sig.keys.iter().chain(sig.trusted_root.iter());
-    for path in files {
-        // The bytes read at load (as the verifier was built from them), else the file
-        // as it is now (a config that was not checked).
-        let bytes = match policy.files.get(path) {
-            Some(b) => b.to_vec(),
-            None => crate::verify::keys::read_config_file(path, crate::config::MAX_DENYLIST_BYTES)
-                .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?,
-        };
-        field(&mut h, path.as_os_str().as_encoded_bytes());
-        field(&mut h, &bytes);
-    }
-    Ok(Some(h.finalize().to_hex().to_string()))
-}
-
-fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
-    h.update(&(bytes.len() as u64).to_le_bytes());
-    h.update(bytes);
-}
-
-/// The repository a signature outcome is bound to (cosign's `docker-reference`), as
-/// verdict keys spell it.
-pub fn repository(reference: &Reference) -> String {
-    crate::reference::canonical_host(&reference.name()).into_owned()
-}
-
 /// What the store knows about the signatures `policy` requires of `reference`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoredSignatures {
@@ -118,12 +80,14 @@ pub fn stored_signatures(
     policy: &Policy,
     reference: &Reference,
 ) -> Result<StoredSignatures, Skip> {
-    match signature_requirement(policy).map_err(Skip::Error)? {
+    match SignatureEvidence::requirement_of(policy).map_err(Skip::Error)? {
         None => Ok(StoredSignatures::NotRequired),
-        Some(req) => Ok(match inventory.evidence(&req, &repository(reference)) {
-            Some(e) => StoredSignatures::Stored(e.report.clone()),
-            None => StoredSignatures::Missing { requirement: req },
-        }),
+        Some(req) => Ok(
+            match inventory.evidence(&req, &SignatureEvidence::repository_of(reference)) {
+                Some(e) => StoredSignatures::Stored(e.report.clone()),
+                None => StoredSignatures::Missing { requirement: req },
+            },
+        ),
     }
 }
 
@@ -177,47 +141,6 @@ pub fn judge(
     }
     v.how = Some(How::Rescored);
     Ok(v)
-}
-
-/// The inventory a pull's verdict leaves behind: the composed scan without its
-/// vulnerabilities, and the signature outcome under the policy's requirement.
-pub fn inventory_of(
-    v: &Verdict,
-    policy: &Policy,
-    reference: &Reference,
-    report: Option<crate::report::ScanReport>,
-) -> ImageInventory {
-    let report = report.map(|mut r| {
-        r.vulnerabilities.clear();
-        r
-    });
-    let signatures = match signature_requirement(policy) {
-        Ok(Some(requirement)) => vec![SignatureEvidence {
-            requirement,
-            repository: repository(reference),
-            report: v.signatures.clone(),
-            verified_at: v.decided_at.clone(),
-        }],
-        // No requirement: nothing to keep. A key file that cannot be read: the
-        // outcome is not reusable (the next re-judging skips it for that policy).
-        Ok(None) | Err(_) => Vec::new(),
-    };
-    ImageInventory {
-        format: crate::store::INVENTORY_FORMAT,
-        digest: v.digest.clone(),
-        platform_digest: v.platform_digest.clone(),
-        references: vec![reference.to_string()],
-        platform: crate::scan::image::Platform::host().to_string(),
-        analyzer_set: crate::scan::analyzers::ANALYZER_SET_VERSION,
-        scan_source: if report.is_some() {
-            v.scan_source.clone()
-        } else {
-            None
-        },
-        report,
-        signatures,
-        recorded_at: v.decided_at.clone(),
-    }
 }
 
 /// The policies that judge ImageStatus for `name` (ImageStatus carries no pod

@@ -19,16 +19,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::admin::Metrics;
 use crate::digest::Digest;
 use crate::gate::{DecisionEvent, How, PolicyState, VerdictCache, VerdictKey, verdict_scope};
+use crate::metrics::Metrics;
 use crate::policy::evaluate::{self, Keys};
 use crate::policy::{Decision, Verdict};
 use crate::reference::Reference;
-use crate::store::VerdictStore;
+use crate::store::{SignatureEvidence, VerdictStore};
 use crate::vulndb::VulnDb;
 
-pub use judge::{Skip, StoredSignatures, inventory_of, judge, signature_requirement};
+pub use judge::{Skip, StoredSignatures, judge};
 
 /// Verdicts written per store commit.
 const BATCH: usize = 256;
@@ -282,7 +282,7 @@ pub fn rescore_blocking(
                             &mut summary,
                             Skip::NoSignatureEvidence {
                                 policy: policy.name.clone(),
-                                repository: judge::repository(reference),
+                                repository: SignatureEvidence::repository_of(reference),
                             },
                         );
                         continue;
@@ -337,7 +337,7 @@ fn commit(
         if v.decision == Decision::Deny {
             summary.denied += 1;
         }
-        metrics.record_rescored(v.decision);
+        metrics.record_rescored(v.decision.as_str());
         crate::gate::audit_decision(&v.reference, &v, How::Rescored);
         VerdictCache::record(
             store,

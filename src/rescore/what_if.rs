@@ -14,7 +14,7 @@ use super::judge::{self, Skip, StoredSignatures};
 use crate::gate::{PolicyState, ResolvedImage, SignatureSource, VerdictKey, verdict_scope};
 use crate::policy::Decision;
 use crate::policy::evaluate::Keys;
-use crate::store::VerdictStore;
+use crate::store::{SignatureEvidence, VerdictStore};
 use crate::vulndb::VulnDb;
 
 /// One present image under the candidate.
@@ -145,7 +145,7 @@ pub async fn policy_test(
                         }
                         None => Err(Skip::NoSignatureEvidence {
                             policy: policy.name.clone(),
-                            repository: judge::repository(reference),
+                            repository: SignatureEvidence::repository_of(reference),
                         }),
                     },
                     Err(s) => Err(s),

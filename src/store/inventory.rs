@@ -16,9 +16,11 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, VerdictKey, VerdictStore, db};
+use crate::config::{MAX_DENYLIST_BYTES, Policy};
 use crate::digest::Digest;
 use crate::fleet::ScanSource;
 use crate::policy::Verdict;
+use crate::reference::Reference;
 use crate::report::{ScanReport, SignatureReport};
 
 /// Manifest digest → inventory JSON ([`ImageInventory`]).
@@ -69,13 +71,55 @@ pub struct ImageInventory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignatureEvidence {
     /// Hash of the signature requirement it was verified under
-    /// (`crate::rescore::signature_requirement`).
+    /// ([`SignatureEvidence::requirement_of`]).
     pub requirement: String,
     /// The repository the signatures were verified for (cosign binds one), canonical.
     pub repository: String,
     pub report: SignatureReport,
     /// RFC 3339 UTC.
     pub verified_at: String,
+}
+
+impl SignatureEvidence {
+    /// Hex BLAKE3 of a policy's signature requirement: the `[policy.signatures]` section
+    /// as loaded (keys, threshold, keyless identities, trust root path) and the bytes of
+    /// every key file and trust root it names. Equal hashes mean a stored verification
+    /// outcome answers the same question. `Ok(None)`: the policy requires no signature.
+    /// `Err`: a named file that was not loaded and cannot be read now.
+    pub fn requirement_of(policy: &Policy) -> Result<Option<String>, String> {
+        let Some(sig) = &policy.signatures else {
+            return Ok(None);
+        };
+        let mut h = blake3::Hasher::new();
+        h.update(b"pullwarden signature requirement v1\0");
+        let json = serde_json::to_vec(sig).map_err(|e| e.to_string())?;
+        field(&mut h, &json);
+        let files = sig.keys.iter().chain(sig.trusted_root.iter());
+        for path in files {
+            // The bytes read at load (as the verifier was built from them), else the
+            // file as it is now (a config that was not checked).
+            let bytes = match policy.files.get(path) {
+                Some(b) => b.to_vec(),
+                None => crate::verify::keys::read_config_file(path, MAX_DENYLIST_BYTES)
+                    .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?,
+            };
+            field(&mut h, path.as_os_str().as_encoded_bytes());
+            field(&mut h, &bytes);
+        }
+        Ok(Some(h.finalize().to_hex().to_string()))
+    }
+
+    /// The repository a signature outcome is bound to (cosign's `docker-reference`), as
+    /// verdict keys spell it.
+    pub fn repository_of(reference: &Reference) -> String {
+        crate::reference::canonical_host(&reference.name()).into_owned()
+    }
+}
+
+/// One length-prefixed field of a hash input.
+fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
 }
 
 /// Why a stored inventory was not used.
@@ -100,6 +144,48 @@ pub enum InventoryError {
 }
 
 impl ImageInventory {
+    /// The inventory a pull's verdict `v` under `policy` leaves behind for `reference`:
+    /// the composed scan `report` without its vulnerabilities (they are matched anew at
+    /// each judging), and the signature outcome under the policy's requirement.
+    pub fn of_pull(
+        v: &Verdict,
+        policy: &Policy,
+        reference: &Reference,
+        report: Option<ScanReport>,
+    ) -> ImageInventory {
+        let report = report.map(|mut r| {
+            r.vulnerabilities.clear();
+            r
+        });
+        let signatures = match SignatureEvidence::requirement_of(policy) {
+            Ok(Some(requirement)) => vec![SignatureEvidence {
+                requirement,
+                repository: SignatureEvidence::repository_of(reference),
+                report: v.signatures.clone(),
+                verified_at: v.decided_at.clone(),
+            }],
+            // No requirement: nothing to keep. A key file that cannot be read: the
+            // outcome is not reusable (the next re-judging skips it for that policy).
+            Ok(None) | Err(_) => Vec::new(),
+        };
+        ImageInventory {
+            format: INVENTORY_FORMAT,
+            digest: v.digest.clone(),
+            platform_digest: v.platform_digest.clone(),
+            references: vec![reference.to_string()],
+            platform: crate::platform::Platform::host().to_string(),
+            analyzer_set: crate::scan::analyzers::ANALYZER_SET_VERSION,
+            scan_source: if report.is_some() {
+                v.scan_source.clone()
+            } else {
+                None
+            },
+            report,
+            signatures,
+            recorded_at: v.decided_at.clone(),
+        }
+    }
+
     /// JSON, as stored.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(self).map_err(|source| StoreError::Encode {

@@ -8,6 +8,8 @@
 //! `bundle` annotations; the bundle's `verificationMaterial`) as an identity trusted
 //! for VEX; otherwise kept with the reason (so the report can say what was not applied).
 
+use std::collections::{BTreeMap, HashMap};
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -15,6 +17,7 @@ use super::VexSource;
 use super::attestation::{self, AttestationError, VEX_PREDICATE_TYPES};
 use super::signers::VexSigners;
 use crate::digest::Digest;
+use crate::oci;
 use crate::reference::Reference;
 use crate::registry::{Credentials, RegistryClient, RegistryError};
 use crate::verify::Rejection;
@@ -41,32 +44,25 @@ pub async fn attached_vex(
     let d = digest.to_string();
     let tag = format!("sha256-{}.att", digest.hex());
     if let Some(m) = client.manifest_by_tag(reference, &tag, creds).await? {
-        let manifest: Value = serde_json::from_slice(&m.bytes).unwrap_or(Value::Null);
-        for layer in manifest
-            .get("layers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .take(MAX_ATTESTATIONS)
-        {
-            let predicate = layer
-                .get("annotations")
+        let manifest = oci::parse_manifest(&m.bytes)
+            .inspect_err(|e| tracing::warn!(image = %reference, tag = %tag, error = %e, "attestation manifest unreadable; its VEX not applied"))
+            .ok();
+        let layers = manifest.iter().flat_map(|m| m.layers());
+        for layer in layers.take(MAX_ATTESTATIONS) {
+            let annotations = layer.annotations().as_ref();
+            let predicate = annotations
                 .and_then(|a| a.get("predicateType"))
-                .and_then(Value::as_str);
-            if layer.get("mediaType").and_then(Value::as_str) != Some(DSSE_MEDIA_TYPE)
+                .map(String::as_str);
+            if layer.media_type().to_string() != DSSE_MEDIA_TYPE
                 || !predicate.is_some_and(|p| VEX_PREDICATE_TYPES.contains(&p))
             {
                 continue;
             }
-            let Some(ld) = layer
-                .get("digest")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<Digest>().ok())
-            else {
+            let Ok(ld) = oci::descriptor_digest("attestation layer", layer) else {
                 continue;
             };
             let envelope = client.blob(reference, &ld, creds).await?;
-            let keyless = layer_keyless(&envelope, layer);
+            let keyless = layer_keyless(&envelope, annotations);
             out.extend(source(
                 &envelope,
                 keyless.as_ref(),
@@ -87,32 +83,29 @@ pub async fn attached_vex(
             .await?
             .map(|m| m.bytes),
     };
-    let index: Value = index
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+    let index = index.as_deref().and_then(|b| {
+        oci::parse_index(b)
+            .inspect_err(|e| tracing::warn!(image = %reference, error = %e, "referrers index unreadable; no sigstore bundle VEX applied"))
+            .ok()
+    });
     for m in index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|m| m.get("artifactType").and_then(Value::as_str) == Some(BUNDLE_ARTIFACT_TYPE))
+        .iter()
+        .flat_map(|i| i.manifests())
+        .filter(|m| {
+            m.artifact_type()
+                .as_ref()
+                .is_some_and(|t| t.to_string() == BUNDLE_ARTIFACT_TYPE)
+        })
         .take(MAX_ATTESTATIONS)
     {
-        let Some(md) = m
-            .get("digest")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Digest>().ok())
-        else {
+        let Ok(md) = oci::descriptor_digest("referrer", m) else {
             continue;
         };
         let manifest = client.manifest_by_digest(reference, &md, creds).await?;
-        let manifest: Value = serde_json::from_slice(&manifest.bytes).unwrap_or(Value::Null);
-        let Some(ld) = manifest
-            .get("layers")
-            .and_then(|l| l.get(0))
-            .and_then(|l| l.get("digest"))
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Digest>().ok())
+        let Some(ld) = oci::parse_manifest(&manifest.bytes)
+            .ok()
+            .and_then(|m| m.layers().first().cloned())
+            .and_then(|l| oci::descriptor_digest("bundle layer", &l).ok())
         else {
             continue;
         };
@@ -142,16 +135,18 @@ fn bundle_envelope(bundle: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(env).ok()
 }
 
-/// The keyless material of an `.att` layer: `None` when it carries no certificate
-/// annotation (a key-signed attestation).
-fn layer_keyless(envelope: &[u8], layer: &Value) -> Option<Result<Evidence, Rejection>> {
-    let annotations: std::collections::BTreeMap<String, String> = layer
-        .get("annotations")
-        .and_then(Value::as_object)
+/// The keyless material of an `.att` layer, from its `annotations`: `None` when it
+/// carries no certificate annotation (a key-signed attestation). At most the first 64
+/// annotations in name order are read.
+fn layer_keyless(
+    envelope: &[u8],
+    annotations: Option<&HashMap<String, String>>,
+) -> Option<Result<Evidence, Rejection>> {
+    let sorted: BTreeMap<&String, &String> = annotations.into_iter().flatten().collect();
+    let annotations: BTreeMap<String, String> = sorted
         .into_iter()
-        .flatten()
         .take(64)
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     annotations
         .get(evidence::ANN_CERTIFICATE)
