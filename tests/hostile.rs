@@ -1019,6 +1019,7 @@ fn stored_inventories() {
     .unwrap();
     let policy = &config.policies[0];
     let reference: pullwarden::reference::Reference = "127.0.0.1:5000/app:v1".parse().unwrap();
+    let matcher = db.matcher().unwrap();
     survive("stored inventory", &[seed.as_bytes()], 400, |b| {
         if let Ok(inv) = ImageInventory::decode(digest, b) {
             let keys = pullwarden::policy::evaluate::Keys {
@@ -1031,7 +1032,7 @@ fn stored_inventories() {
                 policy,
                 &keys,
                 pullwarden::rescore::judge::not_required(),
-                &db,
+                &matcher,
                 time::OffsetDateTime::now_utc(),
             );
         }

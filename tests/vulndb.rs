@@ -805,3 +805,77 @@ fn ubuntu_pro_records_leave_the_release_affected_and_name_the_esm_fix() {
             .is_empty()
     );
 }
+
+/// A pass over many inventories (re-judging, `policy test`) matches through one
+/// [`pullwarden::vulndb::Matcher`] shared by its threads: what it finds for each
+/// inventory, in any order and from any thread, is what a single match finds.
+#[test]
+fn one_matcher_shared_by_threads_finds_what_a_single_match_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = imported(dir.path());
+    let deb12 = distro("debian", "12");
+    let inventories: Vec<(Option<Distro>, Vec<Package>)> = vec![
+        (
+            Some(deb12.clone()),
+            vec![
+                with_source(
+                    pkg(PackageType::Deb, "libssl3", "3.0.11-1~deb12u1"),
+                    "openssl",
+                    None,
+                ),
+                pkg(PackageType::Npm, "lodash", "4.17.20"),
+                // The same package twice (two paths): one finding per advisory.
+                pkg(PackageType::Npm, "lodash", "4.17.20"),
+            ],
+        ),
+        (
+            Some(deb12.clone()),
+            vec![
+                with_source(
+                    pkg(PackageType::Deb, "libssl3", "3.0.13-1~deb12u1"),
+                    "openssl",
+                    None,
+                ),
+                pkg(PackageType::Npm, "lodash", "4.17.21"),
+                pkg(PackageType::Python, "django", "4.2.10"),
+            ],
+        ),
+        (
+            Some(deb12),
+            vec![
+                with_source(
+                    pkg(PackageType::Deb, "openssl", "3.0.13-1~deb12u1+b1"),
+                    "openssl",
+                    Some("3.0.11-1~deb12u2"),
+                ),
+                pkg(PackageType::Python, "Django", "4.1"),
+                pkg(PackageType::GoModule, "golang.org/x/net", "v0.17.0"),
+            ],
+        ),
+    ];
+    let single: Vec<Vec<Vulnerability>> = inventories
+        .iter()
+        .map(|(os, p)| db.matches(os.as_ref(), p).unwrap())
+        .collect();
+    assert!(
+        single.iter().filter(|f| !f.is_empty()).count() >= 2,
+        "{single:?}"
+    );
+    assert_ne!(
+        ids(&single[0]),
+        ids(&single[1]),
+        "the version decides, not the name"
+    );
+    let lodash = single[0].iter().filter(|v| v.package == "lodash").count();
+    assert_eq!(lodash, 1, "{:?}", single[0]);
+    let matcher = db.matcher().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for ((os, p), want) in inventories.iter().zip(&single).rev() {
+                    assert_eq!(&matcher.matches(os.as_ref(), p).unwrap(), want);
+                }
+            });
+        }
+    });
+}

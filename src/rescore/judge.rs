@@ -10,9 +10,9 @@ use crate::gate::How;
 use crate::policy::Verdict;
 use crate::policy::evaluate::{self, Keys, Subject};
 use crate::reference::Reference;
-use crate::report::SignatureReport;
+use crate::report::{ScanReport, SignatureReport};
 use crate::store::{ImageInventory, SignatureEvidence};
-use crate::vulndb::VulnDb;
+use crate::vulndb::Matcher;
 
 /// Why an image was not judged from the store. Each is logged and counted; none is a
 /// verdict (the next pull of the image judges it in full).
@@ -101,7 +101,7 @@ pub fn not_required() -> SignatureReport {
 }
 
 /// The verdict `policy` gives the image `inventory` describes, pulled as `reference`,
-/// with `signatures` as the outcome of its signature check, vulnerabilities from `db`,
+/// with `signatures` as the outcome of its signature check, vulnerabilities from `matcher`,
 /// as of `now`. Marked [`How::Rescored`]. Like a pull, an enforcing policy whose
 /// signature requirement fails judges nothing else.
 pub fn judge(
@@ -110,7 +110,7 @@ pub fn judge(
     policy: &Policy,
     keys: &Keys<'_>,
     signatures: SignatureReport,
-    db: &VulnDb,
+    matcher: &Matcher<'_>,
     now: OffsetDateTime,
 ) -> Result<Verdict, Skip> {
     let name = reference.to_string();
@@ -126,17 +126,33 @@ pub fn judge(
                 policy: policy.name.clone(),
             });
         };
-        let mut report = stored.clone();
-        report.vulnerabilities = db
-            .matches(report.os.as_ref(), &report.packages)
+        let vulnerabilities = matcher
+            .matches(stored.os.as_ref(), &stored.packages)
             .map_err(|e| Skip::Error(format!("matching vulnerabilities: {e}")))?;
-        Some(crate::engine::judge(report, &policy.scan, now.date()))
+        // Judging reads the findings, never the packages (the verdict keeps their
+        // count, set below): they are not copied.
+        let report = ScanReport {
+            os: stored.os.clone(),
+            packages: Vec::new(),
+            secrets: stored.secrets.clone(),
+            files: stored.files.clone(),
+            vulnerabilities,
+            layers: stored.layers.clone(),
+        };
+        Some((
+            crate::engine::judge(report, &policy.scan, now.date()),
+            stored.packages.len(),
+        ))
     } else {
         None
     };
-    let scanned = scan.is_some();
+    let (scan, packages) = match scan {
+        Some((judged, packages)) => (Some(judged), Some(packages)),
+        None => (None, None),
+    };
     let mut v = evaluate::evaluate(policy, &subject, signatures, scan, keys, now);
-    if scanned {
+    if let Some(packages) = packages {
+        v.packages = packages;
         v.scan_source = inventory.scan_source.clone();
     }
     v.how = Some(How::Rescored);

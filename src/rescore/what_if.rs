@@ -11,10 +11,13 @@ use time::OffsetDateTime;
 
 use super::PresentImage;
 use super::judge::{self, Skip, StoredSignatures};
+use crate::config::Policy;
 use crate::gate::{PolicyState, ResolvedImage, SignatureSource, VerdictKey, verdict_scope};
 use crate::policy::Decision;
 use crate::policy::evaluate::Keys;
-use crate::store::{SignatureEvidence, VerdictStore};
+use crate::reference::Reference;
+use crate::report::SignatureReport;
+use crate::store::{ImageInventory, SignatureEvidence, VerdictStore};
 use crate::vulndb::VulnDb;
 
 /// One present image under the candidate.
@@ -51,7 +54,9 @@ pub struct Report {
 }
 
 /// Judges `present` under `candidate`; `current` gives `was` from the stored verdicts.
-/// `signatures` answers only what the store does not hold.
+/// `signatures` answers only what the store does not hold. A batch of images at a time:
+/// their inputs gathered in order (store reads, registry look-ups), then judged on up to
+/// [`super::MAX_WORKERS`] threads sharing one [`crate::vulndb::Matcher`].
 pub async fn policy_test(
     store: &VerdictStore,
     present: &[PresentImage],
@@ -62,136 +67,34 @@ pub async fn policy_test(
 ) -> Report {
     let now = OffsetDateTime::now_utc();
     let db_version = db.version();
+    // Unreadable: every image that needs matching is skipped with this reason.
+    let matcher = db
+        .matcher()
+        .map_err(|e| Skip::Error(format!("reading the vulnerability database: {e}")));
+    let workers = super::workers();
     let mut images = Vec::with_capacity(present.len());
     let mut registry_calls = 0;
-    for image in present {
-        let digest = image.digest.to_string();
-        let shown = image
-            .references
-            .first()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| digest.clone());
-        let was = stored_decision(store, image, current, &db_version);
-        if !image
-            .references
-            .iter()
-            .any(|r| !judge::judging_policies(&candidate.config, &r.to_string()).is_empty())
-        {
-            images.push(ImageOutcome {
-                digest,
-                reference: shown,
-                decision: Some(Decision::Allow),
-                was,
-                reasons: vec!["no policy of the candidate judges this image".into()],
-                changed: was.is_some_and(|w| w != Decision::Allow),
-            });
-            continue;
-        }
-        let inventory = match store.inventory(&digest) {
-            Ok(Some(Ok(inv))) => Ok(inv),
-            Ok(Some(Err(e))) => Err(Skip::Unreadable(e.to_string())),
-            Ok(None) => Err(Skip::NoInventory),
-            Err(e) => Err(Skip::Error(e.to_string())),
-        };
-        let inventory = match inventory {
-            Ok(i) => i,
-            Err(s) => {
-                images.push(ImageOutcome {
-                    digest,
-                    reference: shown,
-                    decision: None,
+    for chunk in present.chunks(super::BATCH) {
+        let mut gathered = Vec::with_capacity(chunk.len());
+        for image in chunk {
+            let was = stored_decision(store, image, current, &db_version);
+            gathered.push(
+                gather(
+                    store,
+                    image,
                     was,
-                    reasons: vec![s.to_string()],
-                    changed: false,
-                });
-                continue;
-            }
-        };
-        let mut decision: Option<Decision> = Some(Decision::Allow);
-        let mut reasons = Vec::new();
-        let mut judged_any = false;
-        'names: for reference in &image.references {
-            for policy in judge::judging_policies(&candidate.config, &reference.to_string()) {
-                let fp = match candidate.fingerprint(&policy.name) {
-                    Ok(fp) => fp,
-                    Err(e) => {
-                        decision = None;
-                        reasons = vec![e.to_string()];
-                        break 'names;
-                    }
-                };
-                let sig = match judge::stored_signatures(&inventory, policy, reference) {
-                    Ok(StoredSignatures::NotRequired) => Ok(judge::not_required()),
-                    Ok(StoredSignatures::Stored(r)) => Ok(r),
-                    Ok(StoredSignatures::Missing { .. }) => match signatures {
-                        Some(source) => {
-                            registry_calls += 1;
-                            let resolved = ResolvedImage {
-                                digest: inventory.digest.clone(),
-                                platform_digest: inventory.platform_digest.clone(),
-                            };
-                            match candidate.policy(&policy.name) {
-                                Ok(loaded) => {
-                                    source.verify(&loaded, reference, &resolved, None).await
-                                }
-                                Err(e) => Err(e.into()),
-                            }
-                            .map_err(|e| {
-                                Skip::Error(format!(
-                                    "policy {}: checking signatures at the registry: {e}",
-                                    policy.name
-                                ))
-                            })
-                        }
-                        None => Err(Skip::NoSignatureEvidence {
-                            policy: policy.name.clone(),
-                            repository: SignatureEvidence::repository_of(reference),
-                        }),
-                    },
-                    Err(s) => Err(s),
-                };
-                let scope = verdict_scope(policy, fp, reference);
-                let keys = Keys {
-                    policy_fingerprint: &scope,
-                    db_version: &db_version,
-                };
-                let verdict = sig
-                    .and_then(|s| judge::judge(&inventory, reference, policy, &keys, s, db, now));
-                match verdict {
-                    Ok(v) => {
-                        judged_any = true;
-                        if v.decision == Decision::Deny {
-                            decision = Some(Decision::Deny);
-                            // Two names of one image usually deny for the same reasons.
-                            for r in &v.reasons {
-                                let r = format!("{}: {r}", policy.name);
-                                if !reasons.contains(&r) {
-                                    reasons.push(r);
-                                }
-                            }
-                        }
-                    }
-                    Err(s) => {
-                        decision = None;
-                        reasons = vec![s.to_string()];
-                        break 'names;
-                    }
-                }
-            }
+                    candidate,
+                    signatures,
+                    &mut registry_calls,
+                )
+                .await,
+            );
         }
-        if decision.is_some() && !judged_any {
-            decision = None;
-            reasons.push("no name of the image could be judged".into());
+        let conclude = |g: &Gathered<'_>| Ok(conclude(g, matcher.as_ref(), &db_version, now));
+        let judged = super::map_on_threads(&gathered, workers, &conclude);
+        for (g, outcome) in gathered.iter().zip(judged) {
+            images.push(outcome.unwrap_or_else(|e| g.outcome(None, vec![e])));
         }
-        let changed = decision.is_some() && decision != was;
-        images.push(ImageOutcome {
-            digest,
-            reference: shown,
-            decision,
-            was,
-            reasons,
-            changed,
-        });
     }
     Report {
         changed: images.iter().filter(|i| i.changed).count(),
@@ -200,6 +103,194 @@ pub async fn policy_test(
         registry_calls,
         db_version,
     }
+}
+
+/// One image's inputs to its judgement under the candidate.
+struct Gathered<'a> {
+    digest: String,
+    /// The name shown for it.
+    shown: String,
+    was: Option<Decision>,
+    /// Known without judging: no policy judges it, its inventory is missing or
+    /// unusable, a policy did not load.
+    early: Option<ImageOutcome>,
+    inventory: Option<ImageInventory>,
+    /// Each (name, judging policy) in order, with the fingerprint scope and the
+    /// signature outcome; gathering stops after the first that cannot be had.
+    checks: Vec<Check<'a>>,
+}
+
+struct Check<'a> {
+    reference: &'a Reference,
+    policy: &'a Policy,
+    scope: String,
+    signatures: Result<SignatureReport, Skip>,
+}
+
+impl Gathered<'_> {
+    fn outcome(&self, decision: Option<Decision>, reasons: Vec<String>) -> ImageOutcome {
+        ImageOutcome {
+            digest: self.digest.clone(),
+            reference: self.shown.clone(),
+            decision,
+            was: self.was,
+            reasons,
+            changed: decision.is_some() && decision != self.was,
+        }
+    }
+}
+
+/// The store's inventory of `image` and, per name and candidate policy, its signature
+/// outcome: stored, else asked of `signatures` (counted in `registry_calls`).
+async fn gather<'a>(
+    store: &VerdictStore,
+    image: &'a PresentImage,
+    was: Option<Decision>,
+    candidate: &'a PolicyState,
+    signatures: Option<&Arc<dyn SignatureSource>>,
+    registry_calls: &mut usize,
+) -> Gathered<'a> {
+    let digest = image.digest.to_string();
+    let mut g = Gathered {
+        shown: image
+            .references
+            .first()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| digest.clone()),
+        digest,
+        was,
+        early: None,
+        inventory: None,
+        checks: Vec::new(),
+    };
+    if !image
+        .references
+        .iter()
+        .any(|r| !judge::judging_policies(&candidate.config, &r.to_string()).is_empty())
+    {
+        let mut allowed = g.outcome(
+            Some(Decision::Allow),
+            vec!["no policy of the candidate judges this image".into()],
+        );
+        // Unjudged under both: no change, unless a stored verdict said otherwise.
+        allowed.changed = was.is_some_and(|w| w != Decision::Allow);
+        g.early = Some(allowed);
+        return g;
+    }
+    let inventory = match store.inventory(&g.digest) {
+        Ok(Some(Ok(inv))) => inv,
+        Ok(Some(Err(e))) => return g.early_skip(Skip::Unreadable(e.to_string()).to_string()),
+        Ok(None) => return g.early_skip(Skip::NoInventory.to_string()),
+        Err(e) => return g.early_skip(e.to_string()),
+    };
+    for reference in &image.references {
+        for policy in judge::judging_policies(&candidate.config, &reference.to_string()) {
+            let fp = match candidate.fingerprint(&policy.name) {
+                Ok(fp) => fp,
+                Err(e) => return g.early_skip(e.to_string()),
+            };
+            let sig = match judge::stored_signatures(&inventory, policy, reference) {
+                Ok(StoredSignatures::NotRequired) => Ok(judge::not_required()),
+                Ok(StoredSignatures::Stored(r)) => Ok(r),
+                Ok(StoredSignatures::Missing { .. }) => match signatures {
+                    Some(source) => {
+                        *registry_calls += 1;
+                        let resolved = ResolvedImage {
+                            digest: inventory.digest.clone(),
+                            platform_digest: inventory.platform_digest.clone(),
+                        };
+                        match candidate.policy(&policy.name) {
+                            Ok(loaded) => source.verify(&loaded, reference, &resolved, None).await,
+                            Err(e) => Err(e.into()),
+                        }
+                        .map_err(|e| {
+                            Skip::Error(format!(
+                                "policy {}: checking signatures at the registry: {e}",
+                                policy.name
+                            ))
+                        })
+                    }
+                    None => Err(Skip::NoSignatureEvidence {
+                        policy: policy.name.clone(),
+                        repository: SignatureEvidence::repository_of(reference),
+                    }),
+                },
+                Err(s) => Err(s),
+            };
+            let failed = sig.is_err();
+            g.checks.push(Check {
+                reference,
+                policy,
+                scope: verdict_scope(policy, fp, reference),
+                signatures: sig,
+            });
+            if failed {
+                g.inventory = Some(inventory);
+                return g;
+            }
+        }
+    }
+    g.inventory = Some(inventory);
+    g
+}
+
+impl Gathered<'_> {
+    /// Not judged, for `why`.
+    fn early_skip(mut self, why: String) -> Self {
+        self.early = Some(self.outcome(None, vec![why]));
+        self
+    }
+}
+
+/// The candidate's judgement of a gathered image: deny when any check denies (its
+/// reasons prefixed with the policy, each once), not judged at the first check that
+/// cannot be judged.
+fn conclude(
+    g: &Gathered<'_>,
+    matcher: Result<&crate::vulndb::Matcher<'_>, &Skip>,
+    db_version: &str,
+    now: OffsetDateTime,
+) -> ImageOutcome {
+    if let Some(early) = &g.early {
+        return early.clone();
+    }
+    let Some(inventory) = &g.inventory else {
+        return g.outcome(None, vec!["no stored inventory".into()]);
+    };
+    let mut decision = Some(Decision::Allow);
+    let mut reasons: Vec<String> = Vec::new();
+    let mut judged_any = false;
+    for c in &g.checks {
+        let keys = Keys {
+            policy_fingerprint: &c.scope,
+            db_version,
+        };
+        let verdict = c.signatures.clone().and_then(|s| {
+            let matcher = matcher.map_err(Skip::clone)?;
+            judge::judge(inventory, c.reference, c.policy, &keys, s, matcher, now)
+        });
+        match verdict {
+            Ok(v) => {
+                judged_any = true;
+                if v.decision == Decision::Deny {
+                    decision = Some(Decision::Deny);
+                    // Two names of one image usually deny for the same reasons.
+                    for r in &v.reasons {
+                        let r = format!("{}: {r}", c.policy.name);
+                        if !reasons.contains(&r) {
+                            reasons.push(r);
+                        }
+                    }
+                }
+            }
+            Err(s) => return g.outcome(None, vec![s.to_string()]),
+        }
+    }
+    if !judged_any {
+        decision = None;
+        reasons.push("no name of the image could be judged".into());
+    }
+    g.outcome(decision, reasons)
 }
 
 /// What the running configuration's stored verdicts say of `image`: deny when any

@@ -17,43 +17,22 @@ pub mod cvss;
 pub mod ecosystem;
 mod error;
 mod import;
+mod matcher;
 pub mod osv;
 pub mod row;
 mod source;
 pub mod version;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Distro, Package, Severity, Vulnerability};
+use crate::report::{Distro, Package, Vulnerability};
 
 use self::import::import_into;
-use self::osv::{AdvisoryHead, AffectedPackage};
-
-/// What a finding takes from its advisory.
-struct Head {
-    id: String,
-    aliases: Vec<String>,
-    summary: Option<String>,
-    severity: Severity,
-    score: Option<f32>,
-}
-
-impl From<&AdvisoryHead<'_>> for Head {
-    fn from(h: &AdvisoryHead<'_>) -> Head {
-        Head {
-            id: h.id.to_string(),
-            aliases: h.aliases.iter().map(|a| a.to_string()).collect(),
-            summary: h.summary.as_ref().map(|s| s.to_string()),
-            severity: h.severity,
-            score: h.score,
-        }
-    }
-}
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const AFFECTED: TableDefinition<&str, &[u8]> = TableDefinition::new("affected");
@@ -69,6 +48,7 @@ pub const EMPTY_VERSION: &str = "none";
 pub const FILE_NAME: &str = "vulndb.redb";
 
 pub use error::VulnDbError;
+pub use matcher::Matcher;
 
 /// Counts of one import. Every record read lands in exactly one of `added`, `updated`,
 /// `unchanged`, `stale`, `withdrawn_removed`, `withdrawn_ignored`, `not_applicable`,
@@ -350,166 +330,15 @@ impl VulnDb {
         Ok(st)
     }
 
-    /// Match an inventory against the database. Pure read; safe from many threads.
+    /// Match an inventory against the database: the vulnerabilities each of `packages`
+    /// (on `os`) has, in package order. Pure read; safe from many threads. To match many
+    /// inventories in one pass, use [`VulnDb::matcher`].
     pub fn matches(
         &self,
         os: Option<&Distro>,
         packages: &[Package],
     ) -> Result<Vec<Vulnerability>, VulnDbError> {
-        let Some(h) = &self.handle else {
-            return Ok(Vec::new());
-        };
-        let txn = h.begin_read().map_err(|e| self.storage(e))?;
-        let affected = txn.open_table(AFFECTED).map_err(|e| self.storage(e))?;
-        let records = txn.open_table(RECORDS).map_err(|e| self.storage(e))?;
-        let aliases = txn.open_table(ALIASES).map_err(|e| self.storage(e))?;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        for (pkg, target) in packages.iter().flat_map(|p| {
-            ecosystem::targets_for(p, os)
-                .into_iter()
-                .map(move |t| (p, t))
-        }) {
-            let prefix = target.ecosystem.index_prefix(&target.name);
-            for item in affected
-                .range(prefix.as_str()..)
-                .map_err(|e| self.storage(e))?
-            {
-                let (k, v) = item.map_err(|e| self.storage(e))?;
-                let key = k.value();
-                let Some(id) = key.strip_prefix(prefix.as_str()) else {
-                    break;
-                };
-                let row = row::decode(v.value()).map_err(|source| VulnDbError::DamagedRow {
-                    path: self.path.clone(),
-                    key: key.to_string(),
-                    source,
-                })?;
-                // The release's own archive decides; an Ubuntu Pro (ESM) entry decides
-                // only where the archive has none, and names the fix where the archive
-                // has none.
-                let mut hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
-                let mut pro_hit: Option<(&AffectedPackage<'_>, Option<String>)> = None;
-                let (mut archive_entry, mut pro_entry) = (false, false);
-                for entry in &row.entries {
-                    if !ecosystem::applies(&entry.ecosystem, &target) {
-                        continue;
-                    }
-                    let pro = ecosystem::is_ubuntu_pro(&entry.ecosystem);
-                    archive_entry |= !pro;
-                    pro_entry |= pro;
-                    let slot = if pro { &mut pro_hit } else { &mut hit };
-                    if let Some(fixed) = entry.affects(&target.version)
-                        && slot.as_ref().is_none_or(|(_, f)| f.is_none())
-                    {
-                        *slot = Some((entry, fixed));
-                    }
-                }
-                let (entry, fixed_in, fix_channel) = match (hit, pro_hit) {
-                    (Some((e, None)), Some((_, Some(pro_fix)))) => {
-                        (e, Some(pro_fix), Some("ubuntu-pro".to_string()))
-                    }
-                    // Unfixed in the archive, but the installed version is Pro's fix
-                    // or later: the image gets its packages from Ubuntu Pro.
-                    (Some((_, None)), None) if pro_entry => continue,
-                    (Some((e, fixed)), _) => (e, fixed, None),
-                    (None, Some((e, fixed))) if !archive_entry => {
-                        let channel = fixed.is_some().then(|| "ubuntu-pro".to_string());
-                        (e, fixed, channel)
-                    }
-                    (None, _) => continue,
-                };
-                if !seen.insert((
-                    id.to_string(),
-                    pkg.name.clone(),
-                    pkg.version.clone(),
-                    pkg.layer.clone(),
-                )) {
-                    continue;
-                }
-                let adv = Head::from(&row.head);
-                let (severity, score) = match entry.severity {
-                    Some(s) => s,
-                    None if adv.severity != Severity::Unknown => (adv.severity, adv.score),
-                    None => self.alias_severity(&records, &aliases, &adv)?,
-                };
-                out.push(Vulnerability {
-                    id: adv.id.clone(),
-                    aliases: adv.aliases.clone(),
-                    package: pkg.name.clone(),
-                    installed_version: pkg.version.clone(),
-                    ecosystem: entry.ecosystem.to_string(),
-                    fixed_in,
-                    fix_channel,
-                    severity,
-                    score,
-                    summary: adv.summary.clone(),
-                    purl: pkg.purl.clone(),
-                    layer: pkg.layer.clone(),
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    fn load(
-        &self,
-        records: &redb::ReadOnlyTable<&str, &[u8]>,
-        id: &str,
-    ) -> Result<Option<Head>, VulnDbError> {
-        let Some(v) = records.get(id).map_err(|e| self.storage(e))? else {
-            return Ok(None);
-        };
-        let h: AdvisoryHead<'_> =
-            serde_json::from_slice(v.value()).map_err(|e| self.stored_entry(id, e))?;
-        Ok(Some(Head::from(&h)))
-    }
-
-    /// Severity of a distro advisory that carries none: the most severe rating among
-    /// the records it aliases (the upstream CVE record, GHSA records naming the CVE).
-    fn alias_severity(
-        &self,
-        records: &redb::ReadOnlyTable<&str, &[u8]>,
-        aliases: &redb::ReadOnlyTable<&str, &str>,
-        adv: &Head,
-    ) -> Result<(Severity, Option<f32>), VulnDbError> {
-        let mut best: Option<(Severity, Option<f32>)> = None;
-        let mut consider = |s: Severity, score: Option<f32>| {
-            if s == Severity::Unknown {
-                return;
-            }
-            let better = match best {
-                None => true,
-                Some((bs, bscore)) => (s, score.unwrap_or(0.0)) > (bs, bscore.unwrap_or(0.0)),
-            };
-            if better {
-                best = Some((s, score));
-            }
-        };
-        for alias in adv.aliases.iter().take(16) {
-            if let Some(a) = self.load(records, alias)? {
-                consider(a.severity, a.score);
-            }
-            let prefix = format!("{alias}\0");
-            for row in aliases
-                .range(prefix.as_str()..)
-                .map_err(|e| self.storage(e))?
-                .take(64)
-            {
-                let (k, v) = row.map_err(|e| self.storage(e))?;
-                if !k.value().starts_with(&prefix) {
-                    break;
-                }
-                let other = v.value();
-                if other == adv.id {
-                    continue;
-                }
-                if let Some(a) = self.load(records, other)? {
-                    consider(a.severity, a.score);
-                }
-            }
-        }
-        Ok(best.unwrap_or((Severity::Unknown, None)))
+        self.matcher()?.matches(os, packages)
     }
 }
 
