@@ -155,6 +155,7 @@ fn seed_store(
             } else {
                 vec![]
             },
+            vex: vec![],
             recorded_at: "2026-11-30T00:00:00Z".into(),
         };
         let v = pullwarden::policy::evaluate::evaluate(

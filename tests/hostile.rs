@@ -1008,6 +1008,8 @@ fn stored_inventories() {
         "files":[{{"kind":"setuid","path":"bin/su","layer":"sha256:00","detail":"04755"}}],
         "vulnerabilities":[],"layers":[{{"digest":"sha256:00","diff_id":null,"media_type":"m","compressed_bytes":1,"uncompressed_bytes":2,"entries":3,"cached":false}}]}},
         "signatures":[{{"requirement":"r","repository":"127.0.0.1:5000/app","report":{{"required":true,"satisfied":true,"threshold":1,"verified_signers":["k"],"checks":[]}},"verified_at":"2026-11-30T00:00:00Z"}}],
+        "vex":[{{"requirement":"v","looked_up_at":"2026-11-30T00:00:00Z","sources":[{{"origin":"attestation sha256:11","signer":"key k","untrusted_reason":null,
+          "document":{{"format":"openvex","id":null,"statements":[{{"vulnerability":["CVE-2026-1"],"products":["{digest}"],"subcomponents":[],"status":"not_affected","justification":"component_not_present","impact_statement":null,"timestamp":null}}]}}}}]}}],
         "recorded_at":"2026-11-30T00:00:00Z"}}"#
     );
     assert!(ImageInventory::decode(digest, seed.as_bytes()).is_ok());

@@ -553,6 +553,52 @@ async fn the_node_applies_signed_vex_to_pulls() {
     );
     assert!(text.contains("VEX NOT APPLIED"), "{text}");
 
+    // A new database re-judges the image from its inventory, with no registry call:
+    // the VEX the pull looked up is kept with the inventory and applies again, so the
+    // re-judged verdict allows as the pull did (before, every finding counted).
+    std::fs::write(
+        osv.join("DSA-9996-1.json"),
+        OSV.replace("DSA-9998-1", "DSA-9996-1")
+            .replace("CVE-2026-99998", "CVE-2026-99996")
+            .replace("base-files", "no-such-package"),
+    )
+    .unwrap();
+    let out = daemon.cli(&["db", "import", osv.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let v = loop {
+        let v = json(&["verdict", "--json", &app.digest]);
+        if v["how"] == "rescored" {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not rescored: {}",
+            daemon.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(v["decision"], "allow", "{v}");
+    assert_eq!(v["vex"]["suppressed"][0]["id"], "DSA-9998-1", "{v}");
+    assert!(
+        v["vex"]["suppressed"][0]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("vendor.pub"),
+        "{v}"
+    );
+    assert!(
+        v["findings"]["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{v}"
+    );
+
     // The vendor's VEX is about the app's digest: another image with the same package
     // is still denied, even with that attestation copied under its own `.att` tag.
     push_attestation(

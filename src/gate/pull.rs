@@ -379,7 +379,7 @@ impl Gate {
             return Err(Moved(target.digest));
         }
         let mut scan_source = None;
-        let judged = if ctx.policy.scan.enabled {
+        let mut judged = if ctx.policy.scan.enabled {
             let started = std::time::Instant::now();
             let (judged, source) = self
                 .scanner
@@ -410,7 +410,9 @@ impl Gate {
         };
         // What the scan found stays with the verdict, so the image can be judged again
         // (a new database, another policy) without reading a layer.
+        // So does the VEX the pull looked up, so re-judging applies the same.
         let inventory_report = judged.as_ref().map(|j| j.report.clone());
+        let vex_sources = judged.as_mut().and_then(|j| j.vex_sources.take());
         let mut v = evaluate::evaluate(
             &ctx.policy,
             subject,
@@ -421,7 +423,7 @@ impl Gate {
         );
         v.scan_source = scan_source;
         v.how = Some(How::Evaluated);
-        self.store_with_inventory(ctx, key, &v, inventory_report)
+        self.store_with_inventory(ctx, key, &v, inventory_report, vex_sources)
             .await
             .map_err(Failed)?;
         self.record(ctx, &v, How::Evaluated);
@@ -532,12 +534,13 @@ impl Gate {
         key: &VerdictKey,
         v: &Verdict,
         report: Option<crate::report::ScanReport>,
+        vex: Option<Vec<crate::vex::VexSource>>,
     ) -> Result<(), GateError> {
         let store = self.verdicts.clone();
         let (key, v) = (key.clone(), v.clone());
         let (policy, reference) = (ctx.policy.clone(), ctx.reference.clone());
         tokio::task::spawn_blocking(move || {
-            let inventory = ImageInventory::of_pull(&v, &policy, &reference, report);
+            let inventory = ImageInventory::of_pull(&v, &policy, &reference, report, vex);
             store.put_with_inventory(&key, &v, &inventory)
         })
         .await

@@ -21,6 +21,9 @@ pub struct JudgedScan {
     /// How looking for VEX went (`found`, `none`, `no_signers`, `error`), for
     /// `pullwarden_vex_lookups_total`; `None`: not looked for.
     pub vex_lookup: Option<&'static str>,
+    /// The VEX sources the lookup found, for the image's inventory; `None`: not looked
+    /// for, or the lookup failed.
+    pub vex_sources: Option<Vec<crate::vex::VexSource>>,
 }
 
 /// Everything evaluation needs about the image.
@@ -158,6 +161,7 @@ pub fn judge_scan(
         warnings,
         vex: Default::default(),
         vex_lookup: None,
+        vex_sources: None,
     }
 }
 

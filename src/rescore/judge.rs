@@ -11,7 +11,8 @@ use crate::policy::Verdict;
 use crate::policy::evaluate::{self, Keys, Subject};
 use crate::reference::Reference;
 use crate::report::{ScanReport, SignatureReport};
-use crate::store::{ImageInventory, SignatureEvidence};
+use crate::store::{ImageInventory, SignatureEvidence, VexEvidence};
+use crate::vex::VexSource;
 use crate::vulndb::Matcher;
 
 /// Why an image was not judged from the store. Each is logged and counted; none is a
@@ -103,7 +104,10 @@ pub fn not_required() -> SignatureReport {
 /// The verdict `policy` gives the image `inventory` describes, pulled as `reference`,
 /// with `signatures` as the outcome of its signature check, vulnerabilities from `matcher`,
 /// as of `now`. Marked [`How::Rescored`]. Like a pull, an enforcing policy whose
-/// signature requirement fails judges nothing else.
+/// signature requirement fails judges nothing else, and the VEX the pull looked up
+/// (stored with the inventory, for the same VEX signer set) is applied before judging.
+/// Without such a lookup (the image had no finding when pulled, the lookup failed, the
+/// VEX signers changed) every finding counts: never more permissive than the pull.
 pub fn judge(
     inventory: &ImageInventory,
     reference: &Reference,
@@ -131,7 +135,7 @@ pub fn judge(
             .map_err(|e| Skip::Error(format!("matching vulnerabilities: {e}")))?;
         // Judging reads the findings, never the packages (the verdict keeps their
         // count, set below): they are not copied.
-        let report = ScanReport {
+        let mut report = ScanReport {
             os: stored.os.clone(),
             packages: Vec::new(),
             secrets: stored.secrets.clone(),
@@ -139,10 +143,17 @@ pub fn judge(
             vulnerabilities,
             layers: stored.layers.clone(),
         };
-        Some((
-            crate::engine::judge(report, &policy.scan, now.date()),
-            stored.packages.len(),
-        ))
+        let vex = stored_vex(inventory, policy)
+            .map(|sources| {
+                let digests: Vec<_> = std::iter::once(inventory.digest.clone())
+                    .chain(inventory.platform_digest.clone())
+                    .collect();
+                crate::vex::node::apply_stored(&mut report, &digests, sources)
+            })
+            .unwrap_or_default();
+        let mut judged = crate::engine::judge(report, &policy.scan, now.date());
+        judged.vex = vex;
+        Some((judged, stored.packages.len()))
     } else {
         None
     };
@@ -157,6 +168,14 @@ pub fn judge(
     }
     v.how = Some(How::Rescored);
     Ok(v)
+}
+
+/// The VEX sources a pull of the image looked up for `policy`'s VEX signers, if any.
+fn stored_vex<'a>(inventory: &'a ImageInventory, policy: &Policy) -> Option<&'a [VexSource]> {
+    let requirement = VexEvidence::requirement_of(policy).ok()?;
+    inventory
+        .vex_evidence(&requirement)
+        .map(|e| e.sources.as_slice())
 }
 
 /// The policies that judge ImageStatus for `name` (ImageStatus carries no pod

@@ -22,6 +22,7 @@ use crate::fleet::ScanSource;
 use crate::policy::Verdict;
 use crate::reference::Reference;
 use crate::report::{ScanReport, SignatureReport};
+use crate::vex::VexSource;
 
 /// Manifest digest → inventory JSON ([`ImageInventory`]).
 pub(super) const INVENTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("inventory");
@@ -34,6 +35,9 @@ pub const MAX_INVENTORY_BYTES: usize = 64 << 20;
 pub const MAX_REFERENCES: usize = 64;
 /// Most signature outcomes kept per image (one per signer set × repository).
 pub const MAX_EVIDENCE: usize = 32;
+/// Most VEX sources kept per lookup (a node examines at most 32 attestations per
+/// digest, for up to two digests).
+pub const MAX_VEX_SOURCES: usize = 128;
 
 /// One image as stored for re-judging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +66,10 @@ pub struct ImageInventory {
     /// What signature checks concluded, per signer set and repository, newest first.
     #[serde(default)]
     pub signatures: Vec<SignatureEvidence>,
+    /// The VEX pulls looked up for the image, per VEX signer set, newest first (none
+    /// when no pull looked: no finding to suppress, or the lookup failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vex: Vec<VexEvidence>,
     /// RFC 3339 UTC of the last write.
     pub recorded_at: String,
 }
@@ -80,6 +88,37 @@ pub struct SignatureEvidence {
     pub verified_at: String,
 }
 
+/// The VEX one pull looked up for the image, reusable while the policy's VEX signers
+/// are the same: re-judging applies it as the pull did, with no registry call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VexEvidence {
+    /// Hash of the VEX signer set it was verified with ([`VexEvidence::requirement_of`]).
+    pub requirement: String,
+    /// Every VEX attestation found: trusted (with its signer) or not (with why).
+    pub sources: Vec<VexSource>,
+    /// RFC 3339 UTC of the lookup.
+    pub looked_up_at: String,
+}
+
+impl VexEvidence {
+    /// Hex BLAKE3 of a policy's VEX signer set: the `[policy.vex]` section as loaded
+    /// and, since without it the image signers are the VEX signers, the
+    /// `[policy.signatures]` section, with the bytes of every key file and trust root
+    /// both name. Equal hashes mean stored VEX was verified by the same signers.
+    /// `Err`: a named file that was not loaded and cannot be read now.
+    pub fn requirement_of(policy: &Policy) -> Result<String, String> {
+        let sections =
+            serde_json::to_vec(&(&policy.vex, &policy.signatures)).map_err(|e| e.to_string())?;
+        let sig = policy.signatures.iter();
+        let vex = policy.vex.iter();
+        let files = vex
+            .clone()
+            .flat_map(|v| v.keys.iter().chain(v.trusted_root.iter()))
+            .chain(sig.flat_map(|s| s.keys.iter().chain(s.trusted_root.iter())));
+        requirement_hash(b"pullwarden vex requirement v1\0", &sections, files, policy)
+    }
+}
+
 impl SignatureEvidence {
     /// Hex BLAKE3 of a policy's signature requirement: the `[policy.signatures]` section
     /// as loaded (keys, threshold, keyless identities, trust root path) and the bytes of
@@ -90,23 +129,15 @@ impl SignatureEvidence {
         let Some(sig) = &policy.signatures else {
             return Ok(None);
         };
-        let mut h = blake3::Hasher::new();
-        h.update(b"pullwarden signature requirement v1\0");
         let json = serde_json::to_vec(sig).map_err(|e| e.to_string())?;
-        field(&mut h, &json);
         let files = sig.keys.iter().chain(sig.trusted_root.iter());
-        for path in files {
-            // The bytes read at load (as the verifier was built from them), else the
-            // file as it is now (a config that was not checked).
-            let bytes = match policy.files.get(path) {
-                Some(b) => b.to_vec(),
-                None => crate::verify::keys::read_config_file(path, MAX_DENYLIST_BYTES)
-                    .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?,
-            };
-            field(&mut h, path.as_os_str().as_encoded_bytes());
-            field(&mut h, &bytes);
-        }
-        Ok(Some(h.finalize().to_hex().to_string()))
+        requirement_hash(
+            b"pullwarden signature requirement v1\0",
+            &json,
+            files,
+            policy,
+        )
+        .map(Some)
     }
 
     /// The repository a signature outcome is bound to (cosign's `docker-reference`), as
@@ -114,6 +145,30 @@ impl SignatureEvidence {
     pub fn repository_of(reference: &Reference) -> String {
         crate::reference::canonical_host(&reference.name()).into_owned()
     }
+}
+
+/// Hex BLAKE3 of `tag`, the `section` JSON, and each of `files` (path and bytes): the
+/// bytes read at load (as the verifier was built from them), else the file as it is now
+/// (a config that was not checked).
+fn requirement_hash<'a>(
+    tag: &[u8],
+    section: &[u8],
+    files: impl Iterator<Item = &'a std::path::PathBuf>,
+    policy: &Policy,
+) -> Result<String, String> {
+    let mut h = blake3::Hasher::new();
+    h.update(tag);
+    field(&mut h, section);
+    for path in files {
+        let bytes = match policy.files.get(path) {
+            Some(b) => b.to_vec(),
+            None => crate::verify::keys::read_config_file(path, MAX_DENYLIST_BYTES)
+                .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?,
+        };
+        field(&mut h, path.as_os_str().as_encoded_bytes());
+        field(&mut h, &bytes);
+    }
+    Ok(h.finalize().to_hex().to_string())
 }
 
 /// One length-prefixed field of a hash input.
@@ -146,12 +201,14 @@ pub enum InventoryError {
 impl ImageInventory {
     /// The inventory a pull's verdict `v` under `policy` leaves behind for `reference`:
     /// the composed scan `report` without its vulnerabilities (they are matched anew at
-    /// each judging), and the signature outcome under the policy's requirement.
+    /// each judging), the signature outcome under the policy's requirement, and the VEX
+    /// sources the pull looked up (`None`: it did not look, or the lookup failed).
     pub fn of_pull(
         v: &Verdict,
         policy: &Policy,
         reference: &Reference,
         report: Option<ScanReport>,
+        vex: Option<Vec<VexSource>>,
     ) -> ImageInventory {
         let report = report.map(|mut r| {
             r.vulnerabilities.clear();
@@ -168,6 +225,14 @@ impl ImageInventory {
             // outcome is not reusable (the next re-judging skips it for that policy).
             Ok(None) | Err(_) => Vec::new(),
         };
+        let vex = match (vex, VexEvidence::requirement_of(policy)) {
+            (Some(sources), Ok(requirement)) => vec![VexEvidence {
+                requirement,
+                sources,
+                looked_up_at: v.decided_at.clone(),
+            }],
+            _ => Vec::new(),
+        };
         ImageInventory {
             format: INVENTORY_FORMAT,
             digest: v.digest.clone(),
@@ -182,6 +247,7 @@ impl ImageInventory {
             },
             report,
             signatures,
+            vex,
             recorded_at: v.decided_at.clone(),
         }
     }
@@ -216,6 +282,12 @@ impl ImageInventory {
         for (what, count, max) in [
             ("references", inv.references.len(), MAX_REFERENCES),
             ("signature outcomes", inv.signatures.len(), MAX_EVIDENCE),
+            ("VEX lookups", inv.vex.len(), MAX_EVIDENCE),
+            (
+                "VEX sources",
+                inv.vex.iter().map(|e| e.sources.len()).max().unwrap_or(0),
+                MAX_VEX_SOURCES,
+            ),
         ] {
             if count > max {
                 return Err(InventoryError::TooMany { what, count, max });
@@ -247,11 +319,24 @@ impl ImageInventory {
                 self.signatures.push(e);
             }
         }
+        for e in older.vex {
+            if self.vex.len() >= MAX_EVIDENCE {
+                break;
+            }
+            if !self.vex.iter().any(|n| n.requirement == e.requirement) {
+                self.vex.push(e);
+            }
+        }
         if self.report.is_none() {
             self.report = older.report;
             self.scan_source = self.scan_source.or(older.scan_source);
         }
         self
+    }
+
+    /// The stored VEX lookup for the VEX signer set `requirement`, if any.
+    pub fn vex_evidence(&self, requirement: &str) -> Option<&VexEvidence> {
+        self.vex.iter().find(|e| e.requirement == requirement)
     }
 
     /// The stored signature outcome for `requirement` and `repository`, if any.
@@ -379,6 +464,28 @@ mod tests {
                 report: SignatureReport::default(),
                 verified_at: "2026-11-30T00:00:00Z".into(),
             }],
+            vex: vec![VexEvidence {
+                requirement: "v1".into(),
+                sources: vec![VexSource {
+                    origin: "attestation sha256:11 (sha256-00.att)".into(),
+                    signer: Some("key vendor.pub (sha256:22)".into()),
+                    untrusted_reason: None,
+                    document: crate::vex::VexDocument {
+                        format: "openvex",
+                        id: Some("https://example.com/vex/1".into()),
+                        statements: vec![crate::vex::Statement {
+                            vulnerability: vec!["CVE-2026-1".into()],
+                            products: vec![digest.to_string()],
+                            subcomponents: vec![],
+                            status: crate::vex::Status::NotAffected,
+                            justification: Some("vulnerable_code_not_present".into()),
+                            impact_statement: None,
+                            timestamp: Some("2026-11-01T00:00:00Z".into()),
+                        }],
+                    },
+                }],
+                looked_up_at: "2026-11-30T00:00:00Z".into(),
+            }],
             recorded_at: "2026-11-30T00:00:00Z".into(),
         }
     }
@@ -407,6 +514,24 @@ mod tests {
             ImageInventory::decode(&d.to_string(), &many.encode().unwrap()),
             Err(InventoryError::TooMany { .. })
         ));
+        let mut many = inv.clone();
+        many.vex[0].sources = vec![many.vex[0].sources[0].clone(); MAX_VEX_SOURCES + 1];
+        assert!(matches!(
+            ImageInventory::decode(&d.to_string(), &many.encode().unwrap()),
+            Err(InventoryError::TooMany {
+                what: "VEX sources",
+                ..
+            })
+        ));
+        // A stored VEX document of a format this build does not parse is not trusted.
+        let bogus = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("\"format\":\"openvex\"", "\"format\":\"bogus\"");
+        assert_ne!(bogus.as_bytes(), &bytes[..]);
+        assert!(matches!(
+            ImageInventory::decode(&d.to_string(), bogus.as_bytes()),
+            Err(InventoryError::Decode(_))
+        ));
         assert!(matches!(
             ImageInventory::decode(&d.to_string(), b"{\"format\":1"),
             Err(InventoryError::Decode(_))
@@ -417,6 +542,49 @@ mod tests {
         ));
     }
 
+    /// Stored VEX answers only for the signers it was verified with: another VEX key,
+    /// other key bytes under the same path, or other image signers when those are the
+    /// VEX signers, each make another requirement.
+    #[test]
+    fn a_vex_requirement_names_the_signers_and_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |name: &str, bytes: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p.display().to_string()
+        };
+        let (img, vex1, vex2) = (
+            key("img.pub", "img"),
+            key("v1.pub", "one"),
+            key("v2.pub", "two"),
+        );
+        let req = |extra: &str| {
+            let cfg = crate::config::Config::parse(&format!(
+                "[[policy]]\nname = \"p\"\nimages = [\"**\"]\n[policy.signatures]\nkeys = [\"{img}\"]\n{extra}"
+            ))
+            .unwrap();
+            VexEvidence::requirement_of(&cfg.policies[0]).unwrap()
+        };
+        let by_image_signers = req("");
+        let by_vex1 = req(&format!("[policy.vex]\nkeys = [\"{vex1}\"]\n"));
+        assert_eq!(
+            by_vex1,
+            req(&format!("[policy.vex]\nkeys = [\"{vex1}\"]\n"))
+        );
+        assert_ne!(by_vex1, by_image_signers);
+        assert_ne!(
+            by_vex1,
+            req(&format!("[policy.vex]\nkeys = [\"{vex2}\"]\n"))
+        );
+        key("v1.pub", "one, rotated");
+        assert_ne!(
+            by_vex1,
+            req(&format!("[policy.vex]\nkeys = [\"{vex1}\"]\n"))
+        );
+        key("img.pub", "img, rotated");
+        assert_ne!(by_image_signers, req(""));
+    }
+
     #[test]
     fn merging_keeps_other_names_and_signer_sets() {
         let d = Digest::sha256_of(b"image");
@@ -424,12 +592,14 @@ mod tests {
         let mut new = sample(&d);
         new.references = vec!["127.0.0.1:5000/app:v2".into()];
         new.signatures[0].requirement = "r2".into();
+        new.vex[0].requirement = "v2".into();
         new.report = None;
         let m = new.merged_with(old.clone());
         assert_eq!(m.references.len(), 2);
         assert_eq!(m.references[0], "127.0.0.1:5000/app:v2");
         assert!(m.evidence("r1", "127.0.0.1:5000/app").is_some());
         assert!(m.evidence("r2", "127.0.0.1:5000/app").is_some());
+        assert!(m.vex_evidence("v1").is_some() && m.vex_evidence("v2").is_some());
         assert_eq!(
             m.report, old.report,
             "a scan-less verdict keeps the stored scan"

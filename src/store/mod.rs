@@ -39,6 +39,7 @@ pub use history::{HistoryEvent, now_rfc3339};
 use inventory::INVENTORY;
 pub use inventory::{
     INVENTORY_FORMAT, ImageInventory, InventoryError, MAX_INVENTORY_BYTES, SignatureEvidence,
+    VexEvidence,
 };
 pub use layers::LayerStore;
 

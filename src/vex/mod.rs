@@ -74,8 +74,9 @@ impl std::fmt::Display for Status {
     }
 }
 
-/// One statement, in the terms both formats share.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One statement, in the terms both formats share. Serialized only into the store
+/// (an image's inventory keeps the VEX its pull looked up), never as a VEX document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     /// Vulnerability name (`CVE-…`, `GHSA-…`, a distro advisory) and its aliases.
     pub vulnerability: Vec<String>,
@@ -92,13 +93,50 @@ pub struct Statement {
 }
 
 /// A parsed VEX document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VexDocument {
     /// `openvex` or `cyclonedx`.
     pub format: &'static str,
     /// The document's `@id` / `serialNumber`, when it has one.
     pub id: Option<String>,
     pub statements: Vec<Statement>,
+}
+
+/// A [`VexDocument`] as stored (in an image's inventory).
+#[derive(Deserialize)]
+struct StoredDocument {
+    format: String,
+    id: Option<String>,
+    statements: Vec<Statement>,
+}
+
+impl<'de> Deserialize<'de> for VexDocument {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<VexDocument, D::Error> {
+        VexDocument::try_from(StoredDocument::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<StoredDocument> for VexDocument {
+    type Error = String;
+    fn try_from(d: StoredDocument) -> Result<VexDocument, String> {
+        let format = match d.format.as_str() {
+            "openvex" => "openvex",
+            "cyclonedx" => "cyclonedx",
+            other => {
+                return Err(format!(
+                    "VEX format {other:?} is neither openvex nor cyclonedx"
+                ));
+            }
+        };
+        if d.statements.len() > MAX_STATEMENTS {
+            return Err(format!("more than {MAX_STATEMENTS} statements"));
+        }
+        Ok(VexDocument {
+            format,
+            id: d.id,
+            statements: d.statements,
+        })
+    }
 }
 
 /// Parses an OpenVEX v0.2.0 document or a CycloneDX VEX BOM (JSON).
@@ -358,7 +396,7 @@ pub fn image_digest_of(id: &str) -> Option<String> {
 }
 
 /// A VEX document and who vouches for it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VexSource {
     /// Where it came from: `file PATH`, `attestation sha256:…` (the layer or bundle).
     pub origin: String,

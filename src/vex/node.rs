@@ -50,6 +50,15 @@ impl Lookup {
     }
 }
 
+/// What looking up VEX for one pull gave: the outcome of applying it, how the lookup
+/// went, and the sources found (`None`: the lookup failed; kept with the image's
+/// inventory so that re-judging applies the same VEX).
+pub struct Applied {
+    pub outcome: VexOutcome,
+    pub lookup: Lookup,
+    pub sources: Option<Vec<VexSource>>,
+}
+
 /// Looks up the VEX attached to the image (`digests`: the manifest digest the pull
 /// resolved, and the platform manifest's when it differs) and applies it to `report`.
 /// Never fails: on any error `report` is left as it was and the outcome is empty.
@@ -60,9 +69,14 @@ pub async fn apply_attached(
     digests: &[Digest],
     creds: &Credentials,
     report: &mut ScanReport,
-) -> (VexOutcome, Lookup) {
+) -> Applied {
+    let applied = |outcome, lookup, sources| Applied {
+        outcome,
+        lookup,
+        sources,
+    };
     if signers.is_empty() {
-        return (VexOutcome::default(), Lookup::NoSigners);
+        return applied(VexOutcome::default(), Lookup::NoSigners, Some(Vec::new()));
     }
     let lookup = async {
         let mut sources: Vec<VexSource> = Vec::new();
@@ -76,21 +90,31 @@ pub async fn apply_attached(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::warn!(image = %reference, error = %e, "looking for VEX attestations failed; no VEX applied");
-            return (VexOutcome::default(), Lookup::Error);
+            return applied(VexOutcome::default(), Lookup::Error, None);
         }
         Err(_) => {
             tracing::warn!(image = %reference, timeout = ?LOOKUP_TIMEOUT, "looking for VEX attestations timed out; no VEX applied");
-            return (VexOutcome::default(), Lookup::Error);
+            return applied(VexOutcome::default(), Lookup::Error, None);
         }
     };
     if sources.is_empty() {
-        return (VexOutcome::default(), Lookup::None);
+        return applied(VexOutcome::default(), Lookup::None, Some(sources));
     }
-    let names: Vec<String> = digests.iter().map(ToString::to_string).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let outcome = super::apply_any(report, &names, &sources);
+    let outcome = apply_stored(report, digests, &sources);
     for s in &outcome.suppressed {
         tracing::info!(image = %reference, vulnerability = %s.id, package = %s.package, status = %s.status, signer = %s.signer, "finding suppressed by VEX");
     }
-    (outcome, Lookup::Found)
+    applied(outcome, Lookup::Found, Some(sources))
+}
+
+/// Applies `sources` (found for the image whose manifest digests are `digests`: the
+/// one pulled first, the platform manifest's second) to `report`, as a pull does.
+pub fn apply_stored(
+    report: &mut ScanReport,
+    digests: &[Digest],
+    sources: &[VexSource],
+) -> VexOutcome {
+    let names: Vec<String> = digests.iter().map(ToString::to_string).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    super::apply_any(report, &names, sources)
 }

@@ -286,7 +286,7 @@ async fn node_lookup_failure_applies_nothing() {
     let mut r = report();
     let signers =
         |i: usize| crate::vex::signers::VexSigners::for_policy(Some(&cfg.policies[i])).unwrap();
-    let (out, lookup) = node::apply_attached(
+    let a = node::apply_attached(
         &client,
         &signers(0),
         &reference,
@@ -295,10 +295,11 @@ async fn node_lookup_failure_applies_nothing() {
         &mut r,
     )
     .await;
-    assert_eq!(lookup, node::Lookup::Error);
-    assert!(out.is_empty());
+    assert_eq!(a.lookup, node::Lookup::Error);
+    assert!(a.outcome.is_empty());
+    assert_eq!(a.sources, None, "a failed lookup leaves nothing to keep");
     assert_eq!(r, report());
-    let (out, lookup) = node::apply_attached(
+    let a = node::apply_attached(
         &client,
         &signers(1),
         &reference,
@@ -307,6 +308,7 @@ async fn node_lookup_failure_applies_nothing() {
         &mut r,
     )
     .await;
-    assert_eq!(lookup, node::Lookup::NoSigners);
-    assert!(out.is_empty());
+    assert_eq!(a.lookup, node::Lookup::NoSigners);
+    assert!(a.outcome.is_empty());
+    assert_eq!(a.sources, Some(Vec::new()));
 }

@@ -127,7 +127,7 @@ impl LayerScanner {
     /// Looks up the VEX attached to the pulled image (`digests`: the digest pulled and
     /// the platform manifest's) and applies it to `report` before it is judged. Never
     /// fails (see [`crate::vex::node`]); without a registry client, or with no
-    /// vulnerability in `report`, nothing is looked up.
+    /// vulnerability in `report`, nothing is looked up (`None`).
     pub async fn apply_vex(
         &self,
         policy: &LoadedPolicy,
@@ -135,30 +135,29 @@ impl LayerScanner {
         digests: &[Digest],
         creds: &Credentials,
         report: &mut ScanReport,
-    ) -> (crate::vex::VexOutcome, Option<crate::vex::node::Lookup>) {
+    ) -> Option<crate::vex::node::Applied> {
         let client = self
             .vex_registry
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         // VEX can only suppress findings: an image with none costs no registry call.
-        let Some(client) = client.filter(|_| !report.vulnerabilities.is_empty()) else {
-            return (crate::vex::VexOutcome::default(), None);
-        };
+        let client = client.filter(|_| !report.vulnerabilities.is_empty())?;
         let signers = match policy.vex_signers() {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(policy = %policy.name, error = %e, "VEX signers unreadable; no VEX applied");
-                return (
-                    crate::vex::VexOutcome::default(),
-                    Some(crate::vex::node::Lookup::Error),
-                );
+                return Some(crate::vex::node::Applied {
+                    outcome: crate::vex::VexOutcome::default(),
+                    lookup: crate::vex::node::Lookup::Error,
+                    sources: None,
+                });
             }
         };
-        let (outcome, lookup) =
+        Some(
             crate::vex::node::apply_attached(&client, &signers, reference, digests, creds, report)
-                .await;
-        (outcome, Some(lookup))
+                .await,
+        )
     }
 
     /// Starts looking for scan attestations of `subject` (the platform manifest the
@@ -403,13 +402,16 @@ impl ImageScanner for LayerScanner {
         if platform != target.digest {
             digests.push(platform);
         }
-        let (vex, lookup) = self
+        let applied = self
             .apply_vex(policy, reference, &digests, &creds, &mut report)
             .await;
         let today = time::OffsetDateTime::now_utc().date();
         let mut judged = crate::engine::judge(report, &policy.scan, today);
-        judged.vex = vex;
-        judged.vex_lookup = lookup.map(|l| l.as_str());
+        if let Some(a) = applied {
+            judged.vex = a.outcome;
+            judged.vex_lookup = Some(a.lookup.as_str());
+            judged.vex_sources = a.sources;
+        }
         Ok((judged, source))
     }
 
