@@ -614,6 +614,46 @@ async fn the_node_applies_signed_vex_to_pulls() {
     pull_denied(&daemon, &other_ref, &other.digest, "VEX for another digest").await;
     let v = json(&["verdict", "--json", &other.digest]);
     assert!(v["vex"]["suppressed"].as_array().unwrap().is_empty(), "{v}");
+
+    // The VEX signers change on reload: what the vendor's key vouched for under the old
+    // set is not carried over. The stored lookup answers another signer set, so the
+    // re-judge of the app counts every finding (the stranger's stored attestation was
+    // untrusted when it was looked up, and stored trust is never re-derived): denied.
+    let stranger_pub = keys.path().join("stranger.pub");
+    std::fs::write(&stranger_pub, &stranger.public_pem).unwrap();
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    std::fs::write(
+        &daemon.config,
+        format!(
+            "{text}\n[policy.vex]\nkeys = [\"{}\"]\n",
+            stranger_pub.display()
+        ),
+    )
+    .unwrap();
+    let out = daemon.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let v = loop {
+        let v = json(&["verdict", "--json", &app.digest]);
+        if v["how"] == "rescored" && v["decision"] == "deny" {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not re-judged under the new VEX signers: {v}: {}",
+            daemon.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        v["findings"]["vulnerabilities"][0]["id"], "DSA-9998-1",
+        "{v}"
+    );
+    assert!(v["vex"]["suppressed"].as_array().unwrap().is_empty(), "{v}");
 }
 
 /// Pushes a salted base-files image and signs it with `by` (cosign's `.sig` tag).

@@ -175,10 +175,10 @@ pub async fn publish(
         "size": manifest.len(),
         "artifactType": ARTIFACT_TYPE,
         "annotations": {
-                ANN_SIGNER: keyid,
-                ANN_CREATED: created,
-                ANN_ENVELOPE: envelope_digest.to_string(),
-            },
+            ANN_SIGNER: keyid,
+            ANN_CREATED: created,
+            ANN_ENVELOPE: envelope_digest.to_string(),
+        },
     });
     add_to_fallback_index(client, reference, &image.manifest, &entry, &keyid, creds).await?;
     Ok(Published {

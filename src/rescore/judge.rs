@@ -148,7 +148,7 @@ pub fn judge(
                 let digests: Vec<_> = std::iter::once(inventory.digest.clone())
                     .chain(inventory.platform_digest.clone())
                     .collect();
-                crate::vex::node::apply_stored(&mut report, &digests, sources)
+                crate::vex::node::apply_sources(&mut report, &digests, sources)
             })
             .unwrap_or_default();
         let mut judged = crate::engine::judge(report, &policy.scan, now.date());

@@ -160,10 +160,11 @@ fn requirement_hash<'a>(
     h.update(tag);
     field(&mut h, section);
     for path in files {
-        let bytes = match policy.files.get(path) {
-            Some(b) => b.to_vec(),
+        let bytes: std::sync::Arc<[u8]> = match policy.files.get(path) {
+            Some(b) => b,
             None => crate::verify::keys::read_config_file(path, MAX_DENYLIST_BYTES)
-                .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?,
+                .map_err(|e| format!("policy {}: {}: {e}", policy.name, path.display()))?
+                .into(),
         };
         field(&mut h, path.as_os_str().as_encoded_bytes());
         field(&mut h, &bytes);

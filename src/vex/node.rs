@@ -100,7 +100,7 @@ pub async fn apply_attached(
     if sources.is_empty() {
         return applied(VexOutcome::default(), Lookup::None, Some(sources));
     }
-    let outcome = apply_stored(report, digests, &sources);
+    let outcome = apply_sources(report, digests, &sources);
     for s in &outcome.suppressed {
         tracing::info!(image = %reference, vulnerability = %s.id, package = %s.package, status = %s.status, signer = %s.signer, "finding suppressed by VEX");
     }
@@ -108,8 +108,9 @@ pub async fn apply_attached(
 }
 
 /// Applies `sources` (found for the image whose manifest digests are `digests`: the
-/// one pulled first, the platform manifest's second) to `report`, as a pull does.
-pub fn apply_stored(
+/// one pulled first, the platform manifest's second) to `report`: a pull with what it
+/// just fetched, a re-judge with what the pull stored.
+pub fn apply_sources(
     report: &mut ScanReport,
     digests: &[Digest],
     sources: &[VexSource],
